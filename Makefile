@@ -1,0 +1,56 @@
+# modelgate — make help lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+WASM_SRC  := target/wasm32-wasip1/release/modelgate.wasm
+WASM      := build/modelgate.wasm
+CARGO     ?= cargo
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: $(VENV)/.installed ## Install the wasm target and the test virtualenv (Envoy, SDKs)
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+.PHONY: wasm
+wasm: ## Build build/modelgate.wasm (release, wasm32-wasip1)
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	$(CARGO) build --release --target wasm32-wasip1 -p modelgate-filter
+	@mkdir -p build
+	cp $(WASM_SRC) $(WASM)
+	@ls -l $(WASM) | awk '{print "modelgate.wasm: " $$5 " bytes"}'
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy (warnings are errors)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p modelgate-filter -- -D warnings
+
+.PHONY: unit
+unit: ## Unit tests of the policy engine and the filter glue
+	$(CARGO) test --workspace
+
+.PHONY: e2e
+e2e: setup wasm ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
+	$(PY) -m pytest tests -q
+
+.PHONY: test
+test: setup lint unit e2e ## Every test (what CI runs)
+
+.PHONY: run
+run: setup wasm ## The local demo: Envoy + filter + test upstream + sample SVIDs
+	$(PY) envoy/demo/run.py
+
+.PHONY: clean
+clean: ## Remove build outputs
+	$(CARGO) clean
+	rm -rf build

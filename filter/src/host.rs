@@ -1,0 +1,81 @@
+//! Host calls that return values instead of panicking, in the shapes the
+//! engine wants. The SDK's convenience methods unwrap host statuses (and its
+//! string header map unwraps UTF-8, so one header byte 0xff would trap the
+//! VM for every request on it); these never do.
+
+use std::time::UNIX_EPOCH;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+
+/// Milliseconds since the Unix epoch by the host's clock (0 if unreadable:
+/// then every JWT-SVID with an `iat` fails closed as issued in the future).
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// A header map as (lower-case name, value) pairs, repeats kept. Values that
+/// are not UTF-8 are read lossily (they then match nothing).
+pub fn header_map(map: MapType) -> Vec<(String, String)> {
+    hostcalls::get_map_bytes(map)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn remove_header(map: MapType, name: &str) {
+    let _ = hostcalls::remove_map_value(map, name);
+}
+
+pub fn set_header(map: MapType, name: &str, value: &str) {
+    let _ = hostcalls::set_map_value(map, name, Some(value));
+}
+
+/// A property as UTF-8 text.
+pub fn property_string(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    String::from_utf8(bytes).ok()
+}
+
+/// An integer property (Envoy encodes them as 8 little-endian bytes).
+pub fn property_u64(path: &[&str]) -> Option<u64> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    let array: [u8; 8] = bytes.as_slice().try_into().ok()?;
+    Some(u64::from_le_bytes(array))
+}
+
+pub fn set_property(path: &[&str], value: &[u8]) -> bool {
+    hostcalls::set_property(path.to_vec(), Some(value)).is_ok()
+}
+
+pub fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(kind, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+pub fn replace_buffer(kind: BufferType, size: usize, value: &[u8]) -> bool {
+    hostcalls::set_buffer(kind, 0, size, value).is_ok()
+}
+
+pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    hostcalls::send_http_response(u32::from(status), headers, Some(body)).is_ok()
+}

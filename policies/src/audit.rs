@@ -1,0 +1,152 @@
+//! The audit record (SPEC §6): built up as the request goes, serialized once
+//! when Envoy logs the request. It never holds a token, a key or a prompt:
+//! a JWT-SVID appears as its `kid`, `exp` and `jti`, a prompt as its length
+//! and SHA-256.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::Usage;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Record {
+    pub time: String,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    /// `allow` or `deny`; in audit mode a request that would be denied is
+    /// `allow` with `would_deny: true`.
+    pub decision: &'static str,
+    pub mode: &'static str,
+    pub would_deny: bool,
+    pub reason: &'static str,
+    pub detail: Option<String>,
+    pub rule: Option<String>,
+    pub workload: Option<Workload>,
+    pub provider: Option<String>,
+    pub api: Option<&'static str>,
+    pub endpoint: Option<String>,
+    pub model: Option<String>,
+    pub response_model: Option<String>,
+    pub stream: Option<bool>,
+    pub credential: Option<CredentialUsed>,
+    pub prompt: Option<Prompt>,
+    /// The status the client received, whether from upstream or the filter.
+    pub status: Option<u16>,
+    pub upstream: Option<Upstream>,
+    pub usage: Option<Usage>,
+    pub usage_complete: Option<bool>,
+    pub client: Client,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Workload {
+    pub spiffe_id: String,
+    pub trust_domain: String,
+    pub svid: &'static str,
+    pub jwt: Option<JwtInfo>,
+    pub x509: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JwtInfo {
+    pub kid: Option<String>,
+    pub exp: u64,
+    pub jti: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialUsed {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Prompt {
+    pub bytes: usize,
+    pub sha256: Option<String>,
+}
+
+impl Prompt {
+    pub fn of(body: &[u8], digest: bool) -> Prompt {
+        let sha256 = digest.then(|| {
+            Sha256::digest(body)
+                .iter()
+                .fold(String::with_capacity(64), |mut s, b| {
+                    s.push(char::from(HEX[usize::from(b >> 4)]));
+                    s.push(char::from(HEX[usize::from(b & 15)]));
+                    s
+                })
+        });
+        Prompt {
+            bytes: body.len(),
+            sha256,
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Upstream {
+    pub status: Option<u16>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Client {
+    pub address: Option<String>,
+}
+
+impl Record {
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and options always serializes.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_is_length_and_digest_only() {
+        let p = Prompt::of(b"abc", true);
+        assert_eq!(p.bytes, 3);
+        assert_eq!(
+            p.sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(Prompt::of(b"abc", false).sha256, None);
+    }
+
+    #[test]
+    fn serializes_every_field_name_of_the_contract() {
+        let v: serde_json::Value = serde_json::from_str(&Record::default().to_json()).unwrap();
+        for field in [
+            "time",
+            "request_id",
+            "trace_id",
+            "decision",
+            "mode",
+            "would_deny",
+            "reason",
+            "detail",
+            "rule",
+            "workload",
+            "provider",
+            "api",
+            "endpoint",
+            "model",
+            "response_model",
+            "stream",
+            "credential",
+            "prompt",
+            "upstream",
+            "usage",
+            "client",
+        ] {
+            assert!(v.get(field).is_some(), "{field}");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Configuration (SPEC §2), parsed in two stages: [`raw`] reads the JSON as
+//! written, [`Policy::from_json`] compiles it, checking every value and
+//! cross-reference. Every error names the JSON path of the bad field.
+
+mod compile;
+pub mod raw;
+
+use std::fmt;
+
+use crate::api::Api;
+use crate::spiffe::{ModelPattern, TrustDomain, WorkloadPattern};
+use crate::svid::JwtKey;
+
+/// The compiled configuration every request is decided against.
+#[derive(Debug)]
+pub struct Policy {
+    pub mode: Mode,
+    pub trust_domains: Vec<TrustDomainConfig>,
+    pub jwt_svid: JwtSvidConfig,
+    pub providers: Vec<Provider>,
+    pub rules: Vec<Rule>,
+    pub prompt_audit: PromptAudit,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    /// Decide and record everything, but forward denied requests too.
+    Audit,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TrustDomainConfig {
+    pub name: TrustDomain,
+    pub keys: Vec<JwtKey>,
+}
+
+#[derive(Debug)]
+pub struct JwtSvidConfig {
+    pub audiences: Vec<String>,
+    pub leeway_seconds: u64,
+    pub max_lifetime_seconds: u64,
+    pub carrier: Carrier,
+}
+
+/// Where the JWT-SVID is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    /// `authorization: Bearer …`, plus the header each api's SDK puts its
+    /// key in (`x-api-key` for anthropic).
+    SdkKeyHeaders,
+    /// One header only, with an optional scheme (`Bearer`) before the token.
+    Header {
+        name: String,
+        scheme: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub api: Api,
+    /// Lower-case host names, compared without the port; empty: any.
+    pub authorities: Vec<String>,
+    /// Matched against the path; removed (but its last `/`) before the
+    /// endpoint is classified.
+    pub path_prefix: Option<String>,
+    pub credential: Credential,
+}
+
+#[derive(Debug)]
+pub enum Credential {
+    ApiKey {
+        key: Secret,
+        header: String,
+        prefix: String,
+    },
+    None,
+}
+
+impl Credential {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Credential::ApiKey { .. } => "api_key",
+            Credential::None => "none",
+        }
+    }
+}
+
+/// A secret value whose `Debug` never shows it.
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub effect: Effect,
+    pub workloads: Vec<WorkloadPattern>,
+    pub providers: ProviderSet,
+    pub models: Vec<ModelPattern>,
+    pub limits: RuleLimits,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProviderSet {
+    All,
+    Named(Vec<String>),
+}
+
+impl ProviderSet {
+    pub fn contains(&self, provider: &str) -> bool {
+        match self {
+            ProviderSet::All => true,
+            ProviderSet::Named(names) => names.iter().any(|n| n == provider),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleLimits {
+    pub max_tokens: Option<u64>,
+    pub stream: bool,
+}
+
+impl Default for RuleLimits {
+    fn default() -> Self {
+        RuleLimits {
+            max_tokens: None,
+            stream: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PromptAudit {
+    None,
+    Sha256,
+}
+
+/// A configuration error: the JSON path of the bad field and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "modelgate config: {}", self.message)
+        } else {
+            write!(f, "modelgate config: {}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Policy {
+    /// Parses and compiles a configuration. `env` looks up the VM's
+    /// environment variables (where `api_key` credentials come from).
+    pub fn from_json(
+        json: &[u8],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Policy, ConfigError> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
+        de.end().map_err(|e| ConfigError::new("", e.to_string()))?;
+        compile::compile(raw, env)
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}

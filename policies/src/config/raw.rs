@@ -1,0 +1,164 @@
+//! The configuration as written: serde types as close to the JSON as
+//! possible. Every struct refuses unknown fields; enums are tagged, never
+//! untagged. [`super::compile`] turns this into a [`super::Policy`].
+//!
+//! Fields that later work implements are read as raw JSON here, so that
+//! `compile` can refuse them by name with "not supported yet" instead of
+//! an unknown-field error that would read as a typo.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub version: u32,
+    #[serde(default)]
+    pub mode: Option<RawMode>,
+    pub trust_domains: Vec<RawTrustDomain>,
+    pub identity: RawIdentity,
+    pub providers: Vec<RawProvider>,
+    pub rules: Vec<RawRule>,
+    #[serde(default)]
+    pub audit: Option<RawAudit>,
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawMode {
+    Enforce,
+    Audit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrustDomain {
+    pub name: String,
+    #[serde(default)]
+    pub jwt_bundle: Option<Value>,
+    #[serde(default)]
+    pub bundle_endpoint: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    #[serde(default)]
+    pub jwt_svid: Option<RawJwtSvid>,
+    #[serde(default)]
+    pub x509_svid: Option<Value>,
+    #[serde(default)]
+    pub require: Option<RawRequire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtSvid {
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub leeway_seconds: Option<u64>,
+    #[serde(default)]
+    pub max_lifetime_seconds: Option<u64>,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub scheme: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRequire {
+    Any,
+    Jwt,
+    X509,
+    Both,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub api: String,
+    #[serde(rename = "match")]
+    pub match_: RawMatch,
+    pub credential: RawCredential,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    #[serde(default)]
+    pub authorities: Option<Vec<String>>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawCredential {
+    ApiKey {
+        env: String,
+        #[serde(default)]
+        header: Option<String>,
+        #[serde(default)]
+        prefix: Option<String>,
+    },
+    None {},
+    MintedJwt(serde_json::Map<String, Value>),
+    TokenExchange(serde_json::Map<String, Value>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub id: String,
+    pub effect: RawEffect,
+    pub workloads: Vec<String>,
+    pub providers: Vec<String>,
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub endpoints: Option<Value>,
+    #[serde(default)]
+    pub limits: Option<RawRuleLimits>,
+    #[serde(default)]
+    pub when: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawEffect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuleLimits {
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    #[serde(default)]
+    pub prompt: Option<RawPromptAudit>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPromptAudit {
+    None,
+    Sha256,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+}

@@ -1,0 +1,203 @@
+//! Rules → a decision (SPEC §2 "Decision order"): any matching deny rule
+//! denies; otherwise the first matching allow rule allows; otherwise deny.
+//! A rule matches when the workload, the provider and the model each match
+//! one of its entries; an empty list matches nothing.
+
+use crate::config::{Effect, Rule};
+use crate::reason::{Denial, Reason};
+use crate::spiffe::SpiffeId;
+
+/// The allow rule that decided, or the denial.
+pub fn decide<'p>(
+    rules: &'p [Rule],
+    workload: &SpiffeId,
+    provider: &str,
+    model: &str,
+) -> Result<&'p Rule, Denial> {
+    let matches = |r: &&Rule| {
+        r.workloads.iter().any(|w| w.matches(workload))
+            && r.providers.contains(provider)
+            && r.models.iter().any(|m| m.matches(model))
+    };
+    if let Some(deny) = rules
+        .iter()
+        .filter(|r| r.effect == Effect::Deny)
+        .find(matches)
+    {
+        return Err(Denial::new(
+            Reason::ModelNotAllowed,
+            format!(
+                "rule {:?} denies {workload} the model {model:?} at provider {provider:?}",
+                deny.id
+            ),
+        )
+        .with_detail("deny_rule")
+        .with_rule(deny.id.clone()));
+    }
+    rules
+        .iter()
+        .filter(|r| r.effect == Effect::Allow)
+        .find(matches)
+        .ok_or_else(|| {
+            Denial::new(
+                Reason::ModelNotAllowed,
+                format!("no rule allows {workload} the model {model:?} at provider {provider:?}"),
+            )
+            .with_detail("no_matching_rule")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProviderSet, RuleLimits};
+    use crate::spiffe::{ModelPattern, WorkloadPattern};
+
+    fn rule(
+        id: &str,
+        effect: Effect,
+        workloads: &[&str],
+        providers: &[&str],
+        models: &[&str],
+    ) -> Rule {
+        Rule {
+            id: id.into(),
+            effect,
+            workloads: workloads
+                .iter()
+                .map(|w| WorkloadPattern::parse(w).unwrap())
+                .collect(),
+            providers: if providers == ["*"] {
+                ProviderSet::All
+            } else {
+                ProviderSet::Named(providers.iter().map(|p| p.to_string()).collect())
+            },
+            models: models
+                .iter()
+                .map(|m| ModelPattern::parse(m).unwrap())
+                .collect(),
+            limits: RuleLimits::default(),
+        }
+    }
+
+    fn id(s: &str) -> SpiffeId {
+        SpiffeId::parse(s).unwrap()
+    }
+
+    fn rules() -> Vec<Rule> {
+        vec![
+            rule(
+                "support",
+                Effect::Allow,
+                &["spiffe://ex.org/ns/support/sa/bot"],
+                &["openai"],
+                &["gpt-4o-mini", "gpt-4.1-*"],
+            ),
+            rule(
+                "research",
+                Effect::Allow,
+                &["spiffe://ex.org/ns/research/**"],
+                &["*"],
+                &["*"],
+            ),
+            rule(
+                "no-legacy",
+                Effect::Deny,
+                &["spiffe://ex.org/**"],
+                &["*"],
+                &["gpt-3.5-*"],
+            ),
+            rule(
+                "nothing",
+                Effect::Allow,
+                &["spiffe://ex.org/ns/empty/sa/x"],
+                &["*"],
+                &[],
+            ),
+        ]
+    }
+
+    #[test]
+    fn first_matching_allow_rule_decides() {
+        let r = rules();
+        assert_eq!(
+            decide(
+                &r,
+                &id("spiffe://ex.org/ns/support/sa/bot"),
+                "openai",
+                "gpt-4.1-mini"
+            )
+            .unwrap()
+            .id,
+            "support"
+        );
+        assert_eq!(
+            decide(
+                &r,
+                &id("spiffe://ex.org/ns/research/sa/a/b"),
+                "anthropic",
+                "claude-x"
+            )
+            .unwrap()
+            .id,
+            "research"
+        );
+    }
+
+    #[test]
+    fn deny_wins_over_an_earlier_allow() {
+        let r = rules();
+        let d = decide(
+            &r,
+            &id("spiffe://ex.org/ns/research/sa/a"),
+            "openai",
+            "gpt-3.5-turbo",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (d.reason, d.rule.as_deref()),
+            (Reason::ModelNotAllowed, Some("no-legacy"))
+        );
+    }
+
+    #[test]
+    fn default_is_deny_without_a_rule() {
+        let r = rules();
+        for (w, p, m) in [
+            ("spiffe://ex.org/ns/support/sa/bot", "openai", "gpt-4o"),
+            (
+                "spiffe://ex.org/ns/support/sa/bot",
+                "anthropic",
+                "gpt-4o-mini",
+            ),
+            (
+                "spiffe://ex.org/ns/support/sa/bot2",
+                "openai",
+                "gpt-4o-mini",
+            ),
+            ("spiffe://ex.org/ns/empty/sa/x", "openai", "anything"),
+            ("spiffe://other.org/ns/research/sa/a", "openai", "gpt-4o"),
+        ] {
+            let d = decide(&r, &id(w), p, m).unwrap_err();
+            assert_eq!(
+                (d.reason, d.rule),
+                (Reason::ModelNotAllowed, None),
+                "{w} {p} {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_rules_allow_nothing() {
+        assert!(decide(&[], &id("spiffe://ex.org/a"), "openai", "m").is_err());
+    }
+
+    #[test]
+    fn model_match_is_exact_and_case_sensitive() {
+        let r = rules();
+        let bot = id("spiffe://ex.org/ns/support/sa/bot");
+        assert!(decide(&r, &bot, "openai", "GPT-4o-mini").is_err());
+        assert!(decide(&r, &bot, "openai", "gpt-4o-mini ").is_err());
+        assert!(decide(&r, &bot, "openai", "gpt-4o-mini-2024").is_err());
+    }
+}

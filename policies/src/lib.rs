@@ -1,0 +1,27 @@
+//! modelgate's policy engine.
+//!
+//! Everything modelgate decides is computed here from plain values: the
+//! configuration, request headers and body, the clock. Nothing in this crate
+//! calls the proxy-wasm host, so every decision can be tested natively and
+//! explained outside Envoy. The `filter` crate is thin glue around
+//! [`exchange::Exchange`], which follows one request from headers to audit.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod audit;
+pub mod body;
+pub mod config;
+pub mod credential;
+pub mod decision;
+pub mod exchange;
+pub mod json;
+pub mod reason;
+pub mod spiffe;
+pub mod svid;
+pub mod time;
+
+#[cfg(test)]
+mod testing;
+
+pub use config::{ConfigError, Policy};
+pub use exchange::{Exchange, Outcome, RequestHead};

@@ -1,0 +1,230 @@
+//! Why a request was refused, and the one place that turns that into what
+//! goes on the wire: the status, the error body in the provider api's own
+//! shape (so official SDKs raise their usual typed errors), and the audit
+//! record's `reason`/`detail`.
+//!
+//! A [`Denial`]'s message is read by workload owners; it never holds a token,
+//! a key or a prompt.
+
+use serde_json::json;
+
+use crate::api::Api;
+
+/// The reasons of SPEC §5, one per audit `reason` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    MissingIdentity,
+    InvalidSvid,
+    IdentityMismatch,
+    UntrustedDomain,
+    ModelNotAllowed,
+    ConditionNotMet,
+    EndpointNotAllowed,
+    NoProvider,
+    StreamNotAllowed,
+    MaxTokensExceeded,
+    PromptBlocked,
+    InvalidBody,
+    ModelMissing,
+    AmbiguousModel,
+    InvalidPath,
+    BodyTooLarge,
+    UnsupportedEncoding,
+    CredentialUnavailable,
+    BundleUnavailable,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MissingIdentity => "missing_identity",
+            Reason::InvalidSvid => "invalid_svid",
+            Reason::IdentityMismatch => "identity_mismatch",
+            Reason::UntrustedDomain => "untrusted_domain",
+            Reason::ModelNotAllowed => "model_not_allowed",
+            Reason::ConditionNotMet => "condition_not_met",
+            Reason::EndpointNotAllowed => "endpoint_not_allowed",
+            Reason::NoProvider => "no_provider",
+            Reason::StreamNotAllowed => "stream_not_allowed",
+            Reason::MaxTokensExceeded => "max_tokens_exceeded",
+            Reason::PromptBlocked => "prompt_blocked",
+            Reason::InvalidBody => "invalid_body",
+            Reason::ModelMissing => "model_missing",
+            Reason::AmbiguousModel => "ambiguous_model",
+            Reason::InvalidPath => "invalid_path",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::UnsupportedEncoding => "unsupported_encoding",
+            Reason::CredentialUnavailable => "credential_unavailable",
+            Reason::BundleUnavailable => "bundle_unavailable",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::MissingIdentity
+            | Reason::InvalidSvid
+            | Reason::IdentityMismatch
+            | Reason::UntrustedDomain => 401,
+            Reason::ModelNotAllowed
+            | Reason::ConditionNotMet
+            | Reason::EndpointNotAllowed
+            | Reason::NoProvider
+            | Reason::StreamNotAllowed
+            | Reason::MaxTokensExceeded
+            | Reason::PromptBlocked => 403,
+            Reason::InvalidBody
+            | Reason::ModelMissing
+            | Reason::AmbiguousModel
+            | Reason::InvalidPath => 400,
+            Reason::BodyTooLarge => 413,
+            Reason::UnsupportedEncoding => 415,
+            Reason::CredentialUnavailable | Reason::BundleUnavailable => 503,
+        }
+    }
+}
+
+/// A refusal: the reason, the precise cause for the audit record, the rule
+/// that decided (if one did), and a message for the workload owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: Reason,
+    pub detail: Option<String>,
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+impl Denial {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Denial {
+            reason,
+            detail: None,
+            rule: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+
+    /// The reply the filter sends for this denial, shaped for `api` (or the
+    /// OpenAI shape when no provider matched).
+    pub fn reply(&self, api: Option<Api>, request_id: Option<&str>) -> LocalReply {
+        let status = self.reason.status();
+        let code = self.reason.code();
+        let message = format!("modelgate: {} ({code})", self.message);
+        let body = match api.unwrap_or(Api::OpenAi) {
+            Api::OpenAi | Api::OpenAiCompatible => json!({
+                "error": { "message": message, "type": "modelgate_error", "code": code, "param": null }
+            }),
+            Api::Anthropic => json!({
+                "type": "error",
+                "error": { "type": anthropic_error_type(status), "message": message }
+            }),
+        };
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("x-modelgate-reason".to_string(), code.to_string()),
+        ];
+        if status == 401 {
+            headers.push((
+                "www-authenticate".to_string(),
+                "Bearer error=\"invalid_token\"".to_string(),
+            ));
+        }
+        if let Some(id) = request_id {
+            headers.push(("x-request-id".to_string(), id.to_string()));
+        }
+        LocalReply {
+            status,
+            headers,
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        413 => "request_too_large",
+        400 | 415 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// A response the filter sends itself instead of forwarding the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(reply: &LocalReply) -> serde_json::Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    fn header<'a>(reply: &'a LocalReply, name: &str) -> Option<&'a str> {
+        reply
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn openai_shape_carries_the_reason_as_code() {
+        let r = Denial::new(Reason::ModelNotAllowed, "no rule allows gpt-4o")
+            .reply(Some(Api::OpenAi), Some("rid"));
+        assert_eq!(r.status, 403);
+        let b = body(&r);
+        assert_eq!(b["error"]["code"], "model_not_allowed");
+        assert_eq!(b["error"]["type"], "modelgate_error");
+        assert_eq!(header(&r, "x-modelgate-reason"), Some("model_not_allowed"));
+        assert_eq!(header(&r, "x-request-id"), Some("rid"));
+        assert_eq!(header(&r, "www-authenticate"), None);
+    }
+
+    #[test]
+    fn anthropic_shape_uses_its_error_types() {
+        for (reason, kind) in [
+            (Reason::InvalidSvid, "authentication_error"),
+            (Reason::ModelNotAllowed, "permission_error"),
+            (Reason::InvalidBody, "invalid_request_error"),
+            (Reason::UnsupportedEncoding, "invalid_request_error"),
+            (Reason::CredentialUnavailable, "api_error"),
+        ] {
+            let b = body(&Denial::new(reason, "x").reply(Some(Api::Anthropic), None));
+            assert_eq!(b["type"], "error");
+            assert_eq!(b["error"]["type"], kind, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn every_401_says_how_to_authenticate() {
+        for reason in [
+            Reason::MissingIdentity,
+            Reason::InvalidSvid,
+            Reason::IdentityMismatch,
+            Reason::UntrustedDomain,
+        ] {
+            let r = Denial::new(reason, "x").reply(None, None);
+            assert_eq!(r.status, 401);
+            assert_eq!(
+                header(&r, "www-authenticate"),
+                Some("Bearer error=\"invalid_token\"")
+            );
+        }
+    }
+}

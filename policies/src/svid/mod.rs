@@ -1,0 +1,10 @@
+//! SVIDs: the trust bundles that hold their authorities, the one seam where
+//! signatures are verified, and JWT-SVID validation.
+
+pub mod bundle;
+pub mod jwt;
+pub mod verify;
+
+pub use bundle::{Alg, JwtKey, PublicKey};
+pub use jwt::{JwtSvid, JwtSvidError};
+pub use verify::{PureRustVerifier, SignatureVerifier};

@@ -1,0 +1,97 @@
+//! Test helpers: deterministic keys, hand-made JWT-SVIDs, and a policy
+//! built from the same JSON a user would write.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use p256::ecdsa::signature::Signer as _;
+use serde_json::{json, Value};
+
+use crate::config::Policy;
+
+pub const NOW: u64 = 1_795_000_000;
+pub const AUD: &str = "spiffe://example.org/modelgate";
+pub const BOT: &str = "spiffe://example.org/ns/support/sa/bot";
+pub const RSA_PEM: &str = include_str!("testdata/rsa-2048.pem");
+
+/// The P-256 key of trust domain example.org (kid `k1`), from a fixed seed.
+pub fn ec_key(seed: u8) -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap()
+}
+
+pub fn ec_jwk(key: &p256::ecdsa::SigningKey, kid: &str) -> Value {
+    let point = key.verifying_key().to_sec1_point(false);
+    let bytes = point.as_bytes();
+    json!({"kty":"EC","crv":"P-256","kid":kid,"use":"jwt-svid",
+           "x": URL_SAFE_NO_PAD.encode(&bytes[1..33]), "y": URL_SAFE_NO_PAD.encode(&bytes[33..65])})
+}
+
+pub fn b64(v: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(v)
+}
+
+/// Signs any header and claims with ES256, exactly as given.
+pub fn sign_es256(key: &p256::ecdsa::SigningKey, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", b64(&sig.to_bytes()))
+}
+
+pub fn claims(sub: &str) -> Value {
+    json!({"sub": sub, "aud": [AUD], "iat": NOW - 10, "exp": NOW + 3600, "jti": "j-1"})
+}
+
+/// A valid JWT-SVID for `sub` from the example.org key.
+pub fn svid(sub: &str) -> String {
+    sign_es256(
+        &ec_key(1),
+        &json!({"alg":"ES256","kid":"k1","typ":"JWT"}),
+        &claims(sub),
+    )
+}
+
+/// The demo-like configuration, with `patch` merged in at the top level.
+pub fn config(patch: Value) -> Value {
+    let mut c = json!({
+        "version": 1,
+        "trust_domains": [{"name": "example.org", "jwt_bundle": {"keys": [ec_jwk(&ec_key(1), "k1")]}}],
+        "identity": {"jwt_svid": {"audiences": [AUD]}},
+        "providers": [
+            {"name": "anthropic", "api": "anthropic", "match": {"path_prefix": "/anthropic/"},
+             "credential": {"type": "api_key", "env": "ANTHROPIC_API_KEY"}},
+            {"name": "openai", "api": "openai", "match": {"authorities": ["api.openai.com"]},
+             "credential": {"type": "api_key", "env": "OPENAI_API_KEY"}}
+        ],
+        "rules": [
+            {"id": "support-bot", "effect": "allow", "workloads": [BOT], "providers": ["openai", "anthropic"],
+             "models": ["gpt-4o-mini", "claude-*"], "limits": {"max_tokens": 1024, "stream": true}},
+            {"id": "batch", "effect": "allow", "workloads": ["spiffe://example.org/ns/batch/*"], "providers": ["openai"],
+             "models": ["gpt-4o-mini"], "limits": {"stream": false}},
+            {"id": "research", "effect": "allow", "workloads": ["spiffe://example.org/ns/research/**"],
+             "providers": ["*"], "models": ["*"]},
+            {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
+        ],
+        "limits": {"max_body_bytes": 4096}
+    });
+    if let (Some(c), Some(p)) = (c.as_object_mut(), patch.as_object()) {
+        for (k, v) in p {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    c
+}
+
+pub fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-openai-upstream".into()),
+        "ANTHROPIC_API_KEY" => Some("sk-ant-upstream".into()),
+        _ => None,
+    }
+}
+
+pub fn policy(patch: Value) -> Policy {
+    Policy::from_json(config(patch).to_string().as_bytes(), &env).unwrap()
+}
