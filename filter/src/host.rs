@@ -27,12 +27,7 @@ pub fn header_map(map: MapType) -> Vec<(String, String)> {
     hostcalls::get_map_bytes(map)
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k.to_ascii_lowercase(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
         .collect()
 }
 
@@ -62,10 +57,7 @@ pub fn set_property(path: &[&str], value: &[u8]) -> bool {
 }
 
 pub fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
-    hostcalls::get_buffer(kind, 0, size)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    hostcalls::get_buffer(kind, 0, size).ok().flatten().unwrap_or_default()
 }
 
 pub fn replace_buffer(kind: BufferType, size: usize, value: &[u8]) -> bool {
@@ -73,9 +65,6 @@ pub fn replace_buffer(kind: BufferType, size: usize, value: &[u8]) -> bool {
 }
 
 pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> bool {
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     hostcalls::send_http_response(u32::from(status), headers, Some(body)).is_ok()
 }

@@ -33,12 +33,7 @@ pub struct Request {
 
 impl Request {
     pub fn new(id: u32, policy: Option<Rc<Policy>>) -> Self {
-        Request {
-            id,
-            policy,
-            exchange: Exchange::new(host::now_ms()),
-            stage: Stage::Headers,
-        }
+        Request { id, policy, exchange: Exchange::new(host::now_ms()), stage: Stage::Headers }
     }
 
     /// Carries out what the engine decided, and says what Envoy does next.
@@ -47,10 +42,7 @@ impl Request {
             Outcome::Reply(reply) => {
                 self.stage = Stage::Replied;
                 if !host::send_reply(reply.status, &reply.headers, &reply.body) {
-                    host::log(
-                        LogLevel::Error,
-                        &format!("[{}] could not send the local reply", self.id),
-                    );
+                    host::log(LogLevel::Error, &format!("[{}] could not send the local reply", self.id));
                 }
                 Action::Pause
             }
@@ -73,10 +65,7 @@ impl Request {
         self.stage = Stage::Replied;
         let headers = [
             ("content-type".to_string(), "application/json".to_string()),
-            (
-                "x-modelgate-reason".to_string(),
-                "not_configured".to_string(),
-            ),
+            ("x-modelgate-reason".to_string(), "not_configured".to_string()),
         ];
         let body = br#"{"error":{"message":"modelgate has no valid configuration","type":"modelgate_error","code":"not_configured"}}"#;
         host::send_reply(503, &headers, body);
@@ -111,19 +100,10 @@ impl HttpContext for Request {
             return self.not_configured();
         };
         let mut headers = host::header_map(MapType::HttpRequestHeaders);
-        let pseudo = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let pseudo = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
         let (method, path, authority) = (pseudo(":method"), pseudo(":path"), pseudo(":authority"));
         headers.retain(|(k, _)| !k.starts_with(':'));
-        let request_id = headers
-            .iter()
-            .find(|(k, _)| k == "x-request-id")
-            .map(|(_, v)| v.clone());
+        let request_id = headers.iter().find(|(k, _)| k == "x-request-id").map(|(_, v)| v.clone());
         let client = host::property_string(&["source", "address"]);
         let head = RequestHead {
             method: &method,
@@ -133,9 +113,7 @@ impl HttpContext for Request {
             request_id: request_id.as_deref(),
             client_address: client.as_deref(),
         };
-        let outcome =
-            self.exchange
-                .on_request_headers(&policy, &head, &PureRustVerifier, host::now_ms());
+        let outcome = self.exchange.on_request_headers(&policy, &head, &PureRustVerifier, host::now_ms());
         let action = self.carry_out(outcome, 0);
         if self.stage == Stage::ReadingBody && end_of_stream {
             // No body will come: decide on the empty one now.
@@ -148,10 +126,7 @@ impl HttpContext for Request {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         host::log(
             LogLevel::Debug,
-            &format!(
-                "[{}] request body {body_size} bytes, end {end_of_stream}, stage {:?}",
-                self.id, self.stage
-            ),
+            &format!("[{}] request body {body_size} bytes, end {end_of_stream}, stage {:?}", self.id, self.stage),
         );
         let Some(policy) = self.policy.clone() else {
             return Action::Pause;
@@ -176,17 +151,12 @@ impl HttpContext for Request {
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
         if self.stage == Stage::Forwarding {
-            let status =
-                host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
-            let content_type = proxy_wasm::hostcalls::get_map_value_bytes(
-                MapType::HttpResponseHeaders,
-                "content-type",
-            )
-            .ok()
-            .flatten()
-            .map(|v| String::from_utf8_lossy(&v).into_owned());
-            self.exchange
-                .on_response_headers(status, content_type.as_deref(), host::now_ms());
+            let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
+            let content_type = proxy_wasm::hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned());
+            self.exchange.on_response_headers(status, content_type.as_deref(), host::now_ms());
         }
         Action::Continue
     }
@@ -204,10 +174,7 @@ impl HttpContext for Request {
         let record = self.exchange.finish(status);
         if !host::set_property(AUDIT_PROPERTY, record.as_bytes()) {
             // Never lose the record: put it in the Envoy log instead.
-            host::log(
-                LogLevel::Error,
-                &format!("[{}] could not store the audit record: {record}", self.id),
-            );
+            host::log(LogLevel::Error, &format!("[{}] could not store the audit record: {record}", self.id));
         }
     }
 }

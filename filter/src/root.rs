@@ -20,20 +20,14 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _: usize) -> bool {
-        host::log(
-            LogLevel::Info,
-            concat!("modelgate ", env!("CARGO_PKG_VERSION"), " starting"),
-        );
+        host::log(LogLevel::Info, concat!("modelgate ", env!("CARGO_PKG_VERSION"), " starting"));
         true
     }
 
     /// A config error returns false, so Envoy refuses the configuration; the
     /// log line names the bad field.
     fn on_configure(&mut self, size: usize) -> bool {
-        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
         match Policy::from_json(&config, &|name| std::env::var(name).ok()) {
             Ok(policy) => {
                 host::log(

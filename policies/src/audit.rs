@@ -70,18 +70,13 @@ pub struct Prompt {
 impl Prompt {
     pub fn of(body: &[u8], digest: bool) -> Prompt {
         let sha256 = digest.then(|| {
-            Sha256::digest(body)
-                .iter()
-                .fold(String::with_capacity(64), |mut s, b| {
-                    s.push(char::from(HEX[usize::from(b >> 4)]));
-                    s.push(char::from(HEX[usize::from(b & 15)]));
-                    s
-                })
+            Sha256::digest(body).iter().fold(String::with_capacity(64), |mut s, b| {
+                s.push(char::from(HEX[usize::from(b >> 4)]));
+                s.push(char::from(HEX[usize::from(b & 15)]));
+                s
+            })
         });
-        Prompt {
-            bytes: body.len(),
-            sha256,
-        }
+        Prompt { bytes: body.len(), sha256 }
     }
 }
 
@@ -113,10 +108,7 @@ mod tests {
     fn prompt_is_length_and_digest_only() {
         let p = Prompt::of(b"abc", true);
         assert_eq!(p.bytes, 3);
-        assert_eq!(
-            p.sha256.as_deref(),
-            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        );
+        assert_eq!(p.sha256.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
         assert_eq!(Prompt::of(b"abc", false).sha256, None);
     }
 

@@ -24,11 +24,7 @@ fn invalid(detail: &str, message: impl Into<String>) -> Denial {
 
 /// Reads the body of a request to `endpoint`. `content_type` is the
 /// request's `content-type` header.
-pub fn parse(
-    endpoint: &Endpoint,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<RequestBody, Denial> {
+pub fn parse(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     match endpoint.body {
         BodyFormat::Json => parse_json(content_type, body),
         BodyFormat::Multipart => parse_multipart(content_type, body),
@@ -36,50 +32,33 @@ pub fn parse(
 }
 
 fn media_type(content_type: Option<&str>) -> String {
-    content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 fn parse_json(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     // A provider may read a body by its content type; only JSON is JSON.
     if media_type(content_type) != "application/json" {
-        return Err(invalid(
-            "content_type",
-            "the request body must be sent as content-type: application/json",
-        ));
+        return Err(invalid("content_type", "the request body must be sent as content-type: application/json"));
     }
     let object = Object::parse(body).map_err(|e| match e {
         ObjectError::Syntax => invalid("not_json", "the request body is not valid JSON"),
         ObjectError::NotAnObject => invalid("not_object", "the request body is not a JSON object"),
-        ObjectError::Duplicate(name) if name == "model" => Denial::new(
-            Reason::AmbiguousModel,
-            "the request body names \"model\" more than once",
-        )
-        .with_detail("duplicate_model"),
-        ObjectError::Duplicate(name) => invalid(
-            "duplicate_key",
-            format!("the request body has the member {name:?} more than once"),
-        ),
+        ObjectError::Duplicate(name) if name == "model" => {
+            Denial::new(Reason::AmbiguousModel, "the request body names \"model\" more than once")
+                .with_detail("duplicate_model")
+        }
+        ObjectError::Duplicate(name) => {
+            invalid("duplicate_key", format!("the request body has the member {name:?} more than once"))
+        }
     })?;
     let model = match object.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(
-                Denial::new(Reason::ModelMissing, "the request body has no \"model\"")
-                    .with_detail("missing"),
-            )
+            return Err(Denial::new(Reason::ModelMissing, "the request body has no \"model\"").with_detail("missing"))
         }
         Some(_) => {
-            return Err(Denial::new(
-                Reason::ModelMissing,
-                "the request body's \"model\" is not a string",
-            )
-            .with_detail("not_string"))
+            return Err(Denial::new(Reason::ModelMissing, "the request body's \"model\" is not a string")
+                .with_detail("not_string"))
         }
     };
     // Lenient upstream parsers read "true" or 1 as true; anything but a JSON
@@ -87,28 +66,16 @@ fn parse_json(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, De
     let stream = match object.get("stream") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) => true,
-        Some(_) => {
-            return Err(invalid(
-                "stream_not_boolean",
-                "\"stream\" must be true or false",
-            ))
-        }
+        Some(_) => return Err(invalid("stream_not_boolean", "\"stream\" must be true or false")),
     };
-    Ok(RequestBody {
-        model,
-        stream,
-        object: Some(object),
-    })
+    Ok(RequestBody { model, stream, object: Some(object) })
 }
 
 /// `multipart/form-data` (audio transcriptions and translations): exactly
 /// one `model` field.
 fn parse_multipart(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     if media_type(content_type) != "multipart/form-data" {
-        return Err(invalid(
-            "content_type",
-            "the request body must be sent as content-type: multipart/form-data",
-        ));
+        return Err(invalid("content_type", "the request body must be sent as content-type: multipart/form-data"));
     }
     let boundary = content_type
         .and_then(|ct| parameter(ct, "boundary"))
@@ -122,14 +89,11 @@ fn parse_multipart(content_type: Option<&str>, body: &[u8]) -> Result<RequestBod
         match name.as_str() {
             "model" => {
                 if model.is_some() {
-                    return Err(Denial::new(
-                        Reason::AmbiguousModel,
-                        "the form names \"model\" more than once",
-                    )
-                    .with_detail("duplicate_model"));
+                    return Err(Denial::new(Reason::AmbiguousModel, "the form names \"model\" more than once")
+                        .with_detail("duplicate_model"));
                 }
-                let text = std::str::from_utf8(value)
-                    .map_err(|_| invalid("multipart", "the form's model is not UTF-8"))?;
+                let text =
+                    std::str::from_utf8(value).map_err(|_| invalid("multipart", "the form's model is not UTF-8"))?;
                 model = Some(text.to_string());
             }
             "stream" => stream = value != b"false",
@@ -137,15 +101,8 @@ fn parse_multipart(content_type: Option<&str>, body: &[u8]) -> Result<RequestBod
         }
     }
     match model {
-        Some(m) if !m.is_empty() => Ok(RequestBody {
-            model: m,
-            stream,
-            object: None,
-        }),
-        _ => Err(
-            Denial::new(Reason::ModelMissing, "the form has no \"model\" field")
-                .with_detail("missing"),
-        ),
+        Some(m) if !m.is_empty() => Ok(RequestBody { model: m, stream, object: None }),
+        _ => Err(Denial::new(Reason::ModelMissing, "the form has no \"model\" field").with_detail("missing")),
     }
 }
 
@@ -157,12 +114,7 @@ fn parameter(header: &str, name: &str) -> Option<String> {
             return None;
         }
         let v = v.trim();
-        Some(
-            v.strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v)
-                .to_string(),
-        )
+        Some(v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).to_string())
     })
 }
 
@@ -217,11 +169,8 @@ impl RequestBody {
         original: &[u8],
     ) -> Result<Option<Vec<u8>>, Denial> {
         if self.stream && !limits.stream {
-            return Err(Denial::new(
-                Reason::StreamNotAllowed,
-                "streaming is not allowed for this workload and model",
-            )
-            .with_detail("stream"));
+            return Err(Denial::new(Reason::StreamNotAllowed, "streaming is not allowed for this workload and model")
+                .with_detail("stream"));
         }
         let (Some(cap), Some(object)) = (limits.max_tokens, &self.object) else {
             return Ok(None);
@@ -234,10 +183,7 @@ impl RequestBody {
                 Some(Value::Null) => has_null = true,
                 Some(v) => {
                     let n = v.as_u64().ok_or_else(|| {
-                        invalid(
-                            "max_tokens_not_integer",
-                            format!("{field:?} must be a non-negative integer"),
-                        )
+                        invalid("max_tokens_not_integer", format!("{field:?} must be a non-negative integer"))
                     })?;
                     if n > cap {
                         return Err(Denial::new(
@@ -260,11 +206,7 @@ impl RequestBody {
                     object.set(f, Value::from(cap));
                 }
             }
-            if !endpoint
-                .max_tokens_fields
-                .iter()
-                .any(|f| object.get(f).is_some_and(|v| !v.is_null()))
-            {
+            if !endpoint.max_tokens_fields.iter().any(|f| object.get(f).is_some_and(|v| !v.is_null())) {
                 object.set(field, Value::from(cap));
             }
             return Ok(Some(object.to_vec()));
@@ -294,9 +236,7 @@ mod tests {
     const JSON: Option<&str> = Some("application/json");
 
     fn chat() -> &'static Endpoint {
-        Api::OpenAi
-            .classify("POST", "/v1/chat/completions")
-            .unwrap()
+        Api::OpenAi.classify("POST", "/v1/chat/completions").unwrap()
     }
 
     fn reason(r: Result<RequestBody, Denial>) -> (Reason, Option<String>) {
@@ -306,19 +246,9 @@ mod tests {
 
     #[test]
     fn reads_model_and_stream() {
-        let b = parse(
-            chat(),
-            JSON,
-            br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#,
-        )
-        .unwrap();
+        let b = parse(chat(), JSON, br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#).unwrap();
         assert_eq!((b.model.as_str(), b.stream), ("gpt-4o-mini", true));
-        let b = parse(
-            chat(),
-            Some("Application/JSON; charset=utf-8"),
-            br#"{"model":"m"}"#,
-        )
-        .unwrap();
+        let b = parse(chat(), Some("Application/JSON; charset=utf-8"), br#"{"model":"m"}"#).unwrap();
         assert!(!b.stream);
     }
 
@@ -340,38 +270,19 @@ mod tests {
             (b"{\"model\":1}", Reason::ModelMissing),
             (b"{\"Model\":\"gpt-4o\"}", Reason::ModelMissing),
             (b"{\"model\":\"a\",\"model\":\"b\"}", Reason::AmbiguousModel),
-            (
-                b"{\"model\":\"a\",\"\\u006dodel\":\"b\"}",
-                Reason::AmbiguousModel,
-            ),
-            (
-                b"{\"model\":\"a\",\"stream\":false,\"stream\":true}",
-                Reason::InvalidBody,
-            ),
-            (
-                b"{\"model\":\"a\",\"stream\":\"true\"}",
-                Reason::InvalidBody,
-            ),
+            (b"{\"model\":\"a\",\"\\u006dodel\":\"b\"}", Reason::AmbiguousModel),
+            (b"{\"model\":\"a\",\"stream\":false,\"stream\":true}", Reason::InvalidBody),
+            (b"{\"model\":\"a\",\"stream\":\"true\"}", Reason::InvalidBody),
             (b"{\"model\":\"a\",\"stream\":1}", Reason::InvalidBody),
         ];
         for (body, want) in cases {
-            assert_eq!(
-                reason(parse(chat(), JSON, body)).0,
-                *want,
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(reason(parse(chat(), JSON, body)).0, *want, "{}", String::from_utf8_lossy(body));
         }
     }
 
     #[test]
     fn json_endpoints_need_a_json_content_type() {
-        for ct in [
-            None,
-            Some("text/plain"),
-            Some("application/x-www-form-urlencoded"),
-            Some("application/jsonx"),
-        ] {
+        for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/jsonx")] {
             assert_eq!(
                 reason(parse(chat(), ct, br#"{"model":"m"}"#)),
                 (Reason::InvalidBody, Some("content_type".into())),
@@ -385,49 +296,28 @@ mod tests {
     }
 
     fn apply(body: &[u8], l: RuleLimits) -> Result<Option<Vec<u8>>, Denial> {
-        parse(chat(), JSON, body)
-            .unwrap()
-            .apply_limits(chat(), &l, body)
+        parse(chat(), JSON, body).unwrap().apply_limits(chat(), &l, body)
     }
 
     #[test]
     fn stream_false_refuses_streaming() {
         let d = apply(br#"{"model":"m","stream":true}"#, limits(None, false)).unwrap_err();
         assert_eq!(d.reason, Reason::StreamNotAllowed);
-        assert_eq!(
-            apply(br#"{"model":"m","stream":false}"#, limits(None, false)).unwrap(),
-            None
-        );
+        assert_eq!(apply(br#"{"model":"m","stream":false}"#, limits(None, false)).unwrap(), None);
     }
 
     #[test]
     fn max_tokens_caps_both_chat_fields() {
-        for body in [
-            &br#"{"model":"m","max_tokens":2000}"#[..],
-            br#"{"model":"m","max_completion_tokens":1025}"#,
-        ] {
-            assert_eq!(
-                apply(body, limits(Some(1024), true)).unwrap_err().reason,
-                Reason::MaxTokensExceeded
-            );
+        for body in [&br#"{"model":"m","max_tokens":2000}"#[..], br#"{"model":"m","max_completion_tokens":1025}"#] {
+            assert_eq!(apply(body, limits(Some(1024), true)).unwrap_err().reason, Reason::MaxTokensExceeded);
         }
-        assert_eq!(
-            apply(
-                br#"{"model":"m","max_tokens":1024}"#,
-                limits(Some(1024), true)
-            )
-            .unwrap(),
-            None
-        );
+        assert_eq!(apply(br#"{"model":"m","max_tokens":1024}"#, limits(Some(1024), true)).unwrap(), None);
         for body in [
             &br#"{"model":"m","max_tokens":"5000"}"#[..],
             br#"{"model":"m","max_tokens":-1}"#,
             br#"{"model":"m","max_tokens":10.5}"#,
         ] {
-            assert_eq!(
-                apply(body, limits(Some(1024), true)).unwrap_err().reason,
-                Reason::InvalidBody
-            );
+            assert_eq!(apply(body, limits(Some(1024), true)).unwrap_err().reason, Reason::InvalidBody);
         }
     }
 
@@ -435,13 +325,11 @@ mod tests {
     fn an_absent_limit_is_set_to_the_cap_and_nothing_else_changes() {
         let body = br#" {"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#;
         let out = apply(body, limits(Some(64), true)).unwrap().unwrap();
-        assert_eq!(out, br#" {"max_completion_tokens":64,"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#.to_vec());
-        let out = apply(
-            br#"{"model":"m","max_tokens":null}"#,
-            limits(Some(64), true),
-        )
-        .unwrap()
-        .unwrap();
+        assert_eq!(
+            out,
+            br#" {"max_completion_tokens":64,"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#.to_vec()
+        );
+        let out = apply(br#"{"model":"m","max_tokens":null}"#, limits(Some(64), true)).unwrap().unwrap();
         assert_eq!(out, br#"{"model":"m","max_tokens":64}"#.to_vec());
     }
 
@@ -449,37 +337,21 @@ mod tests {
     fn anthropic_messages_get_max_tokens() {
         let ep = Api::Anthropic.classify("POST", "/v1/messages").unwrap();
         let body = br#"{"model":"claude","messages":[]}"#;
-        let out = parse(ep, JSON, body)
-            .unwrap()
-            .apply_limits(ep, &limits(Some(10), true), body)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            out,
-            br#"{"max_tokens":10,"model":"claude","messages":[]}"#.to_vec()
-        );
+        let out = parse(ep, JSON, body).unwrap().apply_limits(ep, &limits(Some(10), true), body).unwrap().unwrap();
+        assert_eq!(out, br#"{"max_tokens":10,"model":"claude","messages":[]}"#.to_vec());
     }
 
     #[test]
     fn embeddings_have_no_token_field() {
         let ep = Api::OpenAi.classify("POST", "/v1/embeddings").unwrap();
         let body = br#"{"model":"e","input":"x"}"#;
-        assert_eq!(
-            parse(ep, JSON, body)
-                .unwrap()
-                .apply_limits(ep, &limits(Some(10), true), body)
-                .unwrap(),
-            None
-        );
+        assert_eq!(parse(ep, JSON, body).unwrap().apply_limits(ep, &limits(Some(10), true), body).unwrap(), None);
     }
 
     fn form(parts: &[(&str, &str)]) -> Vec<u8> {
         let mut out = Vec::new();
         for (disposition, value) in parts {
-            out.extend_from_slice(
-                format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n")
-                    .as_bytes(),
-            );
+            out.extend_from_slice(format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"--XyZ--\r\n");
         out
@@ -487,35 +359,21 @@ mod tests {
 
     #[test]
     fn multipart_model_is_read_strictly() {
-        let ep = Api::OpenAi
-            .classify("POST", "/v1/audio/transcriptions")
-            .unwrap();
+        let ep = Api::OpenAi.classify("POST", "/v1/audio/transcriptions").unwrap();
         let ct = Some("multipart/form-data; boundary=XyZ");
         let ok = form(&[
             ("form-data; name=\"file\"; filename=\"a.wav\"", "RIFF...."),
             ("form-data; name=\"model\"", "whisper-1"),
         ]);
         assert_eq!(parse(ep, ct, &ok).unwrap().model, "whisper-1");
-        let twice = form(&[
-            ("form-data; name=\"model\"", "a"),
-            ("form-data; name=model", "b"),
-        ]);
+        let twice = form(&[("form-data; name=\"model\"", "a"), ("form-data; name=model", "b")]);
         assert_eq!(reason(parse(ep, ct, &twice)).0, Reason::AmbiguousModel);
-        let starred = form(&[
-            ("form-data; name*=UTF-8''model", "a"),
-            ("form-data; name=\"model\"", "b"),
-        ]);
+        let starred = form(&[("form-data; name*=UTF-8''model", "a"), ("form-data; name=\"model\"", "b")]);
         assert_eq!(reason(parse(ep, ct, &starred)).0, Reason::InvalidBody);
         let none = form(&[("form-data; name=\"file\"", "x")]);
         assert_eq!(reason(parse(ep, ct, &none)).0, Reason::ModelMissing);
-        assert_eq!(
-            reason(parse(ep, Some("multipart/form-data"), &ok)).0,
-            Reason::InvalidBody
-        );
+        assert_eq!(reason(parse(ep, Some("multipart/form-data"), &ok)).0, Reason::InvalidBody);
         assert_eq!(reason(parse(ep, ct, b"garbage")).0, Reason::InvalidBody);
-        assert_eq!(
-            reason(parse(ep, JSON, br#"{"model":"whisper-1"}"#)).0,
-            Reason::InvalidBody
-        );
+        assert_eq!(reason(parse(ep, JSON, br#"{"model":"whisper-1"}"#)).0, Reason::InvalidBody);
     }
 }

@@ -8,35 +8,20 @@ use crate::svid::jwt::MAX_TOKEN_BYTES;
 
 /// Every header a caller could put a credential in. All are removed from
 /// every forwarded request, whatever the api.
-pub const CALLER_CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-];
+pub const CALLER_CREDENTIAL_HEADERS: &[&str] =
+    &["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
 /// Finds the caller's JWT-SVID. Exactly one carrier may hold a credential,
 /// once: two filled carriers, or a repeated carrier header, are ambiguous
 /// (we might validate one token and the provider read another).
-pub fn find_svid<'h>(
-    carrier: &Carrier,
-    api: Option<Api>,
-    headers: &'h [(String, String)],
-) -> Result<&'h str, Denial> {
+pub fn find_svid<'h>(carrier: &Carrier, api: Option<Api>, headers: &'h [(String, String)]) -> Result<&'h str, Denial> {
     let ambiguous = || {
-        Denial::new(
-            Reason::InvalidSvid,
-            "send the JWT-SVID in exactly one header, once",
-        )
-        .with_detail("ambiguous_credentials")
+        Denial::new(Reason::InvalidSvid, "send the JWT-SVID in exactly one header, once")
+            .with_detail("ambiguous_credentials")
     };
     let mut found: Option<&str> = None;
     let mut take = |name: &str, scheme: Option<&str>| -> Result<(), Denial> {
-        let mut values = headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str());
+        let mut values = headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let Some(value) = values.next() else {
             return Ok(());
         };
@@ -50,11 +35,8 @@ pub fn find_svid<'h>(
         let token = match scheme {
             None => value,
             Some(scheme) => strip_scheme(value, scheme).ok_or_else(|| {
-                Denial::new(
-                    Reason::InvalidSvid,
-                    format!("the {name} header must be \"{scheme} <JWT-SVID>\""),
-                )
-                .with_detail("unsupported_scheme")
+                Denial::new(Reason::InvalidSvid, format!("the {name} header must be \"{scheme} <JWT-SVID>\""))
+                    .with_detail("unsupported_scheme")
             })?,
         };
         if token.is_empty() {
@@ -75,16 +57,11 @@ pub fn find_svid<'h>(
         }
     }
     let token = found.ok_or_else(|| {
-        Denial::new(
-            Reason::MissingIdentity,
-            "no JWT-SVID: send it as the API key (Authorization: Bearer <JWT-SVID>)",
-        )
-        .with_detail("no_credential")
+        Denial::new(Reason::MissingIdentity, "no JWT-SVID: send it as the API key (Authorization: Bearer <JWT-SVID>)")
+            .with_detail("no_credential")
     })?;
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(
-            Denial::new(Reason::InvalidSvid, "the JWT-SVID is too long").with_detail("too_long")
-        );
+        return Err(Denial::new(Reason::InvalidSvid, "the JWT-SVID is too long").with_detail("too_long"));
     }
     Ok(token)
 }
@@ -114,14 +91,7 @@ impl std::fmt::Debug for Rewrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rewrite")
             .field("remove_headers", &self.remove_headers)
-            .field(
-                "set_headers",
-                &self
-                    .set_headers
-                    .iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>(),
-            )
+            .field("set_headers", &self.set_headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("path", &self.path.as_ref().map(|_| "…"))
             .field("body", &self.body.as_ref().map(Vec::len))
             .finish()
@@ -131,12 +101,7 @@ impl std::fmt::Debug for Rewrite {
 /// Strips every caller credential and injects the provider's. `provider`
 /// is `None` only in audit mode for a request no provider matched: it is
 /// forwarded with no credential at all.
-pub fn rewrite(
-    provider: Option<&Provider>,
-    carrier: &Carrier,
-    headers: &[(String, String)],
-    path: &str,
-) -> Rewrite {
+pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(String, String)], path: &str) -> Rewrite {
     let mut out = Rewrite::default();
     let mut remove = |name: &str| {
         if !out.remove_headers.iter().any(|h| h == name) {
@@ -153,14 +118,8 @@ pub fn rewrite(
     remove("accept-encoding");
     out.path = strip_key_param(path);
     let Some(provider) = provider else { return out };
-    if let Credential::ApiKey {
-        key,
-        header,
-        prefix,
-    } = &provider.credential
-    {
-        out.set_headers
-            .push((header.clone(), format!("{prefix}{}", key.expose())));
+    if let Credential::ApiKey { key, header, prefix } = &provider.credential {
+        out.set_headers.push((header.clone(), format!("{prefix}{}", key.expose())));
     }
     for (name, value) in provider.api.required_headers() {
         if !headers.iter().any(|(k, _)| k == name) {
@@ -183,11 +142,7 @@ pub fn strip_key_param(path: &str) -> Option<String> {
         return None;
     }
     let kept: Vec<&str> = query.split('&').filter(|p| !is_key(p)).collect();
-    Some(if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    })
+    Some(if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -196,11 +151,7 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -224,10 +175,7 @@ mod tests {
     use crate::config::Secret;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn detail(r: Result<&str, Denial>) -> String {
@@ -237,103 +185,47 @@ mod tests {
     #[test]
     fn reads_the_sdk_key_headers() {
         let c = Carrier::SdkKeyHeaders;
-        assert_eq!(
-            find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Bearer t")])).unwrap(),
-            "t"
-        );
-        assert_eq!(
-            find_svid(
-                &c,
-                Some(Api::OpenAi),
-                &h(&[("authorization", "bearer  t ")])
-            )
-            .unwrap(),
-            "t"
-        );
-        assert_eq!(
-            find_svid(&c, Some(Api::Anthropic), &h(&[("x-api-key", "t")])).unwrap(),
-            "t"
-        );
+        assert_eq!(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Bearer t")])).unwrap(), "t");
+        assert_eq!(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "bearer  t ")])).unwrap(), "t");
+        assert_eq!(find_svid(&c, Some(Api::Anthropic), &h(&[("x-api-key", "t")])).unwrap(), "t");
         // x-api-key is no carrier for openai: it is stripped, never read.
-        assert_eq!(
-            detail(find_svid(&c, Some(Api::OpenAi), &h(&[("x-api-key", "t")]))),
-            "no_credential"
-        );
+        assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &h(&[("x-api-key", "t")]))), "no_credential");
         assert_eq!(detail(find_svid(&c, None, &h(&[]))), "no_credential");
-        assert_eq!(
-            detail(find_svid(
-                &c,
-                Some(Api::OpenAi),
-                &h(&[("authorization", "Bearer ")])
-            )),
-            "no_credential"
-        );
+        assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Bearer ")]))), "no_credential");
     }
 
     #[test]
     fn two_credentials_are_ambiguous() {
         let c = Carrier::SdkKeyHeaders;
         let both = h(&[("authorization", "Bearer a"), ("x-api-key", "b")]);
-        assert_eq!(
-            detail(find_svid(&c, Some(Api::Anthropic), &both)),
-            "ambiguous_credentials"
-        );
+        assert_eq!(detail(find_svid(&c, Some(Api::Anthropic), &both)), "ambiguous_credentials");
         let repeated = h(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
-        assert_eq!(
-            detail(find_svid(&c, Some(Api::OpenAi), &repeated)),
-            "ambiguous_credentials"
-        );
+        assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &repeated)), "ambiguous_credentials");
         let repeated_empty = h(&[("x-api-key", "a"), ("x-api-key", "")]);
-        assert_eq!(
-            detail(find_svid(&c, Some(Api::Anthropic), &repeated_empty)),
-            "ambiguous_credentials"
-        );
+        assert_eq!(detail(find_svid(&c, Some(Api::Anthropic), &repeated_empty)), "ambiguous_credentials");
     }
 
     #[test]
     fn other_schemes_are_refused() {
         let c = Carrier::SdkKeyHeaders;
         assert_eq!(
-            detail(find_svid(
-                &c,
-                Some(Api::OpenAi),
-                &h(&[("authorization", "Basic dXNlcg==")])
-            )),
+            detail(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Basic dXNlcg==")]))),
             "unsupported_scheme"
         );
         assert_eq!(
-            detail(find_svid(
-                &c,
-                Some(Api::OpenAi),
-                &h(&[("authorization", "Bearertoken")])
-            )),
+            detail(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Bearertoken")]))),
             "unsupported_scheme"
         );
     }
 
     #[test]
     fn a_configured_header_is_the_only_carrier() {
-        let c = Carrier::Header {
-            name: "x-svid".into(),
-            scheme: None,
-        };
+        let c = Carrier::Header { name: "x-svid".into(), scheme: None };
         assert_eq!(
-            find_svid(
-                &c,
-                Some(Api::OpenAi),
-                &h(&[("x-svid", "t"), ("authorization", "Bearer u")])
-            )
-            .unwrap(),
+            find_svid(&c, Some(Api::OpenAi), &h(&[("x-svid", "t"), ("authorization", "Bearer u")])).unwrap(),
             "t"
         );
-        assert_eq!(
-            detail(find_svid(
-                &c,
-                Some(Api::OpenAi),
-                &h(&[("authorization", "Bearer u")])
-            )),
-            "no_credential"
-        );
+        assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Bearer u")]))), "no_credential");
     }
 
     #[test]
@@ -349,31 +241,13 @@ mod tests {
                 prefix: String::new(),
             },
         };
-        let c = Carrier::Header {
-            name: "x-svid".into(),
-            scheme: None,
-        };
+        let c = Carrier::Header { name: "x-svid".into(), scheme: None };
         let r = rewrite(Some(&provider), &c, &h(&[]), "/v1/messages");
-        for name in [
-            "authorization",
-            "proxy-authorization",
-            "x-api-key",
-            "api-key",
-            "x-goog-api-key",
-            "x-svid",
-        ] {
+        for name in ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-svid"] {
             assert!(r.remove_headers.iter().any(|h| h == name), "{name}");
         }
-        assert_eq!(
-            r.set_headers,
-            h(&[("x-api-key", "sk-up"), ("anthropic-version", "2023-06-01")])
-        );
-        let r = rewrite(
-            Some(&provider),
-            &c,
-            &h(&[("anthropic-version", "2024-01-01")]),
-            "/v1/messages",
-        );
+        assert_eq!(r.set_headers, h(&[("x-api-key", "sk-up"), ("anthropic-version", "2023-06-01")]));
+        let r = rewrite(Some(&provider), &c, &h(&[("anthropic-version", "2024-01-01")]), "/v1/messages");
         assert_eq!(r.set_headers, h(&[("x-api-key", "sk-up")]));
     }
 
@@ -382,10 +256,7 @@ mod tests {
         assert_eq!(strip_key_param("/v1/x"), None);
         assert_eq!(strip_key_param("/v1/x?a=1"), None);
         assert_eq!(strip_key_param("/v1/x?key=s").as_deref(), Some("/v1/x"));
-        assert_eq!(
-            strip_key_param("/v1/x?a=1&KEY=s&b=2&%6bey=t&k%65y").as_deref(),
-            Some("/v1/x?a=1&b=2")
-        );
+        assert_eq!(strip_key_param("/v1/x?a=1&KEY=s&b=2&%6bey=t&k%65y").as_deref(), Some("/v1/x?a=1&b=2"));
         assert_eq!(strip_key_param("/v1/x?keys=1&monkey=2"), None);
     }
 }

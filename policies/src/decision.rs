@@ -8,43 +8,27 @@ use crate::reason::{Denial, Reason};
 use crate::spiffe::SpiffeId;
 
 /// The allow rule that decided, or the denial.
-pub fn decide<'p>(
-    rules: &'p [Rule],
-    workload: &SpiffeId,
-    provider: &str,
-    model: &str,
-) -> Result<&'p Rule, Denial> {
+pub fn decide<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str, model: &str) -> Result<&'p Rule, Denial> {
     let matches = |r: &&Rule| {
         r.workloads.iter().any(|w| w.matches(workload))
             && r.providers.contains(provider)
             && r.models.iter().any(|m| m.matches(model))
     };
-    if let Some(deny) = rules
-        .iter()
-        .filter(|r| r.effect == Effect::Deny)
-        .find(matches)
-    {
+    if let Some(deny) = rules.iter().filter(|r| r.effect == Effect::Deny).find(matches) {
         return Err(Denial::new(
             Reason::ModelNotAllowed,
-            format!(
-                "rule {:?} denies {workload} the model {model:?} at provider {provider:?}",
-                deny.id
-            ),
+            format!("rule {:?} denies {workload} the model {model:?} at provider {provider:?}", deny.id),
         )
         .with_detail("deny_rule")
         .with_rule(deny.id.clone()));
     }
-    rules
-        .iter()
-        .filter(|r| r.effect == Effect::Allow)
-        .find(matches)
-        .ok_or_else(|| {
-            Denial::new(
-                Reason::ModelNotAllowed,
-                format!("no rule allows {workload} the model {model:?} at provider {provider:?}"),
-            )
-            .with_detail("no_matching_rule")
-        })
+    rules.iter().filter(|r| r.effect == Effect::Allow).find(matches).ok_or_else(|| {
+        Denial::new(
+            Reason::ModelNotAllowed,
+            format!("no rule allows {workload} the model {model:?} at provider {provider:?}"),
+        )
+        .with_detail("no_matching_rule")
+    })
 }
 
 #[cfg(test)]
@@ -53,29 +37,17 @@ mod tests {
     use crate::config::{ProviderSet, RuleLimits};
     use crate::spiffe::{ModelPattern, WorkloadPattern};
 
-    fn rule(
-        id: &str,
-        effect: Effect,
-        workloads: &[&str],
-        providers: &[&str],
-        models: &[&str],
-    ) -> Rule {
+    fn rule(id: &str, effect: Effect, workloads: &[&str], providers: &[&str], models: &[&str]) -> Rule {
         Rule {
             id: id.into(),
             effect,
-            workloads: workloads
-                .iter()
-                .map(|w| WorkloadPattern::parse(w).unwrap())
-                .collect(),
+            workloads: workloads.iter().map(|w| WorkloadPattern::parse(w).unwrap()).collect(),
             providers: if providers == ["*"] {
                 ProviderSet::All
             } else {
                 ProviderSet::Named(providers.iter().map(|p| p.to_string()).collect())
             },
-            models: models
-                .iter()
-                .map(|m| ModelPattern::parse(m).unwrap())
-                .collect(),
+            models: models.iter().map(|m| ModelPattern::parse(m).unwrap()).collect(),
             limits: RuleLimits::default(),
         }
     }
@@ -93,27 +65,9 @@ mod tests {
                 &["openai"],
                 &["gpt-4o-mini", "gpt-4.1-*"],
             ),
-            rule(
-                "research",
-                Effect::Allow,
-                &["spiffe://ex.org/ns/research/**"],
-                &["*"],
-                &["*"],
-            ),
-            rule(
-                "no-legacy",
-                Effect::Deny,
-                &["spiffe://ex.org/**"],
-                &["*"],
-                &["gpt-3.5-*"],
-            ),
-            rule(
-                "nothing",
-                Effect::Allow,
-                &["spiffe://ex.org/ns/empty/sa/x"],
-                &["*"],
-                &[],
-            ),
+            rule("research", Effect::Allow, &["spiffe://ex.org/ns/research/**"], &["*"], &["*"]),
+            rule("no-legacy", Effect::Deny, &["spiffe://ex.org/**"], &["*"], &["gpt-3.5-*"]),
+            rule("nothing", Effect::Allow, &["spiffe://ex.org/ns/empty/sa/x"], &["*"], &[]),
         ]
     }
 
@@ -121,25 +75,11 @@ mod tests {
     fn first_matching_allow_rule_decides() {
         let r = rules();
         assert_eq!(
-            decide(
-                &r,
-                &id("spiffe://ex.org/ns/support/sa/bot"),
-                "openai",
-                "gpt-4.1-mini"
-            )
-            .unwrap()
-            .id,
+            decide(&r, &id("spiffe://ex.org/ns/support/sa/bot"), "openai", "gpt-4.1-mini").unwrap().id,
             "support"
         );
         assert_eq!(
-            decide(
-                &r,
-                &id("spiffe://ex.org/ns/research/sa/a/b"),
-                "anthropic",
-                "claude-x"
-            )
-            .unwrap()
-            .id,
+            decide(&r, &id("spiffe://ex.org/ns/research/sa/a/b"), "anthropic", "claude-x").unwrap().id,
             "research"
         );
     }
@@ -147,17 +87,8 @@ mod tests {
     #[test]
     fn deny_wins_over_an_earlier_allow() {
         let r = rules();
-        let d = decide(
-            &r,
-            &id("spiffe://ex.org/ns/research/sa/a"),
-            "openai",
-            "gpt-3.5-turbo",
-        )
-        .unwrap_err();
-        assert_eq!(
-            (d.reason, d.rule.as_deref()),
-            (Reason::ModelNotAllowed, Some("no-legacy"))
-        );
+        let d = decide(&r, &id("spiffe://ex.org/ns/research/sa/a"), "openai", "gpt-3.5-turbo").unwrap_err();
+        assert_eq!((d.reason, d.rule.as_deref()), (Reason::ModelNotAllowed, Some("no-legacy")));
     }
 
     #[test]
@@ -165,25 +96,13 @@ mod tests {
         let r = rules();
         for (w, p, m) in [
             ("spiffe://ex.org/ns/support/sa/bot", "openai", "gpt-4o"),
-            (
-                "spiffe://ex.org/ns/support/sa/bot",
-                "anthropic",
-                "gpt-4o-mini",
-            ),
-            (
-                "spiffe://ex.org/ns/support/sa/bot2",
-                "openai",
-                "gpt-4o-mini",
-            ),
+            ("spiffe://ex.org/ns/support/sa/bot", "anthropic", "gpt-4o-mini"),
+            ("spiffe://ex.org/ns/support/sa/bot2", "openai", "gpt-4o-mini"),
             ("spiffe://ex.org/ns/empty/sa/x", "openai", "anything"),
             ("spiffe://other.org/ns/research/sa/a", "openai", "gpt-4o"),
         ] {
             let d = decide(&r, &id(w), p, m).unwrap_err();
-            assert_eq!(
-                (d.reason, d.rule),
-                (Reason::ModelNotAllowed, None),
-                "{w} {p} {m}"
-            );
+            assert_eq!((d.reason, d.rule), (Reason::ModelNotAllowed, None), "{w} {p} {m}");
         }
     }
 

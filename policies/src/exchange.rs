@@ -83,10 +83,7 @@ struct ResponseReader {
 
 impl Exchange {
     pub fn new(now_ms: u64) -> Self {
-        Exchange {
-            started_ms: now_ms,
-            ..Default::default()
-        }
+        Exchange { started_ms: now_ms, ..Default::default() }
     }
 
     /// The request headers arrived.
@@ -101,9 +98,7 @@ impl Exchange {
         self.record.mode = policy.mode.name();
         self.record.request_id = head.request_id.map(str::to_string);
         self.record.trace_id = trace_id(head.headers);
-        self.record.client = Client {
-            address: head.client_address.map(str::to_string),
-        };
+        self.record.client = Client { address: head.client_address.map(str::to_string) };
         self.request_id = head.request_id.map(str::to_string);
         self.headers = head.headers.to_vec();
         self.path = head.path.to_string();
@@ -117,28 +112,17 @@ impl Exchange {
             self.record.api = Some(p.api.name());
         }
 
-        let identity = credential::find_svid(&policy.jwt_svid.carrier, self.api, head.headers)
-            .and_then(|token| {
-                jwt::validate(
-                    token,
-                    &policy.jwt_svid,
-                    &policy.trust_domains,
-                    verifier,
-                    now_ms / 1000,
-                )
+        let identity = credential::find_svid(&policy.jwt_svid.carrier, self.api, head.headers).and_then(|token| {
+            jwt::validate(token, &policy.jwt_svid, &policy.trust_domains, verifier, now_ms / 1000)
                 .map_err(|e| e.denial())
-            });
+        });
         match identity {
             Ok(svid) => {
                 self.record.workload = Some(Workload {
                     spiffe_id: svid.spiffe_id.to_string(),
                     trust_domain: svid.spiffe_id.trust_domain().to_string(),
                     svid: "jwt",
-                    jwt: Some(JwtInfo {
-                        kid: svid.kid.clone(),
-                        exp: svid.exp,
-                        jti: svid.jti.clone(),
-                    }),
+                    jwt: Some(JwtInfo { kid: svid.kid.clone(), exp: svid.exp, jti: svid.jti.clone() }),
                     x509: None,
                 });
                 self.identity = Some(svid.spiffe_id);
@@ -153,11 +137,7 @@ impl Exchange {
         let Some((_, provider)) = provider else {
             let d = Denial::new(
                 Reason::NoProvider,
-                format!(
-                    "no provider is configured for {}{}",
-                    head.authority,
-                    path_only(head.path)
-                ),
+                format!("no provider is configured for {}{}", head.authority, path_only(head.path)),
             );
             return self.deny_or_forward(policy, d);
         };
@@ -177,16 +157,15 @@ impl Exchange {
         self.record.endpoint = Some(endpoint.path.to_string());
 
         let encodings = head.headers.iter().filter(|(k, _)| k == "content-encoding");
-        if let Some((_, enc)) = encodings
-            .into_iter()
-            .find(|(_, v)| !v.trim().eq_ignore_ascii_case("identity"))
-        {
-            let d = Denial::new(Reason::UnsupportedEncoding, format!("request bodies in content-encoding {:?} are not accepted; send them uncompressed", enc.trim()))
-                .with_detail(enc.trim().to_ascii_lowercase());
+        if let Some((_, enc)) = encodings.into_iter().find(|(_, v)| !v.trim().eq_ignore_ascii_case("identity")) {
+            let d = Denial::new(
+                Reason::UnsupportedEncoding,
+                format!("request bodies in content-encoding {:?} are not accepted; send them uncompressed", enc.trim()),
+            )
+            .with_detail(enc.trim().to_ascii_lowercase());
             return self.deny_or_forward(policy, d);
         }
-        let declared =
-            header(head.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let declared = header(head.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > policy.max_body_bytes) {
             return self.on_body_too_large(policy);
         }
@@ -209,10 +188,7 @@ impl Exchange {
     pub fn on_body_too_large(&mut self, policy: &Policy) -> Outcome {
         let d = Denial::new(
             Reason::BodyTooLarge,
-            format!(
-                "the request body is larger than {} bytes",
-                policy.max_body_bytes
-            ),
+            format!("the request body is larger than {} bytes", policy.max_body_bytes),
         );
         self.deny_or_forward(policy, d)
     }
@@ -220,10 +196,8 @@ impl Exchange {
     /// The whole request body arrived.
     pub fn on_request_body(&mut self, policy: &Policy, body: &[u8]) -> Outcome {
         self.record.prompt = Some(Prompt::of(body, policy.prompt_audit == PromptAudit::Sha256));
-        let (Some(endpoint), Some(provider)) = (
-            self.endpoint,
-            self.provider.and_then(|i| policy.providers.get(i)),
-        ) else {
+        let (Some(endpoint), Some(provider)) = (self.endpoint, self.provider.and_then(|i| policy.providers.get(i)))
+        else {
             // Only reachable in audit mode, after an earlier would-deny.
             return self.forward(policy, None);
         };
@@ -251,30 +225,13 @@ impl Exchange {
 
     /// The upstream's response headers arrived (not called for our own
     /// replies' sake: those are ignored).
-    pub fn on_response_headers(
-        &mut self,
-        status: Option<u16>,
-        content_type: Option<&str>,
-        now_ms: u64,
-    ) {
+    pub fn on_response_headers(&mut self, status: Option<u16>, content_type: Option<&str>, now_ms: u64) {
         if self.replied || !self.decided {
             return;
         }
-        self.record.upstream = Some(Upstream {
-            status,
-            duration_ms: Some(now_ms.saturating_sub(self.started_ms)),
-        });
-        let media = content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        self.response = Some(ResponseReader {
-            json: media == "application/json",
-            ..Default::default()
-        });
+        self.record.upstream = Some(Upstream { status, duration_ms: Some(now_ms.saturating_sub(self.started_ms)) });
+        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        self.response = Some(ResponseReader { json: media == "application/json", ..Default::default() });
     }
 
     /// A chunk of the upstream's response body; `end` on the last.
@@ -293,8 +250,7 @@ impl Exchange {
             reader.buffer.extend_from_slice(chunk);
         }
         if end && !reader.overflow {
-            if let (Ok(v), Some(api)) = (serde_json::from_slice::<Value>(&reader.buffer), self.api)
-            {
+            if let (Ok(v), Some(api)) = (serde_json::from_slice::<Value>(&reader.buffer), self.api) {
                 let (usage, model) = api.response_usage(&v);
                 self.record.usage = usage;
                 self.record.response_model = model;
@@ -316,9 +272,7 @@ impl Exchange {
             // The request ended (client gone, stream reset) before a decision.
             self.record.decision = "deny";
             self.record.reason = "incomplete";
-            self.record
-                .detail
-                .get_or_insert_with(|| "the request ended before modelgate decided".to_string());
+            self.record.detail.get_or_insert_with(|| "the request ended before modelgate decided".to_string());
         }
         if let Some(upstream) = self.record.upstream.as_mut() {
             upstream.status = upstream.status.or(status);
@@ -343,10 +297,7 @@ impl Exchange {
         self.decided = true;
         self.replied = true;
         self.record.decision = "deny";
-        let reply = self
-            .denial
-            .as_ref()
-            .map(|d| d.reply(self.api, self.request_id.as_deref()))?;
+        let reply = self.denial.as_ref().map(|d| d.reply(self.api, self.request_id.as_deref()))?;
         Some(Outcome::Reply(reply))
     }
 
@@ -363,29 +314,17 @@ impl Exchange {
     /// every forwarded request gets.
     fn credential_rewrite(&mut self, policy: &Policy) -> Rewrite {
         let provider = self.provider.and_then(|i| policy.providers.get(i));
-        credential::rewrite(
-            provider,
-            &policy.jwt_svid.carrier,
-            &self.headers,
-            &self.path,
-        )
+        credential::rewrite(provider, &policy.jwt_svid.carrier, &self.headers, &self.path)
     }
 
     fn forward(&mut self, policy: &Policy, new_body: Option<Vec<u8>>) -> Outcome {
-        let mut rewrite = if self.headers_forwarded {
-            Rewrite::default()
-        } else {
-            self.credential_rewrite(policy)
-        };
+        let mut rewrite = if self.headers_forwarded { Rewrite::default() } else { self.credential_rewrite(policy) };
         // Audit mode changes nothing but credentials: no body rewrite.
         if policy.mode == Mode::Enforce {
             rewrite.body = new_body;
         }
         if let Some(p) = self.provider.and_then(|i| policy.providers.get(i)) {
-            self.record.credential = Some(CredentialUsed {
-                type_: p.credential.type_name(),
-                name: p.name.clone(),
-            });
+            self.record.credential = Some(CredentialUsed { type_: p.credential.type_name(), name: p.name.clone() });
         }
         self.decided = true;
         self.record.decision = "allow";
@@ -397,10 +336,7 @@ impl Exchange {
 }
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn path_only(path: &str) -> &str {
@@ -424,18 +360,12 @@ fn host(authority: &str) -> String {
 }
 
 /// The first provider whose authorities and path prefix both match.
-fn match_provider<'p>(
-    policy: &'p Policy,
-    authority: &str,
-    path: &str,
-) -> Option<(usize, &'p Provider)> {
+fn match_provider<'p>(policy: &'p Policy, authority: &str, path: &str) -> Option<(usize, &'p Provider)> {
     let host = host(authority);
     let path = path_only(path);
     policy.providers.iter().enumerate().find(|(_, p)| {
         (p.authorities.is_empty() || p.authorities.iter().any(|a| *a == host))
-            && p.path_prefix
-                .as_deref()
-                .is_none_or(|prefix| path.starts_with(prefix))
+            && p.path_prefix.as_deref().is_none_or(|prefix| path.starts_with(prefix))
     })
 }
 
@@ -444,11 +374,7 @@ fn match_provider<'p>(
 fn strip_prefix<'a>(provider: &Provider, path: &'a str) -> &'a str {
     match provider.path_prefix.as_deref() {
         Some(prefix) if prefix.len() > 1 => {
-            let keep = if prefix.ends_with('/') {
-                prefix.len() - 1
-            } else {
-                prefix.len()
-            };
+            let keep = if prefix.ends_with('/') { prefix.len() - 1 } else { prefix.len() };
             path.get(keep..).unwrap_or("")
         }
         _ => path,
@@ -464,9 +390,7 @@ fn trace_id(headers: &[(String, String)]) -> Option<String> {
         }
     }
     header(headers, "x-b3-traceid")
-        .filter(|id| {
-            (id.len() == 16 || id.len() == 32) && id.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        .filter(|id| (id.len() == 16 || id.len() == 32) && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_ascii_lowercase)
 }
 

@@ -97,10 +97,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             if members.iter().any(|(k, _)| *k == name) {
                 // Keep reading so a syntax error later still wins: it is the
                 // more basic fault.
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
                 return Ok(Err(ObjectError::Duplicate(name)));
             }
             members.push((name, value));
@@ -150,33 +147,15 @@ mod tests {
             r#"{"model":"a","\u006dodel":"b"}"#,
             r#"{"\u006d\u006f\u0064\u0065\u006c":"a","model":"b"}"#,
         ] {
-            assert_eq!(
-                Object::parse(doc.as_bytes()),
-                Err(ObjectError::Duplicate("model".into())),
-                "{doc}"
-            );
+            assert_eq!(Object::parse(doc.as_bytes()), Err(ObjectError::Duplicate("model".into())), "{doc}");
         }
     }
 
     #[test]
     fn refuses_what_is_not_one_object() {
-        for doc in [
-            "",
-            "[]",
-            "1",
-            "\"x\"",
-            "null",
-            "true",
-            "{} {}",
-            "{",
-            "\u{feff}{}",
-            r#"{"a":"\ud800"}"#,
-        ] {
+        for doc in ["", "[]", "1", "\"x\"", "null", "true", "{} {}", "{", "\u{feff}{}", r#"{"a":"\ud800"}"#] {
             let e = Object::parse(doc.as_bytes()).unwrap_err();
-            assert!(
-                matches!(e, ObjectError::Syntax | ObjectError::NotAnObject),
-                "{doc:?} → {e:?}"
-            );
+            assert!(matches!(e, ObjectError::Syntax | ObjectError::NotAnObject), "{doc:?} → {e:?}");
         }
         assert_eq!(Object::parse(b"[1]"), Err(ObjectError::NotAnObject));
         assert_eq!(Object::parse(b"{\"a\":1}x"), Err(ObjectError::Syntax));

@@ -61,10 +61,7 @@ impl Reason {
 
     pub fn status(self) -> u16 {
         match self {
-            Reason::MissingIdentity
-            | Reason::InvalidSvid
-            | Reason::IdentityMismatch
-            | Reason::UntrustedDomain => 401,
+            Reason::MissingIdentity | Reason::InvalidSvid | Reason::IdentityMismatch | Reason::UntrustedDomain => 401,
             Reason::ModelNotAllowed
             | Reason::ConditionNotMet
             | Reason::EndpointNotAllowed
@@ -72,10 +69,7 @@ impl Reason {
             | Reason::StreamNotAllowed
             | Reason::MaxTokensExceeded
             | Reason::PromptBlocked => 403,
-            Reason::InvalidBody
-            | Reason::ModelMissing
-            | Reason::AmbiguousModel
-            | Reason::InvalidPath => 400,
+            Reason::InvalidBody | Reason::ModelMissing | Reason::AmbiguousModel | Reason::InvalidPath => 400,
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedEncoding => 415,
             Reason::CredentialUnavailable | Reason::BundleUnavailable => 503,
@@ -95,12 +89,7 @@ pub struct Denial {
 
 impl Denial {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Denial {
-            reason,
-            detail: None,
-            rule: None,
-            message: message.into(),
-        }
+        Denial { reason, detail: None, rule: None, message: message.into() }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -133,19 +122,12 @@ impl Denial {
             ("x-modelgate-reason".to_string(), code.to_string()),
         ];
         if status == 401 {
-            headers.push((
-                "www-authenticate".to_string(),
-                "Bearer error=\"invalid_token\"".to_string(),
-            ));
+            headers.push(("www-authenticate".to_string(), "Bearer error=\"invalid_token\"".to_string()));
         }
         if let Some(id) = request_id {
             headers.push(("x-request-id".to_string(), id.to_string()));
         }
-        LocalReply {
-            status,
-            headers,
-            body: body.to_string().into_bytes(),
-        }
+        LocalReply { status, headers, body: body.to_string().into_bytes() }
     }
 }
 
@@ -176,17 +158,12 @@ mod tests {
     }
 
     fn header<'a>(reply: &'a LocalReply, name: &str) -> Option<&'a str> {
-        reply
-            .headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        reply.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     #[test]
     fn openai_shape_carries_the_reason_as_code() {
-        let r = Denial::new(Reason::ModelNotAllowed, "no rule allows gpt-4o")
-            .reply(Some(Api::OpenAi), Some("rid"));
+        let r = Denial::new(Reason::ModelNotAllowed, "no rule allows gpt-4o").reply(Some(Api::OpenAi), Some("rid"));
         assert_eq!(r.status, 403);
         let b = body(&r);
         assert_eq!(b["error"]["code"], "model_not_allowed");
@@ -213,18 +190,11 @@ mod tests {
 
     #[test]
     fn every_401_says_how_to_authenticate() {
-        for reason in [
-            Reason::MissingIdentity,
-            Reason::InvalidSvid,
-            Reason::IdentityMismatch,
-            Reason::UntrustedDomain,
-        ] {
+        for reason in [Reason::MissingIdentity, Reason::InvalidSvid, Reason::IdentityMismatch, Reason::UntrustedDomain]
+        {
             let r = Denial::new(reason, "x").reply(None, None);
             assert_eq!(r.status, 401);
-            assert_eq!(
-                header(&r, "www-authenticate"),
-                Some("Bearer error=\"invalid_token\"")
-            );
+            assert_eq!(header(&r, "www-authenticate"), Some("Bearer error=\"invalid_token\""));
         }
     }
 }

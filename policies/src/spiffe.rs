@@ -21,25 +21,18 @@ pub struct SpiffeId {
 }
 impl SpiffeId {
     pub fn parse(s: &str) -> Result<Self, SpiffeIdError> {
-        let rest = s
-            .strip_prefix("spiffe://")
-            .ok_or(SpiffeIdError::WrongScheme)?;
-        if rest.chars().any(|c| {
-            c.is_ascii_uppercase()
-                && rest
-                    .find('/')
-                    .map_or(true, |i| rest.find(c).unwrap_or(0) < i)
-        }) {
+        let rest = s.strip_prefix("spiffe://").ok_or(SpiffeIdError::WrongScheme)?;
+        if rest
+            .chars()
+            .any(|c| c.is_ascii_uppercase() && rest.find('/').map_or(true, |i| rest.find(c).unwrap_or(0) < i))
+        {
             return Err(SpiffeIdError::BadTrustDomainChar);
         }
         if s.ends_with('/') {
             return Err(SpiffeIdError::TrailingSlash);
         }
         let td_end = 9 + rest.find('/').unwrap_or(rest.len());
-        Ok(SpiffeId {
-            id: s.to_string(),
-            td_end,
-        })
+        Ok(SpiffeId { id: s.to_string(), td_end })
     }
     pub fn as_str(&self) -> &str {
         &self.id
@@ -78,10 +71,7 @@ impl WorkloadPattern {
             return id.as_str().starts_with(&format!("{p}/"));
         }
         if let Some(p) = self.0.strip_suffix("/*") {
-            return id
-                .as_str()
-                .strip_prefix(&format!("{p}/"))
-                .is_some_and(|r| !r.contains('/'));
+            return id.as_str().strip_prefix(&format!("{p}/")).is_some_and(|r| !r.contains('/'));
         }
         self.0 == id.as_str()
     }

@@ -31,11 +31,7 @@ pub fn b64(v: &[u8]) -> String {
 
 /// Signs any header and claims with ES256, exactly as given.
 pub fn sign_es256(key: &p256::ecdsa::SigningKey, header: &Value, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
     let sig: p256::ecdsa::Signature = key.sign(input.as_bytes());
     format!("{input}.{}", b64(&sig.to_bytes()))
 }
@@ -46,11 +42,7 @@ pub fn claims(sub: &str) -> Value {
 
 /// A valid JWT-SVID for `sub` from the example.org key.
 pub fn svid(sub: &str) -> String {
-    sign_es256(
-        &ec_key(1),
-        &json!({"alg":"ES256","kid":"k1","typ":"JWT"}),
-        &claims(sub),
-    )
+    sign_es256(&ec_key(1), &json!({"alg":"ES256","kid":"k1","typ":"JWT"}), &claims(sub))
 }
 
 /// The demo-like configuration, with `patch` merged in at the top level.

@@ -79,9 +79,7 @@ impl Api {
     /// removed). Matching is exact: a path Envoy did not normalize, or one
     /// with a trailing slash, is no endpoint and so is refused.
     pub fn classify(self, method: &str, path: &str) -> Option<&'static Endpoint> {
-        self.endpoints()
-            .iter()
-            .find(|e| e.method == method && e.path == path)
+        self.endpoints().iter().find(|e| e.method == method && e.path == path)
     }
 
     /// Headers where this api's official SDK sends its API key, besides
@@ -115,10 +113,7 @@ impl Api {
             Api::OpenAi | Api::OpenAiCompatible => openai::usage(body),
             Api::Anthropic => anthropic::usage(body),
         };
-        let model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let model = body.get("model").and_then(Value::as_str).map(str::to_string);
         (usage, model)
     }
 }

@@ -10,39 +10,19 @@ const fn json(
     max_tokens_fields: &'static [&'static str],
     default: Option<&'static str>,
 ) -> Endpoint {
-    Endpoint {
-        method: "POST",
-        path,
-        body: BodyFormat::Json,
-        max_tokens_fields,
-        max_tokens_default: default,
-    }
+    Endpoint { method: "POST", path, body: BodyFormat::Json, max_tokens_fields, max_tokens_default: default }
 }
 
 const fn multipart(path: &'static str) -> Endpoint {
-    Endpoint {
-        method: "POST",
-        path,
-        body: BodyFormat::Multipart,
-        max_tokens_fields: &[],
-        max_tokens_default: None,
-    }
+    Endpoint { method: "POST", path, body: BodyFormat::Multipart, max_tokens_fields: &[], max_tokens_default: None }
 }
 
 /// SPEC §3. `max_completion_tokens` is chat's current field (`max_tokens` is
 /// deprecated there and refused by reasoning models), so it is the one set.
 pub static ENDPOINTS: &[Endpoint] = &[
-    json(
-        "/v1/chat/completions",
-        &["max_tokens", "max_completion_tokens"],
-        Some("max_completion_tokens"),
-    ),
+    json("/v1/chat/completions", &["max_tokens", "max_completion_tokens"], Some("max_completion_tokens")),
     json("/v1/completions", &["max_tokens"], Some("max_tokens")),
-    json(
-        "/v1/responses",
-        &["max_output_tokens"],
-        Some("max_output_tokens"),
-    ),
+    json("/v1/responses", &["max_output_tokens"], Some("max_output_tokens")),
     json("/v1/embeddings", &[], None),
     json("/v1/moderations", &[], None),
     json("/v1/images/generations", &[], None),
@@ -58,11 +38,7 @@ pub fn usage(body: &Value) -> Option<Usage> {
     let input = count(u, "prompt_tokens").or_else(|| count(u, "input_tokens"));
     let output = count(u, "completion_tokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "total_tokens").or_else(|| Some(input? + output.unwrap_or(0)));
-    Some(Usage {
-        input_tokens: input,
-        output_tokens: output,
-        total_tokens: total,
-    })
+    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
 }
 
 #[cfg(test)]
@@ -92,26 +68,14 @@ mod tests {
 
     #[test]
     fn reads_chat_and_responses_usage() {
-        let chat =
-            json!({"model":"m","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}});
-        assert_eq!(
-            usage(&chat),
-            Some(Usage {
-                input_tokens: Some(3),
-                output_tokens: Some(4),
-                total_tokens: Some(7)
-            })
-        );
+        let chat = json!({"model":"m","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}});
+        assert_eq!(usage(&chat), Some(Usage { input_tokens: Some(3), output_tokens: Some(4), total_tokens: Some(7) }));
         let responses = json!({"usage":{"input_tokens":5,"output_tokens":6,"total_tokens":11}});
         assert_eq!(usage(&responses).unwrap().total_tokens, Some(11));
         let embeddings = json!({"usage":{"prompt_tokens":8,"total_tokens":8}});
         assert_eq!(
             usage(&embeddings),
-            Some(Usage {
-                input_tokens: Some(8),
-                output_tokens: None,
-                total_tokens: Some(8)
-            })
+            Some(Usage { input_tokens: Some(8), output_tokens: None, total_tokens: Some(8) })
         );
         assert_eq!(usage(&json!({"usage":null})), None);
         assert_eq!(usage(&json!({})), None);

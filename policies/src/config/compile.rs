@@ -14,20 +14,14 @@ const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 fn not_yet(path: impl Into<String>, what: &str) -> ConfigError {
-    ConfigError::new(
-        path,
-        format!("{what} is not supported yet by this modelgate version"),
-    )
+    ConfigError::new(path, format!("{what} is not supported yet by this modelgate version"))
 }
 
 pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy> {
     if raw.version != 1 {
         return Err(ConfigError::new(
             "version",
-            format!(
-                "unsupported version {}: this modelgate reads version 1",
-                raw.version
-            ),
+            format!("unsupported version {}: this modelgate reads version 1", raw.version),
         ));
     }
     let trust_domains = trust_domains(raw.trust_domains)?;
@@ -38,15 +32,9 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
         None | Some(RawPromptAudit::Sha256) => PromptAudit::Sha256,
         Some(RawPromptAudit::None) => PromptAudit::None,
     };
-    let max_body_bytes = raw
-        .limits
-        .and_then(|l| l.max_body_bytes)
-        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let max_body_bytes = raw.limits.and_then(|l| l.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
     if max_body_bytes == 0 {
-        return Err(ConfigError::new(
-            "limits.max_body_bytes",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::new("limits.max_body_bytes", "must be at least 1"));
     }
     Ok(Policy {
         mode: match raw.mode {
@@ -64,37 +52,22 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
 
 fn trust_domains(raw: Vec<RawTrustDomain>) -> Result<Vec<TrustDomainConfig>> {
     if raw.is_empty() {
-        return Err(ConfigError::new(
-            "trust_domains",
-            "at least one trust domain is required",
-        ));
+        return Err(ConfigError::new("trust_domains", "at least one trust domain is required"));
     }
     let mut out: Vec<TrustDomainConfig> = Vec::with_capacity(raw.len());
     for (i, td) in raw.into_iter().enumerate() {
         let at = format!("trust_domains[{i}]");
         let name = TrustDomain::parse(&td.name).map_err(|e| {
-            ConfigError::new(
-                format!("{at}.name"),
-                format!("{:?} is not a trust domain name: {e}", td.name),
-            )
+            ConfigError::new(format!("{at}.name"), format!("{:?} is not a trust domain name: {e}", td.name))
         })?;
         if out.iter().any(|d| d.name == name) {
-            return Err(ConfigError::new(
-                format!("{at}.name"),
-                format!("duplicate trust domain {name}"),
-            ));
+            return Err(ConfigError::new(format!("{at}.name"), format!("duplicate trust domain {name}")));
         }
         if td.bundle_endpoint.is_some() {
-            return Err(not_yet(
-                format!("{at}.bundle_endpoint"),
-                "fetching bundles from a bundle endpoint",
-            ));
+            return Err(not_yet(format!("{at}.bundle_endpoint"), "fetching bundles from a bundle endpoint"));
         }
         let bundle = td.jwt_bundle.ok_or_else(|| {
-            ConfigError::new(
-                format!("{at}.jwt_bundle"),
-                "required: the trust domain's JWT authorities",
-            )
+            ConfigError::new(format!("{at}.jwt_bundle"), "required: the trust domain's JWT authorities")
         })?;
         let keys = parse_jwt_bundle(&bundle).map_err(|e| {
             let path = if e.path.is_empty() || e.path == "." {
@@ -119,32 +92,18 @@ fn identity(raw: RawIdentity) -> Result<JwtSvidConfig> {
             return Err(not_yet("identity.require", "requiring an X.509-SVID"));
         }
     }
-    let jwt = raw.jwt_svid.ok_or_else(|| {
-        ConfigError::new(
-            "identity.jwt_svid",
-            "required: no other identity source is configured",
-        )
-    })?;
+    let jwt = raw
+        .jwt_svid
+        .ok_or_else(|| ConfigError::new("identity.jwt_svid", "required: no other identity source is configured"))?;
     if jwt.audiences.is_empty() {
-        return Err(ConfigError::new(
-            "identity.jwt_svid.audiences",
-            "at least one audience is required",
-        ));
+        return Err(ConfigError::new("identity.jwt_svid.audiences", "at least one audience is required"));
     }
     if let Some(i) = jwt.audiences.iter().position(|a| a.is_empty()) {
-        return Err(ConfigError::new(
-            format!("identity.jwt_svid.audiences[{i}]"),
-            "must not be empty",
-        ));
+        return Err(ConfigError::new(format!("identity.jwt_svid.audiences[{i}]"), "must not be empty"));
     }
-    let max_lifetime_seconds = jwt
-        .max_lifetime_seconds
-        .unwrap_or(DEFAULT_MAX_LIFETIME_SECONDS);
+    let max_lifetime_seconds = jwt.max_lifetime_seconds.unwrap_or(DEFAULT_MAX_LIFETIME_SECONDS);
     if max_lifetime_seconds == 0 {
-        return Err(ConfigError::new(
-            "identity.jwt_svid.max_lifetime_seconds",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::new("identity.jwt_svid.max_lifetime_seconds", "must be at least 1"));
     }
     let leeway_seconds = jwt.leeway_seconds.unwrap_or(DEFAULT_LEEWAY_SECONDS);
     if leeway_seconds > 300 {
@@ -155,12 +114,7 @@ fn identity(raw: RawIdentity) -> Result<JwtSvidConfig> {
     }
     let carrier = match (jwt.header, jwt.scheme) {
         (None, None) => Carrier::SdkKeyHeaders,
-        (None, Some(_)) => {
-            return Err(ConfigError::new(
-                "identity.jwt_svid.scheme",
-                "only meaningful with header",
-            ))
-        }
+        (None, Some(_)) => return Err(ConfigError::new("identity.jwt_svid.scheme", "only meaningful with header")),
         (Some(name), scheme) => {
             let name = header_name(&name, "identity.jwt_svid.header")?;
             if let Some(s) = &scheme {
@@ -174,36 +128,23 @@ fn identity(raw: RawIdentity) -> Result<JwtSvidConfig> {
             Carrier::Header { name, scheme }
         }
     };
-    Ok(JwtSvidConfig {
-        audiences: jwt.audiences,
-        leeway_seconds,
-        max_lifetime_seconds,
-        carrier,
-    })
+    Ok(JwtSvidConfig { audiences: jwt.audiences, leeway_seconds, max_lifetime_seconds, carrier })
 }
 
 /// Header names are HTTP tokens; Envoy presents them in lower case.
 fn header_name(name: &str, path: &str) -> Result<String> {
     let ok = !name.is_empty()
         && !name.starts_with(':')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !ok {
-        return Err(ConfigError::new(
-            path,
-            format!("{name:?} is not an HTTP header name"),
-        ));
+        return Err(ConfigError::new(path, format!("{name:?} is not an HTTP header name")));
     }
     Ok(name.to_ascii_lowercase())
 }
 
 fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Provider>> {
     if raw.is_empty() {
-        return Err(ConfigError::new(
-            "providers",
-            "at least one provider is required",
-        ));
+        return Err(ConfigError::new("providers", "at least one provider is required"));
     }
     let mut out: Vec<Provider> = Vec::with_capacity(raw.len());
     for (i, p) in raw.into_iter().enumerate() {
@@ -215,10 +156,7 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             ));
         }
         if out.iter().any(|o| o.name == p.name) {
-            return Err(ConfigError::new(
-                format!("{at}.name"),
-                format!("duplicate provider {:?}", p.name),
-            ));
+            return Err(ConfigError::new(format!("{at}.name"), format!("duplicate provider {:?}", p.name)));
         }
         let api = match p.api.as_str() {
             "gemini" | "azure_openai" | "bedrock" | "vertex" => {
@@ -227,9 +165,7 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             name => Api::from_name(name).ok_or_else(|| {
                 ConfigError::new(
                     format!("{at}.api"),
-                    format!(
-                        "unknown api {name:?}: expected openai, openai_compatible or anthropic"
-                    ),
+                    format!("unknown api {name:?}: expected openai, openai_compatible or anthropic"),
                 )
             })?,
         };
@@ -246,21 +182,14 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
                 .enumerate()
                 .map(|(j, a)| {
                     authority(a).ok_or_else(|| {
-                        ConfigError::new(
-                            format!("{at}.match.authorities[{j}]"),
-                            format!("{a:?} is not a host name"),
-                        )
+                        ConfigError::new(format!("{at}.match.authorities[{j}]"), format!("{a:?} is not a host name"))
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
         let path_prefix = match p.match_.path_prefix {
             None => None,
-            Some(prefix)
-                if prefix.starts_with('/')
-                    && !prefix.contains(['?', '#', '%'])
-                    && !prefix.contains("//") =>
-            {
+            Some(prefix) if prefix.starts_with('/') && !prefix.contains(['?', '#', '%']) && !prefix.contains("//") => {
                 Some(prefix)
             }
             Some(prefix) => {
@@ -271,58 +200,29 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             }
         };
         if authorities.is_empty() && path_prefix.is_none() {
-            return Err(ConfigError::new(
-                format!("{at}.match"),
-                "give authorities, path_prefix, or both",
-            ));
+            return Err(ConfigError::new(format!("{at}.match"), "give authorities, path_prefix, or both"));
         }
         let credential = credential(p.credential, api, &format!("{at}.credential"), env)?;
-        out.push(Provider {
-            name: p.name,
-            api,
-            authorities,
-            path_prefix,
-            credential,
-        });
+        out.push(Provider { name: p.name, api, authorities, path_prefix, credential });
     }
     Ok(out)
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn authority(a: &str) -> Option<String> {
-    let ok = !a.is_empty()
-        && a.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let ok = !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
     ok.then(|| a.to_ascii_lowercase())
 }
 
-fn credential(
-    raw: RawCredential,
-    api: Api,
-    at: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Credential> {
+fn credential(raw: RawCredential, api: Api, at: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Credential> {
     match raw {
         RawCredential::None {} => Ok(Credential::None),
-        RawCredential::MintedJwt(_) => Err(not_yet(
-            format!("{at}.type"),
-            "credential type \"minted_jwt\"",
-        )),
-        RawCredential::TokenExchange(_) => Err(not_yet(
-            format!("{at}.type"),
-            "credential type \"token_exchange\"",
-        )),
-        RawCredential::ApiKey {
-            env: var,
-            header,
-            prefix,
-        } => {
+        RawCredential::MintedJwt(_) => Err(not_yet(format!("{at}.type"), "credential type \"minted_jwt\"")),
+        RawCredential::TokenExchange(_) => Err(not_yet(format!("{at}.type"), "credential type \"token_exchange\"")),
+        RawCredential::ApiKey { env: var, header, prefix } => {
             let key = match env(&var) {
                 Some(value) if !value.trim().is_empty() => value.trim().to_string(),
                 _ => {
@@ -345,25 +245,14 @@ fn credential(
             };
             let prefix = prefix.unwrap_or_else(|| default_prefix.to_string());
             if prefix.bytes().any(|b| b.is_ascii_control()) {
-                return Err(ConfigError::new(
-                    format!("{at}.prefix"),
-                    "holds control characters",
-                ));
+                return Err(ConfigError::new(format!("{at}.prefix"), "holds control characters"));
             }
-            Ok(Credential::ApiKey {
-                key: Secret::new(key),
-                header,
-                prefix,
-            })
+            Ok(Credential::ApiKey { key: Secret::new(key), header, prefix })
         }
     }
 }
 
-fn rules(
-    raw: Vec<RawRule>,
-    domains: &[TrustDomainConfig],
-    providers: &[Provider],
-) -> Result<Vec<Rule>> {
+fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider]) -> Result<Vec<Rule>> {
     let mut out: Vec<Rule> = Vec::with_capacity(raw.len());
     for (i, r) in raw.into_iter().enumerate() {
         let at = format!("rules[{i}]");
@@ -374,16 +263,10 @@ fn rules(
             ));
         }
         if out.iter().any(|o| o.id == r.id) {
-            return Err(ConfigError::new(
-                format!("{at}.id"),
-                format!("duplicate rule id {:?}", r.id),
-            ));
+            return Err(ConfigError::new(format!("{at}.id"), format!("duplicate rule id {:?}", r.id)));
         }
         if r.endpoints.is_some() {
-            return Err(not_yet(
-                format!("{at}.endpoints"),
-                "allowing extra endpoints",
-            ));
+            return Err(not_yet(format!("{at}.endpoints"), "allowing extra endpoints"));
         }
         if r.when.is_some() {
             return Err(not_yet(format!("{at}.when"), "rule conditions"));
@@ -391,28 +274,18 @@ fn rules(
         let mut workloads = Vec::with_capacity(r.workloads.len());
         for (j, w) in r.workloads.iter().enumerate() {
             let path = format!("{at}.workloads[{j}]");
-            let pattern = WorkloadPattern::parse(w)
-                .map_err(|e| ConfigError::new(&path, format!("{w:?}: {e}")))?;
-            if !domains
-                .iter()
-                .any(|d| d.name.as_str() == pattern.trust_domain())
-            {
+            let pattern = WorkloadPattern::parse(w).map_err(|e| ConfigError::new(&path, format!("{w:?}: {e}")))?;
+            if !domains.iter().any(|d| d.name.as_str() == pattern.trust_domain()) {
                 return Err(ConfigError::new(
                     path,
-                    format!(
-                        "trust domain {:?} is not in trust_domains",
-                        pattern.trust_domain()
-                    ),
+                    format!("trust domain {:?} is not in trust_domains", pattern.trust_domain()),
                 ));
             }
             workloads.push(pattern);
         }
         let provider_set = if r.providers.iter().any(|p| p == "*") {
             if r.providers.len() != 1 {
-                return Err(ConfigError::new(
-                    format!("{at}.providers"),
-                    "\"*\" stands alone",
-                ));
+                return Err(ConfigError::new(format!("{at}.providers"), "\"*\" stands alone"));
             }
             ProviderSet::All
         } else {
@@ -428,9 +301,10 @@ fn rules(
         };
         let mut models = Vec::with_capacity(r.models.len());
         for (j, m) in r.models.iter().enumerate() {
-            models.push(ModelPattern::parse(m).map_err(|e| {
-                ConfigError::new(format!("{at}.models[{j}]"), format!("{m:?}: {e}"))
-            })?);
+            models.push(
+                ModelPattern::parse(m)
+                    .map_err(|e| ConfigError::new(format!("{at}.models[{j}]"), format!("{m:?}: {e}")))?,
+            );
         }
         let effect = match r.effect {
             RawEffect::Allow => Effect::Allow,
@@ -439,32 +313,16 @@ fn rules(
         let limits = match r.limits {
             None => RuleLimits::default(),
             Some(_) if effect == Effect::Deny => {
-                return Err(ConfigError::new(
-                    format!("{at}.limits"),
-                    "a deny rule has no limits",
-                ));
+                return Err(ConfigError::new(format!("{at}.limits"), "a deny rule has no limits"));
             }
             Some(l) => {
                 if l.max_tokens == Some(0) {
-                    return Err(ConfigError::new(
-                        format!("{at}.limits.max_tokens"),
-                        "must be at least 1",
-                    ));
+                    return Err(ConfigError::new(format!("{at}.limits.max_tokens"), "must be at least 1"));
                 }
-                RuleLimits {
-                    max_tokens: l.max_tokens,
-                    stream: l.stream.unwrap_or(true),
-                }
+                RuleLimits { max_tokens: l.max_tokens, stream: l.stream.unwrap_or(true) }
             }
         };
-        out.push(Rule {
-            id: r.id,
-            effect,
-            workloads,
-            providers: provider_set,
-            models,
-            limits,
-        });
+        out.push(Rule { id: r.id, effect, workloads, providers: provider_set, models, limits });
     }
     Ok(out)
 }

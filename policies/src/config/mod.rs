@@ -60,10 +60,7 @@ pub enum Carrier {
     /// key in (`x-api-key` for anthropic).
     SdkKeyHeaders,
     /// One header only, with an optional scheme (`Bearer`) before the token.
-    Header {
-        name: String,
-        scheme: Option<String>,
-    },
+    Header { name: String, scheme: Option<String> },
 }
 
 #[derive(Debug)]
@@ -80,11 +77,7 @@ pub struct Provider {
 
 #[derive(Debug)]
 pub enum Credential {
-    ApiKey {
-        key: Secret,
-        header: String,
-        prefix: String,
-    },
+    ApiKey { key: Secret, header: String, prefix: String },
     None,
 }
 
@@ -154,10 +147,7 @@ pub struct RuleLimits {
 
 impl Default for RuleLimits {
     fn default() -> Self {
-        RuleLimits {
-            max_tokens: None,
-            stream: true,
-        }
+        RuleLimits { max_tokens: None, stream: true }
     }
 }
 
@@ -176,10 +166,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { path: path.into(), message: message.into() }
     }
 }
 
@@ -198,10 +185,7 @@ impl std::error::Error for ConfigError {}
 impl Policy {
     /// Parses and compiles a configuration. `env` looks up the VM's
     /// environment variables (where `api_key` credentials come from).
-    pub fn from_json(
-        json: &[u8],
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Policy, ConfigError> {
+    pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(json);
         let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
@@ -213,3 +197,6 @@ impl Policy {
         self.providers.iter().find(|p| p.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -62,10 +62,7 @@ fn run(policy: &Policy, c: &Call) -> (Outcome, Value) {
         };
         // Fold the header changes into the final outcome, as Envoy sees them.
         if let Outcome::Forward(body) = outcome {
-            outcome = Outcome::Forward(Rewrite {
-                body: body.body,
-                ..headers
-            });
+            outcome = Outcome::Forward(Rewrite { body: body.body, ..headers });
         }
     }
     let status = match &outcome {
@@ -109,13 +106,7 @@ fn an_allowed_call_is_forwarded_with_the_provider_key_and_audited() {
     let rw = forwarded(&o);
     assert!(rw.remove_headers.contains(&"authorization".to_string()));
     assert!(rw.remove_headers.contains(&"content-length".to_string()));
-    assert_eq!(
-        rw.set_headers,
-        vec![(
-            "authorization".to_string(),
-            "Bearer sk-openai-upstream".to_string()
-        )]
-    );
+    assert_eq!(rw.set_headers, vec![("authorization".to_string(), "Bearer sk-openai-upstream".to_string())]);
     // The cap (1024) was written into the body.
     let body: Value = serde_json::from_slice(rw.body.as_ref().unwrap()).unwrap();
     assert_eq!(body["max_completion_tokens"], 1024);
@@ -128,18 +119,13 @@ fn an_allowed_call_is_forwarded_with_the_provider_key_and_audited() {
     assert_eq!(rec["endpoint"], "/v1/chat/completions");
     assert_eq!(rec["model"], "gpt-4o-mini");
     assert_eq!(rec["response_model"], "gpt-4o-mini-2024-07-18");
-    assert_eq!(
-        rec["usage"],
-        json!({"input_tokens":3,"output_tokens":4,"total_tokens":7})
-    );
+    assert_eq!(rec["usage"], json!({"input_tokens":3,"output_tokens":4,"total_tokens":7}));
     assert_eq!(rec["credential"], json!({"type":"api_key","name":"openai"}));
     assert_eq!(rec["upstream"], json!({"status":200,"duration_ms":5}));
     assert_eq!(rec["client"]["address"], "10.0.0.7:51234");
     assert_eq!(rec["time"], "2026-11-18T11:06:40.000Z");
     let text = rec.to_string();
-    assert!(
-        !text.contains(&token) && !text.contains("sk-openai-upstream") && !text.contains("\"hi\"")
-    );
+    assert!(!text.contains(&token) && !text.contains("sk-openai-upstream") && !text.contains("\"hi\""));
 }
 
 #[test]
@@ -151,11 +137,7 @@ fn a_disallowed_model_is_refused_in_the_api_shape() {
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["error"]["code"], "model_not_allowed");
     assert_eq!(
-        (
-            rec["decision"].as_str(),
-            rec["reason"].as_str(),
-            rec["status"].as_u64()
-        ),
+        (rec["decision"].as_str(), rec["reason"].as_str(), rec["status"].as_u64()),
         (Some("deny"), Some("model_not_allowed"), Some(403))
     );
     assert_eq!(rec["model"], "gpt-4o");
@@ -166,27 +148,16 @@ fn a_disallowed_model_is_refused_in_the_api_shape() {
 #[test]
 fn deny_rules_win_and_name_themselves() {
     let p = policy(json!({}));
-    let (_, rec) = run(
-        &p,
-        &chat(
-            Some(&svid("spiffe://example.org/ns/research/sa/a")),
-            json!({"model":"gpt-3.5-turbo"}),
-        ),
-    );
-    assert_eq!(
-        (rec["reason"].as_str(), rec["rule"].as_str()),
-        (Some("model_not_allowed"), Some("no-legacy"))
-    );
+    let (_, rec) =
+        run(&p, &chat(Some(&svid("spiffe://example.org/ns/research/sa/a")), json!({"model":"gpt-3.5-turbo"})));
+    assert_eq!((rec["reason"].as_str(), rec["rule"].as_str()), (Some("model_not_allowed"), Some("no-legacy")));
 }
 
 #[test]
 fn identity_failures_are_401_with_their_detail() {
     let p = policy(json!({}));
-    let expired = sign_es256(
-        &ec_key(1),
-        &json!({"alg":"ES256","kid":"k1"}),
-        &json!({"sub":BOT,"aud":AUD,"exp":NOW-100}),
-    );
+    let expired =
+        sign_es256(&ec_key(1), &json!({"alg":"ES256","kid":"k1"}), &json!({"sub":BOT,"aud":AUD,"exp":NOW-100}));
     let cases = [
         (None, "missing_identity", "no_credential"),
         (Some(expired.as_str()), "invalid_svid", "expired"),
@@ -196,14 +167,8 @@ fn identity_failures_are_401_with_their_detail() {
         let (o, rec) = run(&p, &chat(token, mini()));
         let r = reply(&o);
         assert_eq!(r.status, 401);
-        assert!(r
-            .headers
-            .iter()
-            .any(|(k, v)| k == "www-authenticate" && v.contains("invalid_token")));
-        assert_eq!(
-            (rec["reason"].as_str(), rec["detail"].as_str()),
-            (Some(reason), Some(detail))
-        );
+        assert!(r.headers.iter().any(|(k, v)| k == "www-authenticate" && v.contains("invalid_token")));
+        assert_eq!((rec["reason"].as_str(), rec["detail"].as_str()), (Some(reason), Some(detail)));
         assert_eq!(rec["workload"], Value::Null);
     }
 }
@@ -211,25 +176,15 @@ fn identity_failures_are_401_with_their_detail() {
 #[test]
 fn anthropic_callers_use_x_api_key_and_get_anthropic_errors() {
     let p = policy(json!({}));
-    let mut c = call(
-        "/anthropic/v1/messages",
-        None,
-        json!({"model":"claude-3-5-haiku-latest","max_tokens":100,"messages":[]}),
-    );
+    let mut c =
+        call("/anthropic/v1/messages", None, json!({"model":"claude-3-5-haiku-latest","max_tokens":100,"messages":[]}));
     c.authority = "gateway.local";
     let c = c.header("x-api-key", &svid(BOT));
     let (o, rec) = run(&p, &c);
     let rw = forwarded(&o);
-    assert!(rw
-        .set_headers
-        .contains(&("x-api-key".to_string(), "sk-ant-upstream".to_string())));
-    assert!(rw
-        .set_headers
-        .contains(&("anthropic-version".to_string(), "2023-06-01".to_string())));
-    assert_eq!(
-        (rec["provider"].as_str(), rec["endpoint"].as_str()),
-        (Some("anthropic"), Some("/v1/messages"))
-    );
+    assert!(rw.set_headers.contains(&("x-api-key".to_string(), "sk-ant-upstream".to_string())));
+    assert!(rw.set_headers.contains(&("anthropic-version".to_string(), "2023-06-01".to_string())));
+    assert_eq!((rec["provider"].as_str(), rec["endpoint"].as_str()), (Some("anthropic"), Some("/v1/messages")));
     let mut c = call(
         "/anthropic/v1/messages",
         None,
@@ -239,10 +194,7 @@ fn anthropic_callers_use_x_api_key_and_get_anthropic_errors() {
     let (o, _) = run(&p, &c.header("x-api-key", &svid(BOT)));
     let body: Value = serde_json::from_slice(&reply(&o).body).unwrap();
     assert_eq!(body["error"]["type"], "permission_error");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("max_tokens_exceeded"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("max_tokens_exceeded"));
 }
 
 #[test]
@@ -250,17 +202,11 @@ fn unknown_paths_and_providers_are_refused() {
     let p = policy(json!({}));
     let t = svid(BOT);
     let (o, rec) = run(&p, &call("/v1/files", Some(&t), mini()));
-    assert_eq!(
-        (reply(&o).status, rec["reason"].as_str()),
-        (403, Some("endpoint_not_allowed"))
-    );
+    assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("endpoint_not_allowed")));
     let mut c = chat(Some(&t), mini());
     c.authority = "api.other.com";
     let (o, rec) = run(&p, &c);
-    assert_eq!(
-        (reply(&o).status, rec["reason"].as_str()),
-        (403, Some("no_provider"))
-    );
+    assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("no_provider")));
     let mut c = chat(Some(&t), mini());
     c.method = "GET";
     assert_eq!(reply(&run(&p, &c).0).status, 403);
@@ -285,20 +231,13 @@ fn bodies_are_refused_before_and_while_buffering() {
     let t = svid(BOT);
     let big = json!({"model":"gpt-4o-mini","input":"x".repeat(5000)});
     let (o, rec) = run(&p, &chat(Some(&t), big.clone()));
-    assert_eq!(
-        (reply(&o).status, rec["reason"].as_str()),
-        (413, Some("body_too_large"))
-    );
+    assert_eq!((reply(&o).status, rec["reason"].as_str()), (413, Some("body_too_large")));
     let c = chat(Some(&t), mini()).header("content-length", "999999");
     assert_eq!(reply(&run(&p, &c).0).status, 413);
     let c = chat(Some(&t), mini()).header("content-encoding", "gzip");
     let (o, rec) = run(&p, &c);
     assert_eq!(
-        (
-            reply(&o).status,
-            rec["reason"].as_str(),
-            rec["detail"].as_str()
-        ),
+        (reply(&o).status, rec["reason"].as_str(), rec["detail"].as_str()),
         (415, Some("unsupported_encoding"), Some("gzip"))
     );
     let c = chat(Some(&t), mini()).header("content-encoding", "identity");
@@ -312,25 +251,12 @@ fn bodies_are_refused_before_and_while_buffering() {
 fn stream_limits_apply_per_rule() {
     let p = policy(json!({}));
     let batch = svid("spiffe://example.org/ns/batch/summarizer");
-    let (o, rec) = run(
-        &p,
-        &chat(Some(&batch), json!({"model":"gpt-4o-mini","stream":true})),
-    );
+    let (o, rec) = run(&p, &chat(Some(&batch), json!({"model":"gpt-4o-mini","stream":true})));
     assert_eq!(
-        (
-            reply(&o).status,
-            rec["reason"].as_str(),
-            rec["rule"].as_str()
-        ),
+        (reply(&o).status, rec["reason"].as_str(), rec["rule"].as_str()),
         (403, Some("stream_not_allowed"), Some("batch"))
     );
-    let (o, _) = run(
-        &p,
-        &chat(
-            Some(&svid(BOT)),
-            json!({"model":"gpt-4o-mini","stream":true}),
-        ),
-    );
+    let (o, _) = run(&p, &chat(Some(&svid(BOT)), json!({"model":"gpt-4o-mini","stream":true})));
     assert!(matches!(o, Outcome::Forward(_)));
 }
 
@@ -339,10 +265,7 @@ fn key_query_parameters_are_removed() {
     let p = policy(json!({}));
     let mut c = chat(Some(&svid(BOT)), mini());
     c.path = "/v1/chat/completions?key=sk-caller&x=1".into();
-    assert_eq!(
-        forwarded(&run(&p, &c).0).path.as_deref(),
-        Some("/v1/chat/completions?x=1")
-    );
+    assert_eq!(forwarded(&run(&p, &c).0).path.as_deref(), Some("/v1/chat/completions?x=1"));
 }
 
 #[test]
@@ -352,11 +275,7 @@ fn audit_mode_forwards_what_it_would_deny() {
     let rw = forwarded(&o);
     assert!(rw.remove_headers.contains(&"authorization".to_string()));
     assert_eq!(
-        (
-            rec["decision"].as_str(),
-            rec["would_deny"].as_bool(),
-            rec["reason"].as_str()
-        ),
+        (rec["decision"].as_str(), rec["would_deny"].as_bool(), rec["reason"].as_str()),
         (Some("allow"), Some(true), Some("model_not_allowed"))
     );
     assert_eq!(rec["mode"], "audit");
@@ -364,19 +283,12 @@ fn audit_mode_forwards_what_it_would_deny() {
     let (o, rec) = run(&p, &chat(None, json!({"model":"gpt-4o"})));
     assert!(matches!(o, Outcome::Forward(_)));
     assert_eq!(
-        (
-            rec["reason"].as_str(),
-            rec["model"].as_str(),
-            rec["would_deny"].as_bool()
-        ),
+        (rec["reason"].as_str(), rec["model"].as_str(), rec["would_deny"].as_bool()),
         (Some("missing_identity"), Some("gpt-4o"), Some(true))
     );
     // An allowed call in audit mode is not marked.
     let (_, rec) = run(&p, &chat(Some(&svid(BOT)), mini()));
-    assert_eq!(
-        (rec["reason"].as_str(), rec["would_deny"].as_bool()),
-        (Some("ok"), Some(false))
-    );
+    assert_eq!((rec["reason"].as_str(), rec["would_deny"].as_bool()), (Some("ok"), Some(false)));
 }
 
 #[test]
@@ -392,15 +304,9 @@ fn a_request_that_ends_before_a_decision_is_still_audited() {
         request_id: None,
         client_address: None,
     };
-    assert!(matches!(
-        x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS),
-        Outcome::ReadBody(_)
-    ));
+    assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
     let rec: Value = serde_json::from_str(&x.finish(None)).unwrap();
-    assert_eq!(
-        (rec["decision"].as_str(), rec["reason"].as_str()),
-        (Some("deny"), Some("incomplete"))
-    );
+    assert_eq!((rec["decision"].as_str(), rec["reason"].as_str()), (Some("deny"), Some("incomplete")));
     assert_eq!(rec["workload"]["spiffe_id"], BOT);
 }
 
@@ -408,16 +314,9 @@ fn a_request_that_ends_before_a_decision_is_still_audited() {
 fn trace_ids_are_read_from_traceparent_or_b3() {
     let h = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
     assert_eq!(
-        trace_id(&h(
-            "traceparent",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
-        ))
-        .as_deref(),
+        trace_id(&h("traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01")).as_deref(),
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
-    assert_eq!(
-        trace_id(&h("x-b3-traceid", "463ac35c9f6413ad")).as_deref(),
-        Some("463ac35c9f6413ad")
-    );
+    assert_eq!(trace_id(&h("x-b3-traceid", "463ac35c9f6413ad")).as_deref(), Some("463ac35c9f6413ad"));
     assert_eq!(trace_id(&h("traceparent", "garbage")), None);
 }

@@ -57,28 +57,12 @@ impl Alg {
     /// EC key only on the curve its ES* names.
     pub fn fits(self, key: &PublicKey) -> bool {
         match (self, key) {
-            (
-                Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512,
-                PublicKey::Rsa { .. },
-            ) => true,
-            (
-                Alg::ES256,
-                PublicKey::Ec {
-                    curve: Curve::P256, ..
-                },
-            ) => true,
-            (
-                Alg::ES384,
-                PublicKey::Ec {
-                    curve: Curve::P384, ..
-                },
-            ) => true,
-            (
-                Alg::ES512,
-                PublicKey::Ec {
-                    curve: Curve::P521, ..
-                },
-            ) => true,
+            (Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512, PublicKey::Rsa { .. }) => {
+                true
+            }
+            (Alg::ES256, PublicKey::Ec { curve: Curve::P256, .. }) => true,
+            (Alg::ES384, PublicKey::Ec { curve: Curve::P384, .. }) => true,
+            (Alg::ES512, PublicKey::Ec { curve: Curve::P521, .. }) => true,
             _ => false,
         }
     }
@@ -183,10 +167,7 @@ pub struct BundleError {
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> BundleError {
-    BundleError {
-        path: path.into(),
-        message: message.into(),
-    }
+    BundleError { path: path.into(), message: message.into() }
 }
 
 /// RSA moduli shorter than this are refused: such keys can be factored.
@@ -196,8 +177,8 @@ const MIN_RSA_BITS: usize = 2048;
 /// `use: "jwt-svid"`, or with no `use` at all. Keys for X.509-SVIDs are
 /// skipped. Every JWT authority needs a unique `kid`.
 pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleError> {
-    let raw: RawBundle = serde_path_to_error::deserialize(doc)
-        .map_err(|e| err(e.path().to_string(), e.inner().to_string()))?;
+    let raw: RawBundle =
+        serde_path_to_error::deserialize(doc).map_err(|e| err(e.path().to_string(), e.inner().to_string()))?;
     let _ = (raw.spiffe_sequence, raw.spiffe_refresh_hint);
     let mut keys: Vec<JwtKey> = Vec::new();
     for (i, jwk) in raw.keys.iter().enumerate() {
@@ -214,34 +195,20 @@ pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleEr
         }
         let key = parse_jwk(jwk, &at)?;
         if keys.iter().any(|k| k.kid == key.kid) {
-            return Err(err(
-                format!("{at}.kid"),
-                format!("duplicate kid {:?}", key.kid),
-            ));
+            return Err(err(format!("{at}.kid"), format!("duplicate kid {:?}", key.kid)));
         }
         keys.push(key);
     }
     if keys.is_empty() {
-        return Err(err(
-            "keys",
-            "the bundle holds no JWT authority (no key with use \"jwt-svid\")",
-        ));
+        return Err(err("keys", "the bundle holds no JWT authority (no key with use \"jwt-svid\")"));
     }
     Ok(keys)
 }
 
 fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
-    if jwk.d.is_some()
-        || jwk.p.is_some()
-        || jwk.q.is_some()
-        || jwk.dp.is_some()
-        || jwk.dq.is_some()
-        || jwk.qi.is_some()
+    if jwk.d.is_some() || jwk.p.is_some() || jwk.q.is_some() || jwk.dp.is_some() || jwk.dq.is_some() || jwk.qi.is_some()
     {
-        return Err(err(
-            at,
-            "holds private key material; a bundle must carry public keys only",
-        ));
+        return Err(err(at, "holds private key material; a bundle must carry public keys only"));
     }
     let kid = match jwk.kid.as_deref() {
         Some(kid) if !kid.is_empty() => kid.to_string(),
@@ -249,10 +216,7 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
     };
     if let Some(ops) = &jwk.key_ops {
         if !ops.iter().any(|op| op == "verify") {
-            return Err(err(
-                format!("{at}.key_ops"),
-                "the key is not for \"verify\"",
-            ));
+            return Err(err(format!("{at}.key_ops"), "the key is not for \"verify\""));
         }
     }
     let _ = (&jwk.x5c, &jwk.x5t, &jwk.x5t_s256);
@@ -288,28 +252,17 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
                     format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"),
                 ));
             }
-            PublicKey::Rsa {
-                n,
-                e: strip_leading_zeros(e),
-            }
+            PublicKey::Rsa { n, e: strip_leading_zeros(e) }
         }
         other => {
-            return Err(err(
-                format!("{at}.kty"),
-                format!("unsupported key type {other:?}: expected \"EC\" or \"RSA\""),
-            ))
+            return Err(err(format!("{at}.kty"), format!("unsupported key type {other:?}: expected \"EC\" or \"RSA\"")))
         }
     };
     let alg = match jwk.alg.as_deref() {
         None => None,
         Some(name) => match Alg::from_name(name) {
             Some(alg) if alg.fits(&key) => Some(alg),
-            _ => {
-                return Err(err(
-                    format!("{at}.alg"),
-                    format!("{name:?} is not a JWT-SVID algorithm for this key"),
-                ))
-            }
+            _ => return Err(err(format!("{at}.alg"), format!("{name:?} is not a JWT-SVID algorithm for this key"))),
         },
     };
     Ok(JwtKey { kid, key, alg })
@@ -317,22 +270,13 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
 
 fn b64(value: Option<&str>, at: &str) -> Result<Vec<u8>, BundleError> {
     let value = value.ok_or_else(|| err(at, "missing"))?;
-    URL_SAFE_NO_PAD
-        .decode(value)
-        .map_err(|_| err(at, "not base64url without padding"))
+    URL_SAFE_NO_PAD.decode(value).map_err(|_| err(at, "not base64url without padding"))
 }
 
 fn coordinate(value: Option<&str>, curve: Curve, at: &str) -> Result<Vec<u8>, BundleError> {
     let bytes = b64(value, at)?;
     if bytes.len() != curve.coordinate_len() {
-        return Err(err(
-            at,
-            format!(
-                "{} bytes; the curve needs {}",
-                bytes.len(),
-                curve.coordinate_len()
-            ),
-        ));
+        return Err(err(at, format!("{} bytes; the curve needs {}", bytes.len(), curve.coordinate_len())));
     }
     Ok(bytes)
 }
@@ -361,9 +305,7 @@ mod tests {
         let keys = parse_jwt_bundle(&doc).unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid, "a");
-        assert!(
-            matches!(keys[0].key, PublicKey::Ec { curve: Curve::P256, ref point } if point.len() == 65)
-        );
+        assert!(matches!(keys[0].key, PublicKey::Ec { curve: Curve::P256, ref point } if point.len() == 65));
     }
 
     #[test]
@@ -382,14 +324,8 @@ mod tests {
             (json!({"keys":[short_x]}), "keys[0].x"),
             (json!({"keys":[bad_alg]}), "keys[0].alg"),
             (json!({"keys":[ec("a"), ec("a")]}), "keys[1].kid"),
-            (
-                json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","x":"AA"}]}),
-                "keys[0].kty",
-            ),
-            (
-                json!({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}),
-                "keys[0].n",
-            ),
+            (json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","x":"AA"}]}), "keys[0].kty"),
+            (json!({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}), "keys[0].n"),
             (json!({"keys":[]}), "keys"),
             (json!({"keys":[ec("a")], "extra": 1}), ""),
         ];
@@ -401,14 +337,8 @@ mod tests {
 
     #[test]
     fn alg_fits_only_its_key_type_and_curve() {
-        let p256 = PublicKey::Ec {
-            curve: Curve::P256,
-            point: vec![],
-        };
-        let rsa = PublicKey::Rsa {
-            n: vec![],
-            e: vec![],
-        };
+        let p256 = PublicKey::Ec { curve: Curve::P256, point: vec![] };
+        let rsa = PublicKey::Rsa { n: vec![], e: vec![] };
         assert!(Alg::ES256.fits(&p256));
         assert!(!Alg::ES384.fits(&p256));
         assert!(!Alg::RS256.fits(&p256));

@@ -96,13 +96,17 @@ impl JwtSvidError {
     fn message(self) -> &'static str {
         match self {
             JwtSvidError::TooLong => "the JWT-SVID is too long",
-            JwtSvidError::JsonSerialization => "the JWT-SVID uses the JWS JSON serialization; only the compact form is accepted",
+            JwtSvidError::JsonSerialization => {
+                "the JWT-SVID uses the JWS JSON serialization; only the compact form is accepted"
+            }
             JwtSvidError::Malformed => "the JWT-SVID is not a compact JWS of three base64url parts",
             JwtSvidError::MalformedHeader => "the JWT-SVID header is not a valid JSON object",
             JwtSvidError::UnknownHeader => "the JWT-SVID header carries a parameter other than alg, kid and typ",
             JwtSvidError::AlgNotAllowed => "the JWT-SVID algorithm is not allowed (use RS*, PS* or ES* 256/384/512)",
             JwtSvidError::BadTyp => "the JWT-SVID typ must be JWT or JOSE",
-            JwtSvidError::MalformedClaims => "the JWT-SVID claims are not valid (exp, nbf, iat must be integers; aud a string or array of strings)",
+            JwtSvidError::MalformedClaims => {
+                "the JWT-SVID claims are not valid (exp, nbf, iat must be integers; aud a string or array of strings)"
+            }
             JwtSvidError::SubjectMissing => "the JWT-SVID has no sub claim",
             JwtSvidError::SubjectNotSpiffeId => "the JWT-SVID sub claim is not a valid SPIFFE ID",
             JwtSvidError::UntrustedDomain => "the JWT-SVID's trust domain is not trusted by this gateway",
@@ -162,15 +166,11 @@ pub fn validate(
 
     let spiffe_id = match claims.get("sub") {
         None => return Err(JwtSvidError::SubjectMissing),
-        Some(Value::String(sub)) => {
-            SpiffeId::parse(sub).map_err(|_| JwtSvidError::SubjectNotSpiffeId)?
-        }
+        Some(Value::String(sub)) => SpiffeId::parse(sub).map_err(|_| JwtSvidError::SubjectNotSpiffeId)?,
         Some(_) => return Err(JwtSvidError::SubjectNotSpiffeId),
     };
-    let domain = domains
-        .iter()
-        .find(|d| d.name.as_str() == spiffe_id.trust_domain())
-        .ok_or(JwtSvidError::UntrustedDomain)?;
+    let domain =
+        domains.iter().find(|d| d.name.as_str() == spiffe_id.trust_domain()).ok_or(JwtSvidError::UntrustedDomain)?;
     let keys = candidate_keys(&domain.keys, alg, kid.as_deref())?;
 
     let times = Times::read(&claims)?;
@@ -181,9 +181,7 @@ pub fn validate(
         Some(_) => return Err(JwtSvidError::MalformedClaims),
     };
 
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| JwtSvidError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| JwtSvidError::Malformed)?;
     let signed = SignedToken {
         compact: token,
         signing_input: &token[..header_b64.len() + 1 + claims_b64.len()],
@@ -191,39 +189,23 @@ pub fn validate(
         alg,
         typ_jose,
     };
-    if !keys
-        .iter()
-        .any(|k| verifier.verify(&signed, &k.key, now_secs))
-    {
+    if !keys.iter().any(|k| verifier.verify(&signed, &k.key, now_secs)) {
         return Err(JwtSvidError::BadSignature);
     }
 
     times.check(config, now_secs)?;
     match audiences {
         None => return Err(JwtSvidError::AudienceMissing),
-        Some(auds)
-            if !auds
-                .iter()
-                .any(|a| config.audiences.iter().any(|ours| ours == a)) =>
-        {
+        Some(auds) if !auds.iter().any(|a| config.audiences.iter().any(|ours| ours == a)) => {
             return Err(JwtSvidError::AudienceMismatch)
         }
         Some(_) => {}
     }
-    Ok(JwtSvid {
-        spiffe_id,
-        kid,
-        exp: times.exp,
-        iat: times.iat,
-        jti,
-        claims,
-    })
+    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, iat: times.iat, jti, claims })
 }
 
 fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| JwtSvidError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtSvidError::Malformed)?;
     Object::parse(&bytes).map_err(|_| malformed)
 }
 
@@ -257,10 +239,7 @@ fn candidate_keys<'k>(keys: &'k [JwtKey], alg: Alg, kid: Option<&str>) -> Result
     let fits = |k: &JwtKey| alg.fits(&k.key) && k.alg.is_none_or(|pinned| pinned == alg);
     match kid {
         Some(kid) => {
-            let key = keys
-                .iter()
-                .find(|k| k.kid == kid)
-                .ok_or(JwtSvidError::UnknownKid)?;
+            let key = keys.iter().find(|k| k.kid == kid).ok_or(JwtSvidError::UnknownKid)?;
             if fits(key) {
                 Ok(vec![key])
             } else {
@@ -293,11 +272,7 @@ impl Times {
             }
         };
         let exp = numeric("exp")?.ok_or(JwtSvidError::ExpMissing)?;
-        Ok(Times {
-            exp,
-            nbf: numeric("nbf")?,
-            iat: numeric("iat")?,
-        })
+        Ok(Times { exp, nbf: numeric("nbf")?, iat: numeric("iat")? })
     }
 
     fn check(&self, config: &JwtSvidConfig, now: u64) -> Result<()> {
@@ -326,11 +301,7 @@ fn read_audiences(claims: &Object) -> Result<Option<Vec<String>>> {
         Some(Value::String(a)) => Ok(Some(vec![a.clone()])),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or(JwtSvidError::MalformedClaims)
-            })
+            .map(|v| v.as_str().map(str::to_string).ok_or(JwtSvidError::MalformedClaims))
             .collect::<Result<Vec<_>>>()
             .map(Some),
         Some(_) => Err(JwtSvidError::MalformedClaims),

@@ -77,18 +77,12 @@ fn verify_jwt_simple_rsa(alg: Alg, token: &SignedToken<'_>, n: &[u8], e: &[u8], 
     let opts = Some(options(token, now));
     let c = token.compact;
     let result = match alg {
-        Alg::RS256 => RS256PublicKey::from_components(n, e)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::RS384 => RS384PublicKey::from_components(n, e)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::RS512 => RS512PublicKey::from_components(n, e)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::PS256 => PS256PublicKey::from_components(n, e)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::PS384 => PS384PublicKey::from_components(n, e)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::PS512 => PS512PublicKey::from_components(n, e)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
+        Alg::RS256 => RS256PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
+        Alg::RS384 => RS384PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
+        Alg::RS512 => RS512PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
+        Alg::PS256 => PS256PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
+        Alg::PS384 => PS384PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
+        Alg::PS512 => PS512PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
         _ => return false,
     };
     result.is_ok()
@@ -102,6 +96,5 @@ fn verify_es512(token: &SignedToken<'_>, point: &[u8]) -> bool {
     let Ok(signature) = p521::ecdsa::Signature::from_slice(token.signature) else {
         return false;
     };
-    key.verify(token.signing_input.as_bytes(), &signature)
-        .is_ok()
+    key.verify(token.signing_input.as_bytes(), &signature).is_ok()
 }

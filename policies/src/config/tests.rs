@@ -1,0 +1,125 @@
+//! Config errors: each names the JSON path of the bad field.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::testing::{config, env};
+
+fn error(c: Value) -> ConfigError {
+    Policy::from_json(c.to_string().as_bytes(), &env).unwrap_err()
+}
+
+/// The test config with the member at `path` set (created if absent).
+fn patched(path: &str, value: Value) -> Value {
+    let mut c = config(json!({}));
+    let (parent, key) = path.rsplit_once('/').unwrap();
+    match c.pointer_mut(parent).unwrap() {
+        Value::Array(items) => items[key.parse::<usize>().unwrap()] = value,
+        object => object[key] = value,
+    }
+    c
+}
+
+#[test]
+fn the_example_config_compiles() {
+    let p = Policy::from_json(config(json!({})).to_string().as_bytes(), &env).unwrap();
+    assert_eq!(p.mode, Mode::Enforce);
+    assert_eq!(p.jwt_svid.leeway_seconds, 30);
+    assert_eq!(p.jwt_svid.max_lifetime_seconds, 86_400);
+    assert_eq!(p.prompt_audit, PromptAudit::Sha256);
+    assert_eq!(p.rules.len(), 4);
+    assert!(format!("{p:?}").contains("Secret(…)"));
+    assert!(!format!("{p:?}").contains("sk-openai-upstream"));
+}
+
+#[test]
+fn errors_name_the_json_path() {
+    let cases: Vec<(Value, &str)> = vec![
+        (config(json!({"version": 2})), "version"),
+        (config(json!({"mode": "permissive"})), "mode"),
+        (config(json!({"extra": 1})), ""),
+        (patched("/trust_domains/0/name", json!("Example.org")), "trust_domains[0].name"),
+        (patched("/trust_domains/0/jwt_bundle/keys/0/kid", json!("")), "trust_domains[0].jwt_bundle.keys[0].kid"),
+        (patched("/identity/jwt_svid/audiences", json!([])), "identity.jwt_svid.audiences"),
+        (patched("/identity/jwt_svid/leeway_seconds", json!(-1)), "identity.jwt_svid.leeway_seconds"),
+        (patched("/identity/jwt_svid/leeway_seconds", json!("30")), "identity.jwt_svid.leeway_seconds"),
+        (patched("/identity/jwt_svid/header", json!("bad header")), "identity.jwt_svid.header"),
+        (patched("/providers/0/api", json!("cohere")), "providers[0].api"),
+        (patched("/providers/1/name", json!("anthropic")), "providers[1].name"),
+        (patched("/providers/0/credential/env", json!("NOT_SET")), "providers[0].credential.env"),
+        (patched("/providers/0/credential/type", json!("password")), "providers[0].credential"),
+        (patched("/providers/0/match", json!({})), "providers[0].match"),
+        (patched("/providers/0/match/path_prefix", json!("anthropic")), "providers[0].match.path_prefix"),
+        (patched("/providers/0/match/typo", json!(1)), "providers[0].match"),
+        (patched("/rules/0/id", json!("research")), "rules[0].id"),
+        (patched("/rules/1/id", json!("support-bot")), "rules[1].id"),
+        (patched("/rules/0/effect", json!("maybe")), "rules[0].effect"),
+        (patched("/rules/0/providers", json!(["openai", "gemini"])), "rules[0].providers[1]"),
+        (patched("/rules/0/providers", json!(["*", "openai"])), "rules[0].providers"),
+        (patched("/rules/0/workloads/0", json!("spiffe://example.org/ns/*/sa")), "rules[0].workloads[0]"),
+        (patched("/rules/0/workloads/0", json!("spiffe://other.org/ns/a")), "rules[0].workloads[0]"),
+        (patched("/rules/0/models/0", json!("")), "rules[0].models[0]"),
+        (patched("/rules/0/limits/max_tokens", json!(0)), "rules[0].limits.max_tokens"),
+        (patched("/rules/3/effect", json!("deny")), "rules[3]"),
+        (patched("/limits/max_body_bytes", json!(0)), "limits.max_body_bytes"),
+    ];
+    for (c, path) in cases {
+        let e = error(c);
+        assert!(e.path.starts_with(path), "want {path:?}, got {e:?}");
+        assert!(e.to_string().starts_with("modelgate config: "), "{e}");
+    }
+}
+
+#[test]
+fn a_deny_rule_cannot_carry_limits() {
+    let mut c = config(json!({}));
+    c["rules"][3]["limits"] = json!({"max_tokens": 5});
+    assert_eq!(error(c).path, "rules[3].limits");
+}
+
+#[test]
+fn later_features_are_refused_by_name_not_ignored() {
+    let mut cases: Vec<(Value, &str)> = vec![];
+    let mut c = config(json!({}));
+    c["trust_domains"][0]["bundle_endpoint"] = json!({"cluster":"spire","path":"/"});
+    cases.push((c, "trust_domains[0].bundle_endpoint"));
+    let mut c = config(json!({}));
+    c["identity"]["x509_svid"] = json!({"source":"connection"});
+    cases.push((c, "identity.x509_svid"));
+    cases.push((patched("/identity", json!({"jwt_svid":{"audiences":["a"]},"require":"both"})), "identity.require"));
+    cases.push((patched("/providers/0/api", json!("gemini")), "providers[0].api"));
+    cases.push((patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})), "providers[0].credential.type"));
+    cases.push((patched("/providers/0/credential", json!({"type":"token_exchange"})), "providers[0].credential.type"));
+    let mut c = config(json!({}));
+    c["rules"][0]["when"] = json!({"time": {}});
+    cases.push((c, "rules[0].when"));
+    let mut c = config(json!({}));
+    c["rules"][0]["endpoints"] = json!(["/v1/files"]);
+    cases.push((c, "rules[0].endpoints"));
+    for (c, path) in cases {
+        let e = error(c);
+        assert_eq!(e.path, path);
+        assert!(e.message.contains("not supported yet"), "{e}");
+    }
+}
+
+#[test]
+fn duplicate_json_members_are_refused() {
+    let text = config(json!({})).to_string().replacen("\"version\":1", "\"version\":1,\"version\":1", 1);
+    assert!(Policy::from_json(text.as_bytes(), &env).is_err());
+}
+
+#[test]
+fn the_api_key_comes_from_the_environment_once() {
+    let p = Policy::from_json(config(json!({})).to_string().as_bytes(), &env).unwrap();
+    let Credential::ApiKey { key, header, prefix } = &p.provider("openai").unwrap().credential else { panic!() };
+    assert_eq!((key.expose(), header.as_str(), prefix.as_str()), ("sk-openai-upstream", "authorization", "Bearer "));
+    let empty = |_: &str| Some("  ".to_string());
+    assert_eq!(Policy::from_json(config(json!({})).to_string().as_bytes(), &empty).unwrap_err().path, "providers[0].credential.env");
+}
+
+#[test]
+fn audit_mode_and_prompt_none_are_read() {
+    let p = Policy::from_json(config(json!({"mode":"audit","audit":{"prompt":"none"}})).to_string().as_bytes(), &env).unwrap();
+    assert_eq!((p.mode, p.prompt_audit), (Mode::Audit, PromptAudit::None));
+}
