@@ -364,7 +364,7 @@ fn match_provider<'p>(policy: &'p Policy, authority: &str, path: &str) -> Option
     let host = host(authority);
     let path = path_only(path);
     policy.providers.iter().enumerate().find(|(_, p)| {
-        (p.authorities.is_empty() || p.authorities.iter().any(|a| *a == host))
+        (p.authorities.is_empty() || p.authorities.contains(&host))
             && p.path_prefix.as_deref().is_none_or(|prefix| path.starts_with(prefix))
     })
 }

@@ -1,111 +1,502 @@
-// TEMPORARY STUB — being replaced by the full implementation.
+//! SPIFFE IDs, trust domains, and the patterns rules match them with.
+//!
+//! Parsing follows the SPIFFE-ID standard to the letter (and go-spiffe's
+//! `spiffeid` package): `spiffe://` then a trust domain of `a-z 0-9 . - _`,
+//! then path segments of `a-z A-Z 0-9 . - _`, no empty, `.` or `..`
+//! segments, no trailing slash, no port, userinfo, query, fragment or
+//! percent-encoding. Nothing is normalized: an ID that is not already
+//! canonical is refused, so two spellings can never name one workload.
+
+use std::fmt;
+
+const SCHEME: &str = "spiffe://";
+const MAX_TRUST_DOMAIN_BYTES: usize = 255;
+const MAX_ID_BYTES: usize = 2048;
+
+/// Why a string is not a SPIFFE ID or trust domain name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpiffeIdError {
+    Empty,
+    WrongScheme,
+    MissingTrustDomain,
+    BadTrustDomainChar,
+    BadPathChar,
+    EmptySegment,
+    DotSegment,
+    TrailingSlash,
+    TooLong,
+}
+
+impl SpiffeIdError {
+    pub fn code(self) -> &'static str {
+        match self {
+            SpiffeIdError::Empty => "empty",
+            SpiffeIdError::WrongScheme => "wrong_scheme",
+            SpiffeIdError::MissingTrustDomain => "missing_trust_domain",
+            SpiffeIdError::BadTrustDomainChar => "bad_trust_domain_char",
+            SpiffeIdError::BadPathChar => "bad_path_char",
+            SpiffeIdError::EmptySegment => "empty_segment",
+            SpiffeIdError::DotSegment => "dot_segment",
+            SpiffeIdError::TrailingSlash => "trailing_slash",
+            SpiffeIdError::TooLong => "too_long",
+        }
+    }
+}
+
+impl fmt::Display for SpiffeIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SpiffeIdError::Empty => "it is empty",
+            SpiffeIdError::WrongScheme => "the scheme must be spiffe://",
+            SpiffeIdError::MissingTrustDomain => "the trust domain is missing",
+            SpiffeIdError::BadTrustDomainChar => {
+                "the trust domain may hold only lower-case letters, digits, '.', '-' and '_' (no port, userinfo or upper case)"
+            }
+            SpiffeIdError::BadPathChar => {
+                "path segments may hold only letters, digits, '.', '-' and '_' (no query, fragment or percent-encoding)"
+            }
+            SpiffeIdError::EmptySegment => "the path has an empty segment",
+            SpiffeIdError::DotSegment => "the path has a '.' or '..' segment",
+            SpiffeIdError::TrailingSlash => "the path ends with '/'",
+            SpiffeIdError::TooLong => "it is too long (trust domain 255 bytes, SPIFFE ID 2048 bytes at most)",
+        })
+    }
+}
+
+impl std::error::Error for SpiffeIdError {}
+
+fn trust_domain_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'_'
+}
+
+fn path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'
+}
+
+fn check_trust_domain(td: &str) -> Result<(), SpiffeIdError> {
+    if td.is_empty() {
+        return Err(SpiffeIdError::MissingTrustDomain);
+    }
+    if td.len() > MAX_TRUST_DOMAIN_BYTES {
+        return Err(SpiffeIdError::TooLong);
+    }
+    if !td.bytes().all(trust_domain_char) {
+        return Err(SpiffeIdError::BadTrustDomainChar);
+    }
+    Ok(())
+}
+
+/// Checks a path: empty, or `/segment` repeated.
+fn check_path(path: &str) -> Result<(), SpiffeIdError> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(SpiffeIdError::BadPathChar);
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.is_empty() {
+            return Err(if i + 1 == segments.len() {
+                SpiffeIdError::TrailingSlash
+            } else {
+                SpiffeIdError::EmptySegment
+            });
+        }
+        if *segment == "." || *segment == ".." {
+            return Err(SpiffeIdError::DotSegment);
+        }
+        if !segment.bytes().all(path_char) {
+            return Err(SpiffeIdError::BadPathChar);
+        }
+    }
+    Ok(())
+}
+
+/// A validated SPIFFE trust domain name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrustDomain(String);
+
 impl TrustDomain {
+    /// Parses a bare trust domain name such as `example.org`.
     pub fn parse(s: &str) -> Result<Self, SpiffeIdError> {
+        if s.is_empty() {
+            return Err(SpiffeIdError::Empty);
+        }
+        check_trust_domain(s)?;
         Ok(TrustDomain(s.to_string()))
     }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
-impl std::fmt::Display for TrustDomain {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+
+impl fmt::Display for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
+
+/// A validated SPIFFE ID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SpiffeId {
     id: String,
-    td_end: usize,
+    /// Where the path starts in `id`.
+    path_start: usize,
 }
+
 impl SpiffeId {
     pub fn parse(s: &str) -> Result<Self, SpiffeIdError> {
-        let rest = s.strip_prefix("spiffe://").ok_or(SpiffeIdError::WrongScheme)?;
-        if rest
-            .chars()
-            .any(|c| c.is_ascii_uppercase() && rest.find('/').map_or(true, |i| rest.find(c).unwrap_or(0) < i))
-        {
-            return Err(SpiffeIdError::BadTrustDomainChar);
+        if s.is_empty() {
+            return Err(SpiffeIdError::Empty);
         }
-        if s.ends_with('/') {
-            return Err(SpiffeIdError::TrailingSlash);
+        if s.len() > MAX_ID_BYTES {
+            return Err(SpiffeIdError::TooLong);
         }
-        let td_end = 9 + rest.find('/').unwrap_or(rest.len());
-        Ok(SpiffeId { id: s.to_string(), td_end })
+        let rest = s.strip_prefix(SCHEME).ok_or(SpiffeIdError::WrongScheme)?;
+        let td_len = rest.find('/').unwrap_or(rest.len());
+        check_trust_domain(&rest[..td_len])?;
+        check_path(&rest[td_len..])?;
+        Ok(SpiffeId { id: s.to_string(), path_start: SCHEME.len() + td_len })
     }
+
     pub fn as_str(&self) -> &str {
         &self.id
     }
+
     pub fn trust_domain(&self) -> &str {
-        &self.id[9..self.td_end]
+        &self.id[SCHEME.len()..self.path_start]
     }
+
+    /// `/ns/prod/sa/x`, or `""` for a trust domain's own ID.
     pub fn path(&self) -> &str {
-        &self.id[self.td_end..]
+        &self.id[self.path_start..]
     }
 }
-impl std::fmt::Display for SpiffeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.id)
     }
 }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpiffeIdError {
-    WrongScheme,
-    BadTrustDomainChar,
-    TrailingSlash,
-}
-impl std::fmt::Display for SpiffeIdError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
-    }
-}
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WorkloadPattern(String);
-impl WorkloadPattern {
-    pub fn parse(s: &str) -> Result<Self, PatternError> {
-        Ok(WorkloadPattern(s.to_string()))
-    }
-    pub fn matches(&self, id: &SpiffeId) -> bool {
-        if let Some(p) = self.0.strip_suffix("/**") {
-            return id.as_str().starts_with(&format!("{p}/"));
-        }
-        if let Some(p) = self.0.strip_suffix("/*") {
-            return id.as_str().strip_prefix(&format!("{p}/")).is_some_and(|r| !r.contains('/'));
-        }
-        self.0 == id.as_str()
-    }
-    pub fn trust_domain(&self) -> &str {
-        let r = &self.0[9..];
-        &r[..r.find('/').unwrap_or(r.len())]
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelPattern(String);
-impl ModelPattern {
-    pub fn parse(s: &str) -> Result<Self, PatternError> {
-        Ok(ModelPattern(s.to_string()))
-    }
-    pub fn matches(&self, m: &str) -> bool {
-        if let Some(p) = self.0.strip_suffix('*') {
-            m.starts_with(p)
-        } else {
-            self.0 == m
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+
+/// Why a workload or model pattern is invalid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PatternError {
-    Bad,
+    /// The part before any wildcard is not a SPIFFE ID.
+    SpiffeId(SpiffeIdError),
+    /// `*` or `**` anywhere but as the whole last segment.
+    Wildcard,
+    Empty,
 }
-impl std::fmt::Display for PatternError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PatternError::SpiffeId(e) => write!(f, "not a SPIFFE ID: {e}"),
+            PatternError::Wildcard => f.write_str("'*' and '**' may only stand as the whole last path segment"),
+            PatternError::Empty => f.write_str("a pattern cannot be empty"),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// The ID itself.
+    Exact,
+    /// Exactly one more segment.
+    One,
+    /// One or more segments.
+    Many,
+}
+
+/// A workload pattern: a full SPIFFE ID, or one whose last segment is `*`
+/// (exactly one more segment) or `**` (one or more).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadPattern {
+    text: String,
+    base: SpiffeId,
+    tail: Tail,
+}
+
+impl WorkloadPattern {
+    pub fn parse(s: &str) -> Result<Self, PatternError> {
+        if s.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        let (base, tail) = if let Some(base) = s.strip_suffix("/**") {
+            (base, Tail::Many)
+        } else if let Some(base) = s.strip_suffix("/*") {
+            (base, Tail::One)
+        } else {
+            (s, Tail::Exact)
+        };
+        if base.contains('*') {
+            return Err(PatternError::Wildcard);
+        }
+        let base = SpiffeId::parse(base).map_err(PatternError::SpiffeId)?;
+        Ok(WorkloadPattern { text: s.to_string(), base, tail })
+    }
+
+    pub fn matches(&self, id: &SpiffeId) -> bool {
+        match self.tail {
+            Tail::Exact => *id == self.base,
+            Tail::One | Tail::Many => {
+                let Some(rest) = id.as_str().strip_prefix(self.base.as_str()) else { return false };
+                let Some(rest) = rest.strip_prefix('/') else { return false };
+                // `id` is valid, so `rest` has no empty segment.
+                !rest.is_empty() && (self.tail == Tail::Many || !rest.contains('/'))
+            }
+        }
+    }
+
+    pub fn trust_domain(&self) -> &str {
+        self.base.trust_domain()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A model pattern: a literal, or a glob where `*` matches any run of
+/// characters. Exact and case-sensitive; no other metacharacters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelPattern {
+    text: String,
+}
+
+impl ModelPattern {
+    pub fn parse(s: &str) -> Result<Self, PatternError> {
+        if s.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        Ok(ModelPattern { text: s.to_string() })
+    }
+
+    /// Greedy glob matching, linear in practice: each `*` is matched by the
+    /// earliest occurrence of the literal after it, which is always enough
+    /// for `*`-only globs.
+    pub fn matches(&self, model: &str) -> bool {
+        let mut parts = self.text.split('*');
+        let first = parts.next().unwrap_or("");
+        let Some(mut rest) = model.strip_prefix(first) else { return false };
+        let parts: Vec<&str> = parts.collect();
+        let Some((last, middle)) = parts.split_last() else {
+            return rest.is_empty();
+        };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_valid_ids() {
+        for (s, td, path) in [
+            ("spiffe://example.org", "example.org", ""),
+            ("spiffe://example.org/ns/prod/sa/web", "example.org", "/ns/prod/sa/web"),
+            ("spiffe://a_b-c.1/A-Z.a_z0-9", "a_b-c.1", "/A-Z.a_z0-9"),
+            ("spiffe://example.org/...", "example.org", "/..."),
+            ("spiffe://example.org/.a", "example.org", "/.a"),
+        ] {
+            let id = SpiffeId::parse(s).unwrap();
+            assert_eq!((id.trust_domain(), id.path(), id.as_str()), (td, path, s));
+        }
+    }
+
+    #[test]
+    fn refuses_invalid_ids_with_their_reason() {
+        use SpiffeIdError::*;
+        for (s, e) in [
+            ("", Empty),
+            ("example.org/x", WrongScheme),
+            ("SPIFFE://example.org/x", WrongScheme),
+            ("spiffe:/example.org/x", WrongScheme),
+            ("https://example.org/x", WrongScheme),
+            ("spiffe://", MissingTrustDomain),
+            ("spiffe:///x", MissingTrustDomain),
+            ("spiffe://Example.org/x", BadTrustDomainChar),
+            ("spiffe://example.org:8080/x", BadTrustDomainChar),
+            ("spiffe://user@example.org/x", BadTrustDomainChar),
+            ("spiffe://example.org?x=1", BadTrustDomainChar),
+            ("spiffe://example.org#f", BadTrustDomainChar),
+            ("spiffe://exa%6dple.org", BadTrustDomainChar),
+            ("spiffe://example.org/x?y", BadPathChar),
+            ("spiffe://example.org/x#y", BadPathChar),
+            ("spiffe://example.org/x%2Fy", BadPathChar),
+            ("spiffe://example.org/x y", BadPathChar),
+            ("spiffe://example.org/é", BadPathChar),
+            ("spiffe://example.org//x", EmptySegment),
+            ("spiffe://example.org/x//y", EmptySegment),
+            ("spiffe://example.org/", TrailingSlash),
+            ("spiffe://example.org/x/", TrailingSlash),
+            ("spiffe://example.org/.", DotSegment),
+            ("spiffe://example.org/x/../y", DotSegment),
+            ("spiffe://example.org/./y", DotSegment),
+        ] {
+            assert_eq!(SpiffeId::parse(s), Err(e), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn exactly_the_allowed_bytes_are_accepted() {
+        for b in 0u8..=255 {
+            let c = char::from(b);
+            let td = format!("spiffe://ex{c}mple/x");
+            let td_ok = b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b);
+            // '/' ends the trust domain, so it makes a valid ID of another shape.
+            if b != b'/' {
+                assert_eq!(SpiffeId::parse(&td).is_ok(), td_ok, "trust domain byte {b:#04x}");
+            }
+            let path = format!("spiffe://example.org/a{c}b");
+            let path_ok = b.is_ascii_alphanumeric() || b"-._/".contains(&b);
+            assert_eq!(SpiffeId::parse(&path).is_ok(), path_ok, "path byte {b:#04x}");
+        }
+        for s in ["\u{0}", "é", "\u{2028}", "\u{ff0f}", "ı"] {
+            assert!(SpiffeId::parse(&format!("spiffe://ex{s}mple/x")).is_err(), "{s:?}");
+            assert!(SpiffeId::parse(&format!("spiffe://example/a{s}b")).is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn length_limits_hold_at_the_boundary() {
+        let td = "a".repeat(255);
+        assert!(SpiffeId::parse(&format!("spiffe://{td}/x")).is_ok());
+        assert_eq!(SpiffeId::parse(&format!("spiffe://{td}a/x")), Err(SpiffeIdError::TooLong));
+        assert!(TrustDomain::parse(&td).is_ok());
+        assert_eq!(TrustDomain::parse(&format!("{td}a")), Err(SpiffeIdError::TooLong));
+        let prefix = "spiffe://example.org/";
+        let id = format!("{prefix}{}", "a".repeat(2048 - prefix.len()));
+        assert!(SpiffeId::parse(&id).is_ok());
+        assert_eq!(SpiffeId::parse(&format!("{id}a")), Err(SpiffeIdError::TooLong));
+    }
+
+    #[test]
+    fn trust_domain_names_are_bare_and_lower_case() {
+        assert!(TrustDomain::parse("example.org").is_ok());
+        for s in ["", "Example.org", "spiffe://example.org", "example.org/x", "example.org:443"] {
+            assert!(TrustDomain::parse(s).is_err(), "{s:?}");
+        }
+    }
+
+    fn id(s: &str) -> SpiffeId {
+        SpiffeId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn one_star_matches_exactly_one_more_segment() {
+        let p = WorkloadPattern::parse("spiffe://example.org/ns/prod/*").unwrap();
+        assert!(p.matches(&id("spiffe://example.org/ns/prod/a")));
+        for s in [
+            "spiffe://example.org/ns/prod",
+            "spiffe://example.org/ns/prod/a/b",
+            "spiffe://other.org/ns/prod/a",
+            "spiffe://example.org/ns/prodx/a",
+        ] {
+            assert!(!p.matches(&id(s)), "{s}");
+        }
+    }
+
+    #[test]
+    fn two_stars_match_one_or_more_segments() {
+        let p = WorkloadPattern::parse("spiffe://example.org/ns/**").unwrap();
+        assert!(p.matches(&id("spiffe://example.org/ns/a")));
+        assert!(p.matches(&id("spiffe://example.org/ns/a/b/c")));
+        assert!(!p.matches(&id("spiffe://example.org/ns")));
+        assert!(!p.matches(&id("spiffe://example.org/nsx/a")));
+    }
+
+    #[test]
+    fn a_trust_domain_wide_pattern_matches_every_workload_of_it() {
+        let p = WorkloadPattern::parse("spiffe://example.org/**").unwrap();
+        assert!(p.matches(&id("spiffe://example.org/a")));
+        assert!(p.matches(&id("spiffe://example.org/a/b")));
+        assert!(!p.matches(&id("spiffe://example.org")));
+        let p = WorkloadPattern::parse("spiffe://example.org/*").unwrap();
+        assert!(p.matches(&id("spiffe://example.org/a")));
+        assert!(!p.matches(&id("spiffe://example.org/a/b")));
+    }
+
+    #[test]
+    fn patterns_never_cross_trust_domains() {
+        let p = WorkloadPattern::parse("spiffe://example.org/x/**").unwrap();
+        assert!(!p.matches(&id("spiffe://example.org.evil.com/x/a")));
+        assert!(!p.matches(&id("spiffe://example.orgx/x/a")));
+        assert_eq!(p.trust_domain(), "example.org");
+    }
+
+    #[test]
+    fn a_literal_pattern_matches_only_itself() {
+        let p = WorkloadPattern::parse("spiffe://example.org/ns/a").unwrap();
+        assert!(p.matches(&id("spiffe://example.org/ns/a")));
+        assert!(!p.matches(&id("spiffe://example.org/ns/a/b")));
+        assert!(!p.matches(&id("spiffe://example.org/ns/A")));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for s in [
+            "",
+            "spiffe://example.org/ns/prod*",
+            "spiffe://example.org/*/sa",
+            "spiffe://example.org/**/x",
+            "spiffe://example.org/ns/***",
+            "spiffe://*.example.org/x",
+            "spiffe://example.org/ns/",
+            "spiffe://Example.org/ns/*",
+        ] {
+            assert!(WorkloadPattern::parse(s).is_err(), "{s:?}");
+        }
+    }
+
+    fn glob(p: &str, m: &str) -> bool {
+        ModelPattern::parse(p).unwrap().matches(m)
+    }
+
+    #[test]
+    fn model_globs_are_exact_and_case_sensitive() {
+        assert!(glob("gpt-4.1-*", "gpt-4.1-mini"));
+        assert!(!glob("gpt-4.1-*", "gpt-4.1"));
+        assert!(!glob("gpt-4.1-*", "GPT-4.1-mini"));
+        assert!(glob("*", ""));
+        assert!(glob("*", "anything"));
+        assert!(glob("a*b*c", "abc"));
+        assert!(glob("a*b*c", "aXbYc"));
+        assert!(!glob("a*b*c", "aXbY"));
+        assert!(!glob("a*bc", "abcX"));
+        assert!(glob("*-mini", "gpt-4o-mini"));
+        assert!(!glob("*-mini", "gpt-4o-mini-2024"));
+        assert!(glob("ab*ab", "abab"));
+        assert!(!glob("ab*ab", "aba"));
+        assert!(glob("gpt-?o", "gpt-?o"));
+        assert!(!glob("gpt-?o", "gpt-4o"));
+        assert!(glob("gpt-4o", "gpt-4o"));
+        assert!(!glob("gpt-4o", "gpt-4o "));
+        assert!(ModelPattern::parse("").is_err());
+    }
+
+    #[test]
+    fn globs_stay_fast_on_long_inputs() {
+        let model = "a".repeat(10_000);
+        let pattern = format!("{}b", "*a".repeat(100));
+        let start = std::time::Instant::now();
+        assert!(!glob(&pattern, &model));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -51,7 +51,7 @@ fn errors_name_the_json_path() {
         (patched("/providers/0/match", json!({})), "providers[0].match"),
         (patched("/providers/0/match/path_prefix", json!("anthropic")), "providers[0].match.path_prefix"),
         (patched("/providers/0/match/typo", json!(1)), "providers[0].match"),
-        (patched("/rules/0/id", json!("research")), "rules[0].id"),
+        (patched("/rules/0/id", json!("bad id")), "rules[0].id"),
         (patched("/rules/1/id", json!("support-bot")), "rules[1].id"),
         (patched("/rules/0/effect", json!("maybe")), "rules[0].effect"),
         (patched("/rules/0/providers", json!(["openai", "gemini"])), "rules[0].providers[1]"),
@@ -60,7 +60,7 @@ fn errors_name_the_json_path() {
         (patched("/rules/0/workloads/0", json!("spiffe://other.org/ns/a")), "rules[0].workloads[0]"),
         (patched("/rules/0/models/0", json!("")), "rules[0].models[0]"),
         (patched("/rules/0/limits/max_tokens", json!(0)), "rules[0].limits.max_tokens"),
-        (patched("/rules/3/effect", json!("deny")), "rules[3]"),
+        (patched("/rules/0/effect", json!("deny")), "rules[0].limits"),
         (patched("/limits/max_body_bytes", json!(0)), "limits.max_body_bytes"),
     ];
     for (c, path) in cases {
@@ -88,7 +88,10 @@ fn later_features_are_refused_by_name_not_ignored() {
     cases.push((c, "identity.x509_svid"));
     cases.push((patched("/identity", json!({"jwt_svid":{"audiences":["a"]},"require":"both"})), "identity.require"));
     cases.push((patched("/providers/0/api", json!("gemini")), "providers[0].api"));
-    cases.push((patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})), "providers[0].credential.type"));
+    cases.push((
+        patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})),
+        "providers[0].credential.type",
+    ));
     cases.push((patched("/providers/0/credential", json!({"type":"token_exchange"})), "providers[0].credential.type"));
     let mut c = config(json!({}));
     c["rules"][0]["when"] = json!({"time": {}});
@@ -115,11 +118,15 @@ fn the_api_key_comes_from_the_environment_once() {
     let Credential::ApiKey { key, header, prefix } = &p.provider("openai").unwrap().credential else { panic!() };
     assert_eq!((key.expose(), header.as_str(), prefix.as_str()), ("sk-openai-upstream", "authorization", "Bearer "));
     let empty = |_: &str| Some("  ".to_string());
-    assert_eq!(Policy::from_json(config(json!({})).to_string().as_bytes(), &empty).unwrap_err().path, "providers[0].credential.env");
+    assert_eq!(
+        Policy::from_json(config(json!({})).to_string().as_bytes(), &empty).unwrap_err().path,
+        "providers[0].credential.env"
+    );
 }
 
 #[test]
 fn audit_mode_and_prompt_none_are_read() {
-    let p = Policy::from_json(config(json!({"mode":"audit","audit":{"prompt":"none"}})).to_string().as_bytes(), &env).unwrap();
+    let p = Policy::from_json(config(json!({"mode":"audit","audit":{"prompt":"none"}})).to_string().as_bytes(), &env)
+        .unwrap();
     assert_eq!((p.mode, p.prompt_audit), (Mode::Audit, PromptAudit::None));
 }

@@ -56,15 +56,13 @@ impl Alg {
     /// Whether a key can verify this algorithm: RSA keys for RS*/PS*, and an
     /// EC key only on the curve its ES* names.
     pub fn fits(self, key: &PublicKey) -> bool {
-        match (self, key) {
-            (Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512, PublicKey::Rsa { .. }) => {
-                true
-            }
-            (Alg::ES256, PublicKey::Ec { curve: Curve::P256, .. }) => true,
-            (Alg::ES384, PublicKey::Ec { curve: Curve::P384, .. }) => true,
-            (Alg::ES512, PublicKey::Ec { curve: Curve::P521, .. }) => true,
-            _ => false,
-        }
+        matches!(
+            (self, key),
+            (Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512, PublicKey::Rsa { .. })
+                | (Alg::ES256, PublicKey::Ec { curve: Curve::P256, .. })
+                | (Alg::ES384, PublicKey::Ec { curve: Curve::P384, .. })
+                | (Alg::ES512, PublicKey::Ec { curve: Curve::P521, .. })
+        )
     }
 }
 
