@@ -32,6 +32,11 @@ pub fn find_svid<'h>(carrier: &Carrier, api: Option<Api>, headers: &'h [(String,
         if value.is_empty() {
             return Ok(());
         }
+        // Envoy folds a repeated header into one value joined by commas; a
+        // JWT never holds a comma.
+        if value.contains(',') {
+            return Err(ambiguous());
+        }
         let token = match scheme {
             None => value,
             Some(scheme) => strip_scheme(value, scheme).ok_or_else(|| {
@@ -201,6 +206,8 @@ mod tests {
         assert_eq!(detail(find_svid(&c, Some(Api::Anthropic), &both)), "ambiguous_credentials");
         let repeated = h(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
         assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &repeated)), "ambiguous_credentials");
+        let folded = h(&[("authorization", "Bearer a,Bearer b")]);
+        assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &folded)), "ambiguous_credentials");
         let repeated_empty = h(&[("x-api-key", "a"), ("x-api-key", "")]);
         assert_eq!(detail(find_svid(&c, Some(Api::Anthropic), &repeated_empty)), "ambiguous_credentials");
     }

@@ -1,0 +1,254 @@
+"""A stand-in LLM provider for tests and the demo.
+
+It speaks the request, response and streaming shapes of the OpenAI and
+Anthropic HTTP APIs well enough for their official SDKs, and records every
+request it receives (method, path, headers with repeats, body) so a test can
+prove what arrived: the provider key, and none of the caller's credentials.
+
+    python tests/upstream.py --port 18080
+
+GET /__requests returns the recorded requests, POST /__reset clears them.
+Standard library only, so it runs in a bare python image too.
+"""
+
+import argparse
+import base64
+import json
+import struct
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+RECORDED = []
+LOCK = threading.Lock()
+REPLY_WORDS = ["Hello", " from", " the", " stand-in", " provider", "."]
+
+
+def usage_for(body: bytes):
+    """Deterministic, non-trivial token counts derived from the request."""
+    return len(body) // 10 + 1, len(REPLY_WORDS) + 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "stand-in-llm/1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    # --- plumbing -----------------------------------------------------------
+
+    def read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+    def send_json(self, status: int, payload) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+
+    def send_event(self, data, event=None) -> None:
+        text = (f"event: {event}\n" if event else "") + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
+        raw = text.encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw))
+        self.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    # --- routing ------------------------------------------------------------
+
+    def do_GET(self):
+        if self.path == "/__requests":
+            with LOCK:
+                return self.send_json(200, RECORDED)
+        if self.path == "/__health":
+            return self.send_json(200, {"ok": True})
+        self.read_body()
+        self.record(b"")
+        self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+
+    def do_POST(self):
+        body = self.read_body()
+        if self.path == "/__reset":
+            with LOCK:
+                RECORDED.clear()
+            return self.send_json(200, {"ok": True})
+        self.record(body)
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = {}
+        route = {
+            "/v1/chat/completions": self.chat,
+            "/v1/completions": self.completion,
+            "/v1/embeddings": self.embeddings,
+            "/v1/responses": self.responses_api,
+            "/v1/moderations": self.moderations,
+            "/v1/messages": self.messages,
+            "/v1/messages/count_tokens": self.count_tokens,
+        }.get(self.path.split("?")[0])
+        if route is None or not isinstance(request, dict):
+            return self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+        route(request, body)
+
+    def record(self, body: bytes) -> None:
+        entry = {
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k.lower(), v] for k, v in self.headers.items()],
+            "body": body.decode("utf-8", "replace"),
+        }
+        with LOCK:
+            RECORDED.append(entry)
+
+    # --- OpenAI -------------------------------------------------------------
+
+    def chat(self, req, body):
+        p, c = usage_for(body)
+        usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        ident, created, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), req.get("model")
+        if req.get("stream"):
+            self.start_stream()
+            base = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": "fp_standin"}
+            for i, word in enumerate(REPLY_WORDS):
+                delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
+                self.send_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]})
+            self.send_event({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+            if (req.get("stream_options") or {}).get("include_usage"):
+                self.send_event({**base, "choices": [], "usage": usage})
+            self.send_event("[DONE]")
+            return self.end_stream()
+        self.send_json(200, {
+            "id": ident, "object": "chat.completion", "created": created, "model": model,
+            "system_fingerprint": "fp_standin",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(REPLY_WORDS), "refusal": None},
+                         "logprobs": None, "finish_reason": "stop"}],
+            "usage": usage,
+        })
+
+    def completion(self, req, body):
+        p, c = usage_for(body)
+        self.send_json(200, {
+            "id": f"cmpl-{uuid.uuid4().hex[:12]}", "object": "text_completion", "created": int(time.time()),
+            "model": req.get("model"),
+            "choices": [{"index": 0, "text": "".join(REPLY_WORDS), "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+        })
+
+    def embeddings(self, req, body):
+        p, _ = usage_for(body)
+        inputs = req.get("input")
+        count = len(inputs) if isinstance(inputs, list) else 1
+        vector = [0.25, -0.5, 0.125]
+        if req.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        else:
+            embedding = vector
+        self.send_json(200, {
+            "object": "list", "model": req.get("model"),
+            "data": [{"object": "embedding", "index": i, "embedding": embedding} for i in range(count)],
+            "usage": {"prompt_tokens": p, "total_tokens": p},
+        })
+
+    def responses_api(self, req, body):
+        p, c = usage_for(body)
+        usage = {"input_tokens": p, "output_tokens": c, "total_tokens": p + c,
+                 "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+        response = {
+            "id": f"resp_{uuid.uuid4().hex[:12]}", "object": "response", "created_at": int(time.time()),
+            "status": "completed", "model": req.get("model"), "error": None, "incomplete_details": None,
+            "instructions": None, "metadata": {}, "parallel_tool_calls": True, "temperature": 1.0, "top_p": 1.0,
+            "tool_choice": "auto", "tools": [],
+            "output": [{"type": "message", "id": f"msg_{uuid.uuid4().hex[:12]}", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": "".join(REPLY_WORDS), "annotations": []}]}],
+            "usage": usage,
+        }
+        if req.get("stream"):
+            self.start_stream()
+            item = response["output"][0]
+            seq = iter(range(1000))
+
+            def event(kind, **fields):
+                self.send_event({"type": kind, "sequence_number": next(seq), **fields}, kind)
+
+            event("response.created", response={**response, "status": "in_progress", "output": [], "usage": None})
+            event("response.output_item.added", output_index=0, item={**item, "status": "in_progress", "content": []})
+            event("response.content_part.added", item_id=item["id"], output_index=0, content_index=0,
+                  part={"type": "output_text", "text": "", "annotations": []})
+            for word in REPLY_WORDS:
+                event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0, delta=word, logprobs=[])
+            event("response.output_text.done", item_id=item["id"], output_index=0, content_index=0, text="".join(REPLY_WORDS), logprobs=[])
+            event("response.content_part.done", item_id=item["id"], output_index=0, content_index=0, part=item["content"][0])
+            event("response.output_item.done", output_index=0, item=item)
+            event("response.completed", response=response)
+            return self.end_stream()
+        self.send_json(200, response)
+
+    def moderations(self, req, body):
+        self.send_json(200, {"id": f"modr-{uuid.uuid4().hex[:8]}", "model": req.get("model"),
+                             "results": [{"flagged": False, "categories": {}, "category_scores": {}}]})
+
+    # --- Anthropic ----------------------------------------------------------
+
+    def messages(self, req, body):
+        p, c = usage_for(body)
+        message = {
+            "id": f"msg_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant", "model": req.get("model"),
+            "content": [{"type": "text", "text": "".join(REPLY_WORDS)}],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": p, "output_tokens": c, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        }
+        if req.get("stream"):
+            self.start_stream()
+            start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": p, "output_tokens": 1}}
+            self.send_event({"type": "message_start", "message": start}, "message_start")
+            self.send_event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start")
+            self.send_event({"type": "ping"}, "ping")
+            for word in REPLY_WORDS:
+                self.send_event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}, "content_block_delta")
+            self.send_event({"type": "content_block_stop", "index": 0}, "content_block_stop")
+            self.send_event({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                             "usage": {"output_tokens": c}}, "message_delta")
+            self.send_event({"type": "message_stop"}, "message_stop")
+            return self.end_stream()
+        self.send_json(200, message)
+
+    def count_tokens(self, req, body):
+        p, _ = usage_for(body)
+        self.send_json(200, {"input_tokens": p})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    print(f"stand-in provider on http://{args.host}:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
