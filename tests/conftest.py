@@ -7,7 +7,6 @@ demo config; everything else — filters, routes, the policy — is the same.
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,47 +18,7 @@ import pytest
 import requests
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-WASM = ROOT / "build" / "modelgate.wasm"
-ENVOY_YAML = ROOT / "envoy" / "envoy.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float, what: str, proc=None, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{log.read_text() if log else ''}")
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what}: not ready after {timeout}s\n{log.read_text()[-20000:] if log else ''}")
-
-
-def envoy_config(listen: int, admin: int, upstream: int, access_log: Path) -> dict:
-    """envoy/envoy.yaml with test ports and paths."""
-    config = yaml.safe_load(ENVOY_YAML.read_text())
-    config["admin"]["address"]["socket_address"]["port_value"] = admin
-    listener = config["static_resources"]["listeners"][0]
-    listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["access_log"][0]["typed_config"]["path"] = str(access_log)
-    for f in hcm["http_filters"]:
-        if f["name"] == "envoy.filters.http.wasm":
-            f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(WASM)
-    for cluster in config["static_resources"]["clusters"]:
-        if cluster["name"] == "llm_upstream":
-            endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-            endpoint["address"]["socket_address"]["port_value"] = upstream
-    return config
+from harness import ROOT, WASM, envoy_binary, envoy_config, free_port, wait_until
 
 
 @dataclass
@@ -116,7 +75,7 @@ class Gateway:
 def gateway():
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make wasm` (or `make test`) first")
-    envoy = Path(sys.executable).parent / "envoy"
+    envoy = envoy_binary()
     work = Path(tempfile.mkdtemp(prefix="modelgate-e2e-"))
     listen, admin, upstream_port = free_port(), free_port(), free_port()
     access_log, envoy_log = work / "audit.log", work / "envoy.log"

@@ -123,7 +123,7 @@ def main() -> int:
         wait_for(f"{ADMIN}/ready", "Envoy", procs[-1], envoy_log)
         tokens = mint_svids()
         print(f"modelgate demo: Envoy on {GATEWAY}, stand-in provider on {UPSTREAM}")
-        print(f"JWT-SVIDs in build/demo/: " + ", ".join(f"{n}.jwt ({WORKLOADS.get(n, 'bot, expired')})" for n in tokens))
+        print("JWT-SVIDs in build/demo/: " + ", ".join(f"{n}.jwt ({WORKLOADS.get(n, 'bot, expired')})" for n in tokens))
         print("\nChecking the examples:")
         ok = check(tokens)
         if args.check:

@@ -317,3 +317,40 @@ fn every_rejection_has_its_own_detail() {
     let details: HashSet<&str> = all.iter().map(|e| e.detail()).collect();
     assert_eq!(details.len(), all.len());
 }
+
+#[test]
+fn accepts_es384_and_es512() {
+    use p521::ecdsa::signature::Signer as _;
+    let now = Clock::now_since_epoch().as_secs();
+    // ES384 through jwt-simple.
+    let es384 = ES384KeyPair::generate().with_key_id("p384");
+    let point = es384.public_key().public_key().to_bytes_uncompressed();
+    // ES512 by hand: jwt-simple has no P-521.
+    let mut scalar = [7u8; 66];
+    scalar[0] = 1; // below the group order, whose top byte is 0x01
+    let es512 = p521::ecdsa::SigningKey::from_slice(&scalar).unwrap();
+    let point521 = p521::ecdsa::VerifyingKey::from(&es512).to_sec1_point(false);
+    let p521 = point521.as_bytes();
+    let mut cfg = config(json!({}));
+    cfg["trust_domains"][0]["jwt_bundle"]["keys"] = json!([
+        {"kty":"EC","crv":"P-384","kid":"p384","x":b64(&point[1..49]),"y":b64(&point[49..97])},
+        {"kty":"EC","crv":"P-521","kid":"p521","x":b64(&p521[1..67]),"y":b64(&p521[67..133])}
+    ]);
+    let p = Policy::from_json(cfg.to_string().as_bytes(), &env).unwrap();
+    let claims = Claims::create(Duration::from_mins(5)).with_subject(BOT).with_audience(AUD);
+    let t384 = es384.sign(claims).unwrap();
+    validate(&t384, &p.jwt_svid, &p.trust_domains, &PureRustVerifier, now).unwrap();
+
+    let header = json!({"alg":"ES512","kid":"p521"});
+    let body = json!({"sub": BOT, "aud": AUD, "iat": now, "exp": now + 300});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(body.to_string().as_bytes()));
+    let sig: p521::ecdsa::Signature = es512.sign(input.as_bytes());
+    let t512 = format!("{input}.{}", b64(&sig.to_bytes()));
+    validate(&t512, &p.jwt_svid, &p.trust_domains, &PureRustVerifier, now).unwrap();
+    // The P-521 key verifies nothing else.
+    let forged = format!("{input}.{}", b64(&[1u8; 132]));
+    assert_eq!(
+        validate(&forged, &p.jwt_svid, &p.trust_domains, &PureRustVerifier, now),
+        Err(JwtSvidError::BadSignature)
+    );
+}
