@@ -358,6 +358,15 @@ def test_other_credentials_and_key_parameters_are_stripped(gateway):
     assert recorded["path"] == "/v1/chat/completions?x=1"
 
 
+def test_a_workload_cannot_choose_its_request_id(gateway):
+    """Two records with one id would blur the audit trail."""
+    r = post(gateway, "/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": HI},
+             {"authorization": f"Bearer {svid.mint(BOT)}", "x-request-id": "chosen-by-the-workload"})
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] != "chosen-by-the-workload"
+    gateway.audit_for(r.headers["x-request-id"])
+
+
 # --- the audit log ----------------------------------------------------------
 
 
@@ -375,3 +384,4 @@ def test_every_request_left_exactly_one_wellformed_record_and_no_secret(gateway)
     text = gateway.access_log.read_text()
     assert gateway.openai_key not in text and gateway.anthropic_key not in text
     assert "eyJ" not in text, "a JWT reached the audit log"
+

@@ -52,6 +52,10 @@ fn parse_json(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, De
         }
     })?;
     let model = match object.get("model") {
+        // A control character could end the name early for some parser.
+        Some(Value::String(m)) if m.chars().any(char::is_control) => {
+            return Err(invalid("model_control_chars", "the request body's \"model\" holds control characters"))
+        }
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(Denial::new(Reason::ModelMissing, "the request body has no \"model\"").with_detail("missing"))
@@ -274,6 +278,8 @@ mod tests {
             (b"{\"model\":\"a\",\"stream\":false,\"stream\":true}", Reason::InvalidBody),
             (b"{\"model\":\"a\",\"stream\":\"true\"}", Reason::InvalidBody),
             (b"{\"model\":\"a\",\"stream\":1}", Reason::InvalidBody),
+            (b"{\"model\":\"gpt-4.1-x\\u0000gpt-4o\"}", Reason::InvalidBody),
+            (b"{\"model\":\"gpt-4.1-x\\n\"}", Reason::InvalidBody),
         ];
         for (body, want) in cases {
             assert_eq!(reason(parse(chat(), JSON, body)).0, *want, "{}", String::from_utf8_lossy(body));
