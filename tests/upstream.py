@@ -84,6 +84,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, RECORDED)
         if self.path == "/__health":
             return self.send_json(200, {"ok": True})
+        if self.path.split("?")[0] == "/v1/models":
+            self.record(b"")
+            return self.models()
         self.read_body()
         self.record(b"")
         self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
@@ -121,6 +124,18 @@ class Handler(BaseHTTPRequestHandler):
         }
         with LOCK:
             RECORDED.append(entry)
+
+    # --- both ---------------------------------------------------------------
+
+    MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "gpt-3.5-turbo", "claude-haiku-4-5", "claude-opus-4-1"]
+
+    def models(self):
+        """The model listing, in Anthropic's shape when the caller speaks it."""
+        if self.headers.get("anthropic-version"):
+            data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in self.MODELS]
+            return self.send_json(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+        data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "stand-in"} for m in self.MODELS]
+        self.send_json(200, {"object": "list", "data": data})
 
     # --- OpenAI -------------------------------------------------------------
 

@@ -68,3 +68,8 @@ pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> boo
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     hostcalls::send_http_response(u32::from(status), headers, Some(body)).is_ok()
 }
+
+/// Resets the response stream: the client gets no more of it.
+pub fn reset_response() {
+    let _ = hostcalls::reset_http_response();
+}

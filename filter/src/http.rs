@@ -157,15 +157,37 @@ impl HttpContext for Request {
                 .flatten()
                 .map(|v| String::from_utf8_lossy(&v).into_owned());
             self.exchange.on_response_headers(status, content_type.as_deref(), host::now_ms());
+            if self.exchange.rewrites_response() {
+                // The body will change; its length is no longer known.
+                host::remove_header(MapType::HttpResponseHeaders, "content-length");
+            }
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.stage == Stage::Forwarding {
-            let chunk = host::buffer(BufferType::HttpResponseBody, body_size);
-            self.exchange.on_response_body(&chunk, end_of_stream);
+        if self.stage != Stage::Forwarding {
+            return Action::Continue;
         }
+        if self.exchange.rewrites_response() {
+            if !end_of_stream {
+                // Hold the listing until it is whole.
+                return Action::Pause;
+            }
+            let Some(policy) = self.policy.clone() else {
+                return Action::Continue;
+            };
+            let body = host::buffer(BufferType::HttpResponseBody, body_size);
+            let filtered = self.exchange.filter_response(&policy, &body);
+            if !host::replace_buffer(BufferType::HttpResponseBody, body_size, &filtered) {
+                // Never pass on a listing that was not filtered.
+                host::log(LogLevel::Error, &format!("[{}] could not filter the model listing; resetting", self.id));
+                host::reset_response();
+            }
+            return Action::Continue;
+        }
+        let chunk = host::buffer(BufferType::HttpResponseBody, body_size);
+        self.exchange.on_response_body(&chunk, end_of_stream);
         Action::Continue
     }
 

@@ -28,6 +28,7 @@ pub fn parse(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Re
     match endpoint.body {
         BodyFormat::Json => parse_json(content_type, body),
         BodyFormat::Multipart => parse_multipart(content_type, body),
+        BodyFormat::ModelList => Err(invalid("no_body", "this endpoint takes no body")),
     }
 }
 

@@ -31,6 +31,17 @@ pub fn decide<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str, model:
     })
 }
 
+/// The first allow rule that names `workload` for `provider` with some
+/// model: such a workload may list the provider's models (filtered).
+pub fn rule_naming<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str) -> Option<&'p Rule> {
+    rules.iter().find(|r| {
+        r.effect == Effect::Allow
+            && !r.models.is_empty()
+            && r.providers.contains(provider)
+            && r.workloads.iter().any(|w| w.matches(workload))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +120,14 @@ mod tests {
     #[test]
     fn no_rules_allow_nothing() {
         assert!(decide(&[], &id("spiffe://ex.org/a"), "openai", "m").is_err());
+    }
+
+    #[test]
+    fn a_workload_named_for_a_provider_may_list_its_models() {
+        let r = rules();
+        assert_eq!(rule_naming(&r, &id("spiffe://ex.org/ns/support/sa/bot"), "openai").unwrap().id, "support");
+        assert!(rule_naming(&r, &id("spiffe://ex.org/ns/support/sa/bot"), "anthropic").is_none());
+        assert!(rule_naming(&r, &id("spiffe://ex.org/ns/empty/sa/x"), "openai").is_none());
     }
 
     #[test]

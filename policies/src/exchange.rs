@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::api::{Api, Endpoint};
+use crate::api::{self, Api, BodyFormat, Endpoint};
 use crate::audit::{Client, CredentialUsed, JwtInfo, Prompt, Record, Upstream, Workload};
 use crate::body;
 use crate::config::{Mode, Policy, PromptAudit, Provider};
@@ -71,6 +71,8 @@ pub struct Exchange {
     decided: bool,
     replied: bool,
     headers_forwarded: bool,
+    /// The response is a model listing to filter.
+    lists_models: bool,
     response: Option<ResponseReader>,
 }
 
@@ -150,11 +152,14 @@ impl Exchange {
                     head.method, provider.name
                 ),
             );
-            self.record.endpoint = Some(endpoint_path.to_string());
+            self.record.endpoint = Some(bounded(endpoint_path));
             return self.deny_or_forward(policy, d);
         };
         self.endpoint = Some(endpoint);
         self.record.endpoint = Some(endpoint.path.to_string());
+        if endpoint.body == BodyFormat::ModelList {
+            return self.list_models(policy, provider);
+        }
 
         let encodings = head.headers.iter().filter(|(k, _)| k == "content-encoding");
         if let Some((_, enc)) = encodings.into_iter().find(|(_, v)| !v.trim().eq_ignore_ascii_case("identity")) {
@@ -162,7 +167,7 @@ impl Exchange {
                 Reason::UnsupportedEncoding,
                 format!("request bodies in content-encoding {:?} are not accepted; send them uncompressed", enc.trim()),
             )
-            .with_detail(enc.trim().to_ascii_lowercase());
+            .with_detail(bounded(&enc.trim().to_ascii_lowercase()));
             return self.deny_or_forward(policy, d);
         }
         let declared = header(head.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
@@ -177,6 +182,30 @@ impl Exchange {
         }
         self.headers_forwarded = true;
         Outcome::ReadBody(rewrite)
+    }
+
+    /// `GET /v1/models`: allowed to a workload some allow rule names for the
+    /// provider; the response is cut down to the models it may call.
+    fn list_models(&mut self, policy: &Policy, provider: &Provider) -> Outcome {
+        let Some(identity) = &self.identity else {
+            // Only in audit mode, after an identity failure.
+            return self.forward(policy, None);
+        };
+        match decision::rule_naming(&policy.rules, identity, &provider.name) {
+            Some(rule) => {
+                self.record.rule = Some(rule.id.clone());
+                self.lists_models = policy.mode == Mode::Enforce;
+                self.forward(policy, None)
+            }
+            None => {
+                let d = Denial::new(
+                    Reason::ModelNotAllowed,
+                    format!("no rule allows {identity} any model at provider {:?}", provider.name),
+                )
+                .with_detail("no_matching_rule");
+                self.deny_or_forward(policy, d)
+            }
+        }
     }
 
     /// The most body bytes the filter may buffer.
@@ -205,7 +234,7 @@ impl Exchange {
             Ok(parsed) => parsed,
             Err(d) => return self.deny_or_forward(policy, d),
         };
-        self.record.model = Some(parsed.model.clone());
+        self.record.model = Some(bounded(&parsed.model));
         self.record.stream = Some(parsed.stream);
         let Some(identity) = &self.identity else {
             return self.forward(policy, None);
@@ -232,6 +261,21 @@ impl Exchange {
         self.record.upstream = Some(Upstream { status, duration_ms: Some(now_ms.saturating_sub(self.started_ms)) });
         let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         self.response = Some(ResponseReader { json: media == "application/json", ..Default::default() });
+    }
+
+    /// Whether the response body must be held whole and passed through
+    /// [`Self::filter_response`]: a successful model listing.
+    pub fn rewrites_response(&self) -> bool {
+        self.lists_models && self.record.upstream.as_ref().and_then(|u| u.status) == Some(200)
+    }
+
+    /// The whole response body, as the client may see it.
+    pub fn filter_response(&self, policy: &Policy, body: &[u8]) -> Vec<u8> {
+        let (Some(identity), Some(provider)) = (&self.identity, self.provider.and_then(|i| policy.providers.get(i)))
+        else {
+            return api::filter_model_list(body, |_| false);
+        };
+        api::filter_model_list(body, |model| decision::decide(&policy.rules, identity, &provider.name, model).is_ok())
     }
 
     /// A chunk of the upstream's response body; `end` on the last.
@@ -333,6 +377,21 @@ impl Exchange {
         }
         Outcome::Forward(rewrite)
     }
+}
+
+/// Values a workload chose are cut to this many bytes in the audit record,
+/// so no request can flood the log.
+const MAX_AUDIT_VALUE: usize = 256;
+
+fn bounded(value: &str) -> String {
+    if value.len() <= MAX_AUDIT_VALUE {
+        return value.to_string();
+    }
+    let mut end = MAX_AUDIT_VALUE;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
 }
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {

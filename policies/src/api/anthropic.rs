@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{count, BodyFormat, Endpoint, Usage};
+use super::{count, BodyFormat, Endpoint, Usage, MODEL_LIST};
 
 /// Sent upstream when the caller sent no `anthropic-version`.
 pub const VERSION: &str = "2023-06-01";
@@ -22,6 +22,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         max_tokens_fields: &[],
         max_tokens_default: None,
     },
+    MODEL_LIST,
 ];
 
 /// `usage` of a message: input counts the prompt, including the parts read

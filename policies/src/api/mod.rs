@@ -26,7 +26,19 @@ pub enum BodyFormat {
     Json,
     /// `multipart/form-data` with a `model` field.
     Multipart,
+    /// No model in the request: the model listing, whose response modelgate
+    /// filters to the models the workload may call.
+    ModelList,
 }
+
+/// `GET /v1/models`, the same for both apis.
+pub const MODEL_LIST: Endpoint = Endpoint {
+    method: "GET",
+    path: "/v1/models",
+    body: BodyFormat::ModelList,
+    max_tokens_fields: &[],
+    max_tokens_default: None,
+};
 
 /// One endpoint of an api that modelgate classifies.
 #[derive(Debug, PartialEq, Eq)]
@@ -118,7 +130,59 @@ impl Api {
     }
 }
 
+/// A model listing (`{"data":[{"id":…},…]}`, both apis) cut down to the
+/// models `keep` allows. Anything that is not such a listing becomes an
+/// empty one: modelgate never passes on a listing it could not filter.
+pub fn filter_model_list(body: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut listing = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) if o.get("data").is_some_and(Value::is_array) => o,
+        _ => return br#"{"object":"list","data":[],"has_more":false,"first_id":null,"last_id":null}"#.to_vec(),
+    };
+    let kept: Vec<Value> = match listing.remove("data") {
+        Some(Value::Array(items)) => {
+            items.into_iter().filter(|m| m.get("id").and_then(Value::as_str).is_some_and(&keep)).collect()
+        }
+        _ => Vec::new(),
+    };
+    // Anthropic pages name their first and last ids.
+    let id = |m: Option<&Value>| m.and_then(|m| m.get("id")).cloned().unwrap_or(Value::Null);
+    if listing.contains_key("first_id") {
+        listing.insert("first_id".into(), id(kept.first()));
+    }
+    if listing.contains_key("last_id") {
+        listing.insert("last_id".into(), id(kept.last()));
+    }
+    listing.insert("data".into(), Value::Array(kept));
+    Value::Object(listing).to_string().into_bytes()
+}
+
 /// A non-negative integer member of `v`, if it is one.
 pub(crate) fn count(v: &Value, name: &str) -> Option<u64> {
     v.get(name).and_then(Value::as_u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(body: &[u8]) -> Vec<String> {
+        let v: Value = serde_json::from_slice(body).unwrap();
+        v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn model_listings_keep_only_allowed_models() {
+        let openai = br#"{"object":"list","data":[{"id":"gpt-4o","object":"model"},{"id":"gpt-4o-mini","object":"model"},{"id":5}]}"#;
+        assert_eq!(ids(&filter_model_list(openai, |m| m.ends_with("mini"))), ["gpt-4o-mini"]);
+        let anthropic = br#"{"data":[{"id":"a","type":"model"},{"id":"b","type":"model"},{"id":"c","type":"model"}],"has_more":false,"first_id":"a","last_id":"c"}"#;
+        let out: Value = serde_json::from_slice(&filter_model_list(anthropic, |m| m == "b")).unwrap();
+        assert_eq!((out["first_id"].as_str(), out["last_id"].as_str()), (Some("b"), Some("b")));
+    }
+
+    #[test]
+    fn what_cannot_be_filtered_becomes_an_empty_listing() {
+        for body in [&b"not json"[..], b"[]", br#"{"data":{"id":"gpt-4o"}}"#, br#"{"models":[{"id":"gpt-4o"}]}"#] {
+            assert!(ids(&filter_model_list(body, |_| true)).is_empty());
+        }
+    }
 }

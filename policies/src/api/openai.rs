@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{count, BodyFormat, Endpoint, Usage};
+use super::{count, BodyFormat, Endpoint, Usage, MODEL_LIST};
 
 const fn json(
     path: &'static str,
@@ -29,6 +29,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     json("/v1/audio/speech", &[], None),
     multipart("/v1/audio/transcriptions"),
     multipart("/v1/audio/translations"),
+    MODEL_LIST,
 ];
 
 /// `usage` of chat/completions/embeddings (`prompt_tokens`,

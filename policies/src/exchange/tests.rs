@@ -320,3 +320,52 @@ fn trace_ids_are_read_from_traceparent_or_b3() {
     assert_eq!(trace_id(&h("x-b3-traceid", "463ac35c9f6413ad")).as_deref(), Some("463ac35c9f6413ad"));
     assert_eq!(trace_id(&h("traceparent", "garbage")), None);
 }
+
+#[test]
+fn values_a_workload_chose_are_bounded_in_the_record() {
+    let p = policy(json!({}));
+    let long = "é".repeat(300);
+    let (_, rec) = run(&p, &chat(Some(&svid(BOT)), json!({"model": long})));
+    let model = rec["model"].as_str().unwrap();
+    assert!(model.len() <= MAX_AUDIT_VALUE + '…'.len_utf8() && model.ends_with('…'));
+    let (_, rec) = run(&p, &call(&format!("/v1/{}", "x".repeat(5000)), Some(&svid(BOT)), mini()));
+    assert!(rec["endpoint"].as_str().unwrap().len() < 300);
+}
+
+#[test]
+fn model_listings_are_allowed_to_named_workloads_and_filtered() {
+    let p = policy(json!({}));
+    let mut x = Exchange::new(NOW_MS);
+    let mut c = call("/v1/models", Some(&svid(BOT)), json!({}));
+    c.method = "GET";
+    let head = RequestHead {
+        method: "GET",
+        path: &c.path,
+        authority: c.authority,
+        headers: &c.headers,
+        request_id: None,
+        client_address: None,
+    };
+    let rw = match x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS) {
+        Outcome::Forward(rw) => rw,
+        other => panic!("{other:?}"),
+    };
+    assert!(rw.set_headers.iter().any(|(k, _)| k == "authorization"));
+    x.on_response_headers(Some(200), Some("application/json"), NOW_MS);
+    assert!(x.rewrites_response());
+    let listing = br#"{"object":"list","data":[{"id":"gpt-4o"},{"id":"gpt-4o-mini"},{"id":"gpt-3.5-turbo"}]}"#;
+    let out: Value = serde_json::from_slice(&x.filter_response(&p, listing)).unwrap();
+    assert_eq!(out["data"], json!([{"id":"gpt-4o-mini"}]));
+    let rec: Value = serde_json::from_str(&x.finish(Some(200))).unwrap();
+    assert_eq!(
+        (rec["decision"].as_str(), rec["rule"].as_str(), rec["endpoint"].as_str()),
+        (Some("allow"), Some("support-bot"), Some("/v1/models"))
+    );
+
+    // A workload no rule names for the provider may not list it.
+    let mut c = call("/v1/models", Some(&svid("spiffe://example.org/ns/batch/x")), json!({}));
+    c.method = "GET";
+    c.path = "/anthropic/v1/models".into();
+    let (o, rec) = run(&p, &c);
+    assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("model_not_allowed")));
+}
