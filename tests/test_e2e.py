@@ -132,7 +132,7 @@ def test_model_listings_show_only_what_the_workload_may_call(gateway):
     # The stand-in lists every model on both routes; the bot's rule allows
     # gpt-4o-mini, gpt-4.1-* and claude-haiku-4-5* at both providers.
     assert [m.id for m in oa(gateway, svid.mint(BOT)).models.list()] == ["gpt-4o-mini", "gpt-4.1-mini", "claude-haiku-4-5"]
-    assert [m.id for m in an(gateway, svid.mint(BOT)).models.list()] == ["claude-haiku-4-5"]
+    assert [m.id for m in an(gateway, svid.mint(BOT)).models.list()] == ["gpt-4o-mini", "gpt-4.1-mini", "claude-haiku-4-5"]
     # research may call anything but the legacy models a deny rule names.
     assert "gpt-3.5-turbo" not in [m.id for m in oa(gateway, svid.mint(RESEARCH)).models.list()]
     with pytest.raises(anthropic.PermissionDeniedError):
