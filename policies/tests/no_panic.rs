@@ -2,6 +2,8 @@
 //! VM. Thousands of mutated requests — headers, tokens, bodies — go through
 //! the whole engine, which must answer each with an outcome and a record.
 
+#![allow(clippy::unwrap_used)] // a test file: a failed unwrap is a failed test
+
 use jwt_simple::prelude::*;
 use modelgate_policies::svid::PureRustVerifier;
 use modelgate_policies::{Exchange, Outcome, Policy, RequestHead};
