@@ -31,12 +31,12 @@ pub fn header_map(map: MapType) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn remove_header(map: MapType, name: &str) {
-    let _ = hostcalls::remove_map_value(map, name);
+pub fn remove_header(map: MapType, name: &str) -> bool {
+    hostcalls::remove_map_value(map, name).is_ok()
 }
 
-pub fn set_header(map: MapType, name: &str, value: &str) {
-    let _ = hostcalls::set_map_value(map, name, Some(value));
+pub fn set_header(map: MapType, name: &str, value: &str) -> bool {
+    hostcalls::set_map_value(map, name, Some(value)).is_ok()
 }
 
 /// A property as UTF-8 text.

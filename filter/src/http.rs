@@ -49,16 +49,31 @@ impl Request {
             Outcome::ReadBody(rewrite) => {
                 // The headers go on (Envoy will not call a wasm filter's body
                 // callback while it holds them); the body is held instead.
+                if !apply(&rewrite, body_size) {
+                    return self.rewrite_failed();
+                }
                 self.stage = Stage::ReadingBody;
-                apply(&rewrite, body_size);
                 Action::Continue
             }
             Outcome::Forward(rewrite) => {
+                if !apply(&rewrite, body_size) {
+                    return self.rewrite_failed();
+                }
                 self.stage = Stage::Forwarding;
-                apply(&rewrite, body_size);
                 Action::Continue
             }
         }
+    }
+
+    /// The host refused to change the request: it must not go on half
+    /// rewritten (it might still carry the workload's credential).
+    fn rewrite_failed(&mut self) -> Action {
+        host::log(
+            LogLevel::Error,
+            &format!("[{}] the host refused a header or body change; refusing the request", self.id),
+        );
+        let outcome = self.exchange.on_rewrite_failed();
+        self.carry_out(outcome, 0)
     }
 
     fn not_configured(&mut self) -> Action {
@@ -76,20 +91,23 @@ impl Request {
 /// Applies a rewrite. Header changes come with the headers; a body change
 /// comes with the whole body, whose length the buffer filter after
 /// modelgate sets (without it, the request goes on chunked).
-fn apply(rewrite: &Rewrite, body_size: usize) {
+/// False when the host refused a change: the request must then not go on.
+fn apply(rewrite: &Rewrite, body_size: usize) -> bool {
     let map = MapType::HttpRequestHeaders;
+    let mut ok = true;
     for name in &rewrite.remove_headers {
-        host::remove_header(map, name);
+        ok &= host::remove_header(map, name);
     }
     for (name, value) in &rewrite.set_headers {
-        host::set_header(map, name, value);
+        ok &= host::set_header(map, name, value);
     }
     if let Some(path) = &rewrite.path {
-        host::set_header(map, ":path", path);
+        ok &= host::set_header(map, ":path", path);
     }
     if let Some(body) = &rewrite.body {
-        host::replace_buffer(BufferType::HttpRequestBody, body_size, body);
+        ok &= host::replace_buffer(BufferType::HttpRequestBody, body_size, body);
     }
+    ok
 }
 
 impl Context for Request {}

@@ -263,6 +263,20 @@ impl Exchange {
         self.response = Some(ResponseReader { json: media == "application/json", ..Default::default() });
     }
 
+    /// The host would not apply a rewrite: refuse the request, whatever the
+    /// mode (forwarding it could leak the workload's credential).
+    pub fn on_rewrite_failed(&mut self) -> Outcome {
+        let d = Denial::new(Reason::CredentialUnavailable, "the gateway could not swap the request's credentials")
+            .with_detail("rewrite_failed");
+        self.record.reason = d.reason.code();
+        self.record.detail = d.detail.clone();
+        self.record.decision = "deny";
+        self.record.credential = None;
+        self.decided = true;
+        self.replied = true;
+        Outcome::Reply(d.reply(self.api, self.request_id.as_deref()))
+    }
+
     /// Whether the response body must be held whole and passed through
     /// [`Self::filter_response`]: a successful model listing.
     pub fn rewrites_response(&self) -> bool {

@@ -369,3 +369,25 @@ fn model_listings_are_allowed_to_named_workloads_and_filtered() {
     let (o, rec) = run(&p, &c);
     assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("model_not_allowed")));
 }
+
+#[test]
+fn a_rewrite_the_host_refused_is_a_503_in_every_mode() {
+    let p = policy(json!({"mode":"audit"}));
+    let mut x = Exchange::new(NOW_MS);
+    let c = chat(Some(&svid(BOT)), mini());
+    let head = RequestHead {
+        method: "POST",
+        path: &c.path,
+        authority: c.authority,
+        headers: &c.headers,
+        request_id: None,
+        client_address: None,
+    };
+    assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
+    assert_eq!(reply(&x.on_rewrite_failed()).status, 503);
+    let rec: Value = serde_json::from_str(&x.finish(Some(503))).unwrap();
+    assert_eq!(
+        (rec["decision"].as_str(), rec["reason"].as_str(), rec["detail"].as_str()),
+        (Some("deny"), Some("credential_unavailable"), Some("rewrite_failed"))
+    );
+}
