@@ -36,7 +36,7 @@ lint: ## cargo fmt --check and clippy (warnings are errors)
 	$(CARGO) clippy --target wasm32-wasip1 -p modelgate-filter -- -D warnings
 
 .PHONY: unit
-unit: ## Unit tests of the policy engine and the filter glue
+unit: ## Unit tests (cargo test --workspace), including the no-panic run
 	$(CARGO) test --workspace
 
 .PHONY: e2e
