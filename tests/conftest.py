@@ -4,6 +4,7 @@ built build/modelgate.wasm. Only ports and file paths are changed from the
 demo config; everything else — filters, routes, the policy — is the same.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from harness import ROOT, WASM, envoy_binary, envoy_config, free_port, wait_until
+from harness import ROOT, WASM, envoy_binary, envoy_config, free_port, plugin_configuration, wait_until
 
 
 @dataclass
@@ -71,16 +72,21 @@ class Gateway:
         return found[0]
 
 
-@pytest.fixture(scope="session")
-def gateway():
+@contextlib.contextmanager
+def running_gateway(policy_patch: dict | None = None):
+    """The stand-in provider and Envoy with envoy/envoy.yaml, its policy's
+    top-level members replaced by `policy_patch`; torn down on exit."""
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make wasm` (or `make test`) first")
-    envoy = envoy_binary()
     work = Path(tempfile.mkdtemp(prefix="modelgate-e2e-"))
     listen, admin, upstream_port = free_port(), free_port(), free_port()
     access_log, envoy_log = work / "audit.log", work / "envoy.log"
+    config = envoy_config(listen, admin, upstream_port, access_log)
+    if policy_patch:
+        value = plugin_configuration(config)
+        value["value"] = json.dumps({**json.loads(value["value"]), **policy_patch})
     config_path = work / "envoy.yaml"
-    config_path.write_text(yaml.safe_dump(envoy_config(listen, admin, upstream_port, access_log)))
+    config_path.write_text(yaml.safe_dump(config))
 
     upstream = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "upstream.py"), "--port", str(upstream_port)],
@@ -88,12 +94,11 @@ def gateway():
     )
     keys = {"OPENAI_API_KEY": f"sk-test-openai-{secrets.token_hex(12)}",
             "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}"}
-    env = {**os.environ, **keys}
     with envoy_log.open("w") as log:
         proxy = subprocess.Popen(
-            [str(envoy), "-c", str(config_path), "--file-flush-interval-msec", "50", "-l", "info",
+            [str(envoy_binary()), "-c", str(config_path), "--file-flush-interval-msec", "50", "-l", "info",
              "--base-id", str(secrets.randbelow(1 << 20) + 1000)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**os.environ, **keys}, stdout=log, stderr=subprocess.STDOUT,
         )
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
@@ -112,11 +117,25 @@ def gateway():
                 p.kill()
 
 
+@pytest.fixture(scope="session")
+def gateway():
+    """The demo configuration, as it ships."""
+    with running_gateway() as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def audit_gateway():
+    """The demo configuration in audit mode."""
+    with running_gateway({"mode": "audit"}) as gw:
+        yield gw
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        gw = item.funcargs.get("gateway")
+        gw = item.funcargs.get("gateway") or item.funcargs.get("audit_gateway")
         if gw is not None and gw.envoy_log.exists():
             report.sections.append(("envoy log (last 60 lines)", "\n".join(gw.envoy_log.read_text().splitlines()[-60:])))

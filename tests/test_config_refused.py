@@ -8,13 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from harness import envoy_binary, envoy_config, free_port
-
-
-def plugin_config(config: dict) -> dict:
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
-    return wasm["typed_config"]["config"]["configuration"]
+from harness import envoy_binary, envoy_config, free_port, plugin_configuration
 
 
 @pytest.mark.parametrize("mutate,path", [
@@ -25,7 +19,7 @@ def plugin_config(config: dict) -> dict:
 ])
 def test_envoy_refuses_a_bad_policy(tmp_path, mutate, path):
     config = envoy_config(free_port(), free_port(), free_port(), tmp_path / "audit.log")
-    value = plugin_config(config)
+    value = plugin_configuration(config)
     policy = json.loads(value["value"])
     mutate(policy)
     value["value"] = json.dumps(policy)

@@ -364,6 +364,16 @@ def test_other_credentials_and_key_parameters_are_stripped(gateway):
     assert recorded["path"] == "/v1/chat/completions?x=1"
 
 
+def test_every_copy_of_a_repeated_credential_header_is_stripped(gateway):
+    gateway.reset()
+    response = raw_post(gateway, [("authorization", f"Bearer {svid.mint(BOT)}"), ("api-key", "sk-copy-1"), ("api-key", "sk-copy-2"),
+                                  ("x-goog-api-key", "sk-copy-3"), ("x-goog-api-key", "sk-copy-4")])
+    assert response.status == 200
+    [recorded] = gateway.requests_seen()
+    for secret in ("sk-copy-1", "sk-copy-2", "sk-copy-3", "sk-copy-4"):
+        assert secret not in json.dumps(recorded)
+
+
 def test_a_workload_cannot_choose_its_request_id(gateway):
     """Two records with one id would blur the audit trail."""
     r = post(gateway, "/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": HI},
