@@ -36,6 +36,17 @@ fn chat(token: Option<&str>, body: Value) -> Call {
 }
 
 impl Call {
+    fn head(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: self.method,
+            path: &self.path,
+            authority: self.authority,
+            headers: &self.headers,
+            request_id: Some("rid-1"),
+            client_address: Some("10.0.0.7:51234"),
+        }
+    }
+
     fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
         self
@@ -45,14 +56,7 @@ impl Call {
 /// Runs a call to its outcome and returns it with the audit record.
 fn run(policy: &Policy, c: &Call) -> (Outcome, Value) {
     let mut x = Exchange::new(NOW_MS);
-    let head = RequestHead {
-        method: c.method,
-        path: &c.path,
-        authority: c.authority,
-        headers: &c.headers,
-        request_id: Some("rid-1"),
-        client_address: Some("10.0.0.7:51234"),
-    };
+    let head = c.head();
     let mut outcome = x.on_request_headers(policy, &head, &PureRustVerifier, NOW_MS);
     if let Outcome::ReadBody(headers) = outcome {
         outcome = if c.body.len() as u64 > x.body_limit(policy) {
@@ -296,14 +300,7 @@ fn a_request_that_ends_before_a_decision_is_still_audited() {
     let p = policy(json!({}));
     let mut x = Exchange::new(NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
-    let head = RequestHead {
-        method: "POST",
-        path: &c.path,
-        authority: c.authority,
-        headers: &c.headers,
-        request_id: None,
-        client_address: None,
-    };
+    let head = c.head();
     assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
     let rec: Value = serde_json::from_str(&x.finish(None)).unwrap();
     assert_eq!((rec["decision"].as_str(), rec["reason"].as_str()), (Some("deny"), Some("incomplete")));
@@ -338,14 +335,7 @@ fn model_listings_are_allowed_to_named_workloads_and_filtered() {
     let mut x = Exchange::new(NOW_MS);
     let mut c = call("/v1/models", Some(&svid(BOT)), json!({}));
     c.method = "GET";
-    let head = RequestHead {
-        method: "GET",
-        path: &c.path,
-        authority: c.authority,
-        headers: &c.headers,
-        request_id: None,
-        client_address: None,
-    };
+    let head = c.head();
     let rw = match x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS) {
         Outcome::Forward(rw) => rw,
         other => panic!("{other:?}"),
@@ -375,14 +365,7 @@ fn a_rewrite_the_host_refused_is_a_503_in_every_mode() {
     let p = policy(json!({"mode":"audit"}));
     let mut x = Exchange::new(NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
-    let head = RequestHead {
-        method: "POST",
-        path: &c.path,
-        authority: c.authority,
-        headers: &c.headers,
-        request_id: None,
-        client_address: None,
-    };
+    let head = c.head();
     assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
     assert_eq!(reply(&x.on_rewrite_failed()).status, 503);
     let rec: Value = serde_json::from_str(&x.finish(Some(503))).unwrap();
