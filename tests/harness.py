@@ -41,7 +41,8 @@ def envoy_config(listen: int, admin: int, upstream: int, access_log: Path) -> di
     listener = config["static_resources"]["listeners"][0]
     listener["address"]["socket_address"].update(address="127.0.0.1", port_value=listen)
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["access_log"][0]["typed_config"]["path"] = str(access_log)
+    for log in hcm["access_log"]:
+        log["typed_config"]["path"] = str(access_log)
     for f in hcm["http_filters"]:
         if f["name"] == "envoy.filters.http.wasm":
             f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(WASM)

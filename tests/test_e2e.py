@@ -374,6 +374,17 @@ def test_every_copy_of_a_repeated_credential_header_is_stripped(gateway):
         assert secret not in json.dumps(recorded)
 
 
+def test_requests_envoy_refuses_first_still_leave_a_record(gateway):
+    """An escaped slash is refused by Envoy before modelgate sees the headers."""
+    r = post(gateway, "/openai/v1%2Fchat/completions", {"model": "gpt-4o-mini"}, {"authorization": f"Bearer {svid.mint(BOT)}"})
+    assert r.status_code == 400
+    time.sleep(0.3)
+    refused = [rec for rec in gateway.audit_records() if rec["detail"] == "path_normalization_failed"]
+    assert len(refused) == 1
+    assert (refused[0]["decision"], refused[0]["reason"], refused[0]["status"], refused[0]["mode"]) == ("deny", "incomplete", 400, "enforce")
+    assert refused[0]["time"].endswith("Z") and refused[0]["client"]["address"]
+
+
 def test_a_workload_cannot_choose_its_request_id(gateway):
     """Two records with one id would blur the audit trail."""
     r = post(gateway, "/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": HI},
@@ -392,7 +403,7 @@ def test_every_request_left_exactly_one_wellformed_record_and_no_secret(gateway)
     lines = gateway.access_log.read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) >= 20
-    ids = [r["request_id"] for r in records]
+    ids = [r["request_id"] for r in records if r["request_id"]]
     assert len(ids) == len(set(ids)), "a request has more than one record"
     for r in records:
         assert r["decision"] in ("allow", "deny")

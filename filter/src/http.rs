@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use modelgate_policies::credential::Rewrite;
 use modelgate_policies::svid::PureRustVerifier;
-use modelgate_policies::{Exchange, Outcome, Policy, RequestHead};
+use modelgate_policies::{Exchange, LogInfo, Outcome, Policy, RequestHead};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
@@ -33,7 +33,8 @@ pub struct Request {
 
 impl Request {
     pub fn new(id: u32, policy: Option<Rc<Policy>>) -> Self {
-        Request { id, policy, exchange: Exchange::new(host::now_ms()), stage: Stage::Headers }
+        let exchange = Exchange::new(policy.as_deref(), host::now_ms());
+        Request { id, policy, exchange, stage: Stage::Headers }
     }
 
     /// Carries out what the engine decided, and says what Envoy does next.
@@ -210,8 +211,13 @@ impl HttpContext for Request {
     }
 
     fn on_log(&mut self) {
-        let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
-        let record = self.exchange.finish(status);
+        let log = LogInfo {
+            status: host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok()),
+            request_id: host::property_string(&["request", "id"]),
+            details: host::property_string(&["response", "code_details"]),
+            client_address: host::property_string(&["source", "address"]),
+        };
+        let record = self.exchange.finish(&log);
         if !host::set_property(AUDIT_PROPERTY, record.as_bytes()) {
             // Never lose the record: put it in the Envoy log instead.
             host::log(LogLevel::Error, &format!("[{}] could not store the audit record: {record}", self.id));

@@ -33,6 +33,18 @@ pub struct RequestHead<'a> {
     pub client_address: Option<&'a str>,
 }
 
+/// What Envoy knows when it logs the request.
+#[derive(Clone, Debug, Default)]
+pub struct LogInfo {
+    /// The response code the client received, if any.
+    pub status: Option<u16>,
+    /// `x-request-id`, for requests whose headers modelgate never saw.
+    pub request_id: Option<String>,
+    /// Envoy's response code details (`via_upstream`, `path_normalization_failed`, …).
+    pub details: Option<String>,
+    pub client_address: Option<String>,
+}
+
 /// What the filter does next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -84,8 +96,12 @@ struct ResponseReader {
 }
 
 impl Exchange {
-    pub fn new(now_ms: u64) -> Self {
-        Exchange { started_ms: now_ms, ..Default::default() }
+    /// A request starts. `policy` is `None` only when the filter has no
+    /// valid configuration (Envoy should have refused it).
+    pub fn new(policy: Option<&Policy>, now_ms: u64) -> Self {
+        let record =
+            Record { time: rfc3339_millis(now_ms), mode: policy.map_or("", |p| p.mode.name()), ..Default::default() };
+        Exchange { started_ms: now_ms, record, ..Default::default() }
     }
 
     /// The request headers arrived.
@@ -322,18 +338,28 @@ impl Exchange {
         self.replied
     }
 
-    /// Envoy is logging the request: the record is final. `status` is the
-    /// response code the client received, if any.
-    pub fn finish(&mut self, status: Option<u16>) -> String {
-        self.record.status = status;
+    /// Envoy is logging the request: the record is final. `log` is what
+    /// Envoy knows of the request's end.
+    pub fn finish(&mut self, log: &LogInfo) -> String {
+        self.record.status = log.status;
+        if self.record.request_id.is_none() {
+            self.record.request_id = log.request_id.as_deref().map(bounded);
+        }
+        if self.record.client.address.is_none() {
+            self.record.client.address = log.client_address.clone();
+        }
         if !self.decided {
-            // The request ended (client gone, stream reset) before a decision.
+            // The request ended before a decision: the client went away, or
+            // Envoy refused it before modelgate saw its headers.
             self.record.decision = "deny";
             self.record.reason = "incomplete";
-            self.record.detail.get_or_insert_with(|| "the request ended before modelgate decided".to_string());
+            if self.record.detail.is_none() {
+                self.record.detail =
+                    Some(log.details.as_deref().map_or_else(|| "ended before a decision".to_string(), bounded));
+            }
         }
         if let Some(upstream) = self.record.upstream.as_mut() {
-            upstream.status = upstream.status.or(status);
+            upstream.status = upstream.status.or(log.status);
         }
         self.record.to_json()
     }

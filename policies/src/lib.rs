@@ -24,4 +24,4 @@ pub mod time;
 mod testing;
 
 pub use config::{ConfigError, Policy};
-pub use exchange::{Exchange, Outcome, RequestHead};
+pub use exchange::{Exchange, LogInfo, Outcome, RequestHead};

@@ -6,7 +6,7 @@
 
 use jwt_simple::prelude::*;
 use modelgate_policies::svid::PureRustVerifier;
-use modelgate_policies::{Exchange, Outcome, Policy, RequestHead};
+use modelgate_policies::{Exchange, LogInfo, Outcome, Policy, RequestHead};
 
 /// xorshift64*: deterministic, so a failure can be replayed.
 struct Rng(u64);
@@ -135,7 +135,7 @@ fn mutated_requests_never_panic() {
             request_id: Some("r"),
             client_address: None,
         };
-        let mut exchange = Exchange::new(now_ms);
+        let mut exchange = Exchange::new(Some(&policy), now_ms);
         let outcome = exchange.on_request_headers(&policy, &head, &PureRustVerifier, now_ms);
         if let Outcome::ReadBody(_) = outcome {
             let body = mutate(&mut rng, if multipart { form } else { body });
@@ -147,7 +147,8 @@ fn mutated_requests_never_panic() {
         let response = mutate(&mut rng, br#"{"model":"m","usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
         exchange.on_response_body(&response, true);
         let _ = exchange.filter_response(&policy, &response);
-        let record: serde_json::Value = serde_json::from_str(&exchange.finish(Some(200))).unwrap();
+        let record: serde_json::Value =
+            serde_json::from_str(&exchange.finish(&LogInfo { status: Some(200), ..Default::default() })).unwrap();
         assert!(record["decision"].is_string(), "round {round}");
     }
     assert!(allowed > 50, "too few rounds reached a decision to mean much: {allowed}");

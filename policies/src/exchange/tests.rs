@@ -55,7 +55,7 @@ impl Call {
 
 /// Runs a call to its outcome and returns it with the audit record.
 fn run(policy: &Policy, c: &Call) -> (Outcome, Value) {
-    let mut x = Exchange::new(NOW_MS);
+    let mut x = Exchange::new(Some(policy), NOW_MS);
     let head = c.head();
     let mut outcome = x.on_request_headers(policy, &head, &PureRustVerifier, NOW_MS);
     if let Outcome::ReadBody(headers) = outcome {
@@ -80,7 +80,7 @@ fn run(policy: &Policy, c: &Call) -> (Outcome, Value) {
             Some(200)
         }
     };
-    let record: Value = serde_json::from_str(&x.finish(status)).unwrap();
+    let record: Value = serde_json::from_str(&x.finish(&LogInfo { status, ..Default::default() })).unwrap();
     (outcome, record)
 }
 
@@ -128,6 +128,7 @@ fn an_allowed_call_is_forwarded_with_the_provider_key_and_audited() {
     assert_eq!(rec["upstream"], json!({"status":200,"duration_ms":5}));
     assert_eq!(rec["client"]["address"], "10.0.0.7:51234");
     assert_eq!(rec["time"], "2026-11-18T11:06:40.000Z");
+    assert_eq!((rec["mode"].as_str(), rec["client"]["address"].as_str()), (Some("enforce"), Some("10.0.0.9:4000")));
     let text = rec.to_string();
     assert!(!text.contains(&token) && !text.contains("sk-openai-upstream") && !text.contains("\"hi\""));
 }
@@ -298,13 +299,29 @@ fn audit_mode_forwards_what_it_would_deny() {
 #[test]
 fn a_request_that_ends_before_a_decision_is_still_audited() {
     let p = policy(json!({}));
-    let mut x = Exchange::new(NOW_MS);
+    let mut x = Exchange::new(Some(&p), NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
     let head = c.head();
     assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
-    let rec: Value = serde_json::from_str(&x.finish(None)).unwrap();
+    let rec: Value = serde_json::from_str(&x.finish(&LogInfo { status: None, ..Default::default() })).unwrap();
     assert_eq!((rec["decision"].as_str(), rec["reason"].as_str()), (Some("deny"), Some("incomplete")));
     assert_eq!(rec["workload"]["spiffe_id"], BOT);
+
+    // Envoy refused the request before modelgate saw its headers.
+    let mut x = Exchange::new(Some(&p), NOW_MS);
+    let log = LogInfo {
+        status: Some(400),
+        request_id: Some("rid-9".into()),
+        details: Some("path_normalization_failed".into()),
+        client_address: Some("10.0.0.9:4000".into()),
+    };
+    let rec: Value = serde_json::from_str(&x.finish(&log)).unwrap();
+    assert_eq!(
+        (rec["reason"].as_str(), rec["detail"].as_str(), rec["request_id"].as_str()),
+        (Some("incomplete"), Some("path_normalization_failed"), Some("rid-9"))
+    );
+    assert_eq!(rec["time"], "2026-11-18T11:06:40.000Z");
+    assert_eq!((rec["mode"].as_str(), rec["client"]["address"].as_str()), (Some("enforce"), Some("10.0.0.9:4000")));
 }
 
 #[test]
@@ -332,7 +349,7 @@ fn values_a_workload_chose_are_bounded_in_the_record() {
 #[test]
 fn model_listings_are_allowed_to_named_workloads_and_filtered() {
     let p = policy(json!({}));
-    let mut x = Exchange::new(NOW_MS);
+    let mut x = Exchange::new(Some(&p), NOW_MS);
     let mut c = call("/v1/models", Some(&svid(BOT)), json!({}));
     c.method = "GET";
     let head = c.head();
@@ -346,7 +363,7 @@ fn model_listings_are_allowed_to_named_workloads_and_filtered() {
     let listing = br#"{"object":"list","data":[{"id":"gpt-4o"},{"id":"gpt-4o-mini"},{"id":"gpt-3.5-turbo"}]}"#;
     let out: Value = serde_json::from_slice(&x.filter_response(&p, listing)).unwrap();
     assert_eq!(out["data"], json!([{"id":"gpt-4o-mini"}]));
-    let rec: Value = serde_json::from_str(&x.finish(Some(200))).unwrap();
+    let rec: Value = serde_json::from_str(&x.finish(&LogInfo { status: Some(200), ..Default::default() })).unwrap();
     assert_eq!(
         (rec["decision"].as_str(), rec["rule"].as_str(), rec["endpoint"].as_str()),
         (Some("allow"), Some("support-bot"), Some("/v1/models"))
@@ -363,12 +380,12 @@ fn model_listings_are_allowed_to_named_workloads_and_filtered() {
 #[test]
 fn a_rewrite_the_host_refused_is_a_503_in_every_mode() {
     let p = policy(json!({"mode":"audit"}));
-    let mut x = Exchange::new(NOW_MS);
+    let mut x = Exchange::new(Some(&p), NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
     let head = c.head();
     assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
     assert_eq!(reply(&x.on_rewrite_failed()).status, 503);
-    let rec: Value = serde_json::from_str(&x.finish(Some(503))).unwrap();
+    let rec: Value = serde_json::from_str(&x.finish(&LogInfo { status: Some(503), ..Default::default() })).unwrap();
     assert_eq!(
         (rec["decision"].as_str(), rec["reason"].as_str(), rec["detail"].as_str()),
         (Some("deny"), Some("credential_unavailable"), Some("rewrite_failed"))
