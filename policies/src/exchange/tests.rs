@@ -128,7 +128,6 @@ fn an_allowed_call_is_forwarded_with_the_provider_key_and_audited() {
     assert_eq!(rec["upstream"], json!({"status":200,"duration_ms":5}));
     assert_eq!(rec["client"]["address"], "10.0.0.7:51234");
     assert_eq!(rec["time"], "2026-11-18T11:06:40.000Z");
-    assert_eq!((rec["mode"].as_str(), rec["client"]["address"].as_str()), (Some("enforce"), Some("10.0.0.9:4000")));
     let text = rec.to_string();
     assert!(!text.contains(&token) && !text.contains("sk-openai-upstream") && !text.contains("\"hi\""));
 }
