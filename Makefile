@@ -46,6 +46,11 @@ e2e: setup wasm ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
 .PHONY: test
 test: setup lint unit e2e ## Every test (what CI runs)
 
+.PHONY: bench
+bench: setup wasm ## Throughput with and without modelgate (wrk); BENCH_ARGS="--duration 1" for a smoke run
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	cd tests && ../$(PY) bench.py $(BENCH_ARGS)
+
 .PHONY: run
 run: setup wasm ## The local demo: Envoy + filter + test upstream + sample SVIDs
 	$(PY) envoy/demo/run.py
