@@ -143,10 +143,6 @@ impl HttpContext for Request {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        host::log(
-            LogLevel::Debug,
-            &format!("[{}] request body {body_size} bytes, end {end_of_stream}, stage {:?}", self.id, self.stage),
-        );
         let Some(policy) = self.policy.clone() else {
             return Action::Pause;
         };
