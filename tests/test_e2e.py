@@ -105,6 +105,7 @@ def test_embeddings_and_responses_endpoints_work(gateway):
 @pytest.mark.parametrize("workload,model,rule", [
     (BOT, "gpt-4o", None),                 # not on the bot's allow-list
     (RESEARCH, "gpt-3.5-turbo", "no-legacy"),  # a deny rule beats research's allow-all
+    (RESEARCH, "GPT-3.5-Turbo", "no-legacy"),  # ... however a lenient provider would spell it
 ])
 def test_disallowed_model_raises_permission_denied(gateway, workload, model, rule):
     gateway.reset()

@@ -1,7 +1,10 @@
 //! Rules → a decision (SPEC §2 "Decision order"): any matching deny rule
 //! denies; otherwise the first matching allow rule allows; otherwise deny.
 //! A rule matches when the workload, the provider and the model each match
-//! one of its entries; an empty list matches nothing.
+//! one of its entries; an empty list matches nothing. Allow rules match the
+//! model exactly; deny rules also match it ignoring case and surrounding
+//! white space, so a spelling a lenient provider would accept cannot slip
+//! past a deny (deny wins, and wins wide).
 
 use crate::config::{Effect, Rule};
 use crate::reason::{Denial, Reason};
@@ -9,12 +12,10 @@ use crate::spiffe::SpiffeId;
 
 /// The allow rule that decided, or the denial.
 pub fn decide<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str, model: &str) -> Result<&'p Rule, Denial> {
-    let matches = |r: &&Rule| {
-        r.workloads.iter().any(|w| w.matches(workload))
-            && r.providers.contains(provider)
-            && r.models.iter().any(|m| m.matches(model))
-    };
-    if let Some(deny) = rules.iter().filter(|r| r.effect == Effect::Deny).find(matches) {
+    let names = |r: &&Rule| r.workloads.iter().any(|w| w.matches(workload)) && r.providers.contains(provider);
+    let matches = |r: &&Rule| names(r) && r.models.iter().any(|m| m.matches(model));
+    let denies = |r: &&Rule| names(r) && r.models.iter().any(|m| m.matches(model) || m.matches_loosely(model));
+    if let Some(deny) = rules.iter().filter(|r| r.effect == Effect::Deny).find(denies) {
         return Err(Denial::new(
             Reason::ModelNotAllowed,
             format!("rule {:?} denies {workload} the model {model:?} at provider {provider:?}", deny.id),
@@ -100,6 +101,19 @@ mod tests {
         let r = rules();
         let d = decide(&r, &id("spiffe://ex.org/ns/research/sa/a"), "openai", "gpt-3.5-turbo").unwrap_err();
         assert_eq!((d.reason, d.rule.as_deref()), (Reason::ModelNotAllowed, Some("no-legacy")));
+    }
+
+    #[test]
+    fn deny_rules_catch_other_spellings_of_a_denied_model() {
+        let r = rules();
+        let research = id("spiffe://ex.org/ns/research/sa/a");
+        for model in ["GPT-3.5-turbo", "gpt-3.5-TURBO", " gpt-3.5-turbo", "gpt-3.5-turbo\n"] {
+            assert_eq!(
+                decide(&r, &research, "openai", model).unwrap_err().rule.as_deref(),
+                Some("no-legacy"),
+                "{model:?}"
+            );
+        }
     }
 
     #[test]

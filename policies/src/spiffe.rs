@@ -277,6 +277,14 @@ impl ModelPattern {
         Ok(ModelPattern { text: s.to_string() })
     }
 
+    /// Matching as a lenient provider might: ignoring ASCII case and
+    /// surrounding white space. Deny rules use it too, so `GPT-3.5-Turbo `
+    /// cannot slip past a deny of `gpt-3.5-*` to a provider that folds case.
+    pub fn matches_loosely(&self, model: &str) -> bool {
+        let pattern = ModelPattern { text: self.text.to_ascii_lowercase() };
+        pattern.matches(&model.trim().to_ascii_lowercase())
+    }
+
     /// Greedy glob matching, linear in practice: each `*` is matched by the
     /// earliest occurrence of the literal after it, which is always enough
     /// for `*`-only globs.
@@ -489,6 +497,15 @@ mod tests {
         assert!(glob("gpt-4o", "gpt-4o"));
         assert!(!glob("gpt-4o", "gpt-4o "));
         assert!(ModelPattern::parse("").is_err());
+    }
+
+    #[test]
+    fn loose_matching_ignores_case_and_surrounding_space() {
+        let p = ModelPattern::parse("gpt-3.5-*").unwrap();
+        assert!(p.matches_loosely("GPT-3.5-Turbo"));
+        assert!(p.matches_loosely(" gpt-3.5-turbo\t"));
+        assert!(!p.matches_loosely("gpt-35-turbo"));
+        assert!(!p.matches("GPT-3.5-Turbo"));
     }
 
     #[test]
