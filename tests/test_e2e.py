@@ -306,6 +306,7 @@ def test_anthropic_streaming_works_through_the_filter(gateway):
     (b'{"model":"gpt-4o-mini","model":"gpt-4o","messages":[]}', "ambiguous_model"),
     (b'{"model":"gpt-4o-mini","\\u006dodel":"gpt-4o","messages":[]}', "ambiguous_model"),
     (b'{"model":"gpt-4o-mini","stream":false,"stream":true}', "invalid_body"),
+    (b'{"model":"gpt-4o-mini","models":["gpt-4o-mini","gpt-4o"],"messages":[]}', "ambiguous_model"),
     (b"model=gpt-4o", "invalid_body"),
     (b'["gpt-4o-mini"]', "invalid_body"),
     (b'{"messages":[]}', "model_missing"),

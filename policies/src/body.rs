@@ -18,6 +18,10 @@ pub struct RequestBody {
     object: Option<Object>,
 }
 
+/// Members through which some OpenAI-compatible servers accept models other
+/// than `model`. The providers' own APIs reject them as unknown anyway.
+const ALTERNATE_MODEL_MEMBERS: &[&str] = &["models", "fallbacks", "fallback_models"];
+
 fn invalid(detail: &str, message: impl Into<String>) -> Denial {
     Denial::new(Reason::InvalidBody, message).with_detail(detail)
 }
@@ -66,6 +70,15 @@ fn parse_json(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, De
                 .with_detail("not_string"))
         }
     };
+    // OpenAI-compatible routers (OpenRouter, LiteLLM) take fallback models
+    // from these members: a second model modelgate did not decide on.
+    if let Some(name) = ALTERNATE_MODEL_MEMBERS.iter().find(|m| object.contains(m)) {
+        return Err(Denial::new(
+            Reason::AmbiguousModel,
+            format!("the request body names other models in {name:?}; send one \"model\""),
+        )
+        .with_detail(format!("member_{name}")));
+    }
     // Lenient upstream parsers read "true" or 1 as true; anything but a JSON
     // boolean is refused rather than guessed at.
     let stream = match object.get("stream") {
@@ -276,6 +289,8 @@ mod tests {
             (b"{\"Model\":\"gpt-4o\"}", Reason::ModelMissing),
             (b"{\"model\":\"a\",\"model\":\"b\"}", Reason::AmbiguousModel),
             (b"{\"model\":\"a\",\"\\u006dodel\":\"b\"}", Reason::AmbiguousModel),
+            (b"{\"model\":\"a\",\"models\":[\"a\",\"gpt-4o\"]}", Reason::AmbiguousModel),
+            (b"{\"model\":\"a\",\"fallbacks\":[\"gpt-4o\"]}", Reason::AmbiguousModel),
             (b"{\"model\":\"a\",\"stream\":false,\"stream\":true}", Reason::InvalidBody),
             (b"{\"model\":\"a\",\"stream\":\"true\"}", Reason::InvalidBody),
             (b"{\"model\":\"a\",\"stream\":1}", Reason::InvalidBody),
