@@ -3,7 +3,9 @@
 //! string header map unwraps UTF-8, so one header byte 0xff would trap the
 //! VM for every request on it); these never do.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
+
+use modelgate_policies::callout::CalloutRequest;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
@@ -56,8 +58,45 @@ pub fn set_property(path: &[&str], value: &[u8]) -> bool {
     hostcalls::set_property(path.to_vec(), Some(value)).is_ok()
 }
 
-pub fn buffer(kind: BufferType, size: usize) -> Vec<u8> {
+/// The whole of a buffer the host holds (empty if unreadable).
+pub fn buffer(kind: BufferType) -> Vec<u8> {
+    buffer_prefix(kind, u32::MAX as usize)
+}
+
+/// The first `size` bytes of a buffer (the host clamps to what it has).
+pub fn buffer_prefix(kind: BufferType, size: usize) -> Vec<u8> {
     hostcalls::get_buffer(kind, 0, size).ok().flatten().unwrap_or_default()
+}
+
+/// One header's value as UTF-8 text (lossy), if present.
+pub fn header_value(map: MapType, name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(map, name).ok().flatten().map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Starts a call-out through an Envoy cluster; its answer arrives in the
+/// calling context's `on_http_call_response` with the returned token.
+pub fn dispatch(call: &CalloutRequest) -> Result<u32, String> {
+    let mut headers: Vec<(&str, &str)> =
+        vec![(":method", call.method), (":path", &call.path), (":authority", &call.authority)];
+    headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    hostcalls::dispatch_http_call(
+        &call.cluster,
+        headers,
+        Some(&call.body),
+        vec![],
+        Duration::from_millis(call.timeout_ms),
+    )
+    .map_err(|status| format!("{status:?}"))
+}
+
+/// The `:status` of the call-out response being delivered.
+pub fn call_status() -> Option<u16> {
+    header_value(MapType::HttpCallResponseHeaders, ":status")?.parse().ok()
+}
+
+/// Lets a request held across a call-out go on.
+pub fn resume_request() {
+    let _ = hostcalls::resume_http_request();
 }
 
 pub fn replace_buffer(kind: BufferType, size: usize, value: &[u8]) -> bool {

@@ -1,100 +1,158 @@
-//! The per-request glue: each callback reads what the host has, hands it to
-//! the request's [`Exchange`], and carries out the [`Outcome`] in one place,
+//! The per-request glue: each callback turns what the host has into an
+//! [`Event`], hands it to the request's [`Exchange`] through its one driver,
+//! and carries out the [`Step`] that comes back in one place,
 //! [`Request::carry_out`].
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use modelgate_policies::body::apply_edits;
+use modelgate_policies::callout::CalloutResult;
 use modelgate_policies::credential::Rewrite;
+use modelgate_policies::reason::LocalReply;
 use modelgate_policies::svid::PureRustVerifier;
-use modelgate_policies::{Exchange, LogInfo, Outcome, Policy, RequestHead};
+use modelgate_policies::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, Step};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use crate::host;
+use crate::root::Shared;
 
 /// Where the audit record goes: Envoy's access log prints it with
 /// `%FILTER_STATE(wasm.modelgate.audit:PLAIN)%`.
 const AUDIT_PROPERTY: &[&str] = &["modelgate.audit"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Headers,
-    ReadingBody,
-    Forwarding,
-    Replied,
+/// Which way a step applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Request,
+    Response,
+}
+
+impl Direction {
+    fn headers(self) -> MapType {
+        match self {
+            Direction::Request => MapType::HttpRequestHeaders,
+            Direction::Response => MapType::HttpResponseHeaders,
+        }
+    }
+
+    fn body(self) -> BufferType {
+        match self {
+            Direction::Request => BufferType::HttpRequestBody,
+            Direction::Response => BufferType::HttpResponseBody,
+        }
+    }
+}
+
+/// A body the host holds, read only when the engine asks for its bytes.
+struct HostBody(BufferType);
+
+impl BodySource for HostBody {
+    fn read(&self) -> Vec<u8> {
+        host::buffer(self.0)
+    }
 }
 
 pub struct Request {
     id: u32,
-    policy: Option<Rc<Policy>>,
-    exchange: Exchange,
-    stage: Stage,
+    shared: Rc<Shared>,
+    /// Shared with the root context's hold watch, which may expire it.
+    exchange: Rc<RefCell<Exchange>>,
+    /// The call-out this request waits for.
+    callout: Option<u32>,
 }
 
 impl Request {
-    pub fn new(id: u32, policy: Option<Rc<Policy>>) -> Self {
-        let exchange = Exchange::new(policy.as_deref(), host::now_ms());
-        Request { id, policy, exchange, stage: Stage::Headers }
+    pub fn new(id: u32, shared: Rc<Shared>) -> Self {
+        let exchange = Exchange::new(shared.policy.as_deref(), host::now_ms());
+        Request { id, shared, exchange: Rc::new(RefCell::new(exchange)), callout: None }
+    }
+
+    /// Hands one event to the engine. `None` only when the filter has no
+    /// policy or the exchange is busy (neither should happen); the caller
+    /// then fails closed.
+    fn drive(&self, event: Event<'_>) -> Option<Step> {
+        drive(&self.shared, &self.exchange, event)
+    }
+
+    fn phase(&self) -> Phase {
+        self.exchange.try_borrow().map_or(Phase::Replied, |x| x.phase())
     }
 
     /// Carries out what the engine decided, and says what Envoy does next.
-    fn carry_out(&mut self, outcome: Outcome, body_size: usize) -> Action {
-        match outcome {
-            Outcome::Reply(reply) => {
-                self.stage = Stage::Replied;
-                if !host::send_reply(reply.status, &reply.headers, &reply.body) {
-                    host::log(LogLevel::Error, &format!("[{}] could not send the local reply", self.id));
+    fn carry_out(&mut self, step: Option<Step>, direction: Direction) -> Action {
+        let Some(step) = step else {
+            return self.not_configured();
+        };
+        match step {
+            Step::Continue(rewrite) => {
+                if apply(&rewrite, direction) {
+                    return Action::Continue;
+                }
+                host::log(LogLevel::Error, &format!("[{}] the host refused a header or body change", self.id));
+                match self.drive(Event::StepFailed) {
+                    Some(Step::Reply(reply)) => self.reply(&reply),
+                    _ => host::reset_response(),
                 }
                 Action::Pause
             }
-            Outcome::ReadBody(rewrite) => {
-                // The headers go on (Envoy will not call a wasm filter's body
-                // callback while it holds them); the body is held instead.
-                if !apply(&rewrite, body_size) {
-                    return self.rewrite_failed();
-                }
-                self.stage = Stage::ReadingBody;
-                Action::Continue
+            Step::Hold | Step::Audit(_) => Action::Pause,
+            Step::Reply(reply) => {
+                self.reply(&reply);
+                Action::Pause
             }
-            Outcome::Forward(rewrite) => {
-                if !apply(&rewrite, body_size) {
-                    return self.rewrite_failed();
-                }
-                self.stage = Stage::Forwarding;
-                Action::Continue
+            Step::ResetResponse => {
+                host::reset_response();
+                Action::Pause
             }
+            Step::Callout(call) => match host::dispatch(&call) {
+                Ok(token) => {
+                    self.callout = Some(token);
+                    Action::Pause
+                }
+                Err(why) => {
+                    host::log(
+                        LogLevel::Warn,
+                        &format!("[{}] call-out to cluster {:?} refused: {why}", self.id, call.cluster),
+                    );
+                    let step = self.drive(Event::Callout(CalloutResult::Failed(why)));
+                    self.carry_out(step, direction)
+                }
+            },
         }
     }
 
-    /// The host refused to change the request: it must not go on half
-    /// rewritten (it might still carry the workload's credential).
-    fn rewrite_failed(&mut self) -> Action {
-        host::log(
-            LogLevel::Error,
-            &format!("[{}] the host refused a header or body change; refusing the request", self.id),
-        );
-        let outcome = self.exchange.on_rewrite_failed();
-        self.carry_out(outcome, 0)
+    fn reply(&self, reply: &LocalReply) {
+        if !host::send_reply(reply.status, &reply.headers, &reply.body) {
+            host::log(LogLevel::Error, &format!("[{}] could not send the local reply; resetting", self.id));
+            host::reset_response();
+        }
     }
 
+    /// No valid configuration (Envoy should have refused it): refuse.
     fn not_configured(&mut self) -> Action {
-        self.stage = Stage::Replied;
-        let headers = [
-            ("content-type".to_string(), "application/json".to_string()),
-            ("x-modelgate-reason".to_string(), "not_configured".to_string()),
-        ];
-        let body = br#"{"error":{"message":"modelgate has no valid configuration","type":"modelgate_error","code":"not_configured"}}"#;
-        host::send_reply(503, &headers, body);
+        let reply = self.exchange.try_borrow_mut().map(|mut x| x.unconfigured()).ok();
+        match reply {
+            Some(r) => self.reply(&r),
+            None => host::reset_response(),
+        }
         Action::Pause
     }
 }
 
-/// Applies a rewrite. Header changes come with the headers; a body change
-/// comes with the whole body, whose length the buffer filter after
-/// modelgate sets (without it, the request goes on chunked).
-/// False when the host refused a change: the request must then not go on.
-fn apply(rewrite: &Rewrite, body_size: usize) -> bool {
-    let map = MapType::HttpRequestHeaders;
+/// Drives an exchange with the VM's policy and clock.
+pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>) -> Option<Step> {
+    let policy = shared.policy.as_deref()?;
+    let env = Env { policy, verifier: &PureRustVerifier, now_ms: host::now_ms(), memory: &shared.memory };
+    let mut exchange = exchange.try_borrow_mut().ok()?;
+    Some(exchange.drive(&env, event))
+}
+
+/// Applies a rewrite to the request or the response. False when the host
+/// refused a change: the message must then not go on.
+fn apply(rewrite: &Rewrite, direction: Direction) -> bool {
+    let map = direction.headers();
     let mut ok = true;
     for name in &rewrite.remove_headers {
         ok &= host::remove_header(map, name);
@@ -105,19 +163,41 @@ fn apply(rewrite: &Rewrite, body_size: usize) -> bool {
     if let Some(path) = &rewrite.path {
         ok &= host::set_header(map, ":path", path);
     }
-    if let Some(body) = &rewrite.body {
-        ok &= host::replace_buffer(BufferType::HttpRequestBody, body_size, body);
+    if !rewrite.body_edits.is_empty() {
+        let body = host::buffer(direction.body());
+        let edited = apply_edits(&body, &rewrite.body_edits);
+        ok &= host::replace_buffer(direction.body(), body.len(), &edited);
+        if direction == Direction::Request {
+            // The body is held whole: its new length is known.
+            ok &= host::set_header(map, "content-length", &edited.len().to_string());
+            ok &= host::remove_header(map, "transfer-encoding");
+        }
     }
     ok
 }
 
-impl Context for Request {}
+impl Context for Request {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        if self.callout != Some(token) {
+            return;
+        }
+        self.callout = None;
+        let result = match host::call_status() {
+            Some(status) if headers > 0 => CalloutResult::Response {
+                status,
+                body: host::buffer_prefix(BufferType::HttpCallResponseBody, body_size),
+            },
+            _ => CalloutResult::Failed("no response (connect failure, reset or timeout)".into()),
+        };
+        let step = self.drive(Event::Callout(result));
+        if let Action::Continue = self.carry_out(step, Direction::Request) {
+            host::resume_request();
+        }
+    }
+}
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
-        let Some(policy) = self.policy.clone() else {
-            return self.not_configured();
-        };
         let mut headers = host::header_map(MapType::HttpRequestHeaders);
         let pseudo = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
         let (method, path, authority) = (pseudo(":method"), pseudo(":path"), pseudo(":authority"));
@@ -132,88 +212,69 @@ impl HttpContext for Request {
             request_id: request_id.as_deref(),
             client_address: client.as_deref(),
         };
-        let outcome = self.exchange.on_request_headers(&policy, &head, &PureRustVerifier, host::now_ms());
-        let action = self.carry_out(outcome, 0);
-        if self.stage == Stage::ReadingBody && end_of_stream {
-            // No body will come: decide on the empty one now.
-            let outcome = self.exchange.on_request_body(&policy, &[]);
-            return self.carry_out(outcome, 0);
+        let step = self.drive(Event::RequestHeaders { head, end_of_stream });
+        let action = self.carry_out(step, Direction::Request);
+        if self.phase() == Phase::ReadingBody {
+            // Held for the body: if Envoy never delivers it (the hold flag
+            // is missing), the root's watch fails the request closed.
+            self.shared.holds.watch(self.id, &self.exchange, host::now_ms());
         }
         action
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(policy) = self.policy.clone() else {
-            return Action::Pause;
+        self.shared.holds.proven();
+        let source = HostBody(BufferType::HttpRequestBody);
+        let step = self.drive(Event::RequestBody { size: body_size, end_of_stream, body: &source });
+        self.carry_out(step, Direction::Request)
+    }
+
+    /// Trailers end the body (HTTP/2): the request is decided here. No
+    /// trailer goes upstream: no LLM api reads them, and one could carry a
+    /// credential the provider would read.
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        self.shared.holds.proven();
+        let mut ok = true;
+        for (name, _) in host::header_map(MapType::HttpRequestTrailers) {
+            ok &= host::remove_header(MapType::HttpRequestTrailers, &name);
+        }
+        let step = if ok {
+            let source = HostBody(BufferType::HttpRequestBody);
+            self.drive(Event::RequestTrailers { body: &source })
+        } else {
+            self.drive(Event::StepFailed)
         };
-        match self.stage {
-            Stage::ReadingBody => {}
-            Stage::Replied => return Action::Pause,
-            Stage::Headers | Stage::Forwarding => return Action::Continue,
-        }
-        if u64::try_from(body_size).unwrap_or(u64::MAX) > self.exchange.body_limit(&policy) {
-            let outcome = self.exchange.on_body_too_large(&policy);
-            return self.carry_out(outcome, body_size);
-        }
-        if !end_of_stream {
-            // Buffer until the whole body is here.
-            return Action::Pause;
-        }
-        let body = host::buffer(BufferType::HttpRequestBody, body_size);
-        let outcome = self.exchange.on_request_body(&policy, &body);
-        self.carry_out(outcome, body_size)
+        self.carry_out(step, Direction::Request)
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        if self.stage == Stage::Forwarding {
-            let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
-            let content_type = proxy_wasm::hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
-                .ok()
-                .flatten()
-                .map(|v| String::from_utf8_lossy(&v).into_owned());
-            self.exchange.on_response_headers(status, content_type.as_deref(), host::now_ms());
-            if self.exchange.rewrites_response() {
-                // The body will change; its length is no longer known.
-                host::remove_header(MapType::HttpResponseHeaders, "content-length");
-            }
-        }
-        Action::Continue
+        let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
+        let content_type = host::header_value(MapType::HttpResponseHeaders, "content-type");
+        let step = self.drive(Event::ResponseHeaders { status, content_type: content_type.as_deref() });
+        self.carry_out(step, Direction::Response)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.stage != Stage::Forwarding {
-            return Action::Continue;
-        }
-        if self.exchange.rewrites_response() {
-            if !end_of_stream {
-                // Hold the listing until it is whole.
-                return Action::Pause;
-            }
-            let Some(policy) = self.policy.clone() else {
-                return Action::Continue;
-            };
-            let body = host::buffer(BufferType::HttpResponseBody, body_size);
-            let filtered = self.exchange.filter_response(&policy, &body);
-            if !host::replace_buffer(BufferType::HttpResponseBody, body_size, &filtered) {
-                // Never pass on a listing that was not filtered.
-                host::log(LogLevel::Error, &format!("[{}] could not filter the model listing; resetting", self.id));
-                host::reset_response();
-            }
-            return Action::Continue;
-        }
-        let chunk = host::buffer(BufferType::HttpResponseBody, body_size);
-        self.exchange.on_response_body(&chunk, end_of_stream);
-        Action::Continue
+        let source = HostBody(BufferType::HttpResponseBody);
+        let step = self.drive(Event::ResponseBody { size: body_size, end_of_stream, body: &source });
+        self.carry_out(step, Direction::Response)
     }
 
     fn on_log(&mut self) {
+        self.shared.holds.forget(self.id);
         let log = LogInfo {
             status: host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok()),
             request_id: host::property_string(&["request", "id"]),
             details: host::property_string(&["response", "code_details"]),
             client_address: host::property_string(&["source", "address"]),
         };
-        let record = self.exchange.finish(&log);
+        let record = match self.drive(Event::Log(log.clone())) {
+            Some(Step::Audit(record)) => record,
+            _ => match self.exchange.try_borrow_mut() {
+                Ok(mut x) => x.audit(&log),
+                Err(_) => return host::log(LogLevel::Error, &format!("[{}] no audit record could be made", self.id)),
+            },
+        };
         if !host::set_property(AUDIT_PROPERTY, record.as_bytes()) {
             // Never lose the record: put it in the Envoy log instead.
             host::log(LogLevel::Error, &format!("[{}] could not store the audit record: {record}", self.id));

@@ -1,19 +1,99 @@
-//! The root context: parses the configuration once per VM and shares the
-//! compiled policy with every request.
+//! The root context: parses the configuration once per VM, shares it with
+//! every request, and watches held requests so that an Envoy that does not
+//! hold them for modelgate fails closed, fast and loudly.
 
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
 
-use modelgate_policies::Policy;
+use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
+use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
 use crate::host;
-use crate::http::Request;
+use crate::http::{self, Request};
 
+/// How long a held request may wait for its first body callback before the
+/// VM concludes that Envoy is not holding requests for it.
+const HOLD_TIMEOUT_MS: u64 = 3_000;
+const TICK: Duration = Duration::from_millis(500);
+
+/// What every request of a VM shares.
+pub struct Shared {
+    pub policy: Option<Rc<Policy>>,
+    pub memory: Rc<ResponseMemory>,
+    pub holds: HoldWatch,
+}
+
+impl Shared {
+    fn new(policy: Option<Rc<Policy>>) -> Self {
+        Shared { policy, memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)), holds: HoldWatch::default() }
+    }
+}
+
+/// Requests held for their body, until this VM has seen Envoy deliver a
+/// body to a held request (`allow_on_headers_stop_iteration` works).
 #[derive(Default)]
+pub struct HoldWatch {
+    proven: Cell<bool>,
+    pending: RefCell<Vec<Held>>,
+}
+
+/// A held request: its context id, its deadline, its exchange.
+type Held = (u32, u64, Weak<RefCell<Exchange>>);
+
+impl HoldWatch {
+    pub fn watch(&self, id: u32, exchange: &Rc<RefCell<Exchange>>, now_ms: u64) {
+        if self.proven.get() {
+            return;
+        }
+        if let Ok(mut pending) = self.pending.try_borrow_mut() {
+            pending.push((id, now_ms + HOLD_TIMEOUT_MS, Rc::downgrade(exchange)));
+        }
+    }
+
+    /// A held request's body arrived: the host holds requests for us.
+    pub fn proven(&self) {
+        if !self.proven.replace(true) {
+            if let Ok(mut pending) = self.pending.try_borrow_mut() {
+                pending.clear();
+            }
+        }
+    }
+
+    pub fn forget(&self, id: u32) {
+        if let Ok(mut pending) = self.pending.try_borrow_mut() {
+            pending.retain(|(i, _, _)| *i != id);
+        }
+    }
+
+    fn expired(&self, now_ms: u64) -> Vec<(u32, Rc<RefCell<Exchange>>)> {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else { return Vec::new() };
+        let mut out = Vec::new();
+        pending.retain(|(id, deadline, exchange)| {
+            if *deadline > now_ms {
+                return exchange.strong_count() > 0;
+            }
+            if let Some(x) = exchange.upgrade() {
+                out.push((*id, x));
+            }
+            false
+        });
+        out
+    }
+}
+
 pub struct Root {
-    policy: Option<Rc<Policy>>,
+    shared: Rc<Shared>,
+    ticking: bool,
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root { shared: Rc::new(Shared::new(None)), ticking: false }
+    }
 }
 
 impl Context for Root {}
@@ -40,7 +120,8 @@ impl RootContext for Root {
                         policy.rules.len()
                     ),
                 );
-                self.policy = Some(Rc::new(policy));
+                self.shared = Rc::new(Shared::new(Some(Rc::new(policy))));
+                self.ticking = hostcalls::set_tick_period(TICK).is_ok();
                 true
             }
             Err(e) => {
@@ -50,11 +131,38 @@ impl RootContext for Root {
         }
     }
 
+    /// Fails closed every request held past the timeout without a body:
+    /// Envoy is not holding requests for modelgate.
+    fn on_tick(&mut self) {
+        if self.shared.holds.proven.get() {
+            if self.ticking && hostcalls::set_tick_period(Duration::ZERO).is_ok() {
+                self.ticking = false;
+            }
+            return;
+        }
+        for (id, exchange) in self.shared.holds.expired(host::now_ms()) {
+            let step = http::drive(&self.shared, &exchange, Event::HoldExpired);
+            drop(exchange);
+            if let Some(Step::Reply(reply)) = step {
+                host::log(
+                    LogLevel::Critical,
+                    "modelgate: Envoy did not deliver the body of a held request: it is not holding requests for \
+                     this filter. Set allow_on_headers_stop_iteration: true in the wasm filter's config (Envoy >= \
+                     1.35; for Istio see docs/deploy-istio.md). Requests are refused until then.",
+                );
+                if hostcalls::set_effective_context(id).is_err()
+                    || !host::send_reply(reply.status, &reply.headers, &reply.body)
+                {
+                    host::log(LogLevel::Error, &format!("[{id}] could not refuse the held request"));
+                }
+            }
+        }
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        // Envoy refuses a configuration whose on_configure failed, so a
-        // missing policy should not happen; if it does, the request is
-        // refused (a `None` here would trap the VM).
-        Some(Box::new(Request::new(context_id, self.policy.clone())))
+        // A `None` here would trap the VM: a request without a policy is
+        // refused by the request itself.
+        Some(Box::new(Request::new(context_id, Rc::clone(&self.shared))))
     }
 
     fn get_type(&self) -> Option<ContextType> {

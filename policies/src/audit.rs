@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::Usage;
+use crate::reason::Verdict;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Record {
@@ -18,7 +19,7 @@ pub struct Record {
     pub decision: &'static str,
     pub mode: &'static str,
     pub would_deny: bool,
-    pub reason: &'static str,
+    pub reason: Verdict,
     pub detail: Option<String>,
     pub rule: Option<String>,
     pub workload: Option<Workload>,

@@ -1,26 +1,77 @@
 //! Request bodies: the model, the stream flag, and the token limit, read
 //! strictly (SPEC §3). What cannot be read with certainty is refused, so a
-//! workload cannot show us one model and the provider another.
+//! workload cannot show modelgate one model and the provider another.
+//!
+//! A body is never re-serialized: the provider receives the bytes the
+//! workload sent, with the token cap spliced in where one was needed
+//! ([`Edit`]).
 
-use serde_json::Value;
-
-use crate::api::{BodyFormat, Endpoint};
+use crate::api::{BodyFormat, Endpoint, ModelAt, StreamAt};
 use crate::config::RuleLimits;
-use crate::json::{Object, ObjectError};
+use crate::json::{self, Document, JsonError, Kind, Path, Value};
 use crate::reason::{Denial, Reason};
 
 /// What the body says, as far as policy is concerned.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct RequestBody {
-    pub model: String,
+    /// The model the body names (`None` when the endpoint names it elsewhere).
+    pub model: Option<String>,
     pub stream: bool,
-    /// The JSON object, for rewriting; `None` for multipart bodies.
-    object: Option<Object>,
+    /// The token-bounding fields present, in the endpoint's order.
+    tokens: Vec<TokenField>,
+    /// Where the cap goes when no token field is present.
+    insert: Option<Insert>,
 }
 
-/// Members through which some OpenAI-compatible servers accept models other
-/// than `model`. The providers' own APIs reject them as unknown anyway.
-const ALTERNATE_MODEL_MEMBERS: &[&str] = &["models", "fallbacks", "fallback_models"];
+#[derive(Debug, PartialEq, Eq)]
+struct TokenField {
+    name: &'static str,
+    value: TokenValue,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TokenValue {
+    Null,
+    Count(u64),
+    /// Present, but not a non-negative integer.
+    Invalid,
+}
+
+/// Where and how the default token field is written.
+#[derive(Debug, PartialEq, Eq)]
+enum Insert {
+    /// Into the object whose `{` is at `brace`: `"name":cap`.
+    Member { brace: usize, has_members: bool, name: &'static str },
+    /// Into the root object: `"parent":{"name":cap}` (the parent is absent).
+    Nested { brace: usize, has_members: bool, parent: &'static str, name: &'static str },
+    /// Replace the parent's `null` (at `start..end`) with `{"name":cap}`.
+    NullParent { start: usize, end: usize, name: &'static str },
+}
+
+/// One change to a body: `remove` bytes at `at` replaced by `insert`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    pub at: usize,
+    pub remove: usize,
+    pub insert: Vec<u8>,
+}
+
+/// The body with `edits` (sorted, not overlapping) applied.
+pub fn apply_edits(body: &[u8], edits: &[Edit]) -> Vec<u8> {
+    let grow: usize = edits.iter().map(|e| e.insert.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + grow);
+    let mut from = 0;
+    for e in edits {
+        let at = e.at.clamp(from, body.len());
+        out.extend_from_slice(&body[from..at]);
+        out.extend_from_slice(&e.insert);
+        from = (at + e.remove).min(body.len());
+    }
+    out.extend_from_slice(&body[from..]);
+    out
+}
 
 fn invalid(detail: &str, message: impl Into<String>) -> Denial {
     Denial::new(Reason::InvalidBody, message).with_detail(detail)
@@ -30,9 +81,12 @@ fn invalid(detail: &str, message: impl Into<String>) -> Denial {
 /// request's `content-type` header.
 pub fn parse(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     match endpoint.body {
-        BodyFormat::Json => parse_json(content_type, body),
-        BodyFormat::Multipart => parse_multipart(content_type, body),
-        BodyFormat::ModelList => Err(invalid("no_body", "this endpoint takes no body")),
+        BodyFormat::Json => parse_json(endpoint, content_type, body),
+        BodyFormat::Multipart => parse_multipart(endpoint, content_type, body),
+        BodyFormat::None if body.is_empty() => {
+            Ok(RequestBody { model: None, stream: false, tokens: vec![], insert: None })
+        }
+        BodyFormat::None => Err(invalid("unexpected_body", "this endpoint takes no request body")),
     }
 }
 
@@ -40,39 +94,55 @@ fn media_type(content_type: Option<&str>) -> String {
     content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
-fn parse_json(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
+fn last(path: Path) -> &'static str {
+    match path.last() {
+        Some(json::Step::Key(k)) => k,
+        _ => "",
+    }
+}
+
+fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     // A provider may read a body by its content type; only JSON is JSON.
     if media_type(content_type) != "application/json" {
         return Err(invalid("content_type", "the request body must be sent as content-type: application/json"));
     }
-    let object = Object::parse(body).map_err(|e| match e {
-        ObjectError::Syntax => invalid("not_json", "the request body is not valid JSON"),
-        ObjectError::NotAnObject => invalid("not_object", "the request body is not a JSON object"),
-        ObjectError::Duplicate(name) if name == "model" => {
-            Denial::new(Reason::AmbiguousModel, "the request body names \"model\" more than once")
-                .with_detail("duplicate_model")
+    // The paths scanned, in this order: the root, the model, the stream
+    // flag, the token fields, the default field's parent, other models.
+    let mut paths: Vec<Path> = vec![&[]];
+    let model_at = match endpoint.model {
+        ModelAt::Body(p) => {
+            paths.push(p);
+            Some(paths.len() - 1)
         }
-        ObjectError::Duplicate(name) => {
-            invalid("duplicate_key", format!("the request body has the member {name:?} more than once"))
-        }
-    })?;
-    let model = match object.get("model") {
-        // A control character could end the name early for some parser.
-        Some(Value::String(m)) if m.chars().any(char::is_control) => {
-            return Err(invalid("model_control_chars", "the request body's \"model\" holds control characters"))
-        }
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(Denial::new(Reason::ModelMissing, "the request body has no \"model\"").with_detail("missing"))
-        }
-        Some(_) => {
-            return Err(Denial::new(Reason::ModelMissing, "the request body's \"model\" is not a string")
-                .with_detail("not_string"))
-        }
+        _ => None,
     };
-    // OpenAI-compatible routers (OpenRouter, LiteLLM) take fallback models
-    // from these members: a second model modelgate did not decide on.
-    if let Some(name) = ALTERNATE_MODEL_MEMBERS.iter().find(|m| object.contains(m)) {
+    let stream_at = match endpoint.stream {
+        StreamAt::Body(p) => {
+            paths.push(p);
+            Some(paths.len() - 1)
+        }
+        _ => None,
+    };
+    let tokens_from = paths.len();
+    paths.extend_from_slice(endpoint.max_tokens);
+    let parent_at = match endpoint.max_tokens_default {
+        Some(p) if p.len() == 2 => {
+            paths.push(&p[..1]);
+            Some(paths.len() - 1)
+        }
+        _ => None,
+    };
+    let others_from = paths.len();
+    paths.extend_from_slice(endpoint.other_models);
+
+    let doc = json::scan(body, &paths).map_err(json_denial)?;
+    let model = match model_at {
+        Some(i) => Some(read_model(doc.get(i))?),
+        None => None,
+    };
+    if let Some(name) =
+        endpoint.other_models.iter().enumerate().find_map(|(j, p)| doc.get(others_from + j).map(|_| last(p)))
+    {
         return Err(Denial::new(
             Reason::AmbiguousModel,
             format!("the request body names other models in {name:?}; send one \"model\""),
@@ -81,17 +151,111 @@ fn parse_json(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, De
     }
     // Lenient upstream parsers read "true" or 1 as true; anything but a JSON
     // boolean is refused rather than guessed at.
-    let stream = match object.get("stream") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(_) => return Err(invalid("stream_not_boolean", "\"stream\" must be true or false")),
+    let stream = match (endpoint.stream, stream_at.and_then(|i| doc.get(i))) {
+        (StreamAt::Always, _) => true,
+        (_, None) => false,
+        (_, Some(v)) if v.is_null() => false,
+        (_, Some(v)) => v.as_bool().ok_or_else(|| invalid("stream_not_boolean", "\"stream\" must be true or false"))?,
     };
-    Ok(RequestBody { model, stream, object: Some(object) })
+    let tokens = endpoint
+        .max_tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(j, p)| doc.get(tokens_from + j).map(|v| (last(p), v)))
+        .map(|(name, v)| TokenField {
+            name,
+            value: match v.kind() {
+                Kind::Null => TokenValue::Null,
+                _ => v.as_u64().map_or(TokenValue::Invalid, TokenValue::Count),
+            },
+            start: v.found.start,
+            end: v.found.end,
+        })
+        .collect();
+    let insert = insertion(&doc, endpoint.max_tokens_default, parent_at)?;
+    Ok(RequestBody { model, stream, tokens, insert })
+}
+
+/// Where the default token field would go.
+fn insertion(doc: &Document<'_>, default: Option<Path>, parent_at: Option<usize>) -> Result<Option<Insert>, Denial> {
+    let Some(path) = default else { return Ok(None) };
+    let root = doc.get(0).map(|v| v.found);
+    let Some(root) = root else { return Ok(None) };
+    match (path, parent_at) {
+        ([_], _) => Ok(Some(Insert::Member { brace: root.start, has_members: root.has_members, name: last(path) })),
+        ([json::Step::Key(parent), _], Some(i)) => match doc.get(i) {
+            None => {
+                Ok(Some(Insert::Nested { brace: root.start, has_members: root.has_members, parent, name: last(path) }))
+            }
+            Some(v) if v.kind() == Kind::Object => {
+                Ok(Some(Insert::Member { brace: v.found.start, has_members: v.found.has_members, name: last(path) }))
+            }
+            Some(v) if v.is_null() => {
+                Ok(Some(Insert::NullParent { start: v.found.start, end: v.found.end, name: last(path) }))
+            }
+            Some(_) => Err(invalid("not_object", format!("\"{parent}\" must be an object"))),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn json_denial(e: JsonError) -> Denial {
+    match e {
+        JsonError::Syntax => invalid("not_json", "the request body is not valid JSON"),
+        JsonError::Encoding => invalid(
+            "encoding",
+            "the request body is not UTF-8 JSON (a byte-order mark, invalid UTF-8, or a lone surrogate escape)",
+        ),
+        JsonError::NotAnObject => invalid("not_object", "the request body is not a JSON object"),
+        JsonError::TooDeep => {
+            invalid("too_deep", format!("the request body nests deeper than {} levels", json::MAX_DEPTH))
+        }
+        JsonError::TooManyMembers => invalid(
+            "too_many_members",
+            format!("an object in the request body has more than {} members", json::MAX_MEMBERS),
+        ),
+        JsonError::Duplicate(name) if name == "model" => {
+            Denial::new(Reason::AmbiguousModel, "the request body names \"model\" more than once")
+                .with_detail("duplicate_model")
+        }
+        JsonError::Duplicate(name) => invalid(
+            "duplicate_key",
+            format!("the request body has the member {:?} more than once in one object", bounded_name(&name)),
+        ),
+    }
+}
+
+fn bounded_name(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+/// The model: a non-empty string without control characters (one could end
+/// the name early for some parser).
+fn read_model(v: Option<Value<'_>>) -> Result<String, Denial> {
+    let missing = || Denial::new(Reason::ModelMissing, "the request body has no \"model\"").with_detail("missing");
+    let Some(v) = v else { return Err(missing()) };
+    match v.kind() {
+        Kind::Null => Err(missing()),
+        Kind::String => {
+            let model = v.as_str().ok_or_else(missing)?;
+            if model.is_empty() {
+                return Err(missing());
+            }
+            if model.chars().any(char::is_control) {
+                return Err(invalid("model_control_chars", "the request body's \"model\" holds control characters"));
+            }
+            Ok(model.into_owned())
+        }
+        _ => {
+            Err(Denial::new(Reason::ModelMissing, "the request body's \"model\" is not a string")
+                .with_detail("not_string"))
+        }
+    }
 }
 
 /// `multipart/form-data` (audio transcriptions and translations): exactly
 /// one `model` field.
-fn parse_multipart(content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
+fn parse_multipart(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     if media_type(content_type) != "multipart/form-data" {
         return Err(invalid("content_type", "the request body must be sent as content-type: multipart/form-data"));
     }
@@ -101,25 +265,29 @@ fn parse_multipart(content_type: Option<&str>, body: &[u8]) -> Result<RequestBod
         .ok_or_else(|| invalid("multipart", "the multipart body has no boundary"))?;
     let fields = multipart_fields(body, boundary.as_bytes())
         .ok_or_else(|| invalid("multipart", "the multipart body is malformed"))?;
+    let model_field = match endpoint.model {
+        ModelAt::Body(p) => last(p),
+        _ => "",
+    };
     let mut model: Option<String> = None;
     let mut stream = false;
     for (name, value) in fields {
-        match name.as_str() {
-            "model" => {
-                if model.is_some() {
-                    return Err(Denial::new(Reason::AmbiguousModel, "the form names \"model\" more than once")
-                        .with_detail("duplicate_model"));
-                }
-                let text =
-                    std::str::from_utf8(value).map_err(|_| invalid("multipart", "the form's model is not UTF-8"))?;
-                model = Some(text.to_string());
+        if name == model_field {
+            if model.is_some() {
+                return Err(Denial::new(Reason::AmbiguousModel, "the form names \"model\" more than once")
+                    .with_detail("duplicate_model"));
             }
-            "stream" => stream = value != b"false",
-            _ => {}
+            let text = std::str::from_utf8(value).map_err(|_| invalid("multipart", "the form's model is not UTF-8"))?;
+            model = Some(text.to_string());
+        } else if name == "stream" {
+            stream = value != b"false";
         }
     }
     match model {
-        Some(m) if !m.is_empty() => Ok(RequestBody { model: m, stream, object: None }),
+        Some(m) if m.chars().any(char::is_control) => {
+            Err(invalid("model_control_chars", "the form's \"model\" holds control characters"))
+        }
+        Some(m) if !m.is_empty() => Ok(RequestBody { model: Some(m), stream, tokens: vec![], insert: None }),
         _ => Err(Denial::new(Reason::ModelMissing, "the form has no \"model\" field").with_detail("missing")),
     }
 }
@@ -173,229 +341,76 @@ fn multipart_fields<'b>(body: &'b [u8], boundary: &[u8]) -> Option<Vec<(String, 
     }
 }
 
+/// Linear in `haystack` for the short needles used here (boundaries are at
+/// most 72 bytes).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 impl RequestBody {
-    /// Applies the deciding rule's limits. Returns the body to forward when
-    /// it must change (the token cap written in), `None` when it need not.
-    pub fn apply_limits(
-        &self,
-        endpoint: &Endpoint,
-        limits: &RuleLimits,
-        original: &[u8],
-    ) -> Result<Option<Vec<u8>>, Denial> {
+    /// Applies the deciding rule's limits: the edits that write the token
+    /// cap in (none when nothing must change), or the denial.
+    pub fn apply_limits(&self, limits: &RuleLimits) -> Result<Vec<Edit>, Denial> {
         if self.stream && !limits.stream {
             return Err(Denial::new(Reason::StreamNotAllowed, "streaming is not allowed for this workload and model")
                 .with_detail("stream"));
         }
-        let (Some(cap), Some(object)) = (limits.max_tokens, &self.object) else {
-            return Ok(None);
-        };
-        let mut present = false;
-        let mut has_null = false;
-        for field in endpoint.max_tokens_fields {
-            match object.get(field) {
-                None => {}
-                Some(Value::Null) => has_null = true,
-                Some(v) => {
-                    let n = v.as_u64().ok_or_else(|| {
-                        invalid("max_tokens_not_integer", format!("{field:?} must be a non-negative integer"))
-                    })?;
-                    if n > cap {
-                        return Err(Denial::new(
-                            Reason::MaxTokensExceeded,
-                            format!("{field} {n} is above this workload's cap of {cap}"),
-                        )
-                        .with_detail(format!("{field}>{cap}")));
-                    }
-                    present = true;
+        let Some(cap) = limits.max_tokens else { return Ok(Vec::new()) };
+        let mut edits = Vec::new();
+        for field in &self.tokens {
+            match field.value {
+                TokenValue::Count(n) if n > cap => {
+                    return Err(Denial::new(
+                        Reason::MaxTokensExceeded,
+                        format!("{} {n} is above this workload's cap of {cap}", field.name),
+                    )
+                    .with_detail(format!("{}>{cap}", field.name)));
+                }
+                TokenValue::Count(_) => {}
+                TokenValue::Null => edits.push(Edit {
+                    at: field.start,
+                    remove: field.end - field.start,
+                    insert: cap.to_string().into_bytes(),
+                }),
+                TokenValue::Invalid => {
+                    return Err(invalid(
+                        "max_tokens_not_integer",
+                        format!("{:?} must be a non-negative integer", field.name),
+                    ))
                 }
             }
         }
-        let Some(field) = endpoint.max_tokens_default.filter(|_| !present) else {
-            return Ok(None);
-        };
-        if has_null {
-            let mut object = object.clone();
-            for f in endpoint.max_tokens_fields {
-                if object.get(f) == Some(&Value::Null) {
-                    object.set(f, Value::from(cap));
-                }
+        if self.tokens.is_empty() {
+            if let Some(insert) = &self.insert {
+                edits.push(insert.edit(cap));
             }
-            if !endpoint.max_tokens_fields.iter().any(|f| object.get(f).is_some_and(|v| !v.is_null())) {
-                object.set(field, Value::from(cap));
-            }
-            return Ok(Some(object.to_vec()));
         }
-        Ok(Some(insert_member(original, field, cap)))
+        edits.sort_by_key(|e| e.at);
+        Ok(edits)
     }
 }
 
-/// Inserts `"field":value,` right after the object's opening brace, leaving
-/// every other byte as the workload sent it. The object is known to have a
-/// `model` member, so a comma always follows.
-fn insert_member(original: &[u8], field: &str, value: u64) -> Vec<u8> {
-    let brace = original.iter().position(|b| *b == b'{').unwrap_or(0);
-    let member = format!("\"{field}\":{value},");
-    let mut out = Vec::with_capacity(original.len() + member.len());
-    out.extend_from_slice(&original[..=brace]);
-    out.extend_from_slice(member.as_bytes());
-    out.extend_from_slice(&original[brace + 1..]);
-    out
+impl Insert {
+    fn edit(&self, cap: u64) -> Edit {
+        let member = |name: &str, has_members: bool| {
+            format!("\"{name}\":{cap}{}", if has_members { "," } else { "" }).into_bytes()
+        };
+        match *self {
+            Insert::Member { brace, has_members, name } => {
+                Edit { at: brace + 1, remove: 0, insert: member(name, has_members) }
+            }
+            Insert::Nested { brace, has_members, parent, name } => Edit {
+                at: brace + 1,
+                remove: 0,
+                insert: format!("\"{parent}\":{{\"{name}\":{cap}}}{}", if has_members { "," } else { "" }).into_bytes(),
+            },
+            Insert::NullParent { start, end, name } => {
+                Edit { at: start, remove: end - start, insert: format!("{{\"{name}\":{cap}}}").into_bytes() }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::Api;
-
-    const JSON: Option<&str> = Some("application/json");
-
-    fn chat() -> &'static Endpoint {
-        Api::OpenAi.classify("POST", "/v1/chat/completions").unwrap()
-    }
-
-    fn reason(r: Result<RequestBody, Denial>) -> (Reason, Option<String>) {
-        let d = r.unwrap_err();
-        (d.reason, d.detail)
-    }
-
-    #[test]
-    fn reads_model_and_stream() {
-        let b = parse(chat(), JSON, br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#).unwrap();
-        assert_eq!((b.model.as_str(), b.stream), ("gpt-4o-mini", true));
-        let b = parse(chat(), Some("Application/JSON; charset=utf-8"), br#"{"model":"m"}"#).unwrap();
-        assert!(!b.stream);
-    }
-
-    #[test]
-    fn body_edge_cases_are_refused_with_their_reason() {
-        let cases: &[(&[u8], Reason)] = &[
-            (b"", Reason::InvalidBody),
-            (b"not json", Reason::InvalidBody),
-            (b"[{\"model\":\"m\"}]", Reason::InvalidBody),
-            (b"\"model\"", Reason::InvalidBody),
-            (b"{\"model\":\"m\"} {}", Reason::InvalidBody),
-            (b"{\"model\":\"m\",}", Reason::InvalidBody),
-            (b"\xef\xbb\xbf{\"model\":\"m\"}", Reason::InvalidBody),
-            (b"{\"model\":\"m\xff\"}", Reason::InvalidBody),
-            (b"{}", Reason::ModelMissing),
-            (b"{\"model\":null}", Reason::ModelMissing),
-            (b"{\"model\":\"\"}", Reason::ModelMissing),
-            (b"{\"model\":[\"a\"]}", Reason::ModelMissing),
-            (b"{\"model\":1}", Reason::ModelMissing),
-            (b"{\"Model\":\"gpt-4o\"}", Reason::ModelMissing),
-            (b"{\"model\":\"a\",\"model\":\"b\"}", Reason::AmbiguousModel),
-            (b"{\"model\":\"a\",\"\\u006dodel\":\"b\"}", Reason::AmbiguousModel),
-            (b"{\"model\":\"a\",\"models\":[\"a\",\"gpt-4o\"]}", Reason::AmbiguousModel),
-            (b"{\"model\":\"a\",\"fallbacks\":[\"gpt-4o\"]}", Reason::AmbiguousModel),
-            (b"{\"model\":\"a\",\"stream\":false,\"stream\":true}", Reason::InvalidBody),
-            (b"{\"model\":\"a\",\"stream\":\"true\"}", Reason::InvalidBody),
-            (b"{\"model\":\"a\",\"stream\":1}", Reason::InvalidBody),
-            (b"{\"model\":\"gpt-4.1-x\\u0000gpt-4o\"}", Reason::InvalidBody),
-            (b"{\"model\":\"gpt-4.1-x\\n\"}", Reason::InvalidBody),
-        ];
-        for (body, want) in cases {
-            assert_eq!(reason(parse(chat(), JSON, body)).0, *want, "{}", String::from_utf8_lossy(body));
-        }
-    }
-
-    #[test]
-    fn json_endpoints_need_a_json_content_type() {
-        for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/jsonx")] {
-            assert_eq!(
-                reason(parse(chat(), ct, br#"{"model":"m"}"#)),
-                (Reason::InvalidBody, Some("content_type".into())),
-                "{ct:?}"
-            );
-        }
-    }
-
-    fn limits(max_tokens: Option<u64>, stream: bool) -> RuleLimits {
-        RuleLimits { max_tokens, stream }
-    }
-
-    fn apply(body: &[u8], l: RuleLimits) -> Result<Option<Vec<u8>>, Denial> {
-        parse(chat(), JSON, body).unwrap().apply_limits(chat(), &l, body)
-    }
-
-    #[test]
-    fn stream_false_refuses_streaming() {
-        let d = apply(br#"{"model":"m","stream":true}"#, limits(None, false)).unwrap_err();
-        assert_eq!(d.reason, Reason::StreamNotAllowed);
-        assert_eq!(apply(br#"{"model":"m","stream":false}"#, limits(None, false)).unwrap(), None);
-    }
-
-    #[test]
-    fn max_tokens_caps_both_chat_fields() {
-        for body in [&br#"{"model":"m","max_tokens":2000}"#[..], br#"{"model":"m","max_completion_tokens":1025}"#] {
-            assert_eq!(apply(body, limits(Some(1024), true)).unwrap_err().reason, Reason::MaxTokensExceeded);
-        }
-        assert_eq!(apply(br#"{"model":"m","max_tokens":1024}"#, limits(Some(1024), true)).unwrap(), None);
-        for body in [
-            &br#"{"model":"m","max_tokens":"5000"}"#[..],
-            br#"{"model":"m","max_tokens":-1}"#,
-            br#"{"model":"m","max_tokens":10.5}"#,
-        ] {
-            assert_eq!(apply(body, limits(Some(1024), true)).unwrap_err().reason, Reason::InvalidBody);
-        }
-    }
-
-    #[test]
-    fn an_absent_limit_is_set_to_the_cap_and_nothing_else_changes() {
-        let body = br#" {"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#;
-        let out = apply(body, limits(Some(64), true)).unwrap().unwrap();
-        assert_eq!(
-            out,
-            br#" {"max_completion_tokens":64,"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#.to_vec()
-        );
-        let out = apply(br#"{"model":"m","max_tokens":null}"#, limits(Some(64), true)).unwrap().unwrap();
-        assert_eq!(out, br#"{"model":"m","max_tokens":64}"#.to_vec());
-    }
-
-    #[test]
-    fn anthropic_messages_get_max_tokens() {
-        let ep = Api::Anthropic.classify("POST", "/v1/messages").unwrap();
-        let body = br#"{"model":"claude","messages":[]}"#;
-        let out = parse(ep, JSON, body).unwrap().apply_limits(ep, &limits(Some(10), true), body).unwrap().unwrap();
-        assert_eq!(out, br#"{"max_tokens":10,"model":"claude","messages":[]}"#.to_vec());
-    }
-
-    #[test]
-    fn embeddings_have_no_token_field() {
-        let ep = Api::OpenAi.classify("POST", "/v1/embeddings").unwrap();
-        let body = br#"{"model":"e","input":"x"}"#;
-        assert_eq!(parse(ep, JSON, body).unwrap().apply_limits(ep, &limits(Some(10), true), body).unwrap(), None);
-    }
-
-    fn form(parts: &[(&str, &str)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (disposition, value) in parts {
-            out.extend_from_slice(format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n").as_bytes());
-        }
-        out.extend_from_slice(b"--XyZ--\r\n");
-        out
-    }
-
-    #[test]
-    fn multipart_model_is_read_strictly() {
-        let ep = Api::OpenAi.classify("POST", "/v1/audio/transcriptions").unwrap();
-        let ct = Some("multipart/form-data; boundary=XyZ");
-        let ok = form(&[
-            ("form-data; name=\"file\"; filename=\"a.wav\"", "RIFF...."),
-            ("form-data; name=\"model\"", "whisper-1"),
-        ]);
-        assert_eq!(parse(ep, ct, &ok).unwrap().model, "whisper-1");
-        let twice = form(&[("form-data; name=\"model\"", "a"), ("form-data; name=model", "b")]);
-        assert_eq!(reason(parse(ep, ct, &twice)).0, Reason::AmbiguousModel);
-        let starred = form(&[("form-data; name*=UTF-8''model", "a"), ("form-data; name=\"model\"", "b")]);
-        assert_eq!(reason(parse(ep, ct, &starred)).0, Reason::InvalidBody);
-        let none = form(&[("form-data; name=\"file\"", "x")]);
-        assert_eq!(reason(parse(ep, ct, &none)).0, Reason::ModelMissing);
-        assert_eq!(reason(parse(ep, Some("multipart/form-data"), &ok)).0, Reason::InvalidBody);
-        assert_eq!(reason(parse(ep, ct, b"garbage")).0, Reason::InvalidBody);
-        assert_eq!(reason(parse(ep, JSON, br#"{"model":"whisper-1"}"#)).0, Reason::InvalidBody);
-    }
-}
+#[path = "body_tests.rs"]
+mod tests;

@@ -2,6 +2,8 @@
 //! from, what is stripped before forwarding, and what is injected.
 
 use crate::api::Api;
+use crate::body::Edit;
+use crate::callout::{CalloutRequest, CalloutResult};
 use crate::config::{Carrier, Credential, Provider};
 use crate::reason::{Denial, Reason};
 use crate::svid::jwt::MAX_TOKEN_BYTES;
@@ -56,7 +58,7 @@ pub fn find_svid<'h>(carrier: &Carrier, api: Option<Api>, headers: &'h [(String,
         Carrier::Header { name, scheme } => take(name, scheme.as_deref())?,
         Carrier::SdkKeyHeaders => {
             take("authorization", Some("Bearer"))?;
-            for name in api.map_or(&[][..], Api::sdk_key_headers) {
+            for name in api.map_or(&[][..], |a| a.spec().sdk_key_headers) {
                 take(name, None)?;
             }
         }
@@ -80,16 +82,18 @@ fn strip_scheme<'v>(value: &'v str, scheme: &str) -> Option<&'v str> {
     s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
-/// How the request's headers and path change before it is forwarded.
-/// Its `Debug` shows header names only: the values hold the provider key.
+/// How a request's (or response's) headers, path and body change before
+/// they go on. Its `Debug` shows header names only: the values hold the
+/// provider key.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Rewrite {
     pub remove_headers: Vec<String>,
     pub set_headers: Vec<(String, String)>,
     /// The new `:path`, when a `key=` query parameter was removed.
     pub path: Option<String>,
-    /// The new body, when the token cap was written in.
-    pub body: Option<Vec<u8>>,
+    /// Changes to the whole held body (the token cap written in, a listing
+    /// filtered); `content-length` is set to the new length.
+    pub body_edits: Vec<Edit>,
 }
 
 impl std::fmt::Debug for Rewrite {
@@ -98,7 +102,7 @@ impl std::fmt::Debug for Rewrite {
             .field("remove_headers", &self.remove_headers)
             .field("set_headers", &self.set_headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("path", &self.path.as_ref().map(|_| "…"))
-            .field("body", &self.body.as_ref().map(Vec::len))
+            .field("body_edits", &self.body_edits.len())
             .finish()
     }
 }
@@ -126,12 +130,63 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
     if let Credential::ApiKey { key, header, prefix } = &provider.credential {
         out.set_headers.push((header.clone(), format!("{prefix}{}", key.expose())));
     }
-    for (name, value) in provider.api.required_headers() {
+    for (name, value) in provider.api.spec().required_headers {
         if !headers.iter().any(|(k, _)| k == name) {
             out.set_headers.push((name.to_string(), value.to_string()));
         }
     }
     out
+}
+
+/// What the credential step needs before a request can go on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing: the provider's credential is in the rewrite.
+    Ready,
+    /// This call first; [`finish`] reads its answer.
+    Callout(CalloutRequest),
+}
+
+/// Whether the provider's credential must be fetched before the request
+/// goes on.
+pub fn plan(provider: &Provider) -> Plan {
+    match &provider.credential {
+        Credential::ApiKey { .. } | Credential::None => Plan::Ready,
+        #[cfg(test)]
+        Credential::TestCallout { cluster } => Plan::Callout(CalloutRequest {
+            cluster: cluster.clone(),
+            method: "POST",
+            authority: "token.test".into(),
+            path: "/token".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+            timeout_ms: 2000,
+        }),
+    }
+}
+
+/// The headers a call-out's answer gives the request, or why there are none.
+pub fn finish(provider: &Provider, result: &CalloutResult) -> Result<Vec<(String, String)>, Denial> {
+    let unavailable = |detail: &str, message: &str| {
+        Denial::new(
+            Reason::CredentialUnavailable,
+            format!("the gateway could not obtain a credential for provider {:?}: {message}", provider.name),
+        )
+        .with_detail(detail)
+    };
+    let body = match result {
+        CalloutResult::Response { status: 200..=299, body } => body,
+        CalloutResult::Response { status, .. } => {
+            return Err(unavailable("token_endpoint_status", &format!("the token endpoint answered {status}")))
+        }
+        CalloutResult::Failed(why) => return Err(unavailable("token_endpoint_unreachable", why)),
+    };
+    let token = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("access_token").and_then(|t| t.as_str()).map(str::to_string))
+        .filter(|t| !t.is_empty() && !t.bytes().any(|b| b.is_ascii_control()))
+        .ok_or_else(|| unavailable("token_response_invalid", "the token endpoint's answer holds no access_token"))?;
+    Ok(vec![("authorization".to_string(), format!("Bearer {token}"))])
 }
 
 /// Removes every `key` query parameter (Google's API-key parameter), also

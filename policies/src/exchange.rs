@@ -1,21 +1,29 @@
 //! One request, followed one way: headers → identity → body → decision →
 //! credential → forward → response → audit.
 //!
-//! [`Exchange`] holds the request's state and is driven by the filter's
-//! callbacks. Each step returns an [`Outcome`] the filter carries out;
-//! nothing here calls the host, so the whole flow runs natively in tests.
-//! Every denial passes through [`Exchange::deny`], the one place where a
-//! decision becomes a reply (or, in audit mode, a `would_deny`).
+//! [`Exchange`] holds a request's state as one [`Phase`], and
+//! [`Exchange::drive`] is the one function that moves it: the filter calls
+//! it from each host callback with an [`Event`] and carries out the
+//! [`Step`] it returns; unit tests and the no-panic run call it the same
+//! way. Nothing here calls the host, so the whole flow runs natively.
+//!
+//! The request is held — headers, body, trailers — until it is decided:
+//! only an allowed request goes on, and only then are the caller's
+//! credentials stripped, the provider's injected and the body rewritten.
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::api::{self, Api, BodyFormat, Endpoint};
+use crate::api::{self, Api, Captures, Endpoint, ModelAt};
 use crate::audit::{Client, CredentialUsed, JwtInfo, Prompt, Record, Upstream, Workload};
-use crate::body;
+use crate::body::{self, Edit};
+use crate::callout::{CalloutRequest, CalloutResult};
 use crate::config::{Mode, Policy, PromptAudit, Provider};
-use crate::credential::{self, Rewrite};
+use crate::credential::{self, Plan, Rewrite};
 use crate::decision;
-use crate::reason::{Denial, LocalReply, Reason};
+use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
 use crate::svid::{jwt, SignatureVerifier};
 use crate::time::rfc3339_millis;
@@ -45,55 +53,197 @@ pub struct LogInfo {
     pub client_address: Option<String>,
 }
 
-/// What the filter does next.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Send this reply instead of forwarding.
-    Reply(LocalReply),
-    /// Let the headers go on with these changes, buffer the whole request
-    /// body, then call [`Exchange::on_request_body`] (or
-    /// [`Exchange::on_body_too_large`] once it grows past
-    /// [`Exchange::body_limit`]).
-    ///
-    /// Envoy cannot hold a wasm filter's request headers while the filter
-    /// reads the body, so the credential swap happens here, and a buffer
-    /// filter after modelgate keeps the request from the upstream until the
-    /// body is decided (see `envoy/envoy.yaml`).
-    ReadBody(Rewrite),
-    /// Forward the request with these changes.
-    Forward(Rewrite),
+/// Reads a body the host holds, only when the engine needs its bytes.
+pub trait BodySource {
+    fn read(&self) -> Vec<u8>;
 }
 
-/// Responses larger than this are forwarded without reading their usage.
-const MAX_RESPONSE_BUFFER: usize = 4 * 1024 * 1024;
+impl BodySource for &[u8] {
+    fn read(&self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+/// What happened, as the filter tells the engine.
+pub enum Event<'a> {
+    RequestHeaders {
+        head: RequestHead<'a>,
+        end_of_stream: bool,
+    },
+    /// `size` bytes of request body are held so far; `body` reads them all.
+    RequestBody {
+        size: usize,
+        end_of_stream: bool,
+        body: &'a dyn BodySource,
+    },
+    /// Trailers ended the request: the body (`body`) is complete.
+    RequestTrailers {
+        body: &'a dyn BodySource,
+    },
+    /// The answer to the [`Step::Callout`] this exchange asked for.
+    Callout(CalloutResult),
+    /// The host never delivered the body of a held request in time: Envoy
+    /// does not hold requests for this filter (a misdeployment).
+    HoldExpired,
+    /// The host refused to carry out the last step (a header or body
+    /// change): the request must not go on half rewritten.
+    StepFailed,
+    ResponseHeaders {
+        status: Option<u16>,
+        content_type: Option<&'a str>,
+    },
+    /// `size` bytes of response body: the newest chunk, or all of it held
+    /// so far when the last step was [`Step::Hold`].
+    ResponseBody {
+        size: usize,
+        end_of_stream: bool,
+        body: &'a dyn BodySource,
+    },
+    /// Envoy logs the request: the audit record is final.
+    Log(LogInfo),
+}
+
+/// What the filter does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Let the request (or response) go on, with these changes.
+    Continue(Rewrite),
+    /// Keep holding: wait for more body (or for a call-out's answer).
+    Hold,
+    /// Send this reply instead; nothing goes upstream.
+    Reply(LocalReply),
+    /// Make this call, keep holding, and deliver its answer as
+    /// [`Event::Callout`].
+    Callout(CalloutRequest),
+    /// Reset the response: what is left of it must not reach the client.
+    ResetResponse,
+    /// The audit record, one JSON line (the answer to [`Event::Log`]).
+    Audit(String),
+}
+
+/// Where a request is. Every event is decided by the phase it arrives in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// No headers yet.
+    #[default]
+    Start,
+    /// Identity checked; headers held while the body arrives.
+    ReadingBody,
+    /// Allowed; held while a call-out fetches the credential.
+    AwaitingCredential,
+    /// Gone on upstream; the response is followed for the record.
+    Forwarded,
+    /// Refused with a local reply; nothing went upstream.
+    Replied,
+}
+
+/// Responses held for usage or filtering are bounded per request, and in
+/// total per VM: many slow clients must not exhaust a VM's memory (a wasm
+/// out-of-memory aborts every request on it).
+#[derive(Debug)]
+pub struct ResponseMemory {
+    used: Cell<usize>,
+    limit: usize,
+}
+
+impl ResponseMemory {
+    pub fn new(limit: usize) -> Self {
+        ResponseMemory { used: Cell::new(0), limit }
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let used = self.used.get();
+        if used.saturating_add(n) > self.limit {
+            return false;
+        }
+        self.used.set(used + n);
+        true
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.set(self.used.get().saturating_sub(n));
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.used.get()
+    }
+}
+
+/// Held response bytes per request, at most: usage is read from JSON
+/// responses up to this size.
+pub const MAX_RESPONSE_HELD: usize = 1024 * 1024;
+/// Held response bytes per VM, at most.
+pub const MAX_RESPONSE_HELD_PER_VM: usize = 32 * 1024 * 1024;
+/// Model listings larger than this are replaced by an empty listing.
+pub const MAX_LISTING_BYTES: usize = 4 * 1024 * 1024;
+
+/// What every event is decided against.
+pub struct Env<'a> {
+    pub policy: &'a Policy,
+    pub verifier: &'a dyn SignatureVerifier,
+    pub now_ms: u64,
+    pub memory: &'a Rc<ResponseMemory>,
+}
 
 #[derive(Debug, Default)]
 pub struct Exchange {
+    phase: Phase,
     record: Record,
     started_ms: u64,
     provider: Option<usize>,
     api: Option<Api>,
     endpoint: Option<&'static Endpoint>,
+    captures: Captures,
     identity: Option<SpiffeId>,
+    /// The first denial (in audit mode, the one `would_deny` reports).
     denial: Option<Denial>,
     content_type: Option<String>,
     headers: Vec<(String, String)>,
     path: String,
     request_id: Option<String>,
-    decided: bool,
-    replied: bool,
-    headers_forwarded: bool,
-    /// The response is a model listing to filter.
-    lists_models: bool,
-    response: Option<ResponseReader>,
+    /// The rewrite waiting for a call-out's credential.
+    pending: Option<Rewrite>,
+    /// A model listing: its response is filtered to what the workload may call.
+    listing: bool,
+    response: Response,
 }
 
+/// What is read of the response.
 #[derive(Debug, Default)]
-struct ResponseReader {
-    json: bool,
-    buffer: Vec<u8>,
-    overflow: bool,
+enum Response {
+    #[default]
+    Ignored,
+    /// A JSON response held (a copy, as it passes) to read its usage;
+    /// `taken` bytes of `memory` are counted against the VM.
+    Usage { held: Vec<u8>, memory: Option<Rc<ResponseMemory>>, taken: usize, overflow: bool },
+    /// A listing held whole by the host, to be filtered.
+    Listing,
+    /// A listing too large to filter: replaced by an empty one.
+    ListingDropped,
 }
+
+impl Drop for Response {
+    /// Whatever ends the request, its held bytes go back to the VM.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Response {
+    fn release(&mut self) {
+        if let Response::Usage { held, memory, taken, .. } = self {
+            if let Some(memory) = memory.take() {
+                memory.give_back(*taken);
+            }
+            *taken = 0;
+            *held = Vec::new();
+        }
+    }
+}
+
+/// Values a workload chose are cut to this many bytes in the audit record,
+/// so no request can flood the log.
+pub const MAX_AUDIT_VALUE: usize = 256;
 
 impl Exchange {
     /// A request starts. `policy` is `None` only when the filter has no
@@ -104,20 +254,74 @@ impl Exchange {
         Exchange { started_ms: now_ms, record, ..Default::default() }
     }
 
-    /// The request headers arrived.
-    pub fn on_request_headers(
-        &mut self,
-        policy: &Policy,
-        head: &RequestHead<'_>,
-        verifier: &dyn SignatureVerifier,
-        now_ms: u64,
-    ) -> Outcome {
-        self.record.time = rfc3339_millis(now_ms);
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Moves the request on by one event.
+    pub fn drive(&mut self, env: &Env<'_>, event: Event<'_>) -> Step {
+        match (self.phase, event) {
+            (Phase::Start, Event::RequestHeaders { head, end_of_stream }) => {
+                self.on_request_headers(env, &head, end_of_stream)
+            }
+            (Phase::ReadingBody, Event::RequestBody { size, end_of_stream, body }) => {
+                if u64::try_from(size).unwrap_or(u64::MAX) > env.policy.max_body_bytes {
+                    return self.body_too_large(env);
+                }
+                if !end_of_stream {
+                    return Step::Hold;
+                }
+                self.decide_body(env, &body.read())
+            }
+            (Phase::ReadingBody, Event::RequestTrailers { body }) => {
+                let bytes = body.read();
+                if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > env.policy.max_body_bytes {
+                    return self.body_too_large(env);
+                }
+                self.decide_body(env, &bytes)
+            }
+            (Phase::ReadingBody, Event::HoldExpired) => self.refuse(
+                env,
+                Denial::new(
+                    Reason::NotConfigured,
+                    "the gateway did not receive the request body: Envoy is not holding requests for modelgate \
+                     (set allow_on_headers_stop_iteration: true in the wasm filter's config)",
+                )
+                .with_detail("hold_unsupported"),
+            ),
+            (Phase::AwaitingCredential, Event::Callout(result)) => self.on_credential(env, &result),
+            (Phase::Replied, Event::StepFailed) => Step::Hold,
+            (_, Event::StepFailed) => self.step_failed(env),
+            (Phase::Forwarded, Event::ResponseHeaders { status, content_type }) => {
+                self.on_response_headers(env, status, content_type)
+            }
+            (Phase::Forwarded, Event::ResponseBody { size, end_of_stream, body }) => {
+                self.on_response_body(env, size, end_of_stream, body)
+            }
+            (_, Event::Log(log)) => Step::Audit(self.audit(&log)),
+            // A body or trailers after the request went on (audit mode
+            // forwards without reading the rest): they pass.
+            (Phase::Forwarded, Event::RequestBody { .. } | Event::RequestTrailers { .. }) => {
+                Step::Continue(Rewrite::default())
+            }
+            // Our own reply, or one Envoy sends itself (a timeout, a reset
+            // upstream), passing through the response callbacks.
+            (_, Event::ResponseHeaders { .. } | Event::ResponseBody { .. }) => Step::Continue(Rewrite::default()),
+            // Anything else arrives where the request is held or refused:
+            // it stays held (a refused request's remaining body is dropped
+            // by Envoy with the local reply).
+            _ => Step::Hold,
+        }
+    }
+
+    fn on_request_headers(&mut self, env: &Env<'_>, head: &RequestHead<'_>, end_of_stream: bool) -> Step {
+        let policy = env.policy;
+        self.record.time = rfc3339_millis(env.now_ms);
         self.record.mode = policy.mode.name();
-        self.record.request_id = head.request_id.map(str::to_string);
+        self.request_id = head.request_id.map(bounded);
+        self.record.request_id = self.request_id.clone();
         self.record.trace_id = trace_id(head.headers);
-        self.record.client = Client { address: head.client_address.map(str::to_string) };
-        self.request_id = head.request_id.map(str::to_string);
+        self.record.client = Client { address: head.client_address.map(bounded) };
         self.headers = head.headers.to_vec();
         self.path = head.path.to_string();
         self.content_type = header(head.headers, "content-type").map(str::to_string);
@@ -130,232 +334,318 @@ impl Exchange {
             self.record.api = Some(p.api.name());
         }
 
+        // Identity first, in every mode: a caller modelgate cannot identify
+        // is refused here, before its body is read, and never forwarded
+        // (audit mode observes policy; it hands no one the gateway's key).
         let identity = credential::find_svid(&policy.jwt_svid.carrier, self.api, head.headers).and_then(|token| {
-            jwt::validate(token, &policy.jwt_svid, &policy.trust_domains, verifier, now_ms / 1000)
+            jwt::validate(token, &policy.jwt_svid, &policy.trust_domains, env.verifier, env.now_ms / 1000)
                 .map_err(|e| e.denial())
         });
-        match identity {
-            Ok(svid) => {
-                self.record.workload = Some(Workload {
-                    spiffe_id: svid.spiffe_id.to_string(),
-                    trust_domain: svid.spiffe_id.trust_domain().to_string(),
-                    svid: "jwt",
-                    jwt: Some(JwtInfo { kid: svid.kid.clone(), exp: svid.exp, jti: svid.jti.clone() }),
-                    x509: None,
-                });
-                self.identity = Some(svid.spiffe_id);
-            }
-            Err(d) => {
-                if let Some(reply) = self.deny(policy, d) {
-                    return reply;
-                }
-            }
-        }
+        let svid = match identity {
+            Ok(svid) => svid,
+            Err(d) => return self.refuse(env, d),
+        };
+        self.record.workload = Some(Workload {
+            spiffe_id: svid.spiffe_id.to_string(),
+            trust_domain: svid.spiffe_id.trust_domain().to_string(),
+            svid: "jwt",
+            jwt: Some(JwtInfo { kid: svid.kid.clone(), exp: svid.exp, jti: svid.jti.as_deref().map(bounded) }),
+            x509: None,
+        });
+        self.identity = Some(svid.spiffe_id.clone());
 
         let Some((_, provider)) = provider else {
             let d = Denial::new(
                 Reason::NoProvider,
-                format!("no provider is configured for {}{}", head.authority, path_only(head.path)),
+                format!(
+                    "no provider is configured for {}",
+                    bounded(&format!("{}{}", head.authority, path_only(head.path)))
+                ),
             );
-            return self.deny_or_forward(policy, d);
+            return self.deny_or_forward(env, d);
         };
         let endpoint_path = strip_prefix(provider, path_only(head.path));
-        let Some(endpoint) = provider.api.classify(head.method, endpoint_path) else {
+        let Some((endpoint, captures)) = provider.api.classify(head.method, endpoint_path) else {
+            self.record.endpoint = Some(bounded(endpoint_path));
             let d = Denial::new(
                 Reason::EndpointNotAllowed,
                 format!(
-                    "{} {endpoint_path} is not an endpoint modelgate allows for provider {:?}",
-                    head.method, provider.name
+                    "{} {} is not an endpoint modelgate allows for provider {:?}",
+                    bounded(head.method),
+                    bounded(endpoint_path),
+                    provider.name
                 ),
             );
-            self.record.endpoint = Some(bounded(endpoint_path));
-            return self.deny_or_forward(policy, d);
+            return self.deny_or_forward(env, d);
         };
         self.endpoint = Some(endpoint);
+        self.captures = captures;
         self.record.endpoint = Some(endpoint.path.to_string());
-        if endpoint.body == BodyFormat::ModelList {
-            return self.list_models(policy, provider);
+
+        // Refuse as early as possible: no rule could allow this workload
+        // anything at this provider, whatever the body says.
+        let Some(naming) = decision::rule_naming(&policy.rules, &svid.spiffe_id, &provider.name) else {
+            let d = Denial::new(
+                Reason::ModelNotAllowed,
+                format!("no rule allows {} any model at provider {:?}", svid.spiffe_id, provider.name),
+            )
+            .with_detail("no_matching_rule");
+            return self.deny_or_forward(env, d);
+        };
+
+        if endpoint.model == ModelAt::Listing {
+            if !end_of_stream {
+                let d = Denial::new(Reason::InvalidBody, "the model listing takes no request body")
+                    .with_detail("unexpected_body");
+                return self.deny_or_forward(env, d);
+            }
+            // Allowed to a workload some rule names; the listing is cut
+            // down to the models it may call.
+            self.record.rule = Some(naming.id.clone());
+            self.listing = policy.mode == Mode::Enforce;
+            return self.forward(env, Vec::new());
         }
 
         let encodings = head.headers.iter().filter(|(k, _)| k == "content-encoding");
         if let Some((_, enc)) = encodings.into_iter().find(|(_, v)| !v.trim().eq_ignore_ascii_case("identity")) {
             let d = Denial::new(
                 Reason::UnsupportedEncoding,
-                format!("request bodies in content-encoding {:?} are not accepted; send them uncompressed", enc.trim()),
+                format!(
+                    "request bodies in content-encoding {:?} are not accepted; send them uncompressed",
+                    bounded(enc.trim())
+                ),
             )
             .with_detail(bounded(&enc.trim().to_ascii_lowercase()));
-            return self.deny_or_forward(policy, d);
+            return self.deny_or_forward(env, d);
         }
         let declared = header(head.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > policy.max_body_bytes) {
-            return self.on_body_too_large(policy);
+            return self.body_too_large(env);
         }
-        let mut rewrite = self.credential_rewrite(policy);
-        if policy.mode == Mode::Enforce && endpoint.max_tokens_default.is_some() {
-            // The body may grow when the token cap is written in; the length
-            // is set again once the body is final.
-            rewrite.remove_headers.push("content-length".to_string());
+        if end_of_stream {
+            return self.decide_body(env, &[]);
         }
-        self.headers_forwarded = true;
-        Outcome::ReadBody(rewrite)
+        self.phase = Phase::ReadingBody;
+        Step::Hold
     }
 
-    /// `GET /v1/models`: allowed to a workload some allow rule names for the
-    /// provider; the response is cut down to the models it may call.
-    fn list_models(&mut self, policy: &Policy, provider: &Provider) -> Outcome {
-        let Some(identity) = &self.identity else {
-            // Only in audit mode, after an identity failure.
-            return self.forward(policy, None);
-        };
-        match decision::rule_naming(&policy.rules, identity, &provider.name) {
-            Some(rule) => {
-                self.record.rule = Some(rule.id.clone());
-                self.lists_models = policy.mode == Mode::Enforce;
-                self.forward(policy, None)
-            }
-            None => {
-                let d = Denial::new(
-                    Reason::ModelNotAllowed,
-                    format!("no rule allows {identity} any model at provider {:?}", provider.name),
-                )
-                .with_detail("no_matching_rule");
-                self.deny_or_forward(policy, d)
-            }
-        }
-    }
-
-    /// The most body bytes the filter may buffer.
-    pub fn body_limit(&self, policy: &Policy) -> u64 {
-        policy.max_body_bytes
-    }
-
-    /// The body grew past [`Self::body_limit`].
-    pub fn on_body_too_large(&mut self, policy: &Policy) -> Outcome {
+    fn body_too_large(&mut self, env: &Env<'_>) -> Step {
         let d = Denial::new(
             Reason::BodyTooLarge,
-            format!("the request body is larger than {} bytes", policy.max_body_bytes),
+            format!("the request body is larger than {} bytes", env.policy.max_body_bytes),
         );
-        self.deny_or_forward(policy, d)
+        self.deny_or_forward(env, d)
     }
 
-    /// The whole request body arrived.
-    pub fn on_request_body(&mut self, policy: &Policy, body: &[u8]) -> Outcome {
+    /// The whole request body is here: decide.
+    fn decide_body(&mut self, env: &Env<'_>, body: &[u8]) -> Step {
+        let policy = env.policy;
         self.record.prompt = Some(Prompt::of(body, policy.prompt_audit == PromptAudit::Sha256));
-        let (Some(endpoint), Some(provider)) = (self.endpoint, self.provider.and_then(|i| policy.providers.get(i)))
+        let (Some(endpoint), Some(provider), Some(identity)) =
+            (self.endpoint, self.provider.and_then(|i| policy.providers.get(i)), self.identity.clone())
         else {
-            // Only reachable in audit mode, after an earlier would-deny.
-            return self.forward(policy, None);
+            return self.refuse(env, Denial::new(Reason::InvalidBody, "the request could not be classified"));
         };
         let parsed = match body::parse(endpoint, self.content_type.as_deref(), body) {
             Ok(parsed) => parsed,
-            Err(d) => return self.deny_or_forward(policy, d),
+            Err(d) => return self.deny_or_forward(env, d),
         };
-        self.record.model = Some(bounded(&parsed.model));
+        let model = match (endpoint.model, &parsed.model) {
+            (ModelAt::Capture(name), _) => self.captures.get(name).map(str::to_string),
+            (_, model) => model.clone(),
+        };
+        let Some(model) = model else {
+            return self.deny_or_forward(env, Denial::new(Reason::ModelMissing, "the request names no model"));
+        };
+        self.record.model = Some(bounded(&model));
         self.record.stream = Some(parsed.stream);
-        let Some(identity) = &self.identity else {
-            return self.forward(policy, None);
-        };
-        let rule = match decision::decide(&policy.rules, identity, &provider.name, &parsed.model) {
+        let rule = match decision::decide(&policy.rules, &identity, &provider.name, &model) {
             Ok(rule) => rule,
-            Err(d) => return self.deny_or_forward(policy, d),
+            Err(d) => return self.deny_or_forward(env, d),
         };
         if self.denial.is_none() {
             self.record.rule = Some(rule.id.clone());
         }
-        match parsed.apply_limits(endpoint, &rule.limits, body) {
-            Ok(new_body) => self.forward(policy, new_body),
-            Err(d) => self.deny_or_forward(policy, d.with_rule(rule.id.clone())),
+        match parsed.apply_limits(&rule.limits) {
+            Ok(edits) => self.forward(env, edits),
+            Err(d) => self.deny_or_forward(env, d.with_rule(rule.id.clone())),
         }
     }
 
-    /// The upstream's response headers arrived (not called for our own
-    /// replies' sake: those are ignored).
-    pub fn on_response_headers(&mut self, status: Option<u16>, content_type: Option<&str>, now_ms: u64) {
-        if self.replied || !self.decided {
-            return;
+    /// The request goes on: every caller credential out, the provider's in,
+    /// the body's edits (enforce mode only) — or first a call-out for the
+    /// credential.
+    fn forward(&mut self, env: &Env<'_>, edits: Vec<Edit>) -> Step {
+        let policy = env.policy;
+        let provider = self.provider.and_then(|i| policy.providers.get(i));
+        let mut rewrite = credential::rewrite(provider, &policy.jwt_svid.carrier, &self.headers, &self.path);
+        // Audit mode changes nothing but credentials.
+        if policy.mode == Mode::Enforce {
+            rewrite.body_edits = edits;
         }
-        self.record.upstream = Some(Upstream { status, duration_ms: Some(now_ms.saturating_sub(self.started_ms)) });
-        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        self.response = Some(ResponseReader { json: media == "application/json", ..Default::default() });
+        if let Some(p) = provider {
+            self.record.credential = Some(CredentialUsed { type_: p.credential.type_name(), name: p.name.clone() });
+            if let Plan::Callout(call) = credential::plan(p) {
+                self.pending = Some(rewrite);
+                self.phase = Phase::AwaitingCredential;
+                return Step::Callout(call);
+            }
+        }
+        self.went_on();
+        Step::Continue(rewrite)
     }
 
-    /// The host would not apply a rewrite: refuse the request, whatever the
-    /// mode (forwarding it could leak the workload's credential).
-    pub fn on_rewrite_failed(&mut self) -> Outcome {
+    fn went_on(&mut self) {
+        self.phase = Phase::Forwarded;
+        self.record.decision = "allow";
+        if self.denial.is_none() {
+            self.record.reason = Verdict::Ok;
+        }
+    }
+
+    fn on_credential(&mut self, env: &Env<'_>, result: &CalloutResult) -> Step {
+        let provider = self.provider.and_then(|i| env.policy.providers.get(i));
+        let (Some(provider), Some(mut rewrite)) = (provider, self.pending.take()) else {
+            return self.refuse(env, Denial::new(Reason::CredentialUnavailable, "no credential was being fetched"));
+        };
+        match credential::finish(provider, result) {
+            Ok(headers) => {
+                rewrite.set_headers.extend(headers);
+                self.went_on();
+                Step::Continue(rewrite)
+            }
+            // A credential that cannot be obtained is refused in every mode.
+            Err(d) => self.refuse(env, d),
+        }
+    }
+
+    /// The host would not apply a step. On the request: refuse it, whatever
+    /// the mode (forwarding it could leak the workload's credential). On the
+    /// response: reset it (a listing must never pass unfiltered).
+    fn step_failed(&mut self, env: &Env<'_>) -> Step {
+        if self.record.upstream.is_some() {
+            return Step::ResetResponse;
+        }
         let d = Denial::new(Reason::CredentialUnavailable, "the gateway could not swap the request's credentials")
             .with_detail("rewrite_failed");
-        self.record.reason = d.reason.code();
-        self.record.detail = d.detail.clone();
-        self.record.decision = "deny";
+        self.denial = None;
         self.record.credential = None;
-        self.decided = true;
-        self.replied = true;
-        Outcome::Reply(d.reply(self.api, self.request_id.as_deref()))
+        self.refuse(env, d)
     }
 
-    /// Whether the response body must be held whole and passed through
-    /// [`Self::filter_response`]: a successful model listing.
-    pub fn rewrites_response(&self) -> bool {
-        self.lists_models && self.record.upstream.as_ref().and_then(|u| u.status) == Some(200)
+    fn on_response_headers(&mut self, env: &Env<'_>, status: Option<u16>, content_type: Option<&str>) -> Step {
+        self.record.upstream = Some(Upstream { status, duration_ms: Some(env.now_ms.saturating_sub(self.started_ms)) });
+        if self.listing && status == Some(200) {
+            self.response = Response::Listing;
+            // The body will change; its length is no longer known.
+            return Step::Continue(Rewrite { remove_headers: vec!["content-length".into()], ..Default::default() });
+        }
+        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media == "application/json" {
+            self.response = Response::Usage { held: Vec::new(), memory: None, taken: 0, overflow: false };
+        }
+        Step::Continue(Rewrite::default())
     }
 
-    /// The whole response body, as the client may see it.
-    pub fn filter_response(&self, policy: &Policy, body: &[u8]) -> Vec<u8> {
-        let (Some(identity), Some(provider)) = (&self.identity, self.provider.and_then(|i| policy.providers.get(i)))
-        else {
-            return api::filter_model_list(body, |_| false);
+    fn on_response_body(&mut self, env: &Env<'_>, size: usize, end: bool, body: &dyn BodySource) -> Step {
+        match &mut self.response {
+            Response::Ignored => Step::Continue(Rewrite::default()),
+            Response::Listing if size > MAX_LISTING_BYTES => {
+                self.response = Response::ListingDropped;
+                Step::Continue(Rewrite {
+                    body_edits: vec![replace_all(size, api::EMPTY_LISTING)],
+                    ..Default::default()
+                })
+            }
+            // What is left of a dropped listing is dropped too.
+            Response::ListingDropped => {
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, b"")], ..Default::default() })
+            }
+            Response::Listing if !end => Step::Hold,
+            Response::Listing => {
+                let filtered = self.filter_listing(env, &body.read());
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, &filtered)], ..Default::default() })
+            }
+            Response::Usage { held, memory, taken, overflow } => {
+                if !*overflow {
+                    if held.len() + size <= MAX_RESPONSE_HELD && env.memory.take(size) {
+                        memory.get_or_insert_with(|| Rc::clone(env.memory));
+                        *taken += size;
+                        held.extend_from_slice(&body.read());
+                    } else {
+                        // Too large to hold here: usage is not read.
+                        *overflow = true;
+                        *held = Vec::new();
+                        self.record.usage_complete = Some(false);
+                    }
+                }
+                if end {
+                    self.read_usage();
+                }
+                Step::Continue(Rewrite::default())
+            }
+        }
+    }
+
+    /// The listing as the workload may see it: only the models it may call.
+    fn filter_listing(&self, env: &Env<'_>, body: &[u8]) -> Vec<u8> {
+        let provider = self.provider.and_then(|i| env.policy.providers.get(i));
+        let (Some(identity), Some(provider)) = (&self.identity, provider) else {
+            return api::EMPTY_LISTING.to_vec();
         };
-        api::filter_model_list(body, |model| decision::decide(&policy.rules, identity, &provider.name, model).is_ok())
+        api::filter_model_list(body, |model| {
+            decision::decide(&env.policy.rules, identity, &provider.name, model).is_ok()
+        })
     }
 
-    /// A chunk of the upstream's response body; `end` on the last.
-    pub fn on_response_body(&mut self, chunk: &[u8], end: bool) {
-        let Some(reader) = self.response.as_mut() else {
-            return;
-        };
-        if !reader.json {
-            return;
-        }
-        if reader.buffer.len() + chunk.len() > MAX_RESPONSE_BUFFER {
-            reader.overflow = true;
-            reader.buffer = Vec::new();
-        }
-        if !reader.overflow {
-            reader.buffer.extend_from_slice(chunk);
-        }
-        if end && !reader.overflow {
-            if let (Ok(v), Some(api)) = (serde_json::from_slice::<Value>(&reader.buffer), self.api) {
+    fn read_usage(&mut self) {
+        if let Response::Usage { held, overflow: false, .. } = &self.response {
+            if let (Ok(v), Some(api)) = (serde_json::from_slice::<Value>(held), self.api) {
                 let (usage, model) = api.response_usage(&v);
                 self.record.usage = usage;
-                self.record.response_model = model;
+                self.record.response_model = model.as_deref().map(bounded);
             }
-            reader.buffer = Vec::new();
         }
+        self.response.release();
     }
 
-    /// Whether the filter's own reply is what the client gets.
-    pub fn replied_locally(&self) -> bool {
-        self.replied
+    /// Refuses a request that arrived while the filter has no valid
+    /// configuration (Envoy should have refused the configuration itself).
+    pub fn unconfigured(&mut self) -> LocalReply {
+        let d = Denial::new(Reason::NotConfigured, "modelgate has no valid configuration").with_detail("no_policy");
+        self.record.reason = Verdict::Denied(d.reason);
+        self.record.detail = d.detail.clone();
+        self.record.decision = "deny";
+        self.phase = Phase::Replied;
+        d.reply(None, None)
     }
 
-    /// Envoy is logging the request: the record is final. `log` is what
-    /// Envoy knows of the request's end.
-    pub fn finish(&mut self, log: &LogInfo) -> String {
+    /// Envoy is logging the request: the record is final. (What
+    /// [`Event::Log`] answers; called directly only without a policy.)
+    pub fn audit(&mut self, log: &LogInfo) -> String {
+        self.response.release();
         self.record.status = log.status;
         if self.record.request_id.is_none() {
             self.record.request_id = log.request_id.as_deref().map(bounded);
         }
         if self.record.client.address.is_none() {
-            self.record.client.address = log.client_address.clone();
+            self.record.client.address = log.client_address.as_deref().map(bounded);
         }
-        if !self.decided {
-            // The request ended before a decision: the client went away, or
-            // Envoy refused it before modelgate saw its headers.
-            self.record.decision = "deny";
-            self.record.reason = "incomplete";
-            if self.record.detail.is_none() {
-                self.record.detail =
-                    Some(log.details.as_deref().map_or_else(|| "ended before a decision".to_string(), bounded));
+        match self.phase {
+            Phase::Forwarded | Phase::Replied => {}
+            phase => {
+                // The request ended before it was decided, or before it went
+                // on: the client went away, Envoy refused it first, or a
+                // call-out never answered. Nothing went upstream.
+                self.record.decision = "deny";
+                self.record.reason = Verdict::Incomplete;
+                self.record.would_deny = false;
+                self.record.credential = None;
+                let why = match phase {
+                    Phase::AwaitingCredential => "ended while the credential was fetched",
+                    _ => "ended before a decision",
+                };
+                self.record.detail = Some(log.details.as_deref().map_or_else(|| why.to_string(), bounded));
             }
         }
         if let Some(upstream) = self.record.upstream.as_mut() {
@@ -364,64 +654,39 @@ impl Exchange {
         self.record.to_json()
     }
 
-    /// Records a denial. In enforce mode returns the reply to send; in audit
-    /// mode only the first denial is kept, as `would_deny`, and `None` says
-    /// "go on".
-    fn deny(&mut self, policy: &Policy, d: Denial) -> Option<Outcome> {
+    /// Refuses with a local reply, in every mode.
+    fn refuse(&mut self, env: &Env<'_>, d: Denial) -> Step {
+        self.record.reason = Verdict::Denied(d.reason);
+        self.record.detail = d.detail.clone();
+        self.record.rule = d.rule.clone();
+        self.record.decision = "deny";
+        self.record.would_deny = false;
+        self.record.mode = env.policy.mode.name();
+        self.phase = Phase::Replied;
+        Step::Reply(d.reply(self.api, self.request_id.as_deref()))
+    }
+
+    /// A policy denial: refused in enforce mode; in audit mode recorded (the
+    /// first one, as `would_deny`) and the request goes on as if allowed.
+    fn deny_or_forward(&mut self, env: &Env<'_>, d: Denial) -> Step {
+        if env.policy.mode == Mode::Enforce {
+            return self.refuse(env, d);
+        }
+        self.record.would_deny = true;
         if self.denial.is_none() {
-            self.record.reason = d.reason.code();
+            self.record.reason = Verdict::Denied(d.reason);
             self.record.detail = d.detail.clone();
             self.record.rule = d.rule.clone();
             self.denial = Some(d);
         }
-        if policy.mode == Mode::Audit {
-            self.record.would_deny = true;
-            return None;
-        }
-        self.decided = true;
-        self.replied = true;
-        self.record.decision = "deny";
-        let reply = self.denial.as_ref().map(|d| d.reply(self.api, self.request_id.as_deref()))?;
-        Some(Outcome::Reply(reply))
-    }
-
-    /// A denial after which nothing more can be read: reply, or in audit
-    /// mode forward now.
-    fn deny_or_forward(&mut self, policy: &Policy, d: Denial) -> Outcome {
-        match self.deny(policy, d) {
-            Some(reply) => reply,
-            None => self.forward(policy, None),
-        }
-    }
-
-    /// Every caller credential out, the provider's in: the header changes
-    /// every forwarded request gets.
-    fn credential_rewrite(&mut self, policy: &Policy) -> Rewrite {
-        let provider = self.provider.and_then(|i| policy.providers.get(i));
-        credential::rewrite(provider, &policy.jwt_svid.carrier, &self.headers, &self.path)
-    }
-
-    fn forward(&mut self, policy: &Policy, new_body: Option<Vec<u8>>) -> Outcome {
-        let mut rewrite = if self.headers_forwarded { Rewrite::default() } else { self.credential_rewrite(policy) };
-        // Audit mode changes nothing but credentials: no body rewrite.
-        if policy.mode == Mode::Enforce {
-            rewrite.body = new_body;
-        }
-        if let Some(p) = self.provider.and_then(|i| policy.providers.get(i)) {
-            self.record.credential = Some(CredentialUsed { type_: p.credential.type_name(), name: p.name.clone() });
-        }
-        self.decided = true;
-        self.record.decision = "allow";
-        if self.denial.is_none() {
-            self.record.reason = "ok";
-        }
-        Outcome::Forward(rewrite)
+        self.forward(env, Vec::new())
     }
 }
 
-/// Values a workload chose are cut to this many bytes in the audit record,
-/// so no request can flood the log.
-const MAX_AUDIT_VALUE: usize = 256;
+/// Replaces a whole held body of `size` bytes.
+fn replace_all(size: usize, with: &[u8]) -> Edit {
+    Edit { at: 0, remove: size, insert: with.to_vec() }
+}
 
 fn bounded(value: &str) -> String {
     if value.len() <= MAX_AUDIT_VALUE {
@@ -442,28 +707,15 @@ fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
-/// `host[:port]` or `[v6]:port` → lower-case host.
-fn host(authority: &str) -> String {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                authority
-            }
-        })
-    };
-    host.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// The first provider whose authorities and path prefix both match.
+/// The first provider whose authorities and path prefix both match. An
+/// authority matches only as Envoy's route table would see it: the whole
+/// `:authority`, port included, in lower case (a trailing dot or an extra
+/// port is another authority, which Envoy may route elsewhere).
 fn match_provider<'p>(policy: &'p Policy, authority: &str, path: &str) -> Option<(usize, &'p Provider)> {
-    let host = host(authority);
+    let authority = authority.to_ascii_lowercase();
     let path = path_only(path);
     policy.providers.iter().enumerate().find(|(_, p)| {
-        (p.authorities.is_empty() || p.authorities.contains(&host))
+        (p.authorities.is_empty() || p.authorities.contains(&authority))
             && p.path_prefix.as_deref().is_none_or(|prefix| path.starts_with(prefix))
     })
 }

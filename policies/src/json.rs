@@ -1,177 +1,598 @@
-//! Strict JSON objects: the one parser for request bodies, JWT headers and
-//! JWT claims.
+//! Strict JSON: the one reader for request bodies, JWT headers and claims.
 //!
-//! A JSON object with two members of the same name is ambiguous: we might
-//! read the first, the provider the last. `serde_json::Value` keeps the last
-//! silently, so the top level is read member by member here and a repeated
-//! name — after unescaping, so `"\u006dodel"` is `"model"` — is refused.
+//! Two servers must never read one body differently, so this reader refuses
+//! what real parsers disagree on instead of resolving it: a repeated member
+//! name in any object at any depth (after unescaping, so `"\u006dodel"` is
+//! `"model"`), lone surrogate escapes, invalid UTF-8, a byte-order mark,
+//! trailing data, nesting deeper than [`MAX_DEPTH`], and objects with more
+//! than [`MAX_MEMBERS`] members.
+//!
+//! It runs in O(n log n) in the document's size: one pass over the bytes,
+//! and each object's member names sorted once to find repeats (never each
+//! name compared with every earlier one). It builds no tree: the caller
+//! names the [`Path`]s it wants and gets their values' byte spans back, so a
+//! body can be rewritten by splicing into the bytes the workload sent.
 
-use std::fmt;
+use std::borrow::Cow;
+use std::cmp::Ordering;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+/// Deepest nesting of arrays and objects accepted.
+pub const MAX_DEPTH: usize = 128;
+/// Most members one object may have.
+pub const MAX_MEMBERS: usize = 65_536;
+/// Most paths one scan can look for.
+pub const MAX_PATHS: usize = 64;
 
-/// A JSON object's members in document order, each name appearing once.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Object {
-    members: Vec<(String, Value)>,
+/// One step of a [`Path`] from the root object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The member with this name.
+    Key(&'static str),
+    /// Every element of an array.
+    Each,
 }
 
-/// Why a document is not one strict JSON object.
+/// Where a value is in a document, from the root object.
+pub type Path = &'static [Step];
+
+/// Why a document is not strict JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ObjectError {
-    /// Not valid JSON (syntax, encoding, trailing data, lone surrogate, …).
+pub enum JsonError {
+    /// Not JSON: bad syntax, a control character in a string, trailing data.
     Syntax,
-    /// Valid JSON, but not an object.
-    NotAnObject,
-    /// The named member appears more than once.
+    /// Not UTF-8, a byte-order mark, or a lone surrogate escape.
+    Encoding,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// An object with more than [`MAX_MEMBERS`] members.
+    TooManyMembers,
+    /// A member name repeated in one object (the name, unescaped).
     Duplicate(String),
+    /// Valid JSON, but the root is not an object.
+    NotAnObject,
 }
 
-impl Object {
-    /// Parses `bytes` as exactly one JSON object with unique member names.
-    pub fn parse(bytes: &[u8]) -> Result<Self, ObjectError> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let parsed = de.deserialize_any(ObjectVisitor);
-        let object = match parsed {
-            Ok(Ok(object)) => object,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(ObjectError::Syntax),
+/// What kind of value a span holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+/// A value found at one of the scanned paths: its kind and where its bytes
+/// are (`start..end`, the quotes of a string and the brackets of a
+/// container included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Index of the path in the list given to [`scan`].
+    pub path: usize,
+    pub kind: Kind,
+    pub start: usize,
+    pub end: usize,
+    /// For a container: whether it has at least one member or element.
+    pub has_members: bool,
+}
+
+/// A scanned document: the values at the requested paths, in document order.
+#[derive(Debug)]
+pub struct Document<'a> {
+    bytes: &'a [u8],
+    found: Vec<Found>,
+    /// Name comparisons made finding repeats: the measure of work the
+    /// complexity tests and the body benchmark read.
+    pub comparisons: u64,
+}
+
+impl<'a> Document<'a> {
+    /// Every value found at path `path` (its index in the scanned list).
+    pub fn all(&self, path: usize) -> impl Iterator<Item = Value<'a>> + '_ {
+        self.found.iter().filter(move |f| f.path == path).map(|f| Value { bytes: self.bytes, found: *f })
+    }
+
+    /// The value at path `path`, if any. Repeats cannot happen for paths
+    /// without [`Step::Each`]: the scan refuses repeated names.
+    pub fn get(&self, path: usize) -> Option<Value<'a>> {
+        self.all(path).next()
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// A value in a scanned document.
+#[derive(Clone, Copy, Debug)]
+pub struct Value<'a> {
+    bytes: &'a [u8],
+    pub found: Found,
+}
+
+impl<'a> Value<'a> {
+    pub fn kind(&self) -> Kind {
+        self.found.kind
+    }
+
+    /// The value's bytes exactly as written.
+    pub fn raw(&self) -> &'a [u8] {
+        &self.bytes[self.found.start..self.found.end]
+    }
+
+    /// A string's text, unescaped.
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        if self.found.kind != Kind::String {
+            return None;
+        }
+        let inner = &self.bytes[self.found.start + 1..self.found.end - 1];
+        unescape(inner).ok()
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match (self.found.kind, self.raw()) {
+            (Kind::Bool, b"true") => Some(true),
+            (Kind::Bool, _) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A number written as a non-negative integer (no sign, fraction or
+    /// exponent) that fits in a u64.
+    pub fn as_u64(&self) -> Option<u64> {
+        if self.found.kind != Kind::Number {
+            return None;
+        }
+        let raw = self.raw();
+        if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(raw).ok()?.parse().ok()
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.found.kind == Kind::Null
+    }
+}
+
+/// Scans `bytes` as one strict JSON object and returns the values at `paths`.
+pub fn scan<'a>(bytes: &'a [u8], paths: &[Path]) -> Result<Document<'a>, JsonError> {
+    if paths.len() > MAX_PATHS {
+        return Err(JsonError::Syntax);
+    }
+    if bytes.starts_with(&[0xef, 0xbb, 0xbf]) || std::str::from_utf8(bytes).is_err() {
+        return Err(JsonError::Encoding);
+    }
+    let mut scanner =
+        Scanner { bytes, pos: 0, paths, names: Vec::new(), arena: Vec::new(), found: Vec::new(), comparisons: 0 };
+    let root = scanner.document()?;
+    if root != Kind::Object {
+        return Err(JsonError::NotAnObject);
+    }
+    Ok(Document { bytes, found: scanner.found, comparisons: scanner.comparisons })
+}
+
+/// Parses a small strict JSON object (a JWT header or claims set) into
+/// serde_json's map, after [`scan`] has refused everything ambiguous.
+pub fn object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, JsonError> {
+    scan(bytes, &[])?;
+    serde_json::from_slice(bytes).map_err(|_| JsonError::Syntax)
+}
+
+/// A member name: where its text is, in the document or (when it had
+/// escapes) unescaped in the arena.
+#[derive(Clone, Copy)]
+struct Name {
+    start: u32,
+    len: u32,
+    in_arena: bool,
+}
+
+struct Frame {
+    object: bool,
+    start: usize,
+    /// Paths still matching at this container.
+    mask: u64,
+    depth: usize,
+    /// Where this object's names begin in `Scanner::names`.
+    names_from: usize,
+    arena_from: usize,
+    members: usize,
+}
+
+struct Scanner<'a, 'p> {
+    bytes: &'a [u8],
+    pos: usize,
+    paths: &'p [Path],
+    /// Member names of the open objects, innermost last.
+    names: Vec<Name>,
+    /// Unescaped names that had escapes.
+    arena: Vec<u8>,
+    found: Vec<Found>,
+    comparisons: u64,
+}
+
+impl Scanner<'_, '_> {
+    /// The whole document: one value, white space around it, nothing after.
+    /// Iterative, so nesting never grows the native stack.
+    fn document(&mut self) -> Result<Kind, JsonError> {
+        let mut stack: Vec<Frame> = Vec::new();
+        let all = if self.paths.is_empty() { 0 } else { u64::MAX >> (64 - self.paths.len()) };
+        // The mask and depth of the value about to be read.
+        let (mut mask, mut depth) = (all, 0usize);
+        loop {
+            // A value starts.
+            self.skip_ws();
+            let start = self.pos;
+            let kind = match self.peek() {
+                Some(b'{') | Some(b'[') => {
+                    if depth >= MAX_DEPTH {
+                        return Err(JsonError::TooDeep);
+                    }
+                    let object = self.peek() == Some(b'{');
+                    self.pos += 1;
+                    stack.push(Frame {
+                        object,
+                        start,
+                        mask,
+                        depth,
+                        names_from: self.names.len(),
+                        arena_from: self.arena.len(),
+                        members: 0,
+                    });
+                    self.skip_ws();
+                    let close = if object { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                        None
+                    } else {
+                        // The first member or element.
+                        let (m, d) = self.open_child(&mut stack)?;
+                        mask = m;
+                        depth = d;
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.string()?;
+                    Some(Kind::String)
+                }
+                Some(b't') => Some(self.literal(b"true", Kind::Bool)?),
+                Some(b'f') => Some(self.literal(b"false", Kind::Bool)?),
+                Some(b'n') => Some(self.literal(b"null", Kind::Null)?),
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number()?;
+                    Some(Kind::Number)
+                }
+                _ => return Err(JsonError::Syntax),
+            };
+            // A value ended: a scalar (kind is Some), or an empty container
+            // just closed. Close containers until one has more to read.
+            let mut done = match kind {
+                Some(kind) => Done { kind, start, mask, depth, has_members: false },
+                None => self.close(&mut stack)?,
+            };
+            loop {
+                self.record(&done);
+                let Some(frame) = stack.last() else {
+                    self.skip_ws();
+                    return if self.pos == self.bytes.len() { Ok(done.kind) } else { Err(JsonError::Syntax) };
+                };
+                let close = if frame.object { b'}' } else { b']' };
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        let (m, d) = self.open_child(&mut stack)?;
+                        mask = m;
+                        depth = d;
+                        break;
+                    }
+                    Some(c) if c == close => {
+                        self.pos += 1;
+                        done = self.close(&mut stack)?;
+                    }
+                    _ => return Err(JsonError::Syntax),
+                }
+            }
+        }
+    }
+
+    /// Reads what introduces the next child of the innermost container (an
+    /// object member's name and colon), and returns the child's path mask
+    /// and depth.
+    fn open_child(&mut self, stack: &mut [Frame]) -> Result<(u64, usize), JsonError> {
+        let Some(frame) = stack.last_mut() else {
+            return Err(JsonError::Syntax);
         };
-        de.end().map_err(|_| ObjectError::Syntax)?;
-        Ok(object)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.members.iter().find(|(k, _)| k == name).map(|(_, v)| v)
-    }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.members.iter().map(|(k, _)| k.as_str())
-    }
-
-    /// Replaces the member's value, or appends the member.
-    pub fn set(&mut self, name: &str, value: Value) {
-        match self.members.iter_mut().find(|(k, _)| k == name) {
-            Some(member) => member.1 = value,
-            None => self.members.push((name.to_string(), value)),
+        let step = frame.depth;
+        let parent = frame.mask;
+        frame.members += 1;
+        if !frame.object {
+            let mask = self.child_mask(parent, step, |s| matches!(s, Step::Each));
+            return Ok((mask, frame.depth + 1));
         }
+        if frame.members > MAX_MEMBERS {
+            return Err(JsonError::TooManyMembers);
+        }
+        let depth = frame.depth + 1;
+        self.skip_ws();
+        if self.peek() != Some(b'"') {
+            return Err(JsonError::Syntax);
+        }
+        let start = self.pos;
+        let escaped = self.string()?;
+        let name = if escaped {
+            let raw = &self.bytes[start + 1..self.pos - 1];
+            let text = unescape(raw)?;
+            let at = self.arena.len();
+            self.arena.extend_from_slice(text.as_bytes());
+            Name { start: to_u32(at)?, len: to_u32(text.len())?, in_arena: true }
+        } else {
+            Name { start: to_u32(start + 1)?, len: to_u32(self.pos - start - 2)?, in_arena: false }
+        };
+        self.names.push(name);
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(JsonError::Syntax);
+        }
+        self.pos += 1;
+        let text = name_bytes(self.bytes, &self.arena, name);
+        let mask = self.child_mask(parent, step, |s| matches!(s, Step::Key(k) if k.as_bytes() == text));
+        Ok((mask, depth))
     }
 
-    /// Serializes the members in their original order.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 * self.members.len());
-        out.push(b'{');
-        for (i, (name, value)) in self.members.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+    fn child_mask(&self, parent: u64, step: usize, fits: impl Fn(&Step) -> bool) -> u64 {
+        let mut mask = 0;
+        let mut rest = parent;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if self.paths.get(i).and_then(|p| p.get(step)).is_some_and(&fits) {
+                mask |= 1 << i;
             }
-            // Writing a String or a Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, name);
-            out.push(b':');
-            let _ = serde_json::to_writer(&mut out, value);
         }
-        out.push(b'}');
-        out
+        mask
+    }
+
+    /// Closes the innermost container (its closing bracket already read):
+    /// an object's names are checked for repeats and dropped.
+    fn close(&mut self, stack: &mut Vec<Frame>) -> Result<Done, JsonError> {
+        let Some(frame) = stack.pop() else {
+            return Err(JsonError::Syntax);
+        };
+        if frame.object {
+            let (bytes, arena) = (self.bytes, &self.arena);
+            let names = &mut self.names[frame.names_from..];
+            let mut comparisons = 0u64;
+            names.sort_unstable_by(|a, b| {
+                comparisons += 1;
+                name_bytes(bytes, arena, *a).cmp(name_bytes(bytes, arena, *b))
+            });
+            self.comparisons += comparisons;
+            for pair in names.windows(2) {
+                self.comparisons += 1;
+                if name_bytes(bytes, arena, pair[0]).cmp(name_bytes(bytes, arena, pair[1])) == Ordering::Equal {
+                    let name = String::from_utf8_lossy(name_bytes(bytes, arena, pair[0])).into_owned();
+                    return Err(JsonError::Duplicate(name));
+                }
+            }
+            self.names.truncate(frame.names_from);
+            self.arena.truncate(frame.arena_from);
+        }
+        Ok(Done {
+            kind: if frame.object { Kind::Object } else { Kind::Array },
+            start: frame.start,
+            mask: frame.mask,
+            depth: frame.depth,
+            has_members: frame.members > 0,
+        })
+    }
+
+    /// Notes a finished value under every path it completes.
+    fn record(&mut self, done: &Done) {
+        let mut rest = done.mask;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if self.paths.get(i).is_some_and(|p| p.len() == done.depth) {
+                self.found.push(Found {
+                    path: i,
+                    kind: done.kind,
+                    start: done.start,
+                    end: self.pos,
+                    has_members: done.has_members,
+                });
+            }
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], kind: Kind) -> Result<Kind, JsonError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(kind)
+        } else {
+            Err(JsonError::Syntax)
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let from = self.pos;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        self.pos - from
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(JsonError::Syntax),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(JsonError::Syntax);
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(JsonError::Syntax);
+            }
+        }
+        Ok(())
+    }
+
+    /// A string, its quotes included. Returns whether it holds escapes.
+    /// Escapes are checked here (lone surrogates refused), so a later
+    /// [`unescape`] of the same bytes cannot fail.
+    fn string(&mut self) -> Result<bool, JsonError> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            match self.peek() {
+                None => return Err(JsonError::Syntax),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
+                        Some(b'u') => {
+                            self.pos += 1;
+                            let unit = self.hex4()?;
+                            if (0xd800..0xdc00).contains(&unit) {
+                                // A high surrogate must be followed by a low one.
+                                if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                                    return Err(JsonError::Encoding);
+                                }
+                                self.pos += 2;
+                                let low = self.hex4()?;
+                                if !(0xdc00..0xe000).contains(&low) {
+                                    return Err(JsonError::Encoding);
+                                }
+                            } else if (0xdc00..0xe000).contains(&unit) {
+                                return Err(JsonError::Encoding);
+                            }
+                        }
+                        _ => return Err(JsonError::Syntax),
+                    }
+                }
+                Some(0x00..=0x1f) => return Err(JsonError::Syntax),
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or(JsonError::Syntax)?;
+        let mut unit = 0u32;
+        for d in digits {
+            unit = unit * 16 + char::from(*d).to_digit(16).ok_or(JsonError::Syntax)?;
+        }
+        self.pos += 4;
+        Ok(unit)
     }
 }
 
-struct ObjectVisitor;
+struct Done {
+    kind: Kind,
+    start: usize,
+    mask: u64,
+    depth: usize,
+    has_members: bool,
+}
 
-impl<'de> Visitor<'de> for ObjectVisitor {
-    /// The outer `Result` carries serde's syntax errors, the inner our own.
-    type Value = Result<Object, ObjectError>;
+fn to_u32(n: usize) -> Result<u32, JsonError> {
+    u32::try_from(n).map_err(|_| JsonError::Syntax)
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
+fn name_bytes<'b>(bytes: &'b [u8], arena: &'b [u8], name: Name) -> &'b [u8] {
+    let (start, len) = (name.start as usize, name.len as usize);
+    let source = if name.in_arena { arena } else { bytes };
+    source.get(start..start + len).unwrap_or_default()
+}
+
+/// The text of a string's inside (between its quotes), escapes resolved.
+pub fn unescape(inner: &[u8]) -> Result<Cow<'_, str>, JsonError> {
+    if !inner.contains(&b'\\') {
+        return std::str::from_utf8(inner).map(Cow::Borrowed).map_err(|_| JsonError::Encoding);
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members: Vec<(String, Value)> = Vec::new();
-        while let Some(name) = map.next_key::<String>()? {
-            let value = map.next_value::<Value>()?;
-            if members.iter().any(|(k, _)| *k == name) {
-                // Keep reading so a syntax error later still wins: it is the
-                // more basic fault.
-                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-                return Ok(Err(ObjectError::Duplicate(name)));
-            }
-            members.push((name, value));
+    let mut out = String::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let run = inner[i..].iter().position(|b| *b == b'\\').map_or(inner.len(), |n| i + n);
+        out.push_str(std::str::from_utf8(&inner[i..run]).map_err(|_| JsonError::Encoding)?);
+        i = run;
+        if i >= inner.len() {
+            break;
         }
-        Ok(Ok(Object { members }))
+        let esc = inner.get(i + 1).copied().ok_or(JsonError::Syntax)?;
+        i += 2;
+        let c = match esc {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex(inner.get(i..i + 4))?;
+                i += 4;
+                let code = if (0xd800..0xdc00).contains(&hi) {
+                    if inner.get(i..i + 2) != Some(b"\\u") {
+                        return Err(JsonError::Encoding);
+                    }
+                    let lo = hex(inner.get(i + 2..i + 6))?;
+                    if !(0xdc00..0xe000).contains(&lo) {
+                        return Err(JsonError::Encoding);
+                    }
+                    i += 6;
+                    0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
+                } else {
+                    hi
+                };
+                char::from_u32(code).ok_or(JsonError::Encoding)?
+            }
+            _ => return Err(JsonError::Syntax),
+        };
+        out.push(c);
     }
+    Ok(Cow::Owned(out))
+}
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Err(ObjectError::NotAnObject))
-    }
+fn hex(digits: Option<&[u8]>) -> Result<u32, JsonError> {
+    let digits = digits.ok_or(JsonError::Syntax)?;
+    digits.iter().try_fold(0u32, |acc, d| char::from(*d).to_digit(16).map(|v| acc * 16 + v)).ok_or(JsonError::Syntax)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_members_in_order() {
-        let o = Object::parse(br#" {"b":1,"a":{"x":[1,2]}} "#).unwrap();
-        assert_eq!(o.names().collect::<Vec<_>>(), ["b", "a"]);
-        assert_eq!(o.to_vec(), br#"{"b":1,"a":{"x":[1,2]}}"#.to_vec());
-    }
-
-    #[test]
-    fn refuses_duplicates_even_when_escaped() {
-        for doc in [
-            r#"{"model":"a","model":"b"}"#,
-            r#"{"model":"a","\u006dodel":"b"}"#,
-            r#"{"\u006d\u006f\u0064\u0065\u006c":"a","model":"b"}"#,
-        ] {
-            assert_eq!(Object::parse(doc.as_bytes()), Err(ObjectError::Duplicate("model".into())), "{doc}");
-        }
-    }
-
-    #[test]
-    fn refuses_what_is_not_one_object() {
-        for doc in ["", "[]", "1", "\"x\"", "null", "true", "{} {}", "{", "\u{feff}{}", r#"{"a":"\ud800"}"#] {
-            let e = Object::parse(doc.as_bytes()).unwrap_err();
-            assert!(matches!(e, ObjectError::Syntax | ObjectError::NotAnObject), "{doc:?} → {e:?}");
-        }
-        assert_eq!(Object::parse(b"[1]"), Err(ObjectError::NotAnObject));
-        assert_eq!(Object::parse(b"{\"a\":1}x"), Err(ObjectError::Syntax));
-        assert_eq!(Object::parse(&[b'{', 0xff, b'}']), Err(ObjectError::Syntax));
-    }
-
-    #[test]
-    fn a_syntax_error_after_a_duplicate_is_still_a_syntax_error() {
-        assert_eq!(Object::parse(br#"{"a":1,"a":2,"#), Err(ObjectError::Syntax));
-    }
-
-    #[test]
-    fn set_replaces_or_appends() {
-        let mut o = Object::parse(br#"{"a":1}"#).unwrap();
-        o.set("a", Value::from(2));
-        o.set("b", Value::from(3));
-        assert_eq!(o.to_vec(), br#"{"a":2,"b":3}"#.to_vec());
-    }
-}
+#[path = "json_tests.rs"]
+mod tests;

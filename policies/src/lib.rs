@@ -10,6 +10,7 @@
 pub mod api;
 pub mod audit;
 pub mod body;
+pub mod callout;
 pub mod config;
 pub mod credential;
 pub mod decision;
@@ -24,4 +25,4 @@ pub mod time;
 mod testing;
 
 pub use config::{ConfigError, Policy};
-pub use exchange::{Exchange, LogInfo, Outcome, RequestHead};
+pub use exchange::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, ResponseMemory, Step};

@@ -6,7 +6,7 @@
 //! A [`Denial`]'s message is read by workload owners; it never holds a token,
 //! a key or a prompt.
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::api::Api;
 
@@ -32,6 +32,9 @@ pub enum Reason {
     UnsupportedEncoding,
     CredentialUnavailable,
     BundleUnavailable,
+    /// The gateway itself cannot decide: no valid configuration, or an
+    /// Envoy that does not hold requests for it.
+    NotConfigured,
 }
 
 impl Reason {
@@ -56,6 +59,7 @@ impl Reason {
             Reason::UnsupportedEncoding => "unsupported_encoding",
             Reason::CredentialUnavailable => "credential_unavailable",
             Reason::BundleUnavailable => "bundle_unavailable",
+            Reason::NotConfigured => "not_configured",
         }
     }
 
@@ -72,7 +76,7 @@ impl Reason {
             Reason::InvalidBody | Reason::ModelMissing | Reason::AmbiguousModel | Reason::InvalidPath => 400,
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedEncoding => 415,
-            Reason::CredentialUnavailable | Reason::BundleUnavailable => 503,
+            Reason::CredentialUnavailable | Reason::BundleUnavailable | Reason::NotConfigured => 503,
         }
     }
 }
@@ -102,21 +106,13 @@ impl Denial {
         self
     }
 
-    /// The reply the filter sends for this denial, shaped for `api` (or the
-    /// OpenAI shape when no provider matched).
+    /// The reply the filter sends for this denial, in `api`'s error shape
+    /// (the OpenAI shape when no provider matched).
     pub fn reply(&self, api: Option<Api>, request_id: Option<&str>) -> LocalReply {
         let status = self.reason.status();
         let code = self.reason.code();
         let message = format!("modelgate: {} ({code})", self.message);
-        let body = match api.unwrap_or(Api::OpenAi) {
-            Api::OpenAi | Api::OpenAiCompatible => json!({
-                "error": { "message": message, "type": "modelgate_error", "code": code, "param": null }
-            }),
-            Api::Anthropic => json!({
-                "type": "error",
-                "error": { "type": anthropic_error_type(status), "message": message }
-            }),
-        };
+        let body = (api.unwrap_or(Api::OpenAi).spec().error_body)(status, code, &message);
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
             ("x-modelgate-reason".to_string(), code.to_string()),
@@ -131,13 +127,30 @@ impl Denial {
     }
 }
 
-fn anthropic_error_type(status: u16) -> &'static str {
-    match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        413 => "request_too_large",
-        400 | 415 => "invalid_request_error",
-        _ => "api_error",
+/// The audit record's `reason`: `ok` for a request that went on as allowed,
+/// the denial's reason, or `incomplete` for one that ended before modelgate
+/// decided (the client went away, or Envoy refused it first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verdict {
+    #[default]
+    Incomplete,
+    Ok,
+    Denied(Reason),
+}
+
+impl Verdict {
+    pub fn code(self) -> &'static str {
+        match self {
+            Verdict::Incomplete => "incomplete",
+            Verdict::Ok => "ok",
+            Verdict::Denied(reason) => reason.code(),
+        }
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
     }
 }
 

@@ -1,12 +1,15 @@
 //! "No panic on any input": a trap in wasm takes down every request on the
-//! VM. Thousands of mutated requests — headers, tokens, bodies — go through
-//! the whole engine, which must answer each with an outcome and a record.
+//! VM. Thousands of mutated requests — headers, tokens, bodies in random
+//! pieces, trailers, expired holds, refused steps — go through the engine's
+//! one driver, which must answer each event with a step and end with a record.
 
 #![allow(clippy::unwrap_used)] // a test file: a failed unwrap is a failed test
 
 use jwt_simple::prelude::*;
 use modelgate_policies::svid::PureRustVerifier;
-use modelgate_policies::{Exchange, LogInfo, Outcome, Policy, RequestHead};
+use std::rc::Rc;
+
+use modelgate_policies::{Env, Event, Exchange, LogInfo, Phase, Policy, RequestHead, ResponseMemory, Step};
 
 /// xorshift64*: deterministic, so a failure can be replayed.
 struct Rng(u64);
@@ -103,6 +106,7 @@ fn mutated_requests_never_panic() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let now_ms = Clock::now_since_epoch().as_millis();
     let mut allowed = 0;
+    let memory = Rc::new(ResponseMemory::new(1 << 20));
     let body = br#"{"model":"gpt-4o-mini","stream":false,"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
     let form = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
     let paths = [
@@ -136,20 +140,49 @@ fn mutated_requests_never_panic() {
             client_address: None,
         };
         let mut exchange = Exchange::new(Some(&policy), now_ms);
-        let outcome = exchange.on_request_headers(&policy, &head, &PureRustVerifier, now_ms);
-        if let Outcome::ReadBody(_) = outcome {
-            let body = mutate(&mut rng, if multipart { form } else { body });
-            if let Outcome::Forward(_) = exchange.on_request_body(&policy, &body) {
-                allowed += 1;
-            }
+        let env = Env { policy: &policy, verifier: &PureRustVerifier, now_ms, memory: &memory };
+        let body = mutate(&mut rng, if multipart { form } else { body });
+        let no_body = rng.below(13) == 0;
+        let mut step = exchange.drive(&env, Event::RequestHeaders { head, end_of_stream: no_body });
+        // The body in random pieces; sometimes trailers end it, sometimes
+        // it never comes (the hold expires), sometimes the host refuses a step.
+        let mut held = 0;
+        while exchange.phase() == Phase::ReadingBody && held < body.len() {
+            held = (held + 1 + rng.below(body.len())).min(body.len());
+            let so_far = &body[..held];
+            step = match rng.below(10) {
+                0 => exchange.drive(&env, Event::RequestTrailers { body: &so_far }),
+                1 => exchange.drive(&env, Event::HoldExpired),
+                _ => exchange
+                    .drive(&env, Event::RequestBody { size: held, end_of_stream: held == body.len(), body: &so_far }),
+            };
         }
-        exchange.on_response_headers(Some(200), Some("application/json"), now_ms + 1);
-        let response = mutate(&mut rng, br#"{"model":"m","usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
-        exchange.on_response_body(&response, true);
-        let _ = exchange.filter_response(&policy, &response);
-        let record: serde_json::Value =
-            serde_json::from_str(&exchange.finish(&LogInfo { status: Some(200), ..Default::default() })).unwrap();
+        if let Step::Callout(_) = step {
+            step = exchange.drive(&env, Event::Callout(modelgate_policies::callout::CalloutResult::Failed("x".into())));
+        }
+        if rng.below(17) == 0 {
+            step = exchange.drive(&env, Event::StepFailed);
+        }
+        if let Step::Continue(_) = step {
+            allowed += 1;
+        }
+        let content_type = ["application/json", "text/event-stream", "application/json; charset=utf-8"][rng.below(3)];
+        exchange.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some(content_type) });
+        let response = mutate(
+            &mut rng,
+            br#"{"model":"m","usage":{"prompt_tokens":1,"completion_tokens":2},"data":[{"id":"gpt-4o"}]}"#,
+        );
+        let cut = rng.below(response.len() + 1);
+        exchange.drive(&env, Event::ResponseBody { size: cut, end_of_stream: false, body: &&response[..cut] });
+        exchange
+            .drive(&env, Event::ResponseBody { size: response.len(), end_of_stream: true, body: &response.as_slice() });
+        let Step::Audit(line) = exchange.drive(&env, Event::Log(LogInfo { status: Some(200), ..Default::default() }))
+        else {
+            panic!("round {round}: no record");
+        };
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert!(record["decision"].is_string(), "round {round}");
     }
+    assert_eq!(memory.in_use(), 0, "every response gave its bytes back");
     assert!(allowed > 50, "too few rounds reached a decision to mean much: {allowed}");
 }

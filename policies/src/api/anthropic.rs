@@ -1,33 +1,65 @@
 //! The Anthropic Messages api.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Usage, MODEL_LIST};
+use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
+use crate::json::{Path, Step};
 
 /// Sent upstream when the caller sent no `anthropic-version`.
 pub const VERSION: &str = "2023-06-01";
 
-pub static ENDPOINTS: &[Endpoint] = &[
+pub static SPEC: Spec = Spec {
+    name: "anthropic",
+    endpoints: ENDPOINTS,
+    sdk_key_headers: &["x-api-key"],
+    key_header: ("x-api-key", ""),
+    required_headers: &[("anthropic-version", VERSION)],
+    error_body,
+    usage,
+};
+
+const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
+
+static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "POST",
         path: "/v1/messages",
         body: BodyFormat::Json,
-        max_tokens_fields: &["max_tokens"],
-        max_tokens_default: Some("max_tokens"),
+        model: ModelAt::Body(MODEL),
+        stream: StreamAt::Body(STREAM),
+        max_tokens: &[MAX_TOKENS],
+        max_tokens_default: Some(MAX_TOKENS),
+        other_models: &[],
     },
     Endpoint {
         method: "POST",
         path: "/v1/messages/count_tokens",
         body: BodyFormat::Json,
-        max_tokens_fields: &[],
+        model: ModelAt::Body(MODEL),
+        stream: StreamAt::Never,
+        max_tokens: &[],
         max_tokens_default: None,
+        other_models: &[],
     },
     MODEL_LIST,
 ];
 
+/// `{"type":"error","error":{"type","message"}}` with Anthropic's error
+/// types, which its SDK maps to typed errors by status.
+fn error_body(status: u16, _code: &str, message: &str) -> Value {
+    let kind = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        413 => "request_too_large",
+        400 | 415 => "invalid_request_error",
+        _ => "api_error",
+    };
+    json!({ "type": "error", "error": { "type": kind, "message": message } })
+}
+
 /// `usage` of a message: input counts the prompt, including the parts read
 /// from or written to the prompt cache, which Anthropic reports apart.
-pub fn usage(body: &Value) -> Option<Usage> {
+fn usage(body: &Value) -> Option<Usage> {
     let u = body.get("usage").filter(|u| u.is_object())?;
     let cached =
         count(u, "cache_creation_input_tokens").unwrap_or(0) + count(u, "cache_read_input_tokens").unwrap_or(0);
@@ -44,7 +76,6 @@ pub fn usage(body: &Value) -> Option<Usage> {
 mod tests {
     use super::*;
     use crate::api::Api;
-    use serde_json::json;
 
     #[test]
     fn classifies_messages_endpoints() {
@@ -64,5 +95,20 @@ mod tests {
         );
         let count_tokens = json!({"input_tokens": 12});
         assert_eq!(usage(&count_tokens), None);
+    }
+
+    #[test]
+    fn errors_use_anthropics_types() {
+        for (status, kind) in [
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (400, "invalid_request_error"),
+            (415, "invalid_request_error"),
+            (413, "request_too_large"),
+            (503, "api_error"),
+        ] {
+            let b = error_body(status, "x", "m");
+            assert_eq!((b["type"].as_str(), b["error"]["type"].as_str()), (Some("error"), Some(kind)));
+        }
     }
 }

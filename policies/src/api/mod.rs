@@ -1,57 +1,144 @@
-//! What modelgate knows of each provider api: the endpoints that name a model
-//! and where the model is, the request fields that bound output tokens, the
-//! header the api's SDK puts its key in, and where the response reports usage.
+//! What modelgate knows of each provider api: its endpoints and where each
+//! names its model, the request fields that switch on streaming or bound
+//! output tokens, the header its SDK puts the API key in, its error shape,
+//! and where its responses report usage.
 //!
-//! One module per api; this one holds what they share.
+//! One module per api, each a [`Spec`]; this one holds what they share. An
+//! api is added by writing its module and naming it in [`Api`].
 
 pub mod anthropic;
 pub mod openai;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A provider api (SPEC §2 `providers[].api`). Apis that later work adds
-/// (gemini, azure_openai, bedrock, vertex) are refused by the config parser.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::json::{Path, Step};
+
+/// A provider api (SPEC §2 `providers[].api`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub enum Api {
+    #[serde(rename = "openai")]
     OpenAi,
+    #[serde(rename = "openai_compatible")]
     OpenAiCompatible,
+    #[serde(rename = "anthropic")]
     Anthropic,
 }
 
-/// How an endpoint's request body carries the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// A JSON object with a `model` member.
-    Json,
-    /// `multipart/form-data` with a `model` field.
-    Multipart,
-    /// No model in the request: the model listing, whose response modelgate
-    /// filters to the models the workload may call.
-    ModelList,
+/// Everything modelgate knows of one api.
+pub struct Spec {
+    pub name: &'static str,
+    pub endpoints: &'static [Endpoint],
+    /// Headers the api's SDK sends its API key in, besides
+    /// `authorization: Bearer` (read as the JWT-SVID's carriers).
+    pub sdk_key_headers: &'static [&'static str],
+    /// The header and value prefix a provider key goes in by default.
+    pub key_header: (&'static str, &'static str),
+    /// Headers the api requires, added when the caller sent none.
+    pub required_headers: &'static [(&'static str, &'static str)],
+    /// The api's own error body, so its SDK raises its usual typed error.
+    pub error_body: fn(status: u16, code: &str, message: &str) -> Value,
+    /// Usage from a non-streaming JSON response.
+    pub usage: fn(&Value) -> Option<Usage>,
 }
 
-/// `GET /v1/models`, the same for both apis.
-pub const MODEL_LIST: Endpoint = Endpoint {
-    method: "GET",
-    path: "/v1/models",
-    body: BodyFormat::ModelList,
-    max_tokens_fields: &[],
-    max_tokens_default: None,
-};
+/// How an endpoint's request carries its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// A JSON object.
+    Json,
+    /// `multipart/form-data`.
+    Multipart,
+    /// No body.
+    None,
+}
 
-/// One endpoint of an api that modelgate classifies.
+/// Where an endpoint names its model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelAt {
+    /// A string member of the JSON body (or a multipart field of that name).
+    Body(Path),
+    /// A capture of the path pattern.
+    Capture(&'static str),
+    /// Nowhere: the model listing, which modelgate filters.
+    Listing,
+}
+
+/// What makes a request stream its response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamAt {
+    /// A boolean member of the JSON body (a multipart field of that name).
+    Body(Path),
+    /// The endpoint always streams.
+    Always,
+    /// The endpoint never streams.
+    Never,
+}
+
+/// One endpoint of an api.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub method: &'static str,
+    /// The path pattern: literal segments, and `{name}` captures of one
+    /// whole segment or of a segment's part before a `:` (`{model}:generateContent`).
     pub path: &'static str,
     pub body: BodyFormat,
-    /// Request fields that bound the output tokens; `limits.max_tokens` caps
-    /// each that is present.
-    pub max_tokens_fields: &'static [&'static str],
-    /// The field set to the cap when none of `max_tokens_fields` is present;
+    pub model: ModelAt,
+    pub stream: StreamAt,
+    /// Request fields that bound the output tokens; `limits.max_tokens`
+    /// caps each that is present.
+    pub max_tokens: &'static [Path],
+    /// Where the cap is written when none of `max_tokens` is present;
     /// `None` for endpoints that generate no tokens (embeddings, …).
-    pub max_tokens_default: Option<&'static str>,
+    pub max_tokens_default: Option<Path>,
+    /// Members through which a server could be made to use another model
+    /// than the one decided: a request naming one is refused.
+    pub other_models: &'static [Path],
+}
+
+/// The values a path pattern captured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Captures(Vec<(&'static str, String)>);
+
+impl Captures {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Endpoint {
+    /// Whether `method` and `path` (query and provider prefix removed) are
+    /// this endpoint, and what the pattern captured. Literal segments match
+    /// exactly (case included); a capture takes one non-empty segment, or
+    /// the part of one before the pattern's `:suffix`.
+    pub fn matches(&self, method: &str, path: &str) -> Option<Captures> {
+        if method != self.method {
+            return None;
+        }
+        let mut captures = Captures::default();
+        let mut want = self.path.split('/');
+        let mut got = path.split('/');
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return Some(captures),
+                (Some(w), Some(g)) => {
+                    let Some(name) = w.strip_prefix('{') else {
+                        if w != g {
+                            return None;
+                        }
+                        continue;
+                    };
+                    let (name, suffix) = name.split_once('}')?;
+                    let value = g.strip_suffix(suffix)?;
+                    if value.is_empty() || (!suffix.is_empty() && value.contains(':')) {
+                        return None;
+                    }
+                    captures.0.push((name, value.to_string()));
+                }
+                _ => return None,
+            }
+        }
+    }
 }
 
 /// Token usage as the audit record reports it, whatever the api called it.
@@ -62,69 +149,44 @@ pub struct Usage {
     pub total_tokens: Option<u64>,
 }
 
+/// `GET /v1/models`, the same for both apis.
+pub const MODEL_LIST: Endpoint = Endpoint {
+    method: "GET",
+    path: "/v1/models",
+    body: BodyFormat::None,
+    model: ModelAt::Listing,
+    stream: StreamAt::Never,
+    max_tokens: &[],
+    max_tokens_default: None,
+    other_models: &[],
+};
+
+pub const MODEL: Path = &[Step::Key("model")];
+pub const STREAM: Path = &[Step::Key("stream")];
+
 impl Api {
+    pub fn spec(self) -> &'static Spec {
+        match self {
+            Api::OpenAi => &openai::SPEC,
+            Api::OpenAiCompatible => &openai::COMPATIBLE,
+            Api::Anthropic => &anthropic::SPEC,
+        }
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Api::OpenAi => "openai",
-            Api::OpenAiCompatible => "openai_compatible",
-            Api::Anthropic => "anthropic",
-        }
+        self.spec().name
     }
 
-    pub fn from_name(name: &str) -> Option<Api> {
-        match name {
-            "openai" => Some(Api::OpenAi),
-            "openai_compatible" => Some(Api::OpenAiCompatible),
-            "anthropic" => Some(Api::Anthropic),
-            _ => None,
-        }
-    }
-
-    fn endpoints(self) -> &'static [Endpoint] {
-        match self {
-            Api::OpenAi | Api::OpenAiCompatible => openai::ENDPOINTS,
-            Api::Anthropic => anthropic::ENDPOINTS,
-        }
-    }
-
-    /// The endpoint for `method` and `path` (query removed, provider prefix
-    /// removed). Matching is exact: a path Envoy did not normalize, or one
-    /// with a trailing slash, is no endpoint and so is refused.
-    pub fn classify(self, method: &str, path: &str) -> Option<&'static Endpoint> {
-        self.endpoints().iter().find(|e| e.method == method && e.path == path)
-    }
-
-    /// Headers where this api's official SDK sends its API key, besides
-    /// `authorization: Bearer`, which every api's SDK or users may use.
-    pub fn sdk_key_headers(self) -> &'static [&'static str] {
-        match self {
-            Api::OpenAi | Api::OpenAiCompatible => &[],
-            Api::Anthropic => &["x-api-key"],
-        }
-    }
-
-    /// The header and value prefix an upstream key goes in by default.
-    pub fn key_header(self) -> (&'static str, &'static str) {
-        match self {
-            Api::OpenAi | Api::OpenAiCompatible => ("authorization", "Bearer "),
-            Api::Anthropic => ("x-api-key", ""),
-        }
-    }
-
-    /// Headers the api requires that the gateway adds when the caller did not.
-    pub fn required_headers(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            Api::OpenAi | Api::OpenAiCompatible => &[],
-            Api::Anthropic => &[("anthropic-version", anthropic::VERSION)],
-        }
+    /// The endpoint for `method` and `path` (query and provider prefix
+    /// removed), with what its pattern captured. A path Envoy did not
+    /// normalize, or one with a trailing slash, is no endpoint.
+    pub fn classify(self, method: &str, path: &str) -> Option<(&'static Endpoint, Captures)> {
+        self.spec().endpoints.iter().find_map(|e| e.matches(method, path).map(|c| (e, c)))
     }
 
     /// Usage and the served model from a non-streaming JSON response.
     pub fn response_usage(self, body: &Value) -> (Option<Usage>, Option<String>) {
-        let usage = match self {
-            Api::OpenAi | Api::OpenAiCompatible => openai::usage(body),
-            Api::Anthropic => anthropic::usage(body),
-        };
+        let usage = (self.spec().usage)(body);
         let model = body.get("model").and_then(Value::as_str).map(str::to_string);
         (usage, model)
     }
@@ -136,7 +198,7 @@ impl Api {
 pub fn filter_model_list(body: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
     let mut listing = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) if o.get("data").is_some_and(Value::is_array) => o,
-        _ => return br#"{"object":"list","data":[],"has_more":false,"first_id":null,"last_id":null}"#.to_vec(),
+        _ => return EMPTY_LISTING.to_vec(),
     };
     let kept: Vec<Value> = match listing.remove("data") {
         Some(Value::Array(items)) => {
@@ -155,6 +217,9 @@ pub fn filter_model_list(body: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
     listing.insert("data".into(), Value::Array(kept));
     Value::Object(listing).to_string().into_bytes()
 }
+
+/// The listing sent when the provider's could not be filtered.
+pub const EMPTY_LISTING: &[u8] = br#"{"object":"list","data":[],"has_more":false,"first_id":null,"last_id":null}"#;
 
 /// A non-negative integer member of `v`, if it is one.
 pub(crate) fn count(v: &Value, name: &str) -> Option<u64> {
@@ -184,5 +249,41 @@ mod tests {
         for body in [&b"not json"[..], b"[]", br#"{"data":{"id":"gpt-4o"}}"#, br#"{"models":[{"id":"gpt-4o"}]}"#] {
             assert!(ids(&filter_model_list(body, |_| true)).is_empty());
         }
+    }
+
+    const GEMINI_LIKE: Endpoint =
+        Endpoint { path: "/v1beta/models/{model}:generateContent", method: "POST", ..MODEL_LIST };
+    const DEPLOYMENT: Endpoint =
+        Endpoint { path: "/openai/deployments/{deployment}/chat/completions", method: "POST", ..MODEL_LIST };
+
+    #[test]
+    fn patterns_capture_whole_segments_or_the_part_before_a_method() {
+        let c = GEMINI_LIKE.matches("POST", "/v1beta/models/gemini-2.5-pro:generateContent").unwrap();
+        assert_eq!(c.get("model"), Some("gemini-2.5-pro"));
+        let c = DEPLOYMENT.matches("POST", "/openai/deployments/my-gpt/chat/completions").unwrap();
+        assert_eq!(c.get("deployment"), Some("my-gpt"));
+        for path in [
+            "/v1beta/models/:generateContent",
+            "/v1beta/models/a:b:generateContent",
+            "/v1beta/models/gemini:streamGenerateContent",
+            "/v1beta/models/gemini:generateContent/x",
+            "/v1beta/models/a/b:generateContent",
+            "/V1beta/models/gemini:generateContent",
+        ] {
+            assert_eq!(GEMINI_LIKE.matches("POST", path), None, "{path}");
+        }
+        assert_eq!(DEPLOYMENT.matches("POST", "/openai/deployments//chat/completions"), None);
+        assert_eq!(DEPLOYMENT.matches("GET", "/openai/deployments/x/chat/completions"), None);
+    }
+
+    #[test]
+    fn the_api_names_are_the_config_names() {
+        for (name, api) in
+            [("openai", Api::OpenAi), ("openai_compatible", Api::OpenAiCompatible), ("anthropic", Api::Anthropic)]
+        {
+            assert_eq!(serde_json::from_value::<Api>(Value::from(name)).unwrap(), api);
+            assert_eq!(api.name(), name);
+        }
+        assert!(serde_json::from_value::<Api>(Value::from("OpenAI")).is_err());
     }
 }

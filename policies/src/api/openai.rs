@@ -1,40 +1,73 @@
 //! The OpenAI api, and any private endpoint that speaks it
 //! (`openai_compatible`: vLLM, llama.cpp, Ollama's `/v1`, …).
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Usage, MODEL_LIST};
+use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
+use crate::json::{Path, Step};
 
-const fn json(
-    path: &'static str,
-    max_tokens_fields: &'static [&'static str],
-    default: Option<&'static str>,
-) -> Endpoint {
-    Endpoint { method: "POST", path, body: BodyFormat::Json, max_tokens_fields, max_tokens_default: default }
+pub static SPEC: Spec = Spec {
+    name: "openai",
+    endpoints: ENDPOINTS,
+    sdk_key_headers: &[],
+    key_header: ("authorization", "Bearer "),
+    required_headers: &[],
+    error_body,
+    usage,
+};
+
+/// The same api at a private endpoint.
+pub static COMPATIBLE: Spec = Spec { name: "openai_compatible", ..SPEC };
+
+const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
+const MAX_COMPLETION_TOKENS: Path = &[Step::Key("max_completion_tokens")];
+const MAX_OUTPUT_TOKENS: Path = &[Step::Key("max_output_tokens")];
+
+/// Members through which OpenAI-compatible routers (OpenRouter, LiteLLM)
+/// take fallback models: a second model modelgate did not decide on.
+const FALLBACKS: &[Path] = &[&[Step::Key("models")], &[Step::Key("fallbacks")], &[Step::Key("fallback_models")]];
+
+const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<Path>, stream: bool) -> Endpoint {
+    Endpoint {
+        method: "POST",
+        path,
+        body: BodyFormat::Json,
+        model: ModelAt::Body(MODEL),
+        stream: if stream { StreamAt::Body(STREAM) } else { StreamAt::Never },
+        max_tokens,
+        max_tokens_default: default,
+        other_models: FALLBACKS,
+    }
 }
 
 const fn multipart(path: &'static str) -> Endpoint {
-    Endpoint { method: "POST", path, body: BodyFormat::Multipart, max_tokens_fields: &[], max_tokens_default: None }
+    Endpoint { body: BodyFormat::Multipart, ..json(path, &[], None, true) }
 }
 
 /// SPEC §3. `max_completion_tokens` is chat's current field (`max_tokens` is
 /// deprecated there and refused by reasoning models), so it is the one set.
-pub static ENDPOINTS: &[Endpoint] = &[
-    json("/v1/chat/completions", &["max_tokens", "max_completion_tokens"], Some("max_completion_tokens")),
-    json("/v1/completions", &["max_tokens"], Some("max_tokens")),
-    json("/v1/responses", &["max_output_tokens"], Some("max_output_tokens")),
-    json("/v1/embeddings", &[], None),
-    json("/v1/moderations", &[], None),
-    json("/v1/images/generations", &[], None),
-    json("/v1/audio/speech", &[], None),
+static ENDPOINTS: &[Endpoint] = &[
+    json("/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS), true),
+    json("/v1/completions", &[MAX_TOKENS], Some(MAX_TOKENS), true),
+    json("/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS), true),
+    json("/v1/embeddings", &[], None, false),
+    json("/v1/moderations", &[], None, false),
+    json("/v1/images/generations", &[], None, true),
+    json("/v1/audio/speech", &[], None, false),
     multipart("/v1/audio/transcriptions"),
     multipart("/v1/audio/translations"),
     MODEL_LIST,
 ];
 
+/// `{"error":{"message","type","code","param"}}`: the SDK raises its typed
+/// error by status and exposes `code`.
+fn error_body(_status: u16, code: &str, message: &str) -> Value {
+    json!({ "error": { "message": message, "type": "modelgate_error", "code": code, "param": null } })
+}
+
 /// `usage` of chat/completions/embeddings (`prompt_tokens`,
 /// `completion_tokens`) or of responses (`input_tokens`, `output_tokens`).
-pub fn usage(body: &Value) -> Option<Usage> {
+fn usage(body: &Value) -> Option<Usage> {
     let u = body.get("usage").filter(|u| u.is_object())?;
     let input = count(u, "prompt_tokens").or_else(|| count(u, "input_tokens"));
     let output = count(u, "completion_tokens").or_else(|| count(u, "output_tokens"));
@@ -46,7 +79,6 @@ pub fn usage(body: &Value) -> Option<Usage> {
 mod tests {
     use super::*;
     use crate::api::Api;
-    use serde_json::json;
 
     #[test]
     fn classifies_exact_paths_only() {
@@ -62,6 +94,8 @@ mod tests {
             ("POST", "/v1/fine_tuning/jobs"),
             ("POST", "/v1/messages"),
             ("post", "/v1/chat/completions"),
+            ("POST", ""),
+            ("POST", "v1/chat/completions"),
         ] {
             assert!(api.classify(method, path).is_none(), "{method} {path}");
         }

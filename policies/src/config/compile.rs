@@ -158,17 +158,7 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
         if out.iter().any(|o| o.name == p.name) {
             return Err(ConfigError::new(format!("{at}.name"), format!("duplicate provider {:?}", p.name)));
         }
-        let api = match p.api.as_str() {
-            "gemini" | "azure_openai" | "bedrock" | "vertex" => {
-                return Err(not_yet(format!("{at}.api"), &format!("api {:?}", p.api)))
-            }
-            name => Api::from_name(name).ok_or_else(|| {
-                ConfigError::new(
-                    format!("{at}.api"),
-                    format!("unknown api {name:?}: expected openai, openai_compatible or anthropic"),
-                )
-            })?,
-        };
+        let api = p.api;
         let authorities = match p.match_.authorities {
             None => Vec::new(),
             Some(list) if list.is_empty() => {
@@ -182,7 +172,10 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
                 .enumerate()
                 .map(|(j, a)| {
                     authority(a).ok_or_else(|| {
-                        ConfigError::new(format!("{at}.match.authorities[{j}]"), format!("{a:?} is not a host name"))
+                        ConfigError::new(
+                            format!("{at}.match.authorities[{j}]"),
+                            format!("{a:?} is not a host name with an optional :port"),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -212,9 +205,22 @@ fn is_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A `:authority` as Envoy routes on it: a host name, and a port when the
+/// clients send one. Compared exactly (in lower case) with the request's:
+/// modelgate never picks a provider, and injects its key, for an authority
+/// that Envoy's route table might send elsewhere.
 fn authority(a: &str) -> Option<String> {
-    let ok = !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    ok.then(|| a.to_ascii_lowercase())
+    let (host, port) = match a.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (a, None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with(['.', '-'])
+        && !host.contains("..")
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    (host_ok && port_ok).then(|| a.to_ascii_lowercase())
 }
 
 fn credential(raw: RawCredential, api: Api, at: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Credential> {
@@ -238,7 +244,7 @@ fn credential(raw: RawCredential, api: Api, at: &str, env: &dyn Fn(&str) -> Opti
                     format!("the value of {var:?} holds control characters"),
                 ));
             }
-            let (default_header, default_prefix) = api.key_header();
+            let (default_header, default_prefix) = api.spec().key_header;
             let header = match header {
                 Some(h) => header_name(&h, &format!("{at}.header"))?,
                 None => default_header.to_string(),

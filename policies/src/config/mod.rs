@@ -67,7 +67,8 @@ pub enum Carrier {
 pub struct Provider {
     pub name: String,
     pub api: Api,
-    /// Lower-case host names, compared without the port; empty: any.
+    /// Lower-case `host[:port]`s, compared exactly with the request's
+    /// `:authority` (lower-cased); empty: any.
     pub authorities: Vec<String>,
     /// Matched against the path; removed (but its last `/`) before the
     /// endpoint is classified.
@@ -77,8 +78,18 @@ pub struct Provider {
 
 #[derive(Debug)]
 pub enum Credential {
-    ApiKey { key: Secret, header: String, prefix: String },
+    ApiKey {
+        key: Secret,
+        header: String,
+        prefix: String,
+    },
     None,
+    /// A stand-in for credentials fetched by a call-out (the token exchange
+    /// of a later version): the flow's call-out path, tested natively.
+    #[cfg(test)]
+    TestCallout {
+        cluster: String,
+    },
 }
 
 impl Credential {
@@ -86,6 +97,8 @@ impl Credential {
         match self {
             Credential::ApiKey { .. } => "api_key",
             Credential::None => "none",
+            #[cfg(test)]
+            Credential::TestCallout { .. } => "test_callout",
         }
     }
 }
@@ -186,6 +199,11 @@ impl Policy {
     /// Parses and compiles a configuration. `env` looks up the VM's
     /// environment variables (where `api_key` credentials come from).
     pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
+        // A repeated member anywhere (serde_json would keep one silently
+        // inside free-form values such as a bundle) is an error.
+        if let Err(crate::json::JsonError::Duplicate(name)) = crate::json::scan(json, &[]) {
+            return Err(ConfigError::new("", format!("the member {name:?} appears twice in one object")));
+        }
         let mut de = serde_json::Deserializer::from_slice(json);
         let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;

@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::api::Api;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -80,7 +82,7 @@ pub enum RawRequire {
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub name: String,
-    pub api: String,
+    pub api: Api,
     #[serde(rename = "match")]
     pub match_: RawMatch,
     pub credential: RawCredential,

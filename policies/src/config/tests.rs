@@ -45,6 +45,12 @@ fn errors_name_the_json_path() {
         (patched("/identity/jwt_svid/leeway_seconds", json!("30")), "identity.jwt_svid.leeway_seconds"),
         (patched("/identity/jwt_svid/header", json!("bad header")), "identity.jwt_svid.header"),
         (patched("/providers/0/api", json!("cohere")), "providers[0].api"),
+        (patched("/providers/0/api", json!("OpenAI")), "providers[0].api"),
+        (patched("/providers/1/match/authorities/0", json!("api.openai.com.")), "providers[1].match.authorities[0]"),
+        (
+            patched("/providers/1/match/authorities/0", json!("api.openai.com:https")),
+            "providers[1].match.authorities[0]",
+        ),
         (patched("/providers/1/name", json!("anthropic")), "providers[1].name"),
         (patched("/providers/0/credential/env", json!("NOT_SET")), "providers[0].credential.env"),
         (patched("/providers/0/credential/type", json!("password")), "providers[0].credential"),
@@ -87,7 +93,6 @@ fn later_features_are_refused_by_name_not_ignored() {
     c["identity"]["x509_svid"] = json!({"source":"connection"});
     cases.push((c, "identity.x509_svid"));
     cases.push((patched("/identity", json!({"jwt_svid":{"audiences":["a"]},"require":"both"})), "identity.require"));
-    cases.push((patched("/providers/0/api", json!("gemini")), "providers[0].api"));
     cases.push((
         patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})),
         "providers[0].credential.type",
@@ -110,6 +115,9 @@ fn later_features_are_refused_by_name_not_ignored() {
 fn duplicate_json_members_are_refused() {
     let text = config(json!({})).to_string().replacen("\"version\":1", "\"version\":1,\"version\":1", 1);
     assert!(Policy::from_json(text.as_bytes(), &env).is_err());
+    // Also inside free-form values, where serde_json would keep the last.
+    let text = config(json!({})).to_string().replacen("\"kid\":\"k1\"", "\"kid\":\"k1\",\"kid\":\"k2\"", 1);
+    assert!(Policy::from_json(text.as_bytes(), &env).unwrap_err().message.contains("\"kid\""));
 }
 
 #[test]

@@ -1,9 +1,11 @@
-//! The whole flow natively: the same scenarios the end-to-end tests run
-//! through Envoy.
+//! The whole flow natively, through the one driver the filter calls: the
+//! same scenarios the end-to-end tests run through Envoy.
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::body::apply_edits;
+use crate::config::Credential;
 use crate::svid::PureRustVerifier;
 use crate::testing::*;
 
@@ -53,48 +55,70 @@ impl Call {
     }
 }
 
-/// Runs a call to its outcome and returns it with the audit record.
-fn run(policy: &Policy, c: &Call) -> (Outcome, Value) {
-    let mut x = Exchange::new(Some(policy), NOW_MS);
-    let head = c.head();
-    let mut outcome = x.on_request_headers(policy, &head, &PureRustVerifier, NOW_MS);
-    if let Outcome::ReadBody(headers) = outcome {
-        outcome = if c.body.len() as u64 > x.body_limit(policy) {
-            x.on_body_too_large(policy)
-        } else {
-            x.on_request_body(policy, &c.body)
-        };
-        // Fold the header changes into the final outcome, as Envoy sees them.
-        if let Outcome::Forward(body) = outcome {
-            outcome = Outcome::Forward(Rewrite { body: body.body, ..headers });
-        }
-    }
-    let status = match &outcome {
-        Outcome::Reply(r) => Some(r.status),
-        _ => {
-            x.on_response_headers(Some(200), Some("application/json"), NOW_MS + 5);
-            let resp = json!({"model":"gpt-4o-mini-2024-07-18","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}).to_string();
-            let (a, b) = resp.as_bytes().split_at(10);
-            x.on_response_body(a, false);
-            x.on_response_body(b, true);
-            Some(200)
-        }
-    };
-    let record: Value = serde_json::from_str(&x.finish(&LogInfo { status, ..Default::default() })).unwrap();
-    (outcome, record)
+/// A test's engine: the policy, a VM's response memory, a clock.
+struct Vm {
+    policy: Policy,
+    memory: Rc<ResponseMemory>,
 }
 
-fn reply(o: &Outcome) -> &LocalReply {
-    match o {
-        Outcome::Reply(r) => r,
+impl Vm {
+    fn new(patch: Value) -> Vm {
+        Vm { policy: policy(patch), memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)) }
+    }
+
+    fn env(&self, now_ms: u64) -> Env<'_> {
+        Env { policy: &self.policy, verifier: &PureRustVerifier, now_ms, memory: &self.memory }
+    }
+
+    /// Sends the request's headers, then its body in one piece.
+    fn send(&self, x: &mut Exchange, c: &Call) -> Step {
+        let env = self.env(NOW_MS);
+        let step = x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: c.body.is_empty() });
+        if step != Step::Hold || x.phase() != Phase::ReadingBody {
+            return step;
+        }
+        x.drive(&env, Event::RequestBody { size: c.body.len(), end_of_stream: true, body: &c.body.as_slice() })
+    }
+
+    /// Runs a call to its end: the step the request got, and the record.
+    fn run(&self, c: &Call) -> (Step, Value) {
+        let mut x = Exchange::new(Some(&self.policy), NOW_MS);
+        let step = self.send(&mut x, c);
+        let status = match &step {
+            Step::Reply(r) => Some(r.status),
+            Step::Continue(_) => {
+                let env = self.env(NOW_MS + 5);
+                x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+                let resp = json!({"model":"gpt-4o-mini-2024-07-18","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}).to_string();
+                let (a, b) = resp.as_bytes().split_at(10);
+                x.drive(&env, Event::ResponseBody { size: a.len(), end_of_stream: false, body: &a });
+                x.drive(&env, Event::ResponseBody { size: b.len(), end_of_stream: true, body: &b });
+                Some(200)
+            }
+            _ => None,
+        };
+        (step, self.log(&mut x, status))
+    }
+
+    fn log(&self, x: &mut Exchange, status: Option<u16>) -> Value {
+        match x.drive(&self.env(NOW_MS), Event::Log(LogInfo { status, ..Default::default() })) {
+            Step::Audit(line) => serde_json::from_str(&line).unwrap(),
+            other => panic!("expected the record, got {other:?}"),
+        }
+    }
+}
+
+fn reply(s: &Step) -> &LocalReply {
+    match s {
+        Step::Reply(r) => r,
         other => panic!("expected a reply, got {other:?}"),
     }
 }
 
-fn forwarded(o: &Outcome) -> &Rewrite {
-    match o {
-        Outcome::Forward(r) => r,
-        other => panic!("expected a forward, got {other:?}"),
+fn forwarded(s: &Step) -> &Rewrite {
+    match s {
+        Step::Continue(r) => r,
+        other => panic!("expected the request to go on, got {other:?}"),
     }
 }
 
@@ -104,16 +128,18 @@ fn mini() -> Value {
 
 #[test]
 fn an_allowed_call_is_forwarded_with_the_provider_key_and_audited() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let token = svid(BOT);
-    let (o, rec) = run(&p, &chat(Some(&token), mini()));
-    let rw = forwarded(&o);
+    let c = chat(Some(&token), mini());
+    let (s, rec) = vm.run(&c);
+    let rw = forwarded(&s);
     assert!(rw.remove_headers.contains(&"authorization".to_string()));
-    assert!(rw.remove_headers.contains(&"content-length".to_string()));
     assert_eq!(rw.set_headers, vec![("authorization".to_string(), "Bearer sk-openai-upstream".to_string())]);
-    // The cap (1024) was written into the body.
-    let body: Value = serde_json::from_slice(rw.body.as_ref().unwrap()).unwrap();
-    assert_eq!(body["max_completion_tokens"], 1024);
+    // The cap (1024) was written into the body, and nothing else changed.
+    let body = apply_edits(&c.body, &rw.body_edits);
+    let mut want = c.body.clone();
+    want.splice(1..1, b"\"max_completion_tokens\":1024,".iter().copied());
+    assert_eq!(body, want);
     assert_eq!(rec["decision"], "allow");
     assert_eq!(rec["reason"], "ok");
     assert_eq!(rec["rule"], "support-bot");
@@ -130,13 +156,30 @@ fn an_allowed_call_is_forwarded_with_the_provider_key_and_audited() {
     assert_eq!(rec["time"], "2026-11-18T11:06:40.000Z");
     let text = rec.to_string();
     assert!(!text.contains(&token) && !text.contains("sk-openai-upstream") && !text.contains("\"hi\""));
+    assert_eq!(vm.memory.in_use(), 0, "the response's bytes went back to the VM");
+}
+
+#[test]
+fn nothing_goes_on_before_the_body_is_decided() {
+    let vm = Vm::new(json!({}));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let c = chat(Some(&svid(BOT)), json!({"model":"gpt-4o"}));
+    let env = vm.env(NOW_MS);
+    assert_eq!(x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: false }), Step::Hold);
+    let (a, b) = c.body.split_at(5);
+    assert_eq!(x.drive(&env, Event::RequestBody { size: a.len(), end_of_stream: false, body: &a }), Step::Hold);
+    let s = x.drive(&env, Event::RequestBody { size: c.body.len(), end_of_stream: true, body: &c.body.as_slice() });
+    assert_eq!(reply(&s).status, 403);
+    let _ = b;
+    // Whatever comes after a refusal stays held.
+    assert_eq!(x.drive(&env, Event::RequestBody { size: 1, end_of_stream: true, body: &&b"x"[..] }), Step::Hold);
 }
 
 #[test]
 fn a_disallowed_model_is_refused_in_the_api_shape() {
-    let p = policy(json!({}));
-    let (o, rec) = run(&p, &chat(Some(&svid(BOT)), json!({"model":"gpt-4o"})));
-    let r = reply(&o);
+    let vm = Vm::new(json!({}));
+    let (s, rec) = vm.run(&chat(Some(&svid(BOT)), json!({"model":"gpt-4o"})));
+    let r = reply(&s);
     assert_eq!(r.status, 403);
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["error"]["code"], "model_not_allowed");
@@ -151,15 +194,15 @@ fn a_disallowed_model_is_refused_in_the_api_shape() {
 
 #[test]
 fn deny_rules_win_and_name_themselves() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let (_, rec) =
-        run(&p, &chat(Some(&svid("spiffe://example.org/ns/research/sa/a")), json!({"model":"gpt-3.5-turbo"})));
+        vm.run(&chat(Some(&svid("spiffe://example.org/ns/research/sa/a")), json!({"model":"gpt-3.5-turbo"})));
     assert_eq!((rec["reason"].as_str(), rec["rule"].as_str()), (Some("model_not_allowed"), Some("no-legacy")));
 }
 
 #[test]
-fn identity_failures_are_401_with_their_detail() {
-    let p = policy(json!({}));
+fn identity_failures_are_401_with_their_detail_before_any_body() {
+    let vm = Vm::new(json!({}));
     let expired =
         sign_es256(&ec_key(1), &json!({"alg":"ES256","kid":"k1"}), &json!({"sub":BOT,"aud":AUD,"exp":NOW-100}));
     let cases = [
@@ -168,24 +211,46 @@ fn identity_failures_are_401_with_their_detail() {
         (Some("garbage"), "invalid_svid", "malformed"),
     ];
     for (token, reason, detail) in cases {
-        let (o, rec) = run(&p, &chat(token, mini()));
-        let r = reply(&o);
+        let c = chat(token, mini());
+        let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+        // Refused on the headers: the body is never held.
+        let s = x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
+        let r = reply(&s);
         assert_eq!(r.status, 401);
         assert!(r.headers.iter().any(|(k, v)| k == "www-authenticate" && v.contains("invalid_token")));
+        let rec = vm.log(&mut x, Some(401));
         assert_eq!((rec["reason"].as_str(), rec["detail"].as_str()), (Some(reason), Some(detail)));
         assert_eq!(rec["workload"], Value::Null);
     }
 }
 
 #[test]
+fn a_workload_no_rule_names_is_refused_before_its_body() {
+    let vm = Vm::new(json!({}));
+    let c = chat(Some(&svid("spiffe://example.org/ns/nobody/sa/x")), mini());
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let s = x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
+    assert_eq!(reply(&s).status, 403);
+    let rec = vm.log(&mut x, Some(403));
+    assert_eq!((rec["reason"].as_str(), rec["detail"].as_str()), (Some("model_not_allowed"), Some("no_matching_rule")));
+    // batch may use openai, but nothing at anthropic.
+    let mut c = call("/anthropic/v1/messages", None, json!({"model":"claude-x","max_tokens":5}));
+    c.authority = "gateway.local";
+    let c = c.header("x-api-key", &svid("spiffe://example.org/ns/batch/x"));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let s = x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
+    assert_eq!(reply(&s).status, 403);
+}
+
+#[test]
 fn anthropic_callers_use_x_api_key_and_get_anthropic_errors() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let mut c =
         call("/anthropic/v1/messages", None, json!({"model":"claude-3-5-haiku-latest","max_tokens":100,"messages":[]}));
     c.authority = "gateway.local";
     let c = c.header("x-api-key", &svid(BOT));
-    let (o, rec) = run(&p, &c);
-    let rw = forwarded(&o);
+    let (s, rec) = vm.run(&c);
+    let rw = forwarded(&s);
     assert!(rw.set_headers.contains(&("x-api-key".to_string(), "sk-ant-upstream".to_string())));
     assert!(rw.set_headers.contains(&("anthropic-version".to_string(), "2023-06-01".to_string())));
     assert_eq!((rec["provider"].as_str(), rec["endpoint"].as_str()), (Some("anthropic"), Some("/v1/messages")));
@@ -195,126 +260,195 @@ fn anthropic_callers_use_x_api_key_and_get_anthropic_errors() {
         json!({"model":"claude-3-5-haiku-latest","max_tokens":5000,"messages":[]}),
     );
     c.authority = "gateway.local";
-    let (o, _) = run(&p, &c.header("x-api-key", &svid(BOT)));
-    let body: Value = serde_json::from_slice(&reply(&o).body).unwrap();
+    let (s, _) = vm.run(&c.header("x-api-key", &svid(BOT)));
+    let body: Value = serde_json::from_slice(&reply(&s).body).unwrap();
     assert_eq!(body["error"]["type"], "permission_error");
     assert!(body["error"]["message"].as_str().unwrap().contains("max_tokens_exceeded"));
 }
 
 #[test]
 fn unknown_paths_and_providers_are_refused() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let t = svid(BOT);
-    let (o, rec) = run(&p, &call("/v1/files", Some(&t), mini()));
-    assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("endpoint_not_allowed")));
+    let (s, rec) = vm.run(&call("/v1/files", Some(&t), mini()));
+    assert_eq!((reply(&s).status, rec["reason"].as_str()), (403, Some("endpoint_not_allowed")));
     let mut c = chat(Some(&t), mini());
     c.authority = "api.other.com";
-    let (o, rec) = run(&p, &c);
-    assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("no_provider")));
+    let (s, rec) = vm.run(&c);
+    assert_eq!((reply(&s).status, rec["reason"].as_str()), (403, Some("no_provider")));
     let mut c = chat(Some(&t), mini());
     c.method = "GET";
-    assert_eq!(reply(&run(&p, &c).0).status, 403);
+    assert_eq!(reply(&vm.run(&c).0).status, 403);
 }
 
+/// Envoy routes on the whole authority: `api.openai.com:443` or
+/// `api.openai.com.` may reach another virtual host, so they are not the
+/// provider `api.openai.com` (and never get its key).
 #[test]
-fn the_authority_is_matched_without_port_or_case() {
-    let p = policy(json!({}));
-    for authority in ["api.openai.com:443", "API.OpenAI.com", "api.openai.com."] {
+fn the_authority_is_matched_as_envoy_routes_it() {
+    let vm = Vm::new(json!({}));
+    let mut c = chat(Some(&svid(BOT)), mini());
+    c.authority = "API.OpenAI.com";
+    assert!(matches!(vm.run(&c).0, Step::Continue(_)));
+    for authority in ["api.openai.com:443", "api.openai.com.", "api.openai.com.evil.com", "evil.com"] {
         let mut c = chat(Some(&svid(BOT)), mini());
         c.authority = authority;
-        assert!(matches!(run(&p, &c).0, Outcome::Forward(_)), "{authority}");
+        let (s, rec) = vm.run(&c);
+        assert_eq!((reply(&s).status, rec["reason"].as_str()), (403, Some("no_provider")), "{authority}");
     }
-    let mut c = chat(Some(&svid(BOT)), mini());
-    c.authority = "api.openai.com.evil.com";
-    assert_eq!(reply(&run(&p, &c).0).status, 403);
 }
 
 #[test]
 fn bodies_are_refused_before_and_while_buffering() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let t = svid(BOT);
     let big = json!({"model":"gpt-4o-mini","input":"x".repeat(5000)});
-    let (o, rec) = run(&p, &chat(Some(&t), big.clone()));
-    assert_eq!((reply(&o).status, rec["reason"].as_str()), (413, Some("body_too_large")));
+    let (s, rec) = vm.run(&chat(Some(&t), big.clone()));
+    assert_eq!((reply(&s).status, rec["reason"].as_str()), (413, Some("body_too_large")));
+    // A declared length over the limit is refused on the headers.
     let c = chat(Some(&t), mini()).header("content-length", "999999");
-    assert_eq!(reply(&run(&p, &c).0).status, 413);
-    let c = chat(Some(&t), mini()).header("content-encoding", "gzip");
-    let (o, rec) = run(&p, &c);
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
     assert_eq!(
-        (reply(&o).status, rec["reason"].as_str(), rec["detail"].as_str()),
+        reply(&x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false })).status,
+        413
+    );
+    // A chunked body is refused as soon as it grows past the limit.
+    let c = chat(Some(&t), mini());
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
+    let chunk = [b'x'; 4097];
+    let s = x.drive(&vm.env(NOW_MS), Event::RequestBody { size: chunk.len(), end_of_stream: false, body: &&chunk[..] });
+    assert_eq!(reply(&s).status, 413);
+    let c = chat(Some(&t), mini()).header("content-encoding", "gzip");
+    let (s, rec) = vm.run(&c);
+    assert_eq!(
+        (reply(&s).status, rec["reason"].as_str(), rec["detail"].as_str()),
         (415, Some("unsupported_encoding"), Some("gzip"))
     );
     let c = chat(Some(&t), mini()).header("content-encoding", "identity");
-    assert!(matches!(run(&p, &c).0, Outcome::Forward(_)));
+    assert!(matches!(vm.run(&c).0, Step::Continue(_)));
     let mut c = chat(Some(&t), mini());
     c.body = br#"{"model":"gpt-4o-mini","model":"gpt-4o"}"#.to_vec();
-    assert_eq!(run(&p, &c).1["reason"], "ambiguous_model");
+    assert_eq!(vm.run(&c).1["reason"], "ambiguous_model");
+}
+
+/// Over HTTP/2 a body can end in trailers, with no end-of-stream on the
+/// body: the trailers decide it, exactly as the end of the body would.
+#[test]
+fn trailers_end_the_body_and_decide_it() {
+    let vm = Vm::new(json!({}));
+    for (model, allowed) in [("gpt-4o", false), ("gpt-4o-mini", true)] {
+        let c = chat(Some(&svid(BOT)), json!({"model": model}));
+        let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+        let env = vm.env(NOW_MS);
+        x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: false });
+        assert_eq!(
+            x.drive(&env, Event::RequestBody { size: c.body.len(), end_of_stream: false, body: &c.body.as_slice() }),
+            Step::Hold
+        );
+        let s = x.drive(&env, Event::RequestTrailers { body: &c.body.as_slice() });
+        assert_eq!(matches!(s, Step::Continue(_)), allowed, "{model}: {s:?}");
+        let rec = vm.log(&mut x, Some(if allowed { 200 } else { 403 }));
+        assert_eq!(
+            (rec["model"].as_str(), rec["decision"].as_str()),
+            (Some(model), Some(if allowed { "allow" } else { "deny" }))
+        );
+    }
+}
+
+#[test]
+fn a_held_request_whose_body_never_comes_fails_closed() {
+    let vm = Vm::new(json!({}));
+    let c = chat(Some(&svid(BOT)), mini());
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
+    let s = x.drive(&vm.env(NOW_MS), Event::HoldExpired);
+    let r = reply(&s);
+    assert_eq!(
+        (r.status, r.headers.iter().find(|(k, _)| k == "x-modelgate-reason").map(|(_, v)| v.as_str())),
+        (503, Some("not_configured"))
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("allow_on_headers_stop_iteration"));
+    let rec = vm.log(&mut x, Some(503));
+    assert_eq!(
+        (rec["decision"].as_str(), rec["reason"].as_str(), rec["detail"].as_str()),
+        (Some("deny"), Some("not_configured"), Some("hold_unsupported"))
+    );
+    // Once the body is being read, a late expiry changes nothing.
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let s = vm.send(&mut x, &c);
+    assert!(matches!(s, Step::Continue(_)));
+    assert_eq!(x.drive(&vm.env(NOW_MS), Event::HoldExpired), Step::Hold);
 }
 
 #[test]
 fn stream_limits_apply_per_rule() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let batch = svid("spiffe://example.org/ns/batch/summarizer");
-    let (o, rec) = run(&p, &chat(Some(&batch), json!({"model":"gpt-4o-mini","stream":true})));
+    let (s, rec) = vm.run(&chat(Some(&batch), json!({"model":"gpt-4o-mini","stream":true})));
     assert_eq!(
-        (reply(&o).status, rec["reason"].as_str(), rec["rule"].as_str()),
+        (reply(&s).status, rec["reason"].as_str(), rec["rule"].as_str()),
         (403, Some("stream_not_allowed"), Some("batch"))
     );
-    let (o, _) = run(&p, &chat(Some(&svid(BOT)), json!({"model":"gpt-4o-mini","stream":true})));
-    assert!(matches!(o, Outcome::Forward(_)));
+    let (s, _) = vm.run(&chat(Some(&svid(BOT)), json!({"model":"gpt-4o-mini","stream":true})));
+    assert!(matches!(s, Step::Continue(_)));
 }
 
 #[test]
 fn key_query_parameters_are_removed() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let mut c = chat(Some(&svid(BOT)), mini());
     c.path = "/v1/chat/completions?key=sk-caller&x=1".into();
-    assert_eq!(forwarded(&run(&p, &c).0).path.as_deref(), Some("/v1/chat/completions?x=1"));
+    assert_eq!(forwarded(&vm.run(&c).0).path.as_deref(), Some("/v1/chat/completions?x=1"));
 }
 
 #[test]
-fn audit_mode_forwards_what_it_would_deny() {
-    let p = policy(json!({"mode":"audit"}));
-    let (o, rec) = run(&p, &chat(Some(&svid(BOT)), json!({"model":"gpt-4o"})));
-    let rw = forwarded(&o);
+fn audit_mode_forwards_what_it_would_deny_but_never_an_unknown_caller() {
+    let vm = Vm::new(json!({"mode":"audit"}));
+    let (s, rec) = vm.run(&chat(Some(&svid(BOT)), json!({"model":"gpt-4o"})));
+    let rw = forwarded(&s);
     assert!(rw.remove_headers.contains(&"authorization".to_string()));
+    assert!(rw.body_edits.is_empty(), "audit mode changes nothing but credentials");
     assert_eq!(
         (rec["decision"].as_str(), rec["would_deny"].as_bool(), rec["reason"].as_str()),
         (Some("allow"), Some(true), Some("model_not_allowed"))
     );
     assert_eq!(rec["mode"], "audit");
-    // The first denial is the one recorded, and the model is still read.
-    let (o, rec) = run(&p, &chat(None, json!({"model":"gpt-4o"})));
-    assert!(matches!(o, Outcome::Forward(_)));
-    assert_eq!(
-        (rec["reason"].as_str(), rec["model"].as_str(), rec["would_deny"].as_bool()),
-        (Some("missing_identity"), Some("gpt-4o"), Some(true))
-    );
+    // A caller without a valid SVID is refused in audit mode too: the
+    // gateway's key is never handed to a caller it could not identify.
+    for token in [None, Some("garbage")] {
+        let (s, rec) = vm.run(&chat(token, json!({"model":"gpt-4o"})));
+        assert_eq!(reply(&s).status, 401);
+        assert_eq!(
+            (rec["decision"].as_str(), rec["would_deny"].as_bool(), rec["mode"].as_str()),
+            (Some("deny"), Some(false), Some("audit"))
+        );
+    }
     // An allowed call in audit mode is not marked.
-    let (_, rec) = run(&p, &chat(Some(&svid(BOT)), mini()));
+    let (_, rec) = vm.run(&chat(Some(&svid(BOT)), mini()));
     assert_eq!((rec["reason"].as_str(), rec["would_deny"].as_bool()), (Some("ok"), Some(false)));
 }
 
 #[test]
 fn a_request_that_ends_before_a_decision_is_still_audited() {
-    let p = policy(json!({}));
-    let mut x = Exchange::new(Some(&p), NOW_MS);
+    let vm = Vm::new(json!({}));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
-    let head = c.head();
-    assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
-    let rec: Value = serde_json::from_str(&x.finish(&LogInfo { status: None, ..Default::default() })).unwrap();
+    assert_eq!(x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false }), Step::Hold);
+    let rec = vm.log(&mut x, None);
     assert_eq!((rec["decision"].as_str(), rec["reason"].as_str()), (Some("deny"), Some("incomplete")));
     assert_eq!(rec["workload"]["spiffe_id"], BOT);
 
     // Envoy refused the request before modelgate saw its headers.
-    let mut x = Exchange::new(Some(&p), NOW_MS);
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
     let log = LogInfo {
         status: Some(400),
         request_id: Some("rid-9".into()),
         details: Some("path_normalization_failed".into()),
         client_address: Some("10.0.0.9:4000".into()),
     };
-    let rec: Value = serde_json::from_str(&x.finish(&log)).unwrap();
+    let Step::Audit(line) = x.drive(&vm.env(NOW_MS), Event::Log(log)) else { panic!() };
+    let rec: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(
         (rec["reason"].as_str(), rec["detail"].as_str(), rec["request_id"].as_str()),
         (Some("incomplete"), Some("path_normalization_failed"), Some("rid-9"))
@@ -336,57 +470,165 @@ fn trace_ids_are_read_from_traceparent_or_b3() {
 
 #[test]
 fn values_a_workload_chose_are_bounded_in_the_record() {
-    let p = policy(json!({}));
+    let vm = Vm::new(json!({}));
     let long = "é".repeat(300);
-    let (_, rec) = run(&p, &chat(Some(&svid(BOT)), json!({"model": long})));
+    let (_, rec) = vm.run(&chat(Some(&svid(BOT)), json!({"model": long})));
     let model = rec["model"].as_str().unwrap();
     assert!(model.len() <= MAX_AUDIT_VALUE + '…'.len_utf8() && model.ends_with('…'));
-    let (_, rec) = run(&p, &call(&format!("/v1/{}", "x".repeat(5000)), Some(&svid(BOT)), mini()));
+    let (_, rec) = vm.run(&call(&format!("/v1/{}", "x".repeat(5000)), Some(&svid(BOT)), mini()));
     assert!(rec["endpoint"].as_str().unwrap().len() < 300);
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let c = chat(Some(&svid(BOT)), mini());
+    let id = "r".repeat(5000);
+    let head = RequestHead { request_id: Some(&id), client_address: Some(&id), ..c.head() };
+    x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head, end_of_stream: false });
+    let rec = vm.log(&mut x, None);
+    assert!(rec["request_id"].as_str().unwrap().len() < 300 && rec["client"]["address"].as_str().unwrap().len() < 300);
 }
 
 #[test]
 fn model_listings_are_allowed_to_named_workloads_and_filtered() {
-    let p = policy(json!({}));
-    let mut x = Exchange::new(Some(&p), NOW_MS);
+    let vm = Vm::new(json!({}));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
     let mut c = call("/v1/models", Some(&svid(BOT)), json!({}));
     c.method = "GET";
-    let head = c.head();
-    let rw = match x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS) {
-        Outcome::Forward(rw) => rw,
-        other => panic!("{other:?}"),
-    };
-    assert!(rw.set_headers.iter().any(|(k, _)| k == "authorization"));
-    x.on_response_headers(Some(200), Some("application/json"), NOW_MS);
-    assert!(x.rewrites_response());
+    c.body.clear();
+    let env = vm.env(NOW_MS);
+    let s = x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: true });
+    assert!(forwarded(&s).set_headers.iter().any(|(k, _)| k == "authorization"));
+    let s = x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    assert_eq!(forwarded(&s).remove_headers, ["content-length"]);
     let listing = br#"{"object":"list","data":[{"id":"gpt-4o"},{"id":"gpt-4o-mini"},{"id":"gpt-3.5-turbo"}]}"#;
-    let out: Value = serde_json::from_slice(&x.filter_response(&p, listing)).unwrap();
+    let (a, _) = listing.split_at(10);
+    assert_eq!(x.drive(&env, Event::ResponseBody { size: a.len(), end_of_stream: false, body: &a }), Step::Hold);
+    let s = x.drive(&env, Event::ResponseBody { size: listing.len(), end_of_stream: true, body: &&listing[..] });
+    let out: Value = serde_json::from_slice(&apply_edits(listing, &forwarded(&s).body_edits)).unwrap();
     assert_eq!(out["data"], json!([{"id":"gpt-4o-mini"}]));
-    let rec: Value = serde_json::from_str(&x.finish(&LogInfo { status: Some(200), ..Default::default() })).unwrap();
+    let rec = vm.log(&mut x, Some(200));
     assert_eq!(
         (rec["decision"].as_str(), rec["rule"].as_str(), rec["endpoint"].as_str()),
         (Some("allow"), Some("support-bot"), Some("/v1/models"))
     );
 
     // A workload no rule names for the provider may not list it.
-    let mut c = call("/v1/models", Some(&svid("spiffe://example.org/ns/batch/x")), json!({}));
+    let mut c = call("/anthropic/v1/models", Some(&svid("spiffe://example.org/ns/batch/x")), json!({}));
     c.method = "GET";
-    c.path = "/anthropic/v1/models".into();
-    let (o, rec) = run(&p, &c);
-    assert_eq!((reply(&o).status, rec["reason"].as_str()), (403, Some("model_not_allowed")));
+    c.body.clear();
+    let (s, rec) = vm.run(&c);
+    assert_eq!((reply(&s).status, rec["reason"].as_str()), (403, Some("model_not_allowed")));
+}
+
+#[test]
+fn a_listing_too_large_to_filter_becomes_an_empty_one() {
+    let vm = Vm::new(json!({}));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let mut c = call("/v1/models", Some(&svid(BOT)), json!({}));
+    c.method = "GET";
+    c.body.clear();
+    let env = vm.env(NOW_MS);
+    x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: true });
+    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    let big = vec![b' '; MAX_LISTING_BYTES + 1];
+    let s = x.drive(&env, Event::ResponseBody { size: big.len(), end_of_stream: false, body: &&big[..] });
+    assert_eq!(apply_edits(&big, &forwarded(&s).body_edits), api::EMPTY_LISTING);
+    let s = x.drive(&env, Event::ResponseBody { size: 3, end_of_stream: true, body: &&b"abc"[..] });
+    assert_eq!(apply_edits(b"abc", &forwarded(&s).body_edits), b"");
+}
+
+#[test]
+fn held_responses_are_bounded_per_request_and_per_vm() {
+    let mut vm = Vm::new(json!({}));
+    vm.memory = Rc::new(ResponseMemory::new(100));
+    let c = chat(Some(&svid(BOT)), mini());
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    assert!(matches!(vm.send(&mut x, &c), Step::Continue(_)));
+    let env = vm.env(NOW_MS);
+    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    let chunk = [b' '; 60];
+    x.drive(&env, Event::ResponseBody { size: 60, end_of_stream: false, body: &&chunk[..] });
+    assert_eq!(vm.memory.in_use(), 60);
+    // A second request on the same VM cannot take what is left and more.
+    let mut y = Exchange::new(Some(&vm.policy), NOW_MS);
+    vm.send(&mut y, &c);
+    y.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    assert_eq!(
+        y.drive(&env, Event::ResponseBody { size: 60, end_of_stream: true, body: &&chunk[..] }),
+        Step::Continue(Rewrite::default())
+    );
+    assert_eq!(vm.log(&mut y, Some(200))["usage_complete"], false);
+    assert_eq!(vm.memory.in_use(), 60);
+    drop(x);
+    assert_eq!(vm.memory.in_use(), 0, "a request that ends gives its bytes back");
+}
+
+/// The call-out outcome: the request waits, held, for the credential.
+#[test]
+fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
+    let mut vm = Vm::new(json!({}));
+    let openai = vm.policy.providers.iter_mut().find(|p| p.name == "openai").unwrap();
+    openai.credential = Credential::TestCallout { cluster: "token_server".into() };
+    let c = chat(Some(&svid(BOT)), mini());
+
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let Step::Callout(call) = vm.send(&mut x, &c) else { panic!("expected a call-out") };
+    assert_eq!((call.cluster.as_str(), x.phase()), ("token_server", Phase::AwaitingCredential));
+    // Nothing else moves it while it waits.
+    assert_eq!(x.drive(&vm.env(NOW_MS), Event::RequestTrailers { body: &c.body.as_slice() }), Step::Hold);
+    let answer = CalloutResult::Response { status: 200, body: br#"{"access_token":"at-1","expires_in":60}"#.to_vec() };
+    let s = x.drive(&vm.env(NOW_MS), Event::Callout(answer));
+    let rw = forwarded(&s);
+    assert!(rw.set_headers.contains(&("authorization".to_string(), "Bearer at-1".to_string())));
+    assert!(!rw.body_edits.is_empty(), "the cap decided before the call-out is still written");
+    assert_eq!(vm.log(&mut x, Some(200))["decision"], "allow");
+
+    for answer in [
+        CalloutResult::Failed("timeout".into()),
+        CalloutResult::Response { status: 500, body: vec![] },
+        CalloutResult::Response { status: 200, body: b"not json".to_vec() },
+    ] {
+        let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+        assert!(matches!(vm.send(&mut x, &c), Step::Callout(_)));
+        let s = x.drive(&vm.env(NOW_MS), Event::Callout(answer.clone()));
+        assert_eq!(reply(&s).status, 503, "{answer:?}");
+        let rec = vm.log(&mut x, Some(503));
+        assert_eq!((rec["decision"].as_str(), rec["reason"].as_str()), (Some("deny"), Some("credential_unavailable")));
+    }
+
+    // The client leaves while the credential is fetched: nothing went on.
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    vm.send(&mut x, &c);
+    let rec = vm.log(&mut x, None);
+    assert_eq!(
+        (rec["decision"].as_str(), rec["reason"].as_str(), rec["credential"].clone()),
+        (Some("deny"), Some("incomplete"), Value::Null)
+    );
 }
 
 #[test]
 fn a_rewrite_the_host_refused_is_a_503_in_every_mode() {
-    let p = policy(json!({"mode":"audit"}));
-    let mut x = Exchange::new(Some(&p), NOW_MS);
+    let vm = Vm::new(json!({"mode":"audit"}));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
-    let head = c.head();
-    assert!(matches!(x.on_request_headers(&p, &head, &PureRustVerifier, NOW_MS), Outcome::ReadBody(_)));
-    assert_eq!(reply(&x.on_rewrite_failed()).status, 503);
-    let rec: Value = serde_json::from_str(&x.finish(&LogInfo { status: Some(503), ..Default::default() })).unwrap();
+    assert!(matches!(vm.send(&mut x, &c), Step::Continue(_)));
+    assert_eq!(reply(&x.drive(&vm.env(NOW_MS), Event::StepFailed)).status, 503);
+    let rec = vm.log(&mut x, Some(503));
     assert_eq!(
         (rec["decision"].as_str(), rec["reason"].as_str(), rec["detail"].as_str()),
         (Some("deny"), Some("credential_unavailable"), Some("rewrite_failed"))
     );
+    // On the response side, a failed listing rewrite resets the response.
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    vm.send(&mut x, &c);
+    x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(200), content_type: None });
+    assert_eq!(x.drive(&vm.env(NOW_MS), Event::StepFailed), Step::ResetResponse);
+}
+
+#[test]
+fn envoys_own_replies_pass_in_any_phase() {
+    let vm = Vm::new(json!({}));
+    let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
+    let c = chat(Some(&svid(BOT)), mini());
+    x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
+    let s = x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(408), content_type: None });
+    assert_eq!(s, Step::Continue(Rewrite::default()));
 }

@@ -15,7 +15,10 @@ use serde_json::Value;
 use super::bundle::{Alg, JwtKey};
 use super::verify::{SignatureVerifier, SignedToken};
 use crate::config::{JwtSvidConfig, TrustDomainConfig};
-use crate::json::Object;
+use crate::json;
+
+/// A JSON object as serde_json reads it (after the strict reader).
+pub type Object = serde_json::Map<String, Value>;
 use crate::reason::{Denial, Reason};
 use crate::spiffe::SpiffeId;
 
@@ -206,12 +209,12 @@ pub fn validate(
 
 fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtSvidError::Malformed)?;
-    Object::parse(&bytes).map_err(|_| malformed)
+    json::object(&bytes).map_err(|_| malformed)
 }
 
 /// Returns the algorithm, the `kid`, and whether `typ` is `JOSE`.
 fn check_header(header: &Object) -> Result<(Alg, Option<String>, bool)> {
-    if header.names().any(|n| !ALLOWED_HEADER.contains(&n)) {
+    if header.keys().any(|n| !ALLOWED_HEADER.contains(&n.as_str())) {
         return Err(JwtSvidError::UnknownHeader);
     }
     let alg = match header.get("alg") {

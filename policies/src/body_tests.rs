@@ -1,0 +1,254 @@
+use super::*;
+use crate::api::{Api, MODEL_LIST};
+use crate::json::Step;
+
+const JSON: Option<&str> = Some("application/json");
+
+fn chat() -> &'static Endpoint {
+    Api::OpenAi.classify("POST", "/v1/chat/completions").unwrap().0
+}
+
+fn reason(r: Result<RequestBody, Denial>) -> (Reason, Option<String>) {
+    let d = r.unwrap_err();
+    (d.reason, d.detail)
+}
+
+#[test]
+fn reads_model_and_stream() {
+    let b = parse(chat(), JSON, br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#).unwrap();
+    assert_eq!((b.model.as_deref(), b.stream), (Some("gpt-4o-mini"), true));
+    let b = parse(chat(), Some("Application/JSON; charset=utf-8"), br#"{"model":"m"}"#).unwrap();
+    assert!(!b.stream);
+}
+
+#[test]
+fn body_edge_cases_are_refused_with_their_reason() {
+    let cases: &[(&[u8], Reason, &str)] = &[
+        (b"", Reason::InvalidBody, "not_json"),
+        (b"not json", Reason::InvalidBody, "not_json"),
+        (b"[{\"model\":\"m\"}]", Reason::InvalidBody, "not_object"),
+        (b"\"model\"", Reason::InvalidBody, "not_object"),
+        (b"{\"model\":\"m\"} {}", Reason::InvalidBody, "not_json"),
+        (b"{\"model\":\"m\",}", Reason::InvalidBody, "not_json"),
+        (b"\xef\xbb\xbf{\"model\":\"m\"}", Reason::InvalidBody, "encoding"),
+        (b"{\"model\":\"m\xff\"}", Reason::InvalidBody, "encoding"),
+        (b"{\"model\":\"m\",\"x\":\"\\ud800\"}", Reason::InvalidBody, "encoding"),
+        (b"{}", Reason::ModelMissing, "missing"),
+        (b"{\"model\":null}", Reason::ModelMissing, "missing"),
+        (b"{\"model\":\"\"}", Reason::ModelMissing, "missing"),
+        (b"{\"model\":[\"a\"]}", Reason::ModelMissing, "not_string"),
+        (b"{\"model\":1}", Reason::ModelMissing, "not_string"),
+        (b"{\"Model\":\"gpt-4o\"}", Reason::ModelMissing, "missing"),
+        (b"{\"model\":\"a\",\"model\":\"b\"}", Reason::AmbiguousModel, "duplicate_model"),
+        (b"{\"model\":\"a\",\"\\u006dodel\":\"b\"}", Reason::AmbiguousModel, "duplicate_model"),
+        (b"{\"model\":\"a\",\"models\":[\"a\",\"gpt-4o\"]}", Reason::AmbiguousModel, "member_models"),
+        (b"{\"model\":\"a\",\"fallbacks\":[\"gpt-4o\"]}", Reason::AmbiguousModel, "member_fallbacks"),
+        (b"{\"model\":\"a\",\"stream\":false,\"stream\":true}", Reason::InvalidBody, "duplicate_key"),
+        (
+            b"{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"role\":\"system\"}]}",
+            Reason::InvalidBody,
+            "duplicate_key",
+        ),
+        (b"{\"model\":\"a\",\"stream\":\"true\"}", Reason::InvalidBody, "stream_not_boolean"),
+        (b"{\"model\":\"a\",\"stream\":1}", Reason::InvalidBody, "stream_not_boolean"),
+        (b"{\"model\":\"gpt-4.1-x\\u0000gpt-4o\"}", Reason::InvalidBody, "model_control_chars"),
+        (b"{\"model\":\"gpt-4.1-x\\n\"}", Reason::InvalidBody, "model_control_chars"),
+    ];
+    for (body, want, detail) in cases {
+        assert_eq!(
+            reason(parse(chat(), JSON, body)),
+            (*want, Some(detail.to_string())),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn json_endpoints_need_a_json_content_type() {
+    for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/jsonx")] {
+        assert_eq!(
+            reason(parse(chat(), ct, br#"{"model":"m"}"#)),
+            (Reason::InvalidBody, Some("content_type".into())),
+            "{ct:?}"
+        );
+    }
+}
+
+#[test]
+fn bodiless_endpoints_take_no_body() {
+    assert!(parse(&MODEL_LIST, None, b"").is_ok());
+    assert_eq!(reason(parse(&MODEL_LIST, JSON, b"{}")).1.as_deref(), Some("unexpected_body"));
+}
+
+fn limits(max_tokens: Option<u64>, stream: bool) -> RuleLimits {
+    RuleLimits { max_tokens, stream }
+}
+
+/// The body after the limits, or the denial.
+fn apply_to(ep: &Endpoint, body: &[u8], l: RuleLimits) -> Result<Vec<u8>, Denial> {
+    let edits = parse(ep, JSON, body).unwrap().apply_limits(&l)?;
+    Ok(apply_edits(body, &edits))
+}
+
+fn apply(body: &[u8], l: RuleLimits) -> Result<Vec<u8>, Denial> {
+    apply_to(chat(), body, l)
+}
+
+#[test]
+fn stream_false_refuses_streaming() {
+    let d = apply(br#"{"model":"m","stream":true}"#, limits(None, false)).unwrap_err();
+    assert_eq!(d.reason, Reason::StreamNotAllowed);
+    let body = br#"{"model":"m","stream":false}"#;
+    assert_eq!(apply(body, limits(None, false)).unwrap(), body.to_vec());
+}
+
+#[test]
+fn max_tokens_caps_both_chat_fields() {
+    for body in [&br#"{"model":"m","max_tokens":2000}"#[..], br#"{"model":"m","max_completion_tokens":1025}"#] {
+        assert_eq!(apply(body, limits(Some(1024), true)).unwrap_err().reason, Reason::MaxTokensExceeded);
+    }
+    let body = br#"{"model":"m","max_tokens":1024}"#;
+    assert_eq!(apply(body, limits(Some(1024), true)).unwrap(), body.to_vec());
+    for body in [
+        &br#"{"model":"m","max_tokens":"5000"}"#[..],
+        br#"{"model":"m","max_tokens":-1}"#,
+        br#"{"model":"m","max_tokens":10.5}"#,
+        br#"{"model":"m","max_tokens":1e3}"#,
+        br#"{"model":"m","max_tokens":99999999999999999999999}"#,
+    ] {
+        assert_eq!(apply(body, limits(Some(1024), true)).unwrap_err().reason, Reason::InvalidBody);
+    }
+}
+
+#[test]
+fn an_absent_limit_is_set_to_the_cap_and_nothing_else_changes() {
+    let body = br#" {"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#;
+    assert_eq!(
+        apply(body, limits(Some(64), true)).unwrap(),
+        br#" {"max_completion_tokens":64,"model":"m","messages":[{"role":"user","content":"hi \u00e9"}]}"#.to_vec()
+    );
+    // A null field takes the cap in its place.
+    assert_eq!(
+        apply(br#"{"model":"m", "max_tokens" : null ,"z":1}"#, limits(Some(64), true)).unwrap(),
+        br#"{"model":"m", "max_tokens" : 64 ,"z":1}"#.to_vec()
+    );
+}
+
+/// The provider must receive exactly the bytes that were checked, plus the
+/// cap: no re-serialization (which reordered keys and turned big integers
+/// into floats when a `max_tokens` was null).
+#[test]
+fn bodies_are_forwarded_byte_exact() {
+    let body = "{\"zeta\":12345678901234567890123,\"model\":\"gpt-4o-mini\",\"alpha\":1.50E+3,\
+                \"max_tokens\":null,\"text\":\"\\u00e9t\u{e9} \\\"q\\\" \\ud83d\\ude00 日本\",\"n\":[-0,0.0e0]}";
+    let out = apply(body.as_bytes(), limits(Some(77), true)).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), body.replace("null", "77"));
+    let untouched = "{\"b\":1,\"a\":12345678901234567890123,\"model\":\"m\",\"max_tokens\":5}";
+    assert_eq!(apply(untouched.as_bytes(), limits(Some(77), true)).unwrap(), untouched.as_bytes());
+}
+
+#[test]
+fn anthropic_messages_get_max_tokens() {
+    let ep = Api::Anthropic.classify("POST", "/v1/messages").unwrap().0;
+    let out = apply_to(ep, br#"{"model":"claude","messages":[]}"#, limits(Some(10), true)).unwrap();
+    assert_eq!(out, br#"{"max_tokens":10,"model":"claude","messages":[]}"#.to_vec());
+}
+
+#[test]
+fn embeddings_have_no_token_field() {
+    let ep = Api::OpenAi.classify("POST", "/v1/embeddings").unwrap().0;
+    let body = br#"{"model":"e","input":"x"}"#;
+    assert_eq!(apply_to(ep, body, limits(Some(10), true)).unwrap(), body.to_vec());
+}
+
+const NESTED: Endpoint = Endpoint {
+    method: "POST",
+    path: "/x",
+    body: BodyFormat::Json,
+    model: ModelAt::Capture("model"),
+    stream: StreamAt::Never,
+    max_tokens: &[&[Step::Key("generationConfig"), Step::Key("maxOutputTokens")]],
+    max_tokens_default: Some(&[Step::Key("generationConfig"), Step::Key("maxOutputTokens")]),
+    other_models: &[],
+};
+
+#[test]
+fn nested_caps_are_written_into_their_object() {
+    let cap = limits(Some(50), true);
+    assert_eq!(
+        apply_to(&NESTED, br#"{"contents":[]}"#, cap).unwrap(),
+        br#"{"generationConfig":{"maxOutputTokens":50},"contents":[]}"#
+    );
+    assert_eq!(apply_to(&NESTED, br#"{}"#, cap).unwrap(), br#"{"generationConfig":{"maxOutputTokens":50}}"#);
+    assert_eq!(
+        apply_to(&NESTED, br#"{"generationConfig":{"temperature":1}}"#, cap).unwrap(),
+        br#"{"generationConfig":{"maxOutputTokens":50,"temperature":1}}"#
+    );
+    assert_eq!(
+        apply_to(&NESTED, br#"{"generationConfig":{}}"#, cap).unwrap(),
+        br#"{"generationConfig":{"maxOutputTokens":50}}"#
+    );
+    assert_eq!(
+        apply_to(&NESTED, br#"{"generationConfig":null}"#, cap).unwrap(),
+        br#"{"generationConfig":{"maxOutputTokens":50}}"#
+    );
+    assert_eq!(
+        apply_to(&NESTED, br#"{"generationConfig":{"maxOutputTokens":51}}"#, cap).unwrap_err().reason,
+        Reason::MaxTokensExceeded
+    );
+    assert_eq!(parse(&NESTED, JSON, br#"{"generationConfig":[]}"#).unwrap_err().reason, Reason::InvalidBody);
+    // The model of this endpoint is in its path: none is read from the body.
+    assert_eq!(parse(&NESTED, JSON, br#"{"model":"x"}"#).unwrap().model, None);
+}
+
+fn form(parts: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (disposition, value) in parts {
+        out.extend_from_slice(format!("--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"--XyZ--\r\n");
+    out
+}
+
+#[test]
+fn multipart_model_is_read_strictly() {
+    let ep = Api::OpenAi.classify("POST", "/v1/audio/transcriptions").unwrap().0;
+    let ct = Some("multipart/form-data; boundary=XyZ");
+    let ok = form(&[
+        ("form-data; name=\"file\"; filename=\"a.wav\"", "RIFF...."),
+        ("form-data; name=\"model\"", "whisper-1"),
+    ]);
+    assert_eq!(parse(ep, ct, &ok).unwrap().model.as_deref(), Some("whisper-1"));
+    let twice = form(&[("form-data; name=\"model\"", "a"), ("form-data; name=model", "b")]);
+    assert_eq!(reason(parse(ep, ct, &twice)).0, Reason::AmbiguousModel);
+    let starred = form(&[("form-data; name*=UTF-8''model", "a"), ("form-data; name=\"model\"", "b")]);
+    assert_eq!(reason(parse(ep, ct, &starred)).0, Reason::InvalidBody);
+    let none = form(&[("form-data; name=\"file\"", "x")]);
+    assert_eq!(reason(parse(ep, ct, &none)).0, Reason::ModelMissing);
+    assert_eq!(reason(parse(ep, Some("multipart/form-data"), &ok)).0, Reason::InvalidBody);
+    assert_eq!(reason(parse(ep, ct, b"garbage")).0, Reason::InvalidBody);
+    assert_eq!(reason(parse(ep, JSON, br#"{"model":"whisper-1"}"#)).0, Reason::InvalidBody);
+}
+
+/// Bodies at the size limit that are built to be slow: many members, deep
+/// nesting, long escaped strings. The scan's work must grow like n log n.
+#[test]
+fn worst_case_bodies_cost_n_log_n() {
+    let many = |n: usize| {
+        let members: Vec<String> = (0..n).map(|i| format!("\"m{i}\":{i}")).collect();
+        format!(
+            "{{\"model\":\"m\",\"x\":[{}]}}",
+            members.chunks(1000).map(|c| format!("{{{}}}", c.join(","))).collect::<Vec<_>>().join(",")
+        )
+    };
+    let work = |body: &str| json::scan(body.as_bytes(), &[]).unwrap().comparisons;
+    let (n, n8) = (work(&many(10_000)), work(&many(80_000)));
+    assert!(n8 < n * 12, "{n} → {n8}");
+    // Escapes and depth cost nothing beyond their bytes, and are decided.
+    let escaped = format!("{{\"model\":\"m\",\"t\":\"{}\"}}", "\\u00e9\\n".repeat(100_000));
+    assert_eq!(parse(chat(), JSON, escaped.as_bytes()).unwrap().model.as_deref(), Some("m"));
+    let deep =
+        format!("{{\"model\":\"m\",\"t\":{}{}}}", "[".repeat(json::MAX_DEPTH + 1), "]".repeat(json::MAX_DEPTH + 1));
+    assert_eq!(reason(parse(chat(), JSON, deep.as_bytes())).1.as_deref(), Some("too_deep"));
+}
