@@ -33,7 +33,12 @@ class Gateway:
     envoy_log: Path
     openai_key: str
     anthropic_key: str
-    seen_lines: int = field(default=0)
+    extra: dict = field(default_factory=dict)
+
+    def upstream(self, name: str) -> "Gateway":
+        """One of the extra stand-in providers, to read what it received."""
+        return Gateway(url=self.url, upstream_url=self.extra[name], admin_url=self.admin_url, access_log=self.access_log,
+                       envoy_log=self.envoy_log, openai_key=self.openai_key, anthropic_key=self.anthropic_key)
 
     @property
     def openai_base(self) -> str:
@@ -73,9 +78,12 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(policy_patch: dict | None = None):
+def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tuple = ()):
     """The stand-in provider and Envoy with envoy/envoy.yaml, its policy's
-    top-level members replaced by `policy_patch`; torn down on exit."""
+    top-level members replaced by `policy_patch`; torn down on exit.
+    `mutate(config, ports)` may change the Envoy config further; `ports`
+    maps each name in `upstreams` to the port of one more stand-in provider
+    (reachable as `gw.upstream(name)`)."""
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make wasm` (or `make test`) first")
     work = Path(tempfile.mkdtemp(prefix="modelgate-e2e-"))
@@ -85,13 +93,18 @@ def running_gateway(policy_patch: dict | None = None):
     if policy_patch:
         value = plugin_configuration(config)
         value["value"] = json.dumps({**json.loads(value["value"]), **policy_patch})
+    ports = {name: free_port() for name in upstreams}
+    if mutate:
+        mutate(config, ports)
     config_path = work / "envoy.yaml"
     config_path.write_text(yaml.safe_dump(config))
 
-    upstream = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "upstream.py"), "--port", str(upstream_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
+    stand_ins = [
+        subprocess.Popen([sys.executable, str(ROOT / "tests" / "upstream.py"), "--port", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        for port in (upstream_port, *ports.values())
+    ]
+    upstream = stand_ins[0]
     keys = {"OPENAI_API_KEY": f"sk-test-openai-{secrets.token_hex(12)}",
             "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}"}
     with envoy_log.open("w") as log:
@@ -102,15 +115,17 @@ def running_gateway(policy_patch: dict | None = None):
         )
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
-                 openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"])
+                 openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"],
+                 extra={name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     try:
-        wait_until(lambda: requests.get(f"{gw.upstream_url}/__health", timeout=1).ok, 10, "stand-in provider", upstream)
+        for url, proc in zip([gw.upstream_url, *gw.extra.values()], stand_ins):
+            wait_until(lambda: requests.get(f"{url}/__health", timeout=1).ok, 10, "stand-in provider", proc)
         wait_until(lambda: requests.get(f"{gw.admin_url}/ready", timeout=1).text.strip() == "LIVE", 30, "envoy", proxy, envoy_log)
         yield gw
     finally:
-        for p in (proxy, upstream):
+        for p in (proxy, *stand_ins):
             p.terminate()
-        for p in (proxy, upstream):
+        for p in (proxy, *stand_ins):
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -136,6 +151,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        gw = item.funcargs.get("gateway") or item.funcargs.get("audit_gateway")
+        gw = next((v for v in item.funcargs.values() if isinstance(v, Gateway)), None)
         if gw is not None and gw.envoy_log.exists():
             report.sections.append(("envoy log (last 60 lines)", "\n".join(gw.envoy_log.read_text().splitlines()[-60:])))

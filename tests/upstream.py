@@ -7,7 +7,9 @@ prove what arrived: the provider key, and none of the caller's credentials.
 
     python tests/upstream.py --port 18080
 
-GET /__requests returns the recorded requests, POST /__reset clears them.
+GET /__requests returns the recorded requests — each recorded as soon as
+its headers arrive, so a request whose body never came still shows —, POST
+/__reset clears them.
 Standard library only, so it runs in a bare python image too.
 """
 
@@ -40,12 +42,15 @@ class Handler(BaseHTTPRequestHandler):
     # --- plumbing -----------------------------------------------------------
 
     def read_body(self) -> bytes:
+        """The request body; chunked trailers, if any, go in the record."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             out = b""
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
-                    self.rfile.readline()
+                    while (line := self.rfile.readline().strip()):
+                        if hasattr(self, "entry"):
+                            self.entry["trailers"].append(line.decode("latin-1"))
                     return out
                 out += self.rfile.read(size)
                 self.rfile.readline()
@@ -79,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- routing ------------------------------------------------------------
 
     def do_GET(self):
+        if not self.path.startswith("/__"):
+            self.arrived()
         if self.path == "/__requests":
             with LOCK:
                 return self.send_json(200, RECORDED)
@@ -87,11 +94,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] == "/v1/models":
             self.record(b"")
             return self.models()
-        self.read_body()
-        self.record(b"")
+        self.record(self.read_body())
         self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
     def do_POST(self):
+        if not self.path.startswith("/__"):
+            self.arrived()
         body = self.read_body()
         if self.path == "/__reset":
             with LOCK:
@@ -115,15 +123,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
         route(request, body)
 
-    def record(self, body: bytes) -> None:
-        entry = {
+    def arrived(self) -> None:
+        """Records the request the moment its headers are here."""
+        self.entry = {
             "method": self.command,
             "path": self.path,
             "headers": [[k.lower(), v] for k, v in self.headers.items()],
-            "body": body.decode("utf-8", "replace"),
+            "body": None,
+            "trailers": [],
         }
         with LOCK:
-            RECORDED.append(entry)
+            RECORDED.append(self.entry)
+
+    def record(self, body: bytes) -> None:
+        with LOCK:
+            self.entry["body"] = body.decode("utf-8", "replace")
 
     # --- both ---------------------------------------------------------------
 
