@@ -7,6 +7,10 @@ PY        := $(VENV)/bin/python
 WASM_SRC  := target/wasm32-wasip1/release/modelgate.wasm
 WASM      := build/modelgate.wasm
 CARGO     ?= cargo
+# Benchmarks: BENCH_ARGS for tests/bench.py (wrk), BODY_BENCH_ITERATIONS for
+# the body benchmark; CI runs both once with tiny counts.
+BENCH_ARGS ?=
+BODY_BENCH_ITERATIONS ?= 5
 
 .PHONY: help
 help: ## List the targets
@@ -47,7 +51,8 @@ e2e: setup wasm ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
 test: setup lint unit e2e ## Every test (what CI runs)
 
 .PHONY: bench
-bench: setup wasm ## Throughput with and without modelgate (wrk); BENCH_ARGS="--duration 1" for a smoke run
+bench: setup wasm ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)
+	$(CARGO) bench -p modelgate-policies --bench body -- $(BODY_BENCH_ITERATIONS)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cd tests && ../$(PY) bench.py $(BENCH_ARGS)
 
