@@ -106,6 +106,8 @@ class Handler(BaseHTTPRequestHandler):
                 RECORDED.clear()
             return self.send_json(200, {"ok": True})
         self.record(body)
+        if self.path.split("?")[0] in ("/v1/audio/transcriptions", "/v1/audio/translations"):
+            return self.send_json(200, {"text": "Hello from the stand-in provider.", "usage": {"type": "duration", "seconds": 1}})
         try:
             request = json.loads(body or b"{}")
         except ValueError:
@@ -118,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
             "/v1/moderations": self.moderations,
             "/v1/messages": self.messages,
             "/v1/messages/count_tokens": self.count_tokens,
+            "/v1/audio/speech": self.speech,
+            "/v1/images/generations": self.images,
         }.get(self.path.split("?")[0])
         if route is None or not isinstance(request, dict):
             return self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
@@ -233,6 +237,22 @@ class Handler(BaseHTTPRequestHandler):
             event("response.completed", response=response)
             return self.end_stream()
         self.send_json(200, response)
+
+    def speech(self, req, body):
+        if req.get("stream_format") == "sse":
+            self.start_stream()
+            self.send_event({"type": "speech.audio.delta", "audio": base64.b64encode(b"\x00\x01").decode()})
+            self.send_event({"type": "speech.audio.done", "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}})
+            return self.end_stream()
+        data = b"ID3-stand-in-audio"
+        self.send_response(200)
+        self.send_header("content-type", "audio/mpeg")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def images(self, req, body):
+        self.send_json(200, {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(b"png").decode()}]})
 
     def moderations(self, req, body):
         self.send_json(200, {"id": f"modr-{uuid.uuid4().hex[:8]}", "model": req.get("model"),

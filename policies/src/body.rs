@@ -6,9 +6,10 @@
 //! workload sent, with the token cap spliced in where one was needed
 //! ([`Edit`]).
 
-use crate::api::{BodyFormat, Endpoint, ModelAt, StreamAt};
+use crate::api::{BodyFormat, Endpoint, ModelAt, StreamAt, StreamSwitch, ANY_MODEL};
 use crate::config::RuleLimits;
 use crate::json::{self, Document, JsonError, Kind, Path, Value};
+use crate::multipart;
 use crate::reason::{Denial, Reason};
 
 /// What the body says, as far as policy is concerned.
@@ -16,12 +17,20 @@ use crate::reason::{Denial, Reason};
 pub struct RequestBody {
     /// The model the body names (`None` when the endpoint names it elsewhere).
     pub model: Option<String>,
+    /// Other models the body can make the provider use (a tool's image
+    /// model, a moderation model, …), each to be decided too.
+    pub other_models: Vec<String>,
     pub stream: bool,
     /// The token-bounding fields present, in the endpoint's order.
     tokens: Vec<TokenField>,
     /// Where the cap goes when no token field is present.
     insert: Option<Insert>,
+    /// How many outputs the request asks for (`n`, `best_of`), at least 1.
+    multiplier: u64,
 }
+
+/// At most this many distinct other models are decided in one request.
+const MAX_OTHER_MODELS: usize = 16;
 
 #[derive(Debug, PartialEq, Eq)]
 struct TokenField {
@@ -83,15 +92,9 @@ pub fn parse(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Re
     match endpoint.body {
         BodyFormat::Json => parse_json(endpoint, content_type, body),
         BodyFormat::Multipart => parse_multipart(endpoint, content_type, body),
-        BodyFormat::None if body.is_empty() => {
-            Ok(RequestBody { model: None, stream: false, tokens: vec![], insert: None })
-        }
+        BodyFormat::None if body.is_empty() => Ok(RequestBody::empty()),
         BodyFormat::None => Err(invalid("unexpected_body", "this endpoint takes no request body")),
     }
-}
-
-fn media_type(content_type: Option<&str>) -> String {
-    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 fn last(path: Path) -> &'static str {
@@ -101,67 +104,97 @@ fn last(path: Path) -> &'static str {
     }
 }
 
-fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
-    // A provider may read a body by its content type; only JSON is JSON.
-    if media_type(content_type) != "application/json" {
-        return Err(invalid("content_type", "the request body must be sent as content-type: application/json"));
+/// JSON is read only as UTF-8 (RFC 8259): a body declared in another
+/// charset could spell one model for modelgate and another for a provider
+/// that honours the charset.
+fn check_json_type(content_type: Option<&str>) -> Result<(), Denial> {
+    let wrong = || invalid("content_type", "the request body must be sent as content-type: application/json");
+    let media = multipart::media_type(content_type.unwrap_or("")).map_err(|_| wrong())?;
+    if media.essence != "application/json" {
+        return Err(wrong());
     }
-    // The paths scanned, in this order: the root, the model, the stream
-    // flag, the token fields, the default field's parent, other models.
+    for (name, value) in &media.params {
+        if name != "charset" {
+            return Err(wrong());
+        }
+        if !value.eq_ignore_ascii_case("utf-8") {
+            return Err(Denial::new(
+                Reason::UnsupportedEncoding,
+                format!("JSON request bodies are read as UTF-8 only, not charset {:?}", bounded_name(value)),
+            )
+            .with_detail("charset"));
+        }
+    }
+    Ok(())
+}
+
+/// The indices of each group of paths in one scan's list.
+struct Layout {
+    model: Option<usize>,
+    stream: usize,
+    tokens: usize,
+    parent: Option<usize>,
+    multipliers: usize,
+    refuse: usize,
+    history: usize,
+    any_model: usize,
+}
+
+fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
+    check_json_type(content_type)?;
+    let switches = match endpoint.stream {
+        StreamAt::Body(switches) => switches,
+        _ => &[],
+    };
     let mut paths: Vec<Path> = vec![&[]];
-    let model_at = match endpoint.model {
-        ModelAt::Body(p) => {
-            paths.push(p);
-            Some(paths.len() - 1)
-        }
+    let at = |paths: &mut Vec<Path>, more: &[Path]| {
+        let i = paths.len();
+        paths.extend_from_slice(more);
+        i
+    };
+    let model = match endpoint.model {
+        ModelAt::Body(p) => Some(at(&mut paths, &[p])),
         _ => None,
     };
-    let stream_at = match endpoint.stream {
-        StreamAt::Body(p) => {
-            paths.push(p);
-            Some(paths.len() - 1)
-        }
-        _ => None,
+    let switch_paths: Vec<Path> = switches.iter().map(StreamSwitch::path).collect();
+    let layout = Layout {
+        model,
+        stream: at(&mut paths, &switch_paths),
+        tokens: at(&mut paths, endpoint.max_tokens),
+        parent: match endpoint.max_tokens_default {
+            Some(p) if p.len() == 2 => Some(at(&mut paths, &[&p[..1]])),
+            _ => None,
+        },
+        multipliers: at(&mut paths, endpoint.multipliers),
+        refuse: at(&mut paths, &endpoint.refuse.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
+        history: at(&mut paths, endpoint.history),
+        any_model: at(&mut paths, &[ANY_MODEL]),
     };
-    let tokens_from = paths.len();
-    paths.extend_from_slice(endpoint.max_tokens);
-    let parent_at = match endpoint.max_tokens_default {
-        Some(p) if p.len() == 2 => {
-            paths.push(&p[..1]);
-            Some(paths.len() - 1)
-        }
-        _ => None,
-    };
-    let others_from = paths.len();
-    paths.extend_from_slice(endpoint.other_models);
 
     let doc = json::scan(body, &paths).map_err(json_denial)?;
-    let model = match model_at {
+    let model = match layout.model {
         Some(i) => Some(read_model(doc.get(i))?),
         None => None,
     };
-    if let Some(name) =
-        endpoint.other_models.iter().enumerate().find_map(|(j, p)| doc.get(others_from + j).map(|_| last(p)))
-    {
-        return Err(Denial::new(
-            Reason::AmbiguousModel,
-            format!("the request body names other models in {name:?}; send one \"model\""),
-        )
-        .with_detail(format!("member_{name}")));
+    for (j, (_, detail)) in endpoint.refuse.iter().enumerate() {
+        if doc.get(layout.refuse + j).is_some() {
+            return Err(Denial::new(
+                Reason::AmbiguousModel,
+                format!("the request body's {detail:?} could make the provider use another model than the one modelgate decides"),
+            )
+            .with_detail(*detail));
+        }
     }
-    // Lenient upstream parsers read "true" or 1 as true; anything but a JSON
-    // boolean is refused rather than guessed at.
-    let stream = match (endpoint.stream, stream_at.and_then(|i| doc.get(i))) {
-        (StreamAt::Always, _) => true,
-        (_, None) => false,
-        (_, Some(v)) if v.is_null() => false,
-        (_, Some(v)) => v.as_bool().ok_or_else(|| invalid("stream_not_boolean", "\"stream\" must be true or false"))?,
-    };
+    let other_models = other_models(&doc, &layout, endpoint.history.len())?;
+    let mut stream = endpoint.stream == StreamAt::Always;
+    for (j, switch) in switches.iter().enumerate() {
+        stream |= switch.read(doc.get(layout.stream + j))?;
+    }
     let tokens = endpoint
         .max_tokens
         .iter()
         .enumerate()
-        .filter_map(|(j, p)| doc.get(tokens_from + j).map(|v| (last(p), v)))
+        .filter_map(|(j, p)| doc.get(layout.tokens + j).map(|v| (last(p), v)))
         .map(|(name, v)| TokenField {
             name,
             value: match v.kind() {
@@ -172,8 +205,47 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
             end: v.found.end,
         })
         .collect();
-    let insert = insertion(&doc, endpoint.max_tokens_default, parent_at)?;
-    Ok(RequestBody { model, stream, tokens, insert })
+    let mut multiplier = 1;
+    for (j, p) in endpoint.multipliers.iter().enumerate() {
+        let Some(v) = doc.get(layout.multipliers + j).filter(|v| !v.is_null()) else { continue };
+        let n = v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| invalid("multiplier_not_integer", format!("{:?} must be a positive integer", last(p))))?;
+        multiplier = multiplier.max(n);
+    }
+    let insert = insertion(&doc, endpoint.max_tokens_default, layout.parent)?;
+    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier })
+}
+
+/// Every member named `model` outside the request's own model and its
+/// history: each a model the provider could be made to use.
+fn other_models(doc: &Document<'_>, layout: &Layout, history: usize) -> Result<Vec<String>, Denial> {
+    let own = layout.model.and_then(|i| doc.get(i)).map(|v| v.found.start);
+    let history: Vec<(usize, usize)> =
+        (0..history).flat_map(|j| doc.all(layout.history + j)).map(|v| (v.found.start, v.found.end)).collect();
+    let mut out: Vec<String> = Vec::new();
+    for v in doc.all(layout.any_model) {
+        let at = v.found.start;
+        if Some(at) == own || history.iter().any(|(start, end)| (*start..*end).contains(&at)) {
+            continue;
+        }
+        let model = match (v.kind(), v.as_str()) {
+            (Kind::String, Some(m)) if !m.is_empty() && !m.chars().any(char::is_control) => m.into_owned(),
+            _ => {
+                return Err(Denial::new(Reason::AmbiguousModel, "a nested \"model\" is not a model name")
+                    .with_detail("nested_model_not_string"))
+            }
+        };
+        if !out.contains(&model) {
+            if out.len() == MAX_OTHER_MODELS {
+                return Err(Denial::new(Reason::AmbiguousModel, "the request body names too many models")
+                    .with_detail("too_many_models"));
+            }
+            out.push(model);
+        }
+    }
+    Ok(out)
 }
 
 /// Where the default token field would go.
@@ -253,98 +325,90 @@ fn read_model(v: Option<Value<'_>>) -> Result<String, Denial> {
     }
 }
 
-/// `multipart/form-data` (audio transcriptions and translations): exactly
-/// one `model` field.
+/// `multipart/form-data` (audio transcriptions and translations), read by
+/// the strict reader of [`multipart`]: the model is exactly one text field
+/// (no file name, no content type but text/plain).
 fn parse_multipart(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
-    if media_type(content_type) != "multipart/form-data" {
-        return Err(invalid("content_type", "the request body must be sent as content-type: multipart/form-data"));
-    }
-    let boundary = content_type
-        .and_then(|ct| parameter(ct, "boundary"))
-        .filter(|b| !b.is_empty() && b.len() <= 70)
-        .ok_or_else(|| invalid("multipart", "the multipart body has no boundary"))?;
-    let fields = multipart_fields(body, boundary.as_bytes())
-        .ok_or_else(|| invalid("multipart", "the multipart body is malformed"))?;
+    let form_error = |e: multipart::MultipartError| {
+        invalid(&format!("multipart_{}", e.0), "the multipart body is not a form modelgate can read with certainty")
+    };
+    let boundary = multipart::boundary(content_type.unwrap_or("")).map_err(|e| match e.0 {
+        "content_type" | "media_type" => {
+            invalid("content_type", "the request body must be sent as content-type: multipart/form-data")
+        }
+        _ => form_error(e),
+    })?;
+    let fields = multipart::fields(body, &boundary).map_err(|e| match e.0 {
+        "repeated_field" => Denial::new(Reason::AmbiguousModel, "the form names a field more than once")
+            .with_detail("multipart_repeated_field"),
+        _ => form_error(e),
+    })?;
     let model_field = match endpoint.model {
         ModelAt::Body(p) => last(p),
         _ => "",
     };
-    let mut model: Option<String> = None;
-    let mut stream = false;
-    for (name, value) in fields {
-        if name == model_field {
-            if model.is_some() {
-                return Err(Denial::new(Reason::AmbiguousModel, "the form names \"model\" more than once")
-                    .with_detail("duplicate_model"));
+    let mut result = RequestBody::empty();
+    for field in &fields {
+        if field.name == model_field {
+            let text_only = field.filename.is_none()
+                && field
+                    .content_type
+                    .as_deref()
+                    .is_none_or(|ct| multipart::media_type(ct).is_ok_and(|m| m.essence == "text/plain"));
+            let model = std::str::from_utf8(field.value)
+                .ok()
+                .filter(|_| text_only)
+                .ok_or_else(|| invalid("multipart_model", "the form's \"model\" must be a plain UTF-8 text field"))?;
+            if model.chars().any(char::is_control) {
+                return Err(invalid("model_control_chars", "the form's \"model\" holds control characters"));
             }
-            let text = std::str::from_utf8(value).map_err(|_| invalid("multipart", "the form's model is not UTF-8"))?;
-            model = Some(text.to_string());
-        } else if name == "stream" {
-            stream = value != b"false";
-        }
-    }
-    match model {
-        Some(m) if m.chars().any(char::is_control) => {
-            Err(invalid("model_control_chars", "the form's \"model\" holds control characters"))
-        }
-        Some(m) if !m.is_empty() => Ok(RequestBody { model: Some(m), stream, tokens: vec![], insert: None }),
-        _ => Err(Denial::new(Reason::ModelMissing, "the form has no \"model\" field").with_detail("missing")),
-    }
-}
-
-/// A `name=value` or `name="value"` parameter of a header value.
-fn parameter(header: &str, name: &str) -> Option<String> {
-    header.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        if !k.trim().eq_ignore_ascii_case(name) {
-            return None;
-        }
-        let v = v.trim();
-        Some(v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).to_string())
-    })
-}
-
-/// The form fields of a multipart body, as (name, value). `None` when the
-/// body is not well formed or a part's name cannot be read with certainty.
-fn multipart_fields<'b>(body: &'b [u8], boundary: &[u8]) -> Option<Vec<(String, &'b [u8])>> {
-    let mut delimiter = b"--".to_vec();
-    delimiter.extend_from_slice(boundary);
-    let mut fields = Vec::new();
-    let mut rest = body.strip_prefix(delimiter.as_slice())?;
-    let mut separator = b"\r\n".to_vec();
-    separator.extend_from_slice(&delimiter);
-    loop {
-        if rest.starts_with(b"--") {
-            return Some(fields);
-        }
-        rest = rest.strip_prefix(b"\r\n")?;
-        let end = find(rest, &separator)?;
-        let part = &rest[..end];
-        rest = &rest[end + separator.len()..];
-        let head_end = find(part, b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&part[..head_end]).ok()?;
-        let value = &part[head_end + 4..];
-        let mut name: Option<String> = None;
-        for line in head.split("\r\n") {
-            let (k, v) = line.split_once(':')?;
-            if k.trim().eq_ignore_ascii_case("content-disposition") {
-                if name.is_some() || v.contains("name*") {
-                    return None;
-                }
-                if !v.trim().to_ascii_lowercase().starts_with("form-data") {
-                    return None;
-                }
-                name = Some(parameter(v, "name")?);
+            result.model = Some(model.to_string()).filter(|m| !m.is_empty());
+        } else if let StreamAt::Body(switches) = endpoint.stream {
+            if switches.iter().any(|s| last(s.path()) == field.name) {
+                result.stream |= match field.value {
+                    b"true" => true,
+                    b"false" => false,
+                    _ => return Err(invalid("stream_not_boolean", "the form's \"stream\" must be true or false")),
+                };
             }
         }
-        fields.push((name?, value));
+    }
+    if result.model.is_none() {
+        return Err(Denial::new(Reason::ModelMissing, "the form has no \"model\" field").with_detail("missing"));
+    }
+    Ok(result)
+}
+
+impl StreamSwitch {
+    fn path(&self) -> Path {
+        match *self {
+            StreamSwitch::Flag(p) | StreamSwitch::Equals(p, _, _) => p,
+        }
+    }
+
+    /// Whether this switch is on. Lenient upstream parsers read `"true"` or
+    /// 1 as true; anything but the documented values is refused rather than
+    /// guessed at.
+    fn read(&self, v: Option<Value<'_>>) -> Result<bool, Denial> {
+        let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(false) };
+        let name = last(self.path());
+        match *self {
+            StreamSwitch::Flag(_) => {
+                v.as_bool().ok_or_else(|| invalid("stream_not_boolean", format!("{name:?} must be true or false")))
+            }
+            StreamSwitch::Equals(_, on, off) => match v.as_str() {
+                Some(s) if s == on => Ok(true),
+                Some(s) if off.contains(&s.as_ref()) => Ok(false),
+                _ => Err(invalid("stream_switch", format!("{name:?} has a value modelgate does not know"))),
+            },
+        }
     }
 }
 
-/// Linear in `haystack` for the short needles used here (boundaries are at
-/// most 72 bytes).
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+impl RequestBody {
+    fn empty() -> RequestBody {
+        RequestBody { model: None, other_models: vec![], stream: false, tokens: vec![], insert: None, multiplier: 1 }
+    }
 }
 
 impl RequestBody {
@@ -357,6 +421,8 @@ impl RequestBody {
         }
         let Some(cap) = limits.max_tokens else { return Ok(Vec::new()) };
         let mut edits = Vec::new();
+        // Each output may produce its own max: the cap bounds the product.
+        let mut per_output = 0;
         for field in &self.tokens {
             match field.value {
                 TokenValue::Count(n) if n > cap => {
@@ -366,12 +432,15 @@ impl RequestBody {
                     )
                     .with_detail(format!("{}>{cap}", field.name)));
                 }
-                TokenValue::Count(_) => {}
-                TokenValue::Null => edits.push(Edit {
-                    at: field.start,
-                    remove: field.end - field.start,
-                    insert: cap.to_string().into_bytes(),
-                }),
+                TokenValue::Count(n) => per_output = per_output.max(n),
+                TokenValue::Null => {
+                    edits.push(Edit {
+                        at: field.start,
+                        remove: field.end - field.start,
+                        insert: cap.to_string().into_bytes(),
+                    });
+                    per_output = cap;
+                }
                 TokenValue::Invalid => {
                     return Err(invalid(
                         "max_tokens_not_integer",
@@ -383,10 +452,23 @@ impl RequestBody {
         if self.tokens.is_empty() {
             if let Some(insert) = &self.insert {
                 edits.push(insert.edit(cap));
+                per_output = cap;
             }
+        }
+        if per_output.saturating_mul(self.multiplier) > cap {
+            return Err(self.multiplied(per_output, cap));
         }
         edits.sort_by_key(|e| e.at);
         Ok(edits)
+    }
+
+    fn multiplied(&self, per_output: u64, cap: u64) -> Denial {
+        let n = self.multiplier;
+        Denial::new(
+            Reason::MaxTokensExceeded,
+            format!("{n} outputs of up to {per_output} tokens each exceed this workload's cap of {cap}; lower n (or best_of) or set max_tokens to at most {}", cap / n),
+        )
+        .with_detail(format!("n*max_tokens>{cap}"))
     }
 }
 

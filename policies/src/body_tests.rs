@@ -141,7 +141,7 @@ fn an_absent_limit_is_set_to_the_cap_and_nothing_else_changes() {
 #[test]
 fn bodies_are_forwarded_byte_exact() {
     let body = "{\"zeta\":12345678901234567890123,\"model\":\"gpt-4o-mini\",\"alpha\":1.50E+3,\
-                \"max_tokens\":null,\"text\":\"\\u00e9t\u{e9} \\\"q\\\" \\ud83d\\ude00 日本\",\"n\":[-0,0.0e0]}";
+                \"max_tokens\":null,\"text\":\"\\u00e9t\u{e9} \\\"q\\\" \\ud83d\\ude00 日本\",\"nums\":[-0,0.0e0]}";
     let out = apply(body.as_bytes(), limits(Some(77), true)).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), body.replace("null", "77"));
     let untouched = "{\"b\":1,\"a\":12345678901234567890123,\"model\":\"m\",\"max_tokens\":5}";
@@ -170,7 +170,10 @@ const NESTED: Endpoint = Endpoint {
     stream: StreamAt::Never,
     max_tokens: &[&[Step::Key("generationConfig"), Step::Key("maxOutputTokens")]],
     max_tokens_default: Some(&[Step::Key("generationConfig"), Step::Key("maxOutputTokens")]),
-    other_models: &[],
+    multipliers: &[],
+    refuse: &[],
+    history: &[],
+    query: &[],
 };
 
 #[test]
@@ -251,4 +254,192 @@ fn worst_case_bodies_cost_n_log_n() {
     let deep =
         format!("{{\"model\":\"m\",\"t\":{}{}}}", "[".repeat(json::MAX_DEPTH + 1), "]".repeat(json::MAX_DEPTH + 1));
     assert_eq!(reason(parse(chat(), JSON, deep.as_bytes())).1.as_deref(), Some("too_deep"));
+}
+
+#[test]
+fn json_is_read_as_utf8_only() {
+    for ct in ["application/json; charset=utf-8", "application/json;charset=\"UTF-8\""] {
+        parse(chat(), Some(ct), br#"{"model":"m"}"#).unwrap();
+    }
+    for (ct, reason, detail) in [
+        ("application/json; charset=utf-7", Reason::UnsupportedEncoding, "charset"),
+        ("application/json; charset=utf-16", Reason::UnsupportedEncoding, "charset"),
+        ("application/json; charset=utf-8; charset=utf-7", Reason::InvalidBody, "content_type"),
+        ("application/json; profile=x", Reason::InvalidBody, "content_type"),
+    ] {
+        assert_eq!(reason_of(parse(chat(), Some(ct), br#"{"model":"m"}"#)), (reason, Some(detail.to_string())), "{ct}");
+    }
+}
+
+fn reason_of(r: Result<RequestBody, Denial>) -> (Reason, Option<String>) {
+    reason(r)
+}
+
+fn responses() -> &'static Endpoint {
+    Api::OpenAi.classify("POST", "/v1/responses").unwrap().0
+}
+
+/// Models the provider can be made to use outside the top-level `model`.
+#[test]
+fn other_models_in_the_body_are_found_for_a_decision() {
+    let body = br#"{"model":"gpt-5","tools":[{"type":"image_generation","model":"gpt-image-1"},{"type":"x","svg":{"model":"gpt-image-1"}}],
+                    "moderation":{"model":"omni-moderation-latest"},"input":[{"type":"image_generation_call","usage":{"model":"old"}}]}"#;
+    let b = parse(responses(), JSON, body).unwrap();
+    assert_eq!(b.model.as_deref(), Some("gpt-5"));
+    assert_eq!(b.other_models, ["gpt-image-1", "omni-moderation-latest"]);
+    // Chat history names no model the request uses.
+    let b = parse(chat(), JSON, br#"{"model":"m","messages":[{"role":"assistant","model":"other"}]}"#).unwrap();
+    assert!(b.other_models.is_empty());
+    for (body, detail) in [
+        (&br#"{"model":"m","tools":[{"model":5}]}"#[..], "nested_model_not_string"),
+        (br#"{"model":"m","tools":[{"model":""}]}"#, "nested_model_not_string"),
+        (br#"{"model":"m","prompt":{"id":"pmpt_1"}}"#, "stored_prompt"),
+    ] {
+        assert_eq!(reason(parse(responses(), JSON, body)), (Reason::AmbiguousModel, Some(detail.to_string())));
+    }
+    let many = format!(
+        "{{\"model\":\"m\",\"tools\":[{}]}}",
+        (0..20).map(|i| format!("{{\"model\":\"t{i}\"}}")).collect::<Vec<_>>().join(",")
+    );
+    assert_eq!(reason(parse(responses(), JSON, many.as_bytes())).1.as_deref(), Some("too_many_models"));
+}
+
+/// `n` and `best_of` multiply what one cap was meant to bound.
+#[test]
+fn the_cap_bounds_every_output_together() {
+    let cap = limits(Some(1000), true);
+    let body = br#"{"model":"m","n":4,"max_tokens":250}"#;
+    assert_eq!(apply(body, cap).unwrap(), body.to_vec());
+    let d = apply(br#"{"model":"m","n":4,"max_tokens":251}"#, cap).unwrap_err();
+    assert_eq!((d.reason, d.detail.as_deref()), (Reason::MaxTokensExceeded, Some("n*max_tokens>1000")));
+    // The cap written in for one output cannot be written in for four.
+    assert_eq!(apply(br#"{"model":"m","n":4}"#, cap).unwrap_err().reason, Reason::MaxTokensExceeded);
+    assert_eq!(
+        apply(br#"{"model":"m","n":1}"#, cap).unwrap().len(),
+        br#"{"max_completion_tokens":1000,"model":"m","n":1}"#.len()
+    );
+    let completions = Api::OpenAi.classify("POST", "/v1/completions").unwrap().0;
+    assert_eq!(
+        apply_to(completions, br#"{"model":"m","best_of":3,"n":2,"max_tokens":400}"#, cap).unwrap_err().reason,
+        Reason::MaxTokensExceeded
+    );
+    apply_to(completions, br#"{"model":"m","best_of":2,"n":2,"max_tokens":500}"#, cap).unwrap();
+    for body in [&br#"{"model":"m","n":0}"#[..], br#"{"model":"m","n":"4"}"#, br#"{"model":"m","n":1.5}"#] {
+        assert_eq!(reason(parse(chat(), JSON, body)).1.as_deref(), Some("multiplier_not_integer"));
+    }
+    // Without a cap, n is the provider's business.
+    apply(br#"{"model":"m","n":8}"#, limits(None, true)).unwrap();
+}
+
+/// `/v1/audio/speech` streams with `stream_format: "sse"`, not `stream`.
+#[test]
+fn every_streaming_switch_is_gated() {
+    let speech = Api::OpenAi.classify("POST", "/v1/audio/speech").unwrap().0;
+    let no_stream = limits(None, false);
+    let sse = br#"{"model":"tts-1","input":"hi","voice":"alloy","stream_format":"sse"}"#;
+    assert_eq!(apply_to(speech, sse, no_stream).unwrap_err().reason, Reason::StreamNotAllowed);
+    apply_to(speech, br#"{"model":"tts-1","input":"hi","voice":"alloy","stream_format":"audio"}"#, no_stream).unwrap();
+    assert_eq!(
+        reason(parse(speech, JSON, br#"{"model":"tts-1","stream_format":"SSE"}"#)).1.as_deref(),
+        Some("stream_switch")
+    );
+}
+
+fn transcription_form(extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut parts =
+        vec![("Content-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav", "RIFF")];
+    parts.extend_from_slice(extra);
+    let mut out = Vec::new();
+    for (headers, value) in parts {
+        out.extend_from_slice(format!("--XyZ\r\n{headers}\r\n\r\n{value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"--XyZ--\r\n");
+    out
+}
+
+#[test]
+fn multipart_forms_are_refused_where_servers_disagree() {
+    let ep = Api::OpenAi.classify("POST", "/v1/audio/transcriptions").unwrap().0;
+    let ct = Some("multipart/form-data; boundary=XyZ");
+    let model = |headers: &str| transcription_form(&[(headers, "whisper-1")]);
+    assert_eq!(
+        parse(ep, ct, &model("Content-Disposition: form-data; name=\"model\"")).unwrap().model.as_deref(),
+        Some("whisper-1")
+    );
+    let cases: Vec<(Vec<u8>, Option<&str>, Reason, &str)> = vec![
+        (
+            model("Content-Disposition: form-data; name=\"model\"; name=\"file\""),
+            ct,
+            Reason::InvalidBody,
+            "multipart_repeated_parameter",
+        ),
+        (model("Content-Disposition: form-data; name=\"x;name=model\""), ct, Reason::ModelMissing, "missing"),
+        (
+            model("Content-Disposition: form-data; name=\"model\"\r\nContent-Transfer-Encoding: quoted-printable"),
+            ct,
+            Reason::InvalidBody,
+            "multipart_part_header_not_allowed",
+        ),
+        (
+            model("Content-Disposition: form-data; name=\"model\"; filename=\"m.txt\""),
+            ct,
+            Reason::InvalidBody,
+            "multipart_model",
+        ),
+        (
+            model("Content-Disposition: form-data; name=\"model\"\r\nContent-Type: application/octet-stream"),
+            ct,
+            Reason::InvalidBody,
+            "multipart_model",
+        ),
+        (
+            transcription_form(&[
+                ("Content-Disposition: form-data; name=\"model\"", "a"),
+                ("Content-Disposition: form-data; name=\"model\"", "b"),
+            ]),
+            ct,
+            Reason::AmbiguousModel,
+            "multipart_repeated_field",
+        ),
+        (
+            model("Content-Disposition: form-data; name=\"model\""),
+            Some("multipart/form-data; boundary=XyZ; boundary=Other"),
+            Reason::InvalidBody,
+            "multipart_repeated_parameter",
+        ),
+        (
+            model("Content-Disposition: form-data; name=\"model\""),
+            Some("multipart/form-data; boundary=\"Xy\\Z\""),
+            Reason::InvalidBody,
+            "multipart_quoted_string",
+        ),
+        (
+            model("Content-Disposition: form-data; name=\"model\""),
+            Some("multipart/form-data; boundary=XyZ; charset=utf-7"),
+            Reason::InvalidBody,
+            "multipart_content_type_parameters",
+        ),
+        (
+            transcription_form(&[
+                ("Content-Disposition: form-data; name=\"model\"", "whisper-1"),
+                ("Content-Disposition: form-data; name=\"stream\"", "1"),
+            ]),
+            ct,
+            Reason::InvalidBody,
+            "stream_not_boolean",
+        ),
+    ];
+    for (body, ct, reason_want, detail) in cases {
+        assert_eq!(
+            reason(parse(ep, ct, &body)),
+            (reason_want, Some(detail.to_string())),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let streamed = transcription_form(&[
+        ("Content-Disposition: form-data; name=\"model\"", "whisper-1"),
+        ("Content-Disposition: form-data; name=\"stream\"", "true"),
+    ]);
+    assert!(parse(ep, ct, &streamed).unwrap().stream);
 }

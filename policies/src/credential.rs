@@ -13,6 +13,12 @@ use crate::svid::jwt::MAX_TOKEN_BYTES;
 pub const CALLER_CREDENTIAL_HEADERS: &[&str] =
     &["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
+/// Headers that would let a workload change what the provider does with
+/// the gateway's credential: cookies, and method overrides (some servers
+/// serve a POST as the method these name). Removed from every forwarded
+/// request, with each api's account and project selectors.
+pub const STEERING_HEADERS: &[&str] = &["cookie", "x-http-method-override", "x-http-method", "x-method-override"];
+
 /// Finds the caller's JWT-SVID. Exactly one carrier may hold a credential,
 /// once: two filled carriers, or a repeated carrier header, are ambiguous
 /// (we might validate one token and the provider read another).
@@ -107,17 +113,18 @@ impl std::fmt::Debug for Rewrite {
     }
 }
 
-/// Strips every caller credential and injects the provider's. `provider`
-/// is `None` only in audit mode for a request no provider matched: it is
-/// forwarded with no credential at all.
-pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(String, String)], path: &str) -> Rewrite {
+/// Strips every caller credential and steering header and injects the
+/// provider's credential and fixed headers. `provider` is `None` only in
+/// audit mode for a request no provider matched: it is forwarded with no
+/// credential at all.
+pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(String, String)]) -> Rewrite {
     let mut out = Rewrite::default();
     let mut remove = |name: &str| {
         if !out.remove_headers.iter().any(|h| h == name) {
             out.remove_headers.push(name.to_string());
         }
     };
-    for name in CALLER_CREDENTIAL_HEADERS {
+    for name in CALLER_CREDENTIAL_HEADERS.iter().chain(STEERING_HEADERS) {
         remove(name);
     }
     if let Carrier::Header { name, .. } = carrier {
@@ -125,13 +132,16 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
     }
     // Usage is read from the response; ask for it uncompressed.
     remove("accept-encoding");
-    out.path = strip_key_param(path);
     let Some(provider) = provider else { return out };
+    for name in provider.api.spec().account_headers {
+        remove(name);
+    }
     if let Credential::ApiKey { key, header, prefix } = &provider.credential {
         out.set_headers.push((header.clone(), format!("{prefix}{}", key.expose())));
     }
+    out.set_headers.extend(provider.headers.iter().cloned());
     for (name, value) in provider.api.spec().required_headers {
-        if !headers.iter().any(|(k, _)| k == name) {
+        if !headers.iter().any(|(k, _)| k == name) && !out.set_headers.iter().any(|(k, _)| k == name) {
             out.set_headers.push((name.to_string(), value.to_string()));
         }
     }
@@ -187,46 +197,6 @@ pub fn finish(provider: &Provider, result: &CalloutResult) -> Result<Vec<(String
         .filter(|t| !t.is_empty() && !t.bytes().any(|b| b.is_ascii_control()))
         .ok_or_else(|| unavailable("token_response_invalid", "the token endpoint's answer holds no access_token"))?;
     Ok(vec![("authorization".to_string(), format!("Bearer {token}"))])
-}
-
-/// Removes every `key` query parameter (Google's API-key parameter), also
-/// when its name is percent-encoded or differently cased. `None` when there
-/// is nothing to remove.
-pub fn strip_key_param(path: &str) -> Option<String> {
-    let (base, query) = path.split_once('?')?;
-    let is_key = |param: &str| {
-        let name = param.split('=').next().unwrap_or("");
-        percent_decode(name).eq_ignore_ascii_case("key")
-    };
-    if !query.split('&').any(is_key) {
-        return None;
-    }
-    let kept: Vec<&str> = query.split('&').filter(|p| !is_key(p)).collect();
-    Some(if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -302,23 +272,33 @@ mod tests {
                 header: "x-api-key".into(),
                 prefix: String::new(),
             },
+            headers: vec![("anthropic-workspace-id".into(), "wrkspc_gateway".into())],
         };
         let c = Carrier::Header { name: "x-svid".into(), scheme: None };
-        let r = rewrite(Some(&provider), &c, &h(&[]), "/v1/messages");
-        for name in ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-svid"] {
+        let r = rewrite(Some(&provider), &c, &h(&[]));
+        for name in [
+            "authorization",
+            "proxy-authorization",
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            "x-svid",
+            "cookie",
+            "x-http-method-override",
+            "anthropic-workspace-id",
+            "anthropic-organization-id",
+        ] {
             assert!(r.remove_headers.iter().any(|h| h == name), "{name}");
         }
-        assert_eq!(r.set_headers, h(&[("x-api-key", "sk-up"), ("anthropic-version", "2023-06-01")]));
-        let r = rewrite(Some(&provider), &c, &h(&[("anthropic-version", "2024-01-01")]), "/v1/messages");
-        assert_eq!(r.set_headers, h(&[("x-api-key", "sk-up")]));
-    }
-
-    #[test]
-    fn removes_key_query_parameters_however_spelled() {
-        assert_eq!(strip_key_param("/v1/x"), None);
-        assert_eq!(strip_key_param("/v1/x?a=1"), None);
-        assert_eq!(strip_key_param("/v1/x?key=s").as_deref(), Some("/v1/x"));
-        assert_eq!(strip_key_param("/v1/x?a=1&KEY=s&b=2&%6bey=t&k%65y").as_deref(), Some("/v1/x?a=1&b=2"));
-        assert_eq!(strip_key_param("/v1/x?keys=1&monkey=2"), None);
+        assert_eq!(
+            r.set_headers,
+            h(&[
+                ("x-api-key", "sk-up"),
+                ("anthropic-workspace-id", "wrkspc_gateway"),
+                ("anthropic-version", "2023-06-01")
+            ])
+        );
+        let r = rewrite(Some(&provider), &c, &h(&[("anthropic-version", "2024-01-01")]));
+        assert_eq!(r.set_headers, h(&[("x-api-key", "sk-up"), ("anthropic-workspace-id", "wrkspc_gateway")]));
     }
 }

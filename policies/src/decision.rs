@@ -2,9 +2,11 @@
 //! denies; otherwise the first matching allow rule allows; otherwise deny.
 //! A rule matches when the workload, the provider and the model each match
 //! one of its entries; an empty list matches nothing. Allow rules match the
-//! model exactly; deny rules also match it ignoring case and surrounding
-//! white space, so a spelling a lenient provider would accept cannot slip
-//! past a deny (deny wins, and wins wide).
+//! model exactly; deny rules also match every other spelling a provider or
+//! router accepts for the same model — other case, surrounding white space,
+//! a fine-tune of it (`ft:gpt-3.5-turbo:org::id`), a router's
+//! `provider/model`, a version suffix (`model@2024…`), a Bedrock vendor
+//! prefix — so no spelling slips past a deny (deny wins, and wins wide).
 
 use crate::config::{Effect, Rule};
 use crate::reason::{Denial, Reason};
@@ -14,7 +16,9 @@ use crate::spiffe::SpiffeId;
 pub fn decide<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str, model: &str) -> Result<&'p Rule, Denial> {
     let names = |r: &&Rule| r.workloads.iter().any(|w| w.matches(workload)) && r.providers.contains(provider);
     let matches = |r: &&Rule| names(r) && r.models.iter().any(|m| m.matches(model));
-    let denies = |r: &&Rule| names(r) && r.models.iter().any(|m| m.matches(model) || m.matches_loosely(model));
+    let spellings = deny_spellings(model);
+    let denies =
+        |r: &&Rule| names(r) && r.models.iter().any(|m| spellings.iter().any(|s| m.matches(s) || m.matches_loosely(s)));
     if let Some(deny) = rules.iter().filter(|r| r.effect == Effect::Deny).find(denies) {
         return Err(Denial::new(
             Reason::ModelNotAllowed,
@@ -30,6 +34,50 @@ pub fn decide<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str, model:
         )
         .with_detail("no_matching_rule")
     })
+}
+
+/// Bedrock's vendor prefixes (`anthropic.claude-…`, `us.meta.llama…`).
+const VENDORS: &[&str] =
+    &["anthropic.", "meta.", "amazon.", "cohere.", "mistral.", "ai21.", "deepseek.", "openai.", "qwen.", "writer."];
+const REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
+
+/// The model, and the base model each spelling providers and routers
+/// accept for it stands for.
+fn deny_spellings(model: &str) -> Vec<String> {
+    let mut out = vec![model.to_string()];
+    let mut base = model.trim();
+    // A router's `provider/model` (OpenRouter, LiteLLM) or `models/…`.
+    if let Some((_, rest)) = base.rsplit_once('/') {
+        base = rest;
+    }
+    // OpenAI fine-tunes: `ft:<base>:<org>:<name>:<id>`; legacy `<base>:ft-…`.
+    if let Some(rest) = base.strip_prefix("ft:") {
+        base = rest.split(':').next().unwrap_or(rest);
+    }
+    if let Some((head, _)) = base.split_once(":ft-") {
+        base = head;
+    }
+    // Vertex versions `model@20240229`; Bedrock `vendor.model-v1:0`.
+    base = base.split('@').next().unwrap_or(base);
+    for region in REGIONS {
+        if let Some(rest) = base.strip_prefix(region) {
+            base = rest;
+        }
+    }
+    for vendor in VENDORS {
+        if let Some(rest) = base.strip_prefix(vendor) {
+            base = rest;
+            if let Some((head, version)) = base.rsplit_once(':') {
+                if version.bytes().all(|b| b.is_ascii_digit()) {
+                    base = head;
+                }
+            }
+        }
+    }
+    if base != model {
+        out.push(base.to_string());
+    }
+    out
 }
 
 /// The first allow rule that names `workload` for `provider` with some
@@ -114,6 +162,35 @@ mod tests {
                 "{model:?}"
             );
         }
+    }
+
+    /// Spellings providers and routers accept for a denied base model.
+    #[test]
+    fn deny_rules_see_through_fine_tunes_and_router_forms() {
+        let r = rules();
+        let research = id("spiffe://ex.org/ns/research/sa/a");
+        for model in [
+            "ft:gpt-3.5-turbo-0125:my-org::9abc",
+            "ft:gpt-3.5-turbo:org:custom:id",
+            "gpt-3.5-turbo:ft-acme-2023-01-01",
+            "openai/gpt-3.5-turbo",
+            "azure/openai/gpt-3.5-turbo-16k",
+            "OpenAI/GPT-3.5-Turbo",
+            "gpt-3.5-turbo@001",
+            "us.openai.gpt-3.5-turbo:0",
+        ] {
+            assert_eq!(
+                decide(&r, &research, "openai", model).unwrap_err().rule.as_deref(),
+                Some("no-legacy"),
+                "{model}"
+            );
+        }
+        // Allow rules stay exact: a fine-tune of an allowed model is not
+        // allowed by that name.
+        let bot = id("spiffe://ex.org/ns/support/sa/bot");
+        assert!(decide(&r, &bot, "openai", "ft:gpt-4o-mini:org::x").is_err());
+        assert!(decide(&r, &bot, "openai", "openai/gpt-4o-mini").is_err());
+        assert_eq!(decide(&r, &research, "openai", "ft:gpt-4o:org::x").unwrap().id, "research");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::callout::{CalloutRequest, CalloutResult};
 use crate::config::{Mode, Policy, PromptAudit, Provider};
 use crate::credential::{self, Plan, Rewrite};
 use crate::decision;
+use crate::query;
 use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
 use crate::svid::{jwt, SignatureVerifier};
@@ -199,7 +200,8 @@ pub struct Exchange {
     denial: Option<Denial>,
     content_type: Option<String>,
     headers: Vec<(String, String)>,
-    path: String,
+    /// The `:path` to forward, when its query must change (`None`: as sent).
+    forward_path: Option<String>,
     request_id: Option<String>,
     /// The rewrite waiting for a call-out's credential.
     pending: Option<Rewrite>,
@@ -323,7 +325,8 @@ impl Exchange {
         self.record.trace_id = trace_id(head.headers);
         self.record.client = Client { address: head.client_address.map(bounded) };
         self.headers = head.headers.to_vec();
-        self.path = head.path.to_string();
+        // Until the endpoint is known, only credentials leave the query.
+        self.forward_path = query::strip_credentials(head.path);
         self.content_type = header(head.headers, "content-type").map(str::to_string);
 
         let provider = match_provider(policy, head.authority, head.path);
@@ -381,6 +384,10 @@ impl Exchange {
         self.endpoint = Some(endpoint);
         self.captures = captures;
         self.record.endpoint = Some(endpoint.path.to_string());
+        match query::sanitize(head.path, endpoint.query) {
+            Ok(path) => self.forward_path = path,
+            Err(d) => return self.deny_or_forward(env, d),
+        }
 
         // Refuse as early as possible: no rule could allow this workload
         // anything at this provider, whatever the body says.
@@ -463,6 +470,22 @@ impl Exchange {
             Ok(rule) => rule,
             Err(d) => return self.deny_or_forward(env, d),
         };
+        // Every other model the body can make the provider use must be
+        // allowed too (a tool's image model, a moderation model, …).
+        for other in &parsed.other_models {
+            if let Err(denied) = decision::decide(&policy.rules, &identity, &provider.name, other) {
+                let mut d = Denial::new(
+                    Reason::ModelNotAllowed,
+                    format!(
+                        "the request also asks for the model {:?}, which {identity} may not use here",
+                        bounded(other)
+                    ),
+                )
+                .with_detail("nested_model");
+                d.rule = denied.rule;
+                return self.deny_or_forward(env, d);
+            }
+        }
         if self.denial.is_none() {
             self.record.rule = Some(rule.id.clone());
         }
@@ -478,7 +501,8 @@ impl Exchange {
     fn forward(&mut self, env: &Env<'_>, edits: Vec<Edit>) -> Step {
         let policy = env.policy;
         let provider = self.provider.and_then(|i| policy.providers.get(i));
-        let mut rewrite = credential::rewrite(provider, &policy.jwt_svid.carrier, &self.headers, &self.path);
+        let mut rewrite = credential::rewrite(provider, &policy.jwt_svid.carrier, &self.headers);
+        rewrite.path = self.forward_path.clone();
         // Audit mode changes nothing but credentials.
         if policy.mode == Mode::Enforce {
             rewrite.body_edits = edits;

@@ -30,6 +30,8 @@ pub enum Step {
     Key(&'static str),
     /// Every element of an array.
     Each,
+    /// Every member with this name at any depth below (last step only).
+    Deep(&'static str),
 }
 
 /// Where a value is in a document, from the root object.
@@ -194,6 +196,8 @@ struct Frame {
     start: usize,
     /// Paths still matching at this container.
     mask: u64,
+    /// Deep paths this container completes (its member name matched).
+    hit: u64,
     depth: usize,
     /// Where this object's names begin in `Scanner::names`.
     names_from: usize,
@@ -219,8 +223,8 @@ impl Scanner<'_, '_> {
     fn document(&mut self) -> Result<Kind, JsonError> {
         let mut stack: Vec<Frame> = Vec::new();
         let all = if self.paths.is_empty() { 0 } else { u64::MAX >> (64 - self.paths.len()) };
-        // The mask and depth of the value about to be read.
-        let (mut mask, mut depth) = (all, 0usize);
+        // The mask, depth and deep hits of the value about to be read.
+        let (mut mask, mut depth, mut hit) = (all, 0usize, 0u64);
         loop {
             // A value starts.
             self.skip_ws();
@@ -236,6 +240,7 @@ impl Scanner<'_, '_> {
                         object,
                         start,
                         mask,
+                        hit,
                         depth,
                         names_from: self.names.len(),
                         arena_from: self.arena.len(),
@@ -248,9 +253,7 @@ impl Scanner<'_, '_> {
                         None
                     } else {
                         // The first member or element.
-                        let (m, d) = self.open_child(&mut stack)?;
-                        mask = m;
-                        depth = d;
+                        (mask, depth, hit) = self.open_child(&mut stack)?;
                         continue;
                     }
                 }
@@ -270,7 +273,7 @@ impl Scanner<'_, '_> {
             // A value ended: a scalar (kind is Some), or an empty container
             // just closed. Close containers until one has more to read.
             let mut done = match kind {
-                Some(kind) => Done { kind, start, mask, depth, has_members: false },
+                Some(kind) => Done { kind, start, mask, hit, depth, has_members: false },
                 None => self.close(&mut stack)?,
             };
             loop {
@@ -284,9 +287,7 @@ impl Scanner<'_, '_> {
                 match self.peek() {
                     Some(b',') => {
                         self.pos += 1;
-                        let (m, d) = self.open_child(&mut stack)?;
-                        mask = m;
-                        depth = d;
+                        (mask, depth, hit) = self.open_child(&mut stack)?;
                         break;
                     }
                     Some(c) if c == close => {
@@ -300,9 +301,9 @@ impl Scanner<'_, '_> {
     }
 
     /// Reads what introduces the next child of the innermost container (an
-    /// object member's name and colon), and returns the child's path mask
-    /// and depth.
-    fn open_child(&mut self, stack: &mut [Frame]) -> Result<(u64, usize), JsonError> {
+    /// object member's name and colon), and returns the child's path mask,
+    /// depth, and the deep paths its name completes.
+    fn open_child(&mut self, stack: &mut [Frame]) -> Result<(u64, usize, u64), JsonError> {
         let Some(frame) = stack.last_mut() else {
             return Err(JsonError::Syntax);
         };
@@ -311,7 +312,7 @@ impl Scanner<'_, '_> {
         frame.members += 1;
         if !frame.object {
             let mask = self.child_mask(parent, step, |s| matches!(s, Step::Each));
-            return Ok((mask, frame.depth + 1));
+            return Ok((mask, frame.depth + 1, 0));
         }
         if frame.members > MAX_MEMBERS {
             return Err(JsonError::TooManyMembers);
@@ -340,19 +341,30 @@ impl Scanner<'_, '_> {
         self.pos += 1;
         let text = name_bytes(self.bytes, &self.arena, name);
         let mask = self.child_mask(parent, step, |s| matches!(s, Step::Key(k) if k.as_bytes() == text));
-        Ok((mask, depth))
+        let mut hit = 0;
+        for_each_bit(parent, |i| {
+            if let Some((k, Step::Deep(deep))) =
+                self.paths.get(i).and_then(|p| p.len().checked_sub(1).map(|k| (k, p[k])))
+            {
+                if k <= step && deep.as_bytes() == text {
+                    hit |= 1 << i;
+                }
+            }
+        });
+        Ok((mask, depth, hit))
     }
 
+    /// The paths that still match a child at `step` (its depth less one): a
+    /// step that `fits`, or a deep path whose prefix matched higher up.
     fn child_mask(&self, parent: u64, step: usize, fits: impl Fn(&Step) -> bool) -> u64 {
         let mut mask = 0;
-        let mut rest = parent;
-        while rest != 0 {
-            let i = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            if self.paths.get(i).and_then(|p| p.get(step)).is_some_and(&fits) {
+        for_each_bit(parent, |i| {
+            let Some(path) = self.paths.get(i) else { return };
+            let deep = matches!(path.last(), Some(Step::Deep(_))) && step + 1 >= path.len();
+            if deep || path.get(step).is_some_and(&fits) {
                 mask |= 1 << i;
             }
-        }
+        });
         mask
     }
 
@@ -385,6 +397,7 @@ impl Scanner<'_, '_> {
             kind: if frame.object { Kind::Object } else { Kind::Array },
             start: frame.start,
             mask: frame.mask,
+            hit: frame.hit,
             depth: frame.depth,
             has_members: frame.members > 0,
         })
@@ -392,20 +405,23 @@ impl Scanner<'_, '_> {
 
     /// Notes a finished value under every path it completes.
     fn record(&mut self, done: &Done) {
-        let mut rest = done.mask;
-        while rest != 0 {
-            let i = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            if self.paths.get(i).is_some_and(|p| p.len() == done.depth) {
-                self.found.push(Found {
-                    path: i,
-                    kind: done.kind,
-                    start: done.start,
-                    end: self.pos,
-                    has_members: done.has_members,
-                });
+        let paths = self.paths;
+        let mut complete = done.hit;
+        for_each_bit(done.mask, |i| {
+            let exact = paths.get(i).is_some_and(|p| p.len() == done.depth && !matches!(p.last(), Some(Step::Deep(_))));
+            if exact {
+                complete |= 1 << i;
             }
-        }
+        });
+        for_each_bit(complete, |i| {
+            self.found.push(Found {
+                path: i,
+                kind: done.kind,
+                start: done.start,
+                end: self.pos,
+                has_members: done.has_members,
+            });
+        });
     }
 
     fn peek(&self) -> Option<u8> {
@@ -524,8 +540,16 @@ struct Done {
     kind: Kind,
     start: usize,
     mask: u64,
+    hit: u64,
     depth: usize,
     has_members: bool,
+}
+
+fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
 }
 
 fn to_u32(n: usize) -> Result<u32, JsonError> {

@@ -159,3 +159,15 @@ fn repeat_checks_grow_n_log_n_not_n_squared() {
     assert!(nested_8n < nested_n * 12, "nested: {nested_n} → {nested_8n}");
     assert!(flat_n > 4_000, "the counter counts");
 }
+
+#[test]
+fn deep_paths_find_a_name_at_any_depth_below_their_prefix() {
+    const ANY_MODEL: Path = &[Step::Deep("model")];
+    const TOOL_MODEL: Path = &[Step::Key("tools"), Step::Deep("model")];
+    let doc = br#"{"model":"a","tools":[{"type":"image_generation","model":"b"},{"x":{"y":[{"model":"c"}]}}],
+                   "input":[{"model":"d"}],"models":"e","moderation":{"model":{"deeper":1}}}"#;
+    let d = scan(doc, &[ANY_MODEL, TOOL_MODEL]).unwrap();
+    let raws = |i| d.all(i).map(|v| String::from_utf8_lossy(v.raw()).into_owned()).collect::<Vec<_>>();
+    assert_eq!(raws(0), ["\"a\"", "\"b\"", "\"c\"", "\"d\"", "{\"deeper\":1}"]);
+    assert_eq!(raws(1), ["\"b\"", "\"c\""]);
+}

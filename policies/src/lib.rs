@@ -16,6 +16,8 @@ pub mod credential;
 pub mod decision;
 pub mod exchange;
 pub mod json;
+pub mod multipart;
+pub mod query;
 pub mod reason;
 pub mod spiffe;
 pub mod svid;

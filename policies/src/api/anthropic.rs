@@ -14,6 +14,7 @@ pub static SPEC: Spec = Spec {
     sdk_key_headers: &["x-api-key"],
     key_header: ("x-api-key", ""),
     required_headers: &[("anthropic-version", VERSION)],
+    account_headers: &["anthropic-workspace-id", "anthropic-organization-id", "anthropic-user-profile-id"],
     error_body,
     usage,
 };
@@ -29,7 +30,11 @@ static ENDPOINTS: &[Endpoint] = &[
         stream: StreamAt::Body(STREAM),
         max_tokens: &[MAX_TOKENS],
         max_tokens_default: Some(MAX_TOKENS),
-        other_models: &[],
+        multipliers: &[],
+        refuse: &[],
+        history: &[&[Step::Key("messages")]],
+        // The SDK's beta namespace adds `?beta=true`.
+        query: &["beta"],
     },
     Endpoint {
         method: "POST",
@@ -39,7 +44,10 @@ static ENDPOINTS: &[Endpoint] = &[
         stream: StreamAt::Never,
         max_tokens: &[],
         max_tokens_default: None,
-        other_models: &[],
+        multipliers: &[],
+        refuse: &[],
+        history: &[&[Step::Key("messages")]],
+        query: &["beta"],
     },
     MODEL_LIST,
 ];

@@ -36,6 +36,10 @@ pub struct Spec {
     pub key_header: (&'static str, &'static str),
     /// Headers the api requires, added when the caller sent none.
     pub required_headers: &'static [(&'static str, &'static str)],
+    /// Headers that choose which account, organization or project the
+    /// provider's credential acts for: they belong to the gateway (set them
+    /// with the provider's `headers`), never to the workload.
+    pub account_headers: &'static [&'static str],
     /// The api's own error body, so its SDK raises its usual typed error.
     pub error_body: fn(status: u16, code: &str, message: &str) -> Value,
     /// Usage from a non-streaming JSON response.
@@ -67,12 +71,22 @@ pub enum ModelAt {
 /// What makes a request stream its response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamAt {
-    /// A boolean member of the JSON body (a multipart field of that name).
-    Body(Path),
+    /// Any of these switches in the body (or the multipart field of the
+    /// path's last name).
+    Body(&'static [StreamSwitch]),
     /// The endpoint always streams.
     Always,
     /// The endpoint never streams.
     Never,
+}
+
+/// One way a request body switches streaming on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamSwitch {
+    /// A boolean member: `true` streams.
+    Flag(Path),
+    /// A string member: this value streams (any other known value does not).
+    Equals(Path, &'static str, &'static [&'static str]),
 }
 
 /// One endpoint of an api.
@@ -91,9 +105,21 @@ pub struct Endpoint {
     /// Where the cap is written when none of `max_tokens` is present;
     /// `None` for endpoints that generate no tokens (embeddings, …).
     pub max_tokens_default: Option<Path>,
-    /// Members through which a server could be made to use another model
-    /// than the one decided: a request naming one is refused.
-    pub other_models: &'static [Path],
+    /// Members that multiply the output a token cap bounds (`n`,
+    /// `best_of`): the request may produce cap × the largest of them.
+    pub multipliers: &'static [Path],
+    /// Members that would make the provider use a model modelgate cannot
+    /// decide (a router's fallback list, a stored prompt's own model): a
+    /// request carrying one is refused, with the detail given.
+    pub refuse: &'static [(Path, &'static str)],
+    /// Members holding conversation history: models named inside them were
+    /// used before, and are not decided again. Every other member named
+    /// `model`, at any depth, is a model the request can make the provider
+    /// use, and is decided like the request's own.
+    pub history: &'static [Path],
+    /// The query parameters the endpoint takes; every other one is removed
+    /// before the request goes on (and a `model` parameter is refused).
+    pub query: &'static [&'static str],
 }
 
 /// The values a path pattern captured.
@@ -158,11 +184,17 @@ pub const MODEL_LIST: Endpoint = Endpoint {
     stream: StreamAt::Never,
     max_tokens: &[],
     max_tokens_default: None,
-    other_models: &[],
+    multipliers: &[],
+    refuse: &[],
+    history: &[],
+    query: &["limit", "after", "after_id", "before_id"],
 };
 
 pub const MODEL: Path = &[Step::Key("model")];
-pub const STREAM: Path = &[Step::Key("stream")];
+/// `"stream": true`.
+pub const STREAM: &[StreamSwitch] = &[StreamSwitch::Flag(&[Step::Key("stream")])];
+/// Every member named `model`, at any depth.
+pub const ANY_MODEL: Path = &[Step::Deep("model")];
 
 impl Api {
     pub fn spec(self) -> &'static Spec {

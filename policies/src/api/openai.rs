@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
+use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM};
 use crate::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -12,6 +12,7 @@ pub static SPEC: Spec = Spec {
     sdk_key_headers: &[],
     key_header: ("authorization", "Bearer "),
     required_headers: &[],
+    account_headers: &["openai-organization", "openai-project"],
     error_body,
     usage,
 };
@@ -25,35 +26,65 @@ const MAX_OUTPUT_TOKENS: Path = &[Step::Key("max_output_tokens")];
 
 /// Members through which OpenAI-compatible routers (OpenRouter, LiteLLM)
 /// take fallback models: a second model modelgate did not decide on.
-const FALLBACKS: &[Path] = &[&[Step::Key("models")], &[Step::Key("fallbacks")], &[Step::Key("fallback_models")]];
+const FALLBACKS: &[(Path, &str)] = &[
+    (&[Step::Key("models")], "member_models"),
+    (&[Step::Key("fallbacks")], "member_fallbacks"),
+    (&[Step::Key("fallback_models")], "member_fallback_models"),
+];
 
-const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<Path>, stream: bool) -> Endpoint {
+/// The Responses api also takes a stored prompt, whose template can choose
+/// its own model.
+const RESPONSES_REFUSE: &[(Path, &str)] = &[
+    (&[Step::Key("models")], "member_models"),
+    (&[Step::Key("fallbacks")], "member_fallbacks"),
+    (&[Step::Key("fallback_models")], "member_fallback_models"),
+    (&[Step::Key("prompt")], "stored_prompt"),
+];
+
+const N: Path = &[Step::Key("n")];
+const BEST_OF: Path = &[Step::Key("best_of")];
+
+/// `/v1/audio/speech` streams server-sent events with `stream_format: "sse"`.
+const SPEECH_STREAM: &[StreamSwitch] = &[StreamSwitch::Equals(&[Step::Key("stream_format")], "sse", &["audio"])];
+
+const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
     Endpoint {
         method: "POST",
         path,
         body: BodyFormat::Json,
         model: ModelAt::Body(MODEL),
-        stream: if stream { StreamAt::Body(STREAM) } else { StreamAt::Never },
+        stream: StreamAt::Body(STREAM),
         max_tokens,
         max_tokens_default: default,
-        other_models: FALLBACKS,
+        multipliers: &[],
+        refuse: FALLBACKS,
+        history: &[],
+        query: &[],
     }
 }
 
 const fn multipart(path: &'static str) -> Endpoint {
-    Endpoint { body: BodyFormat::Multipart, ..json(path, &[], None, true) }
+    Endpoint { body: BodyFormat::Multipart, ..json(path, &[], None) }
 }
 
 /// SPEC §3. `max_completion_tokens` is chat's current field (`max_tokens` is
 /// deprecated there and refused by reasoning models), so it is the one set.
 static ENDPOINTS: &[Endpoint] = &[
-    json("/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS), true),
-    json("/v1/completions", &[MAX_TOKENS], Some(MAX_TOKENS), true),
-    json("/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS), true),
-    json("/v1/embeddings", &[], None, false),
-    json("/v1/moderations", &[], None, false),
-    json("/v1/images/generations", &[], None, true),
-    json("/v1/audio/speech", &[], None, false),
+    Endpoint {
+        multipliers: &[N],
+        history: &[&[Step::Key("messages")]],
+        ..json("/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
+    },
+    Endpoint { multipliers: &[N, BEST_OF], ..json("/v1/completions", &[MAX_TOKENS], Some(MAX_TOKENS)) },
+    Endpoint {
+        refuse: RESPONSES_REFUSE,
+        history: &[&[Step::Key("input")]],
+        ..json("/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
+    },
+    json("/v1/embeddings", &[], None),
+    json("/v1/moderations", &[], None),
+    json("/v1/images/generations", &[], None),
+    Endpoint { stream: StreamAt::Body(SPEECH_STREAM), ..json("/v1/audio/speech", &[], None) },
     multipart("/v1/audio/transcriptions"),
     multipart("/v1/audio/translations"),
     MODEL_LIST,

@@ -2,6 +2,8 @@
 //! cross-references, reads `api_key` secrets from the environment, and
 //! refuses, by name, the fields later work implements.
 
+use serde_json::Value;
+
 use super::raw::*;
 use super::*;
 use crate::spiffe::{ModelPattern, TrustDomain, WorkloadPattern};
@@ -196,7 +198,42 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             return Err(ConfigError::new(format!("{at}.match"), "give authorities, path_prefix, or both"));
         }
         let credential = credential(p.credential, api, &format!("{at}.credential"), env)?;
-        out.push(Provider { name: p.name, api, authorities, path_prefix, credential });
+        let headers = fixed_headers(p.headers.unwrap_or_default(), &format!("{at}.headers"))?;
+        out.push(Provider { name: p.name, api, authorities, path_prefix, credential, headers });
+    }
+    Ok(out)
+}
+
+/// Headers a provider sets on every request: not credentials (the
+/// `credential` sets those), not framing or hop-by-hop headers.
+fn fixed_headers(raw: serde_json::Map<String, Value>, at: &str) -> Result<Vec<(String, String)>> {
+    const FORBIDDEN: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+    ];
+    let mut out = Vec::with_capacity(raw.len());
+    for (name, value) in raw {
+        let path = format!("{at}.{name}");
+        let name = header_name(&name, &path)?;
+        if FORBIDDEN.contains(&name.as_str()) {
+            return Err(ConfigError::new(path, format!("{name:?} cannot be set here (credentials go in credential)")));
+        }
+        match value {
+            Value::String(v) if !v.bytes().any(|b| b.is_ascii_control()) => out.push((name, v)),
+            _ => return Err(ConfigError::new(path, "must be a string without control characters")),
+        }
     }
     Ok(out)
 }

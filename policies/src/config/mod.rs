@@ -74,6 +74,9 @@ pub struct Provider {
     /// endpoint is classified.
     pub path_prefix: Option<String>,
     pub credential: Credential,
+    /// Fixed headers set on every forwarded request (an organization or
+    /// project selector the workload may not choose).
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug)]

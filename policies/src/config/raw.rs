@@ -86,6 +86,8 @@ pub struct RawProvider {
     #[serde(rename = "match")]
     pub match_: RawMatch,
     pub credential: RawCredential,
+    #[serde(default)]
+    pub headers: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -55,6 +55,9 @@ fn errors_name_the_json_path() {
         (patched("/providers/0/credential/env", json!("NOT_SET")), "providers[0].credential.env"),
         (patched("/providers/0/credential/type", json!("password")), "providers[0].credential"),
         (patched("/providers/0/match", json!({})), "providers[0].match"),
+        (patched("/providers/0/headers", json!({"authorization": "x"})), "providers[0].headers.authorization"),
+        (patched("/providers/0/headers", json!({"openai-project": 5})), "providers[0].headers.openai-project"),
+        (patched("/providers/0/headers", json!({"bad header": "x"})), "providers[0].headers.bad header"),
         (patched("/providers/0/match/path_prefix", json!("anthropic")), "providers[0].match.path_prefix"),
         (patched("/providers/0/match/typo", json!(1)), "providers[0].match"),
         (patched("/rules/0/id", json!("bad id")), "rules[0].id"),
@@ -137,4 +140,17 @@ fn audit_mode_and_prompt_none_are_read() {
     let p = Policy::from_json(config(json!({"mode":"audit","audit":{"prompt":"none"}})).to_string().as_bytes(), &env)
         .unwrap();
     assert_eq!((p.mode, p.prompt_audit), (Mode::Audit, PromptAudit::None));
+}
+
+#[test]
+fn providers_may_set_their_account_headers() {
+    let c = patched("/providers/1/headers", json!({"OpenAI-Organization": "org-gw", "openai-project": "proj_gw"}));
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    assert_eq!(
+        p.provider("openai").unwrap().headers,
+        vec![
+            ("openai-organization".to_string(), "org-gw".to_string()),
+            ("openai-project".to_string(), "proj_gw".to_string())
+        ]
+    );
 }
