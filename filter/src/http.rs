@@ -10,7 +10,6 @@ use modelgate_policies::body::apply_edits;
 use modelgate_policies::callout::CalloutResult;
 use modelgate_policies::credential::Rewrite;
 use modelgate_policies::reason::LocalReply;
-use modelgate_policies::svid::PureRustVerifier;
 use modelgate_policies::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, Step};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -144,7 +143,13 @@ impl Request {
 /// Drives an exchange with the VM's policy and clock.
 pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>) -> Option<Step> {
     let policy = shared.policy.as_deref()?;
-    let env = Env { policy, verifier: &PureRustVerifier, now_ms: host::now_ms(), memory: &shared.memory };
+    let env = Env {
+        policy,
+        verifier: &shared.verifier,
+        now_ms: host::now_ms(),
+        memory: &shared.memory,
+        svids: &shared.svids,
+    };
     let mut exchange = exchange.try_borrow_mut().ok()?;
     Some(exchange.drive(&env, event))
 }
@@ -262,11 +267,17 @@ impl HttpContext for Request {
 
     fn on_log(&mut self) {
         self.shared.holds.forget(self.id);
-        let log = LogInfo {
-            status: host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok()),
-            request_id: host::property_string(&["request", "id"]),
-            details: host::property_string(&["response", "code_details"]),
-            client_address: host::property_string(&["source", "address"]),
+        let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
+        let details = self.exchange.try_borrow().map_or(true, |x| x.needs_log_details());
+        let log = if details {
+            LogInfo {
+                status,
+                request_id: host::property_string(&["request", "id"]),
+                details: host::property_string(&["response", "code_details"]),
+                client_address: host::property_string(&["source", "address"]),
+            }
+        } else {
+            LogInfo { status, ..Default::default() }
         };
         let record = match self.drive(Event::Log(log.clone())) {
             Some(Step::Audit(record)) => record,

@@ -5,6 +5,7 @@
 mod host;
 mod http;
 mod root;
+mod verifier;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);

@@ -6,7 +6,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use modelgate_policies::config::VerifierChoice;
 use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
+use modelgate_policies::svid::SvidCache;
 use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -14,6 +16,7 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
 use crate::host;
 use crate::http::{self, Request};
+use crate::verifier::HostVerifier;
 
 /// How long a held request may wait for its first body callback before the
 /// VM concludes that Envoy is not holding requests for it.
@@ -25,11 +28,22 @@ pub struct Shared {
     pub policy: Option<Rc<Policy>>,
     pub memory: Rc<ResponseMemory>,
     pub holds: HoldWatch,
+    pub svids: SvidCache,
+    pub verifier: HostVerifier,
 }
 
 impl Shared {
     fn new(policy: Option<Rc<Policy>>) -> Self {
-        Shared { policy, memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)), holds: HoldWatch::default() }
+        let (cache_size, host) = policy
+            .as_deref()
+            .map_or((0, false), |p| (p.jwt_svid.cache_size, p.jwt_svid.verifier == VerifierChoice::Auto));
+        Shared {
+            policy,
+            memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
+            holds: HoldWatch::default(),
+            svids: SvidCache::new(cache_size),
+            verifier: HostVerifier::new(host),
+        }
     }
 }
 

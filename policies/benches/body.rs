@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed run
 //! Decision time per MiB of request body, for bodies built to be slow:
-//! many small members, deep nesting, long escaped strings. Linear-time
+//! long plain text, many small members, deep nesting, long escaped strings. Linear-time
 //! parsing shows as a flat column: the time per MiB does not grow with size.
 //!
 //!     cargo bench -p modelgate-policies --bench body -- [ITERATIONS]
@@ -44,6 +44,14 @@ fn make(kind: &str, size: usize) -> Vec<u8> {
             out.pop();
             out.push(']');
         }
+        // A prompt: one long string of plain text (the common case).
+        "plain text" => {
+            out.push('"');
+            while out.len() < size {
+                out.push_str("The quick brown fox jumps over the lazy dog. ");
+            }
+            out.push('"');
+        }
         // One long string of escapes.
         _ => {
             out.push('"');
@@ -63,7 +71,7 @@ fn main() {
     let limits = RuleLimits { max_tokens: Some(1024), stream: true };
     println!("| body | 64 KiB | 1 MiB | 8 MiB |");
     println!("| --- | --- | --- | --- |");
-    for kind in ["many members", "deep nesting", "escaped strings"] {
+    for kind in ["plain text", "many members", "deep nesting", "escaped strings"] {
         let mut row = format!("| {kind} |");
         for size in [64 << 10, 1 << 20, 8 << 20] {
             let body = make(kind, size);

@@ -26,7 +26,7 @@ use crate::decision;
 use crate::query;
 use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
-use crate::svid::{jwt, SignatureVerifier};
+use crate::svid::{SignatureVerifier, SvidCache};
 use crate::time::rfc3339_millis;
 
 /// The request as the filter sees it when its headers arrive.
@@ -178,12 +178,14 @@ pub const MAX_RESPONSE_HELD_PER_VM: usize = 32 * 1024 * 1024;
 /// Model listings larger than this are replaced by an empty listing.
 pub const MAX_LISTING_BYTES: usize = 4 * 1024 * 1024;
 
-/// What every event is decided against.
+/// What every event is decided against: the policy, and what the VM
+/// shares among its requests.
 pub struct Env<'a> {
     pub policy: &'a Policy,
     pub verifier: &'a dyn SignatureVerifier,
     pub now_ms: u64,
     pub memory: &'a Rc<ResponseMemory>,
+    pub svids: &'a SvidCache,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +260,14 @@ impl Exchange {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Whether the record still lacks what only Envoy can tell at the end
+    /// (the request id, the client address, why the request ended): true
+    /// for a request whose headers modelgate never saw, or that ended
+    /// undecided.
+    pub fn needs_log_details(&self) -> bool {
+        self.record.request_id.is_none() || !matches!(self.phase, Phase::Forwarded | Phase::Replied)
     }
 
     /// Moves the request on by one event.
@@ -341,7 +351,8 @@ impl Exchange {
         // is refused here, before its body is read, and never forwarded
         // (audit mode observes policy; it hands no one the gateway's key).
         let identity = credential::find_svid(&policy.jwt_svid.carrier, self.api, head.headers).and_then(|token| {
-            jwt::validate(token, &policy.jwt_svid, &policy.trust_domains, env.verifier, env.now_ms / 1000)
+            env.svids
+                .validate(token, &policy.jwt_svid, &policy.trust_domains, env.verifier, env.now_ms / 1000)
                 .map_err(|e| e.denial())
         });
         let svid = match identity {

@@ -488,6 +488,8 @@ impl Scanner<'_, '_> {
         self.pos += 1;
         let mut escaped = false;
         loop {
+            // Most of a body is plain text: skip it eight bytes at a time.
+            self.skip_plain();
             match self.peek() {
                 None => return Err(JsonError::Syntax),
                 Some(b'"') => {
@@ -522,6 +524,25 @@ impl Scanner<'_, '_> {
                 Some(0x00..=0x1f) => return Err(JsonError::Syntax),
                 Some(_) => self.pos += 1,
             }
+        }
+    }
+
+    /// Advances over bytes that need no attention inside a string (not `"`,
+    /// not `\\`, not a control character), a word at a time.
+    fn skip_plain(&mut self) {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let v = u64::from_le_bytes(word);
+            // A byte below 0x20 (with a clear high bit), a quote, a backslash.
+            let control = v.wrapping_sub(LO * 0x20) & !v & HI;
+            if control | has_zero(v ^ (LO * u64::from(b'"'))) | has_zero(v ^ (LO * u64::from(b'\\'))) != 0 {
+                return;
+            }
+            self.pos += 8;
         }
     }
 

@@ -12,6 +12,8 @@ use crate::svid::bundle::parse_jwt_bundle;
 const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 86_400;
 const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+const DEFAULT_SVID_CACHE: usize = 4096;
+const MAX_SVID_CACHE: usize = 1 << 20;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -79,7 +81,7 @@ fn trust_domains(raw: Vec<RawTrustDomain>) -> Result<Vec<TrustDomainConfig>> {
             };
             ConfigError::new(path, e.message)
         })?;
-        out.push(TrustDomainConfig { name, keys });
+        out.push(TrustDomainConfig { name, keys, generation: 0 });
     }
     Ok(out)
 }
@@ -130,7 +132,15 @@ fn identity(raw: RawIdentity) -> Result<JwtSvidConfig> {
             Carrier::Header { name, scheme }
         }
     };
-    Ok(JwtSvidConfig { audiences: jwt.audiences, leeway_seconds, max_lifetime_seconds, carrier })
+    let cache_size = jwt.cache_size.unwrap_or(DEFAULT_SVID_CACHE);
+    if cache_size > MAX_SVID_CACHE {
+        return Err(ConfigError::new("identity.jwt_svid.cache_size", format!("at most {MAX_SVID_CACHE}")));
+    }
+    let verifier = match jwt.signature_verifier {
+        None | Some(RawVerifier::Auto) => VerifierChoice::Auto,
+        Some(RawVerifier::PureRust) => VerifierChoice::PureRust,
+    };
+    Ok(JwtSvidConfig { audiences: jwt.audiences, leeway_seconds, max_lifetime_seconds, carrier, cache_size, verifier })
 }
 
 /// Header names are HTTP tokens; Envoy presents them in lower case.

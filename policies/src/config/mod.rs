@@ -43,6 +43,9 @@ impl Mode {
 pub struct TrustDomainConfig {
     pub name: TrustDomain,
     pub keys: Vec<JwtKey>,
+    /// Changes whenever `keys` change: verifications made under an older
+    /// generation are not reused.
+    pub generation: u64,
 }
 
 #[derive(Debug)]
@@ -51,6 +54,19 @@ pub struct JwtSvidConfig {
     pub leeway_seconds: u64,
     pub max_lifetime_seconds: u64,
     pub carrier: Carrier,
+    /// Verified JWT-SVIDs kept per worker VM (0: none).
+    pub cache_size: usize,
+    pub verifier: VerifierChoice,
+}
+
+/// Who verifies signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifierChoice {
+    /// Envoy's BoringSSL where the host offers it (`verify_signature`),
+    /// pure Rust for the rest.
+    Auto,
+    /// Pure Rust only.
+    PureRust,
 }
 
 /// Where the JWT-SVID is read from.

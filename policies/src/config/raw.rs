@@ -67,6 +67,17 @@ pub struct RawJwtSvid {
     pub header: Option<String>,
     #[serde(default)]
     pub scheme: Option<String>,
+    #[serde(default)]
+    pub cache_size: Option<usize>,
+    #[serde(default)]
+    pub signature_verifier: Option<RawVerifier>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawVerifier {
+    Auto,
+    PureRust,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

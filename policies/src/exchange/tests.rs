@@ -59,15 +59,18 @@ impl Call {
 struct Vm {
     policy: Policy,
     memory: Rc<ResponseMemory>,
+    svids: SvidCache,
 }
 
 impl Vm {
     fn new(patch: Value) -> Vm {
-        Vm { policy: policy(patch), memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)) }
+        let policy = policy(patch);
+        let svids = SvidCache::new(policy.jwt_svid.cache_size);
+        Vm { policy, memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)), svids }
     }
 
     fn env(&self, now_ms: u64) -> Env<'_> {
-        Env { policy: &self.policy, verifier: &PureRustVerifier, now_ms, memory: &self.memory }
+        Env { policy: &self.policy, verifier: &PureRustVerifier, now_ms, memory: &self.memory, svids: &self.svids }
     }
 
     /// Sends the request's headers, then its body in one piece.

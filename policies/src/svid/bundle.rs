@@ -99,6 +99,31 @@ pub struct JwtKey {
     pub key: PublicKey,
     /// The JWK's `alg`, when it pins the key to one algorithm.
     pub alg: Option<Alg>,
+    /// The key parsed once, ready to verify.
+    pub ready: ReadyKey,
+    /// Its DER SubjectPublicKeyInfo, for verifiers that take one (Envoy's).
+    pub spki: Vec<u8>,
+}
+
+/// A verifying key, parsed when the bundle is loaded (a point that is not
+/// on its curve, or an RSA key out of bounds, is refused then).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadyKey {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
+    Rsa(rsa::RsaPublicKey),
+}
+
+impl JwtKey {
+    /// The length a signature must have under this key: `2 × coordinate`
+    /// for ECDSA (JWS `r || s`), the modulus' for RSA.
+    pub fn signature_len(&self) -> usize {
+        match &self.key {
+            PublicKey::Ec { curve, .. } => 2 * curve.coordinate_len(),
+            PublicKey::Rsa { n, .. } => n.len(),
+        }
+    }
 }
 
 /// The SPIFFE bundle document (RFC 7517 JWK Set plus SPIFFE's members).
@@ -170,6 +195,8 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> BundleError {
 
 /// RSA moduli shorter than this are refused: such keys can be factored.
 const MIN_RSA_BITS: usize = 2048;
+/// Nor longer than this (BoringSSL's and RustCrypto's bound alike).
+const MAX_RSA_BITS: usize = 8192;
 
 /// Parses a SPIFFE bundle and returns its JWT authorities: keys with
 /// `use: "jwt-svid"`, or with no `use` at all. Keys for X.509-SVIDs are
@@ -244,10 +271,10 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
             let e = b64(jwk.e.as_deref(), &format!("{at}.e"))?;
             let n = strip_leading_zeros(n);
             let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-            if bits < MIN_RSA_BITS {
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                 return Err(err(
                     format!("{at}.n"),
-                    format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"),
+                    format!("RSA key of {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"),
                 ));
             }
             PublicKey::Rsa { n, e: strip_leading_zeros(e) }
@@ -263,7 +290,66 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
             _ => return Err(err(format!("{at}.alg"), format!("{name:?} is not a JWT-SVID algorithm for this key"))),
         },
     };
-    Ok(JwtKey { kid, key, alg })
+    let ready = ready(&key).ok_or_else(|| match &key {
+        PublicKey::Ec { .. } => err(format!("{at}.x"), "the point is not on the curve"),
+        PublicKey::Rsa { .. } => err(format!("{at}.e"), "the public exponent must be odd, from 3 to 2^33 - 1"),
+    })?;
+    let spki = spki(&key);
+    Ok(JwtKey { kid, key, alg, ready, spki })
+}
+
+/// The verifying key, or `None` when the public key is not a valid one.
+fn ready(key: &PublicKey) -> Option<ReadyKey> {
+    match key {
+        PublicKey::Ec { curve: Curve::P256, point } => {
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P256)
+        }
+        PublicKey::Ec { curve: Curve::P384, point } => {
+            p384::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P384)
+        }
+        PublicKey::Ec { curve: Curve::P521, point } => {
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P521)
+        }
+        PublicKey::Rsa { n, e } => {
+            if e.last().is_none_or(|b| b % 2 == 0) {
+                return None;
+            }
+            let (n, e) = (rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e));
+            rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS).ok().map(ReadyKey::Rsa)
+        }
+    }
+}
+
+/// DER SubjectPublicKeyInfo (RFC 5480 for EC, RFC 8017 for RSA).
+fn spki(key: &PublicKey) -> Vec<u8> {
+    const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const RSA_ENCRYPTION: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+    let (algorithm, public) = match key {
+        PublicKey::Ec { curve, point } => {
+            let oid: &[u8] = match curve {
+                Curve::P256 => &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+                Curve::P384 => &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+                Curve::P521 => &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23],
+            };
+            (tlv(0x30, &[EC_PUBLIC_KEY, oid].concat()), point.clone())
+        }
+        PublicKey::Rsa { n, e } => {
+            let integer = |v: &[u8]| {
+                let pad = v.first().is_none_or(|b| *b >= 0x80);
+                tlv(0x02, &[if pad { &[0u8][..] } else { &[] }, v].concat())
+            };
+            (tlv(0x30, RSA_ENCRYPTION), tlv(0x30, &[integer(n), integer(e)].concat()))
+        }
+    };
+    let bits = tlv(0x03, &[&[0u8][..], &public].concat());
+    tlv(0x30, &[algorithm, bits].concat())
+}
+
+fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    super::verify::der_len(&mut out, value.len());
+    out.extend_from_slice(value);
+    out
 }
 
 fn b64(value: Option<&str>, at: &str) -> Result<Vec<u8>, BundleError> {
@@ -331,6 +417,19 @@ mod tests {
             let e = parse_jwt_bundle(&doc).unwrap_err();
             assert!(e.path.starts_with(path), "{doc} → {e:?}");
         }
+    }
+
+    #[test]
+    fn keys_are_checked_and_made_ready_at_load() {
+        let mut off_curve = ec("a");
+        off_curve["y"] = json!(EC_X);
+        assert_eq!(parse_jwt_bundle(&json!({"keys":[off_curve]})).unwrap_err().path, "keys[0].x");
+        let keys = parse_jwt_bundle(&json!({"keys":[ec("a")]})).unwrap();
+        assert!(matches!(keys[0].ready, ReadyKey::P256(_)));
+        // The SPKI is the one every DER encoder writes for this key.
+        assert_eq!(keys[0].spki.len(), 91);
+        assert_eq!(&keys[0].spki[..4], &[0x30, 0x59, 0x30, 0x13]);
+        assert_eq!(keys[0].signature_len(), 64);
     }
 
     #[test]

@@ -30,16 +30,25 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// `cty`, `b64` — is refused.
 const ALLOWED_HEADER: &[&str] = &["alg", "kid", "typ"];
 
-/// A validated JWT-SVID.
+/// A validated JWT-SVID: what policy needs of it, never the token.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JwtSvid {
     pub spiffe_id: SpiffeId,
     pub kid: Option<String>,
     pub exp: u64,
+    pub nbf: Option<u64>,
     pub iat: Option<u64>,
     pub jti: Option<String>,
     /// All claims, for rule conditions on claims.
     pub claims: Object,
+}
+
+impl JwtSvid {
+    /// The time-dependent checks, against `now_secs`: made on every
+    /// validation, and again on every use of a cached one.
+    pub fn check_times(&self, config: &JwtSvidConfig, now_secs: u64) -> Result<()> {
+        Times { exp: self.exp, nbf: self.nbf, iat: self.iat }.check(config, now_secs)
+    }
 }
 
 /// Why a JWT-SVID was refused.
@@ -164,7 +173,7 @@ pub fn validate(
         return Err(JwtSvidError::Malformed);
     };
     let header = decode_object(header_b64, JwtSvidError::MalformedHeader)?;
-    let (alg, kid, typ_jose) = check_header(&header)?;
+    let (alg, kid) = check_header(&header)?;
     let claims = decode_object(claims_b64, JwtSvidError::MalformedClaims)?;
 
     let spiffe_id = match claims.get("sub") {
@@ -185,14 +194,11 @@ pub fn validate(
     };
 
     let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| JwtSvidError::Malformed)?;
-    let signed = SignedToken {
-        compact: token,
-        signing_input: &token[..header_b64.len() + 1 + claims_b64.len()],
-        signature: &signature,
-        alg,
-        typ_jose,
-    };
-    if !keys.iter().any(|k| verifier.verify(&signed, &k.key, now_secs)) {
+    let signed =
+        SignedToken { signing_input: &token[..header_b64.len() + 1 + claims_b64.len()], signature: &signature, alg };
+    // A signature of the wrong length is refused before any verifier sees
+    // it (JWS fixes it: 2 × the coordinate for ECDSA, the modulus for RSA).
+    if !keys.iter().any(|k| signature.len() == k.signature_len() && verifier.verify(&signed, k)) {
         return Err(JwtSvidError::BadSignature);
     }
 
@@ -204,7 +210,7 @@ pub fn validate(
         }
         Some(_) => {}
     }
-    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, iat: times.iat, jti, claims })
+    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, nbf: times.nbf, iat: times.iat, jti, claims })
 }
 
 fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {
@@ -212,8 +218,9 @@ fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {
     json::object(&bytes).map_err(|_| malformed)
 }
 
-/// Returns the algorithm, the `kid`, and whether `typ` is `JOSE`.
-fn check_header(header: &Object) -> Result<(Alg, Option<String>, bool)> {
+/// Returns the algorithm and the `kid`; `typ`, if present, must be `JWT`
+/// or `JOSE`.
+fn check_header(header: &Object) -> Result<(Alg, Option<String>)> {
     if header.keys().any(|n| !ALLOWED_HEADER.contains(&n.as_str())) {
         return Err(JwtSvidError::UnknownHeader);
     }
@@ -227,13 +234,12 @@ fn check_header(header: &Object) -> Result<(Alg, Option<String>, bool)> {
         Some(Value::String(kid)) if !kid.is_empty() => Some(kid.clone()),
         Some(_) => return Err(JwtSvidError::MalformedHeader),
     };
-    let typ_jose = match header.get("typ") {
-        None => false,
-        Some(Value::String(t)) if t == "JWT" => false,
-        Some(Value::String(t)) if t == "JOSE" => true,
+    match header.get("typ") {
+        None => {}
+        Some(Value::String(t)) if t == "JWT" || t == "JOSE" => {}
         Some(_) => return Err(JwtSvidError::BadTyp),
-    };
-    Ok((alg, kid, typ_jose))
+    }
+    Ok((alg, kid))
 }
 
 /// The keys to try: the one `kid` names, or, for a token without `kid`,

@@ -2,9 +2,11 @@
 //! signatures are verified, and JWT-SVID validation.
 
 pub mod bundle;
+pub mod cache;
 pub mod jwt;
 pub mod verify;
 
-pub use bundle::{Alg, JwtKey, PublicKey};
+pub use bundle::{Alg, JwtKey, PublicKey, ReadyKey};
+pub use cache::SvidCache;
 pub use jwt::{JwtSvid, JwtSvidError};
 pub use verify::{PureRustVerifier, SignatureVerifier};

@@ -2,99 +2,140 @@
 //!
 //! [`jwt`](super::jwt) makes every header and claim check itself and asks a
 //! [`SignatureVerifier`] one question: does this signature over this signing
-//! input verify under this key? The pure-Rust verifier answers it anywhere;
-//! in Envoy a verifier backed by the host's BoringSSL (`verify_signature`)
-//! can answer it faster, and a cache of verified tokens can sit in front.
+//! input verify under this key? Keys come ready: each bundle key is parsed
+//! once, when the bundle is loaded, into a verifying key (and its DER
+//! SubjectPublicKeyInfo for verifiers that take one).
+//!
+//! Two verifiers answer it: [`PureRustVerifier`] here (RustCrypto's
+//! `p256`/`p384`/`p521` and `rsa`), anywhere; and, in Envoy, the filter's
+//! host verifier, which lends Envoy's BoringSSL through the
+//! `verify_signature` foreign function and falls back to this one for what
+//! the host cannot do. A differential test keeps their answers identical.
 
-use jwt_simple::prelude::*;
+use p256::ecdsa::signature::Verifier as _;
 
-use super::bundle::{Alg, PublicKey};
+use super::bundle::{Alg, JwtKey, ReadyKey};
 
 /// A compact JWS as the verifier needs it.
 #[derive(Clone, Copy, Debug)]
 pub struct SignedToken<'a> {
-    /// The whole compact serialization, `header.claims.signature`.
-    pub compact: &'a str,
     /// `header.claims`, the bytes the signature covers.
     pub signing_input: &'a str,
-    /// The decoded signature (JWS form: `r || s` for ECDSA).
+    /// The decoded signature (JWS form: `r || s` for ECDSA, exactly as long
+    /// as the algorithm's; the modulus' length for RSA).
     pub signature: &'a [u8],
     pub alg: Alg,
-    /// Whether the header says `typ: JOSE` (as opposed to `JWT` or none).
-    pub typ_jose: bool,
 }
 
 pub trait SignatureVerifier {
     /// True only when `token`'s signature verifies under `key` with
-    /// `token.alg`. `key` has already been checked to fit `token.alg`.
-    fn verify(&self, token: &SignedToken<'_>, key: &PublicKey, now_secs: u64) -> bool;
+    /// `token.alg`. `key` has already been checked to fit `token.alg`, and
+    /// the signature's length to fit the key.
+    fn verify(&self, token: &SignedToken<'_>, key: &JwtKey) -> bool;
 }
 
-/// Verifies in pure Rust: `jwt-simple` for RS*, PS*, ES256 and ES384, the
-/// `p521` crate for ES512 (which `jwt-simple` lacks).
+/// Verifies in pure Rust with the keys parsed at load.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PureRustVerifier;
 
 impl SignatureVerifier for PureRustVerifier {
-    fn verify(&self, token: &SignedToken<'_>, key: &PublicKey, now_secs: u64) -> bool {
-        match (token.alg, key) {
-            (Alg::ES512, PublicKey::Ec { point, .. }) => verify_es512(token, point),
-            (alg, PublicKey::Ec { point, .. }) => verify_jwt_simple_ec(alg, token, point, now_secs),
-            (alg, PublicKey::Rsa { n, e }) => verify_jwt_simple_rsa(alg, token, n, e, now_secs),
+    fn verify(&self, token: &SignedToken<'_>, key: &JwtKey) -> bool {
+        let msg = token.signing_input.as_bytes();
+        let sig = token.signature;
+        match (&key.ready, token.alg) {
+            (ReadyKey::P256(k), Alg::ES256) => {
+                p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+            }
+            (ReadyKey::P384(k), Alg::ES384) => {
+                p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+            }
+            (ReadyKey::P521(k), Alg::ES512) => {
+                p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+            }
+            (ReadyKey::Rsa(k), alg) => verify_rsa(k, alg, msg, sig),
+            _ => false,
         }
     }
 }
 
-/// `jwt-simple` verifies a whole token and checks claims too. Our own checks
-/// are the ones that count (and run first), so its time checks are given the
-/// same clock and room enough never to disagree; its `typ` check is told the
-/// `typ` the token carries, which JWT-SVID allows to be `JOSE`.
-fn options(token: &SignedToken<'_>, now_secs: u64) -> VerificationOptions {
-    VerificationOptions {
-        artificial_time: Some(UnixTimeStamp::from_secs(now_secs)),
-        time_tolerance: Some(Duration::from_days(365)),
-        accept_future: true,
-        required_signature_type: token.typ_jose.then(|| "JOSE".to_string()),
-        max_token_length: None,
-        ..Default::default()
-    }
-}
-
-fn verify_jwt_simple_ec(alg: Alg, token: &SignedToken<'_>, point: &[u8], now: u64) -> bool {
-    let opts = Some(options(token, now));
+fn verify_rsa(key: &rsa::RsaPublicKey, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
+    use rsa::{pkcs1v15, pss};
+    use sha2::{Sha256, Sha384, Sha512};
+    let key = key.clone();
     match alg {
-        Alg::ES256 => ES256PublicKey::from_bytes(point)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(token.compact, opts))
-            .is_ok(),
-        Alg::ES384 => ES384PublicKey::from_bytes(point)
-            .and_then(|k| k.verify_token::<NoCustomClaims>(token.compact, opts))
-            .is_ok(),
-        _ => false,
+        Alg::RS256 => pkcs1(pkcs1v15::VerifyingKey::<Sha256>::new(key), msg, sig),
+        Alg::RS384 => pkcs1(pkcs1v15::VerifyingKey::<Sha384>::new(key), msg, sig),
+        Alg::RS512 => pkcs1(pkcs1v15::VerifyingKey::<Sha512>::new(key), msg, sig),
+        // RFC 7518 §3.5: the salt is as long as the hash.
+        Alg::PS256 => pss(pss::VerifyingKey::<Sha256>::new_with_salt_len(key, 32), msg, sig),
+        Alg::PS384 => pss(pss::VerifyingKey::<Sha384>::new_with_salt_len(key, 48), msg, sig),
+        Alg::PS512 => pss(pss::VerifyingKey::<Sha512>::new_with_salt_len(key, 64), msg, sig),
+        Alg::ES256 | Alg::ES384 | Alg::ES512 => false,
     }
 }
 
-fn verify_jwt_simple_rsa(alg: Alg, token: &SignedToken<'_>, n: &[u8], e: &[u8], now: u64) -> bool {
-    let opts = Some(options(token, now));
-    let c = token.compact;
-    let result = match alg {
-        Alg::RS256 => RS256PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::RS384 => RS384PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::RS512 => RS512PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::PS256 => PS256PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::PS384 => PS384PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        Alg::PS512 => PS512PublicKey::from_components(n, e).and_then(|k| k.verify_token::<NoCustomClaims>(c, opts)),
-        _ => return false,
-    };
-    result.is_ok()
+fn pkcs1(key: impl rsa::signature::Verifier<rsa::pkcs1v15::Signature>, msg: &[u8], sig: &[u8]) -> bool {
+    rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| rsa::signature::Verifier::verify(&key, msg, &s).is_ok())
 }
 
-fn verify_es512(token: &SignedToken<'_>, point: &[u8]) -> bool {
-    use p521::ecdsa::signature::Verifier as _;
-    let Ok(key) = p521::ecdsa::VerifyingKey::from_sec1_bytes(point) else {
-        return false;
+fn pss(key: impl rsa::signature::Verifier<rsa::pss::Signature>, msg: &[u8], sig: &[u8]) -> bool {
+    rsa::pss::Signature::try_from(sig).is_ok_and(|s| rsa::signature::Verifier::verify(&key, msg, &s).is_ok())
+}
+
+/// A JWS ECDSA signature (`r || s`, each `half` bytes) as the DER
+/// `Ecdsa-Sig-Value` BoringSSL verifies: minimal, unsigned INTEGERs.
+pub fn ecdsa_der(signature: &[u8]) -> Option<Vec<u8>> {
+    if signature.is_empty() || !signature.len().is_multiple_of(2) {
+        return None;
+    }
+    let (r, s) = signature.split_at(signature.len() / 2);
+    let integer = |v: &[u8]| {
+        let v = &v[v.iter().take_while(|b| **b == 0).count()..];
+        let mut out = vec![0x02];
+        let pad = v.first().is_none_or(|b| *b >= 0x80);
+        der_len(&mut out, v.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+        out
     };
-    let Ok(signature) = p521::ecdsa::Signature::from_slice(token.signature) else {
-        return false;
-    };
-    key.verify(token.signing_input.as_bytes(), &signature).is_ok()
+    let (r, s) = (integer(r), integer(s));
+    let mut out = vec![0x30];
+    der_len(&mut out, r.len() + s.len());
+    out.extend_from_slice(&r);
+    out.extend_from_slice(&s);
+    Some(out)
+}
+
+/// A DER length (short or long form).
+pub(crate) fn der_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecdsa_signatures_become_minimal_der() {
+        let mut sig = vec![0u8; 64];
+        sig[31] = 1; // r = 1
+        sig[32] = 0x80; // s has its high bit set: a zero byte goes first
+        let der = ecdsa_der(&sig).unwrap();
+        assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x01, 0x01]);
+        assert_eq!(&der[5..8], &[0x02, 0x21, 0x00]);
+        assert_eq!(der.len(), 2 + 3 + 35);
+        // P-521's 132-byte signatures need the long length form.
+        let der = ecdsa_der(&[0xff; 132]).unwrap();
+        assert_eq!(&der[..3], &[0x30, 0x81, 0x8a]);
+        assert!(ecdsa_der(&[1, 2, 3]).is_none());
+    }
 }
