@@ -48,7 +48,21 @@ e2e: setup wasm ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
 	$(PY) -m pytest tests -q
 
 .PHONY: test
-test: setup lint unit e2e ## Every test (what CI runs)
+test: setup lint unit e2e fuzz-smoke ## Every test (what CI runs)
+
+FUZZ_TARGETS := config spiffe_id jwt_svid json_body multipart driver
+FUZZ_SECONDS ?= 20
+
+.PHONY: fuzz-smoke
+fuzz-smoke: ## Each cargo-fuzz target for FUZZ_SECONDS (20 s; nightly); make fuzz-smoke FUZZ_SECONDS=600 for a real run
+	@rustup toolchain list | grep -q '^nightly' || { echo "cargo fuzz needs the nightly toolchain (rustup toolchain install nightly)"; exit 1; }
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd policies/fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && \
+		cargo +nightly fuzz run -O $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
+			| grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|SUMMARY|panicked|ERROR' ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 .PHONY: bench
 bench: setup wasm ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)

@@ -279,6 +279,9 @@ fn json_denial(e: JsonError) -> Denial {
             "the request body is not UTF-8 JSON (a byte-order mark, invalid UTF-8, or a lone surrogate escape)",
         ),
         JsonError::NotAnObject => invalid("not_object", "the request body is not a JSON object"),
+        JsonError::NumberOutOfRange => {
+            invalid("number_out_of_range", "the request body holds a number too large for a double")
+        }
         JsonError::TooDeep => {
             invalid("too_deep", format!("the request body nests deeper than {} levels", json::MAX_DEPTH))
         }

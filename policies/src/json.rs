@@ -52,6 +52,9 @@ pub enum JsonError {
     Duplicate(String),
     /// Valid JSON, but the root is not an object.
     NotAnObject,
+    /// A number too large for a double: one parser reads infinity, another
+    /// refuses it (found by fuzzing).
+    NumberOutOfRange,
 }
 
 /// What kind of value a span holds.
@@ -451,8 +454,23 @@ impl Scanner<'_, '_> {
         self.pos - from
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, and finite
+    /// as a double.
     fn number(&mut self) -> Result<(), JsonError> {
+        let start = self.pos;
+        self.number_grammar()?;
+        let text = &self.bytes[start..self.pos];
+        // Only an exponent or some 300 digits can reach infinity.
+        if text.len() > 300 || text.iter().any(|b| matches!(b, b'e' | b'E')) {
+            let finite = std::str::from_utf8(text).ok().and_then(|t| t.parse::<f64>().ok()).is_some_and(f64::is_finite);
+            if !finite {
+                return Err(JsonError::NumberOutOfRange);
+            }
+        }
+        Ok(())
+    }
+
+    fn number_grammar(&mut self) -> Result<(), JsonError> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }

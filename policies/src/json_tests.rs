@@ -77,6 +77,8 @@ fn refuses_what_is_not_one_strict_object() {
         (b"{\"a\":\"\\x\"}", JsonError::Syntax),
         (b"{\"a\":\"\\u12\"}", JsonError::Syntax),
         (b"{\"a\":[1,]}", JsonError::Syntax),
+        (b"{\"a\":1e400}", JsonError::NumberOutOfRange),
+        (b"{\"a\":-4444444000e40000000760452933}", JsonError::NumberOutOfRange),
         (b"{\"a\":1}\x00", JsonError::Syntax),
         (b"\xef\xbb\xbf{}", JsonError::Encoding),
         (b"{\"a\":\"\xff\"}", JsonError::Encoding),
@@ -95,7 +97,7 @@ fn refuses_what_is_not_one_strict_object() {
 
 #[test]
 fn accepts_the_whole_grammar() {
-    let doc = br#"{ "a" : [ -0, 1.5e-3, 2E+10, 0.0, true, false, null, "\"\\\/\b\f\n\r\t\u0041" ], "b":{}, "c":[] }"#;
+    let doc = br#"{ "a" : [ -0, 1.5e-3, 2E+10, 0.0, 1e-400, 1.7e308, 12345678901234567890123, true, false, null, "\"\\\/\b\f\n\r\t\u0041" ], "b":{}, "c":[] }"#;
     scan(doc, &[]).unwrap();
 }
 

@@ -1,0 +1,55 @@
+//! What the targets share: a policy like the demo's, with a fixed key as
+//! example.org's JWT authority, and a valid JWT-SVID from that key.
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jwt_simple::prelude::*;
+use modelgate_policies::Policy;
+
+pub struct Fixture {
+    pub policy: Policy,
+    pub token: String,
+    pub now_ms: u64,
+}
+
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let key = ES256KeyPair::from_bytes(&[7u8; 32]).expect("a fixed P-256 key").with_key_id("k1");
+        let point = key.public_key().public_key().to_bytes_uncompressed();
+        let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("base64");
+        let config = serde_json::json!({
+            "version": 1,
+            "trust_domains": [{"name": "example.org", "jwt_bundle": {"keys": [
+                {"kty": "EC", "crv": "P-256", "kid": "k1", "use": "jwt-svid", "x": b64(&point[1..33]), "y": b64(&point[33..65])}
+            ]}}],
+            "identity": {"jwt_svid": {"audiences": ["spiffe://example.org/modelgate"]}},
+            "providers": [
+                {"name": "openai", "api": "openai", "match": {"path_prefix": "/openai/"},
+                 "credential": {"type": "api_key", "env": "OPENAI_API_KEY"}, "headers": {"openai-organization": "org-gw"}},
+                {"name": "anthropic", "api": "anthropic", "match": {"authorities": ["api.anthropic.com"]},
+                 "credential": {"type": "api_key", "env": "ANTHROPIC_API_KEY"}}
+            ],
+            "rules": [
+                {"id": "bot", "effect": "allow", "workloads": ["spiffe://example.org/ns/support/sa/bot"],
+                 "providers": ["*"], "models": ["gpt-4o-mini", "claude-*", "whisper-1"], "limits": {"max_tokens": 256, "stream": false}},
+                {"id": "research", "effect": "allow", "workloads": ["spiffe://example.org/ns/research/**"], "providers": ["*"], "models": ["*"]},
+                {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
+            ],
+            "limits": {"max_body_bytes": 65536}
+        });
+        let policy = Policy::from_json(config.to_string().as_bytes(), &|_| Some("sk-fuzz".into())).expect("the fixture policy");
+        let claims = Claims::create(Duration::from_hours(24))
+            .with_subject("spiffe://example.org/ns/support/sa/bot")
+            .with_audience("spiffe://example.org/modelgate");
+        let token = key.sign(claims).expect("a token");
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Fixture { policy, token, now_ms }
+    })
+}
+
+#[allow(dead_code)]
+pub fn now_secs() -> u64 {
+    fixture().now_ms / 1000
+}
