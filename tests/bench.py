@@ -1,13 +1,18 @@
-"""Throughput of Envoy with modelgate against the same Envoy without it.
+"""Side by side, in one run: bare Envoy, Envoy's native `jwt_authn` + `rbac`
+on the `sub` claim (the C++ anchor, header-only), and modelgate doing all it
+does in production (the hold, the JWT-SVID, the body's model, the cap, the
+key swap, the audit record).
 
-Both run envoy/envoy.yaml with the provider replaced by a direct response
-from Envoy itself, so only the filter differs; wrk drives an allowed
-chat-completion call with a valid JWT-SVID (ES256, verified in pure Rust on
-every request: no verified-token cache yet). Reports requests/s and the
-ratio, measured in one run (machines are noisy: compare ratios, not
-absolute figures).
+Each setup is the same Envoy 1.40 with two listeners: the gateway, and a
+stand-in provider that reads the whole body (Envoy's buffer filter) and
+answers from memory, so the provider is never the bottleneck and every
+setup moves every body byte. wrk drives chat completions of 1 KiB, 64 KiB
+and 1 MiB with one token (warm), and 1 KiB with a new valid token on every
+request from a pool larger than the verified-SVID cache (cold, ES256 and
+RS256). A last phase sends 100k requests to a 2-worker Envoy and compares
+resident memory. Machines are noisy: compare ratios from one run.
 
-    python tests/bench.py [--duration 10] [--connections 16] [--threads 2]
+    python tests/bench.py [--duration 10] [--connections 16] [--json out.json]
 """
 
 import argparse
@@ -19,74 +24,234 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import requests
 import yaml
 
 import svid
-from harness import ROOT, envoy_binary, envoy_config, free_port, wait_until
+from harness import ROOT, envoy_binary, envoy_config, free_port, plugin_configuration, wait_until
 
+BOT = "spiffe://example.org/ns/support/sa/bot"
 REPLY = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "model": "gpt-4o-mini",
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
+SIZES = {"1 KiB": 1024, "64 KiB": 64 * 1024, "1 MiB": 1024 * 1024 - 4096}
 
 
-def bench_config(listen: int, admin: int, work: Path, with_modelgate: bool) -> dict:
-    config = envoy_config(listen, admin, free_port(), work / f"audit-{with_modelgate}.log")
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
-        route.pop("route", None)
-        route["direct_response"] = {"status": 200, "body": {"inline_string": REPLY}}
-    if not with_modelgate:
-        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.wasm"]
-        hcm.pop("access_log")
+def body_of(size: int) -> bytes:
+    """A chat completion of about `size` bytes that the bot may send."""
+    filler = "x" * max(0, size - 120)
+    return json.dumps({"model": "gpt-4o-mini", "max_completion_tokens": 16,
+                       "messages": [{"role": "user", "content": filler}]}).encode()
+
+
+def hcm(config):
+    return config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def provider_listener(port: int) -> dict:
+    return {"name": "provider", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "per_connection_buffer_limit_bytes": 16777216,
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "provider", "codec_type": "AUTO",
+                "route_config": {"virtual_hosts": [{"name": "p", "domains": ["*"], "routes": [
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": REPLY}}}]}]},
+                "http_filters": [
+                    {"name": "envoy.filters.http.buffer", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 16777216}},
+                    {"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}
+
+
+def native_filters(jwks: dict) -> list:
+    """jwt_authn (local JWKS, its JWT cache on) and rbac allowing the bot."""
+    return [
+        {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"spire": {"audiences": [svid.AUDIENCE], "local_jwks": {"inline_string": json.dumps(jwks)},
+                                    "forward": False, "payload_in_metadata": "jwt_payload",
+                                    "jwt_cache_config": {"jwt_cache_size": 4096}}},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "spire"}}]}},
+        {"name": "envoy.filters.http.rbac", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {"action": "ALLOW", "policies": {"bot": {
+                "permissions": [{"any": True}],
+                "principals": [{"metadata": {"filter": "envoy.filters.http.jwt_authn",
+                                             "path": [{"key": "jwt_payload"}, {"key": "sub"}],
+                                             "value": {"string_match": {"exact": BOT}}}}]}}}}},
+    ]
+
+
+def config_for(setup: str, listen: int, admin: int, provider: int, work: Path) -> dict:
+    config = envoy_config(listen, admin, provider, work / f"audit-{setup}.log")
+    if setup == "nodigest":
+        # modelgate with audit.prompt: none (no SHA-256 of the body).
+        value = plugin_configuration(config)
+        value["value"] = json.dumps({**json.loads(value["value"]), "audit": {"prompt": "none"}})
+    h = hcm(config)
+    h["route_config"]["virtual_hosts"][0]["routes"] = [
+        {"match": {"prefix": "/openai/"}, "route": {"cluster": "llm_upstream", "prefix_rewrite": "/", "timeout": "60s"}}]
+    config["static_resources"]["listeners"].append(provider_listener(provider))
+    wasm = next(f for f in h["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    policy = json.loads(plugin_configuration(config)["value"])
+    router = h["http_filters"][-1]
+    if setup == "bare":
+        h["http_filters"] = [router]
+        h.pop("access_log")
+    elif setup == "native":
+        h["http_filters"] = [*native_filters(policy["trust_domains"][0]["jwt_bundle"]), router]
+        h.pop("access_log")
+    else:
+        h["http_filters"] = [wasm, router]
     return config
 
 
-def run_wrk(url: str, token: str, args, work: Path) -> float:
-    script = work / "post.lua"
-    body = json.dumps({"model": "gpt-4o-mini", "max_completion_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
-    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                      f'wrk.headers["content-type"] = "application/json"\nwrk.headers["authorization"] = "Bearer {token}"\n')
-    out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out:
+class Envoy:
+    def __init__(self, setup: str, work: Path, concurrency: int):
+        self.listen, self.admin, provider = free_port(), free_port(), free_port()
+        path = work / f"envoy-{setup}-{concurrency}.yaml"
+        path.write_text(yaml.safe_dump(config_for(setup, self.listen, self.admin, provider, work)))
+        self.log = work / f"envoy-{setup}-{concurrency}.log"
+        env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench"}
+        self.proc = subprocess.Popen([str(envoy_binary()), "-c", str(path), "-l", "warning", "--concurrency", str(concurrency),
+                                      "--base-id", str(secrets.randbelow(1 << 20) + 3000)],
+                                     cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.admin}/ready", timeout=1).ok, 30, "envoy", self.proc, self.log)
+        self.url = f"http://127.0.0.1:{self.listen}/openai/v1/chat/completions"
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+LUA = """
+local tokens = {}
+for line in io.lines("%(tokens)s") do tokens[#tokens + 1] = line end
+local body = io.open("%(body)s", "rb"):read("*a")
+local counter = 0
+local thread_id = 0
+local next_id = 0
+function setup(thread)
+  thread:set("thread_id", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  counter = thread_id * math.floor(#tokens / 2)
+end
+function request()
+  counter = counter + 1
+  local token = tokens[(counter %% #tokens) + 1]
+  return wrk.format("POST", nil, {["authorization"] = "Bearer " .. token, ["content-type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk(url: str, tokens: Path, body: Path, args, work: Path) -> dict:
+    script = work / "bench.lua"
+    script.write_text(LUA % {"tokens": tokens, "body": body})
+    out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50"), "p99": ms("99"), "requests": total}
 
 
-def measure(with_modelgate: bool, token: str, args, work: Path) -> float:
-    listen, admin = free_port(), free_port()
-    path = work / f"envoy-{with_modelgate}.yaml"
-    path.write_text(yaml.safe_dump(bench_config(listen, admin, work, with_modelgate)))
-    log = (work / f"envoy-{with_modelgate}.log").open("w")
-    env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench"}
-    proc = subprocess.Popen([str(envoy_binary()), "-c", str(path), "-l", "warning", "--concurrency", str(args.threads),
-                             "--base-id", str(secrets.randbelow(1 << 20) + 3000)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{admin}/ready", timeout=1).ok, 30, "envoy", proc, Path(log.name))
-        url = f"http://127.0.0.1:{listen}/openai/v1/chat/completions"
-        check = requests.post(url, json={"model": "gpt-4o-mini", "messages": []}, headers={"authorization": f"Bearer {token}"}, timeout=5)
-        assert check.status_code == 200, check.text
-        return run_wrk(url, token, args, work)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def mint_pool(n: int, key, alg: str) -> list[str]:
+    return [svid.mint(BOT, key=key, alg=alg, ttl=7200, claims_extra={"jti": f"{alg}-{i}-{secrets.token_hex(4)}"}) for i in range(n)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pool", type=int, default=12000, help="tokens per cold pool (larger than the 4096-entry cache)")
+    parser.add_argument("--rss-requests", type=int, default=100_000)
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
-    token = svid.mint("spiffe://example.org/ns/support/sa/bot", ttl=3600)
-    bare = measure(False, token, args, work)
-    gated = measure(True, token, args, work)
-    print(f"| Envoy alone | {bare:,.0f} req/s | 1.00 |")
-    print(f"| Envoy + modelgate (ES256 verified per request) | {gated:,.0f} req/s | {gated / bare:.2f} |")
+
+    warm = work / "warm.txt"
+    warm.write_text(svid.mint(BOT, ttl=7200) + "\n")
+    pools = {}
+    for alg, key in (("ES256", svid.load_key()), ("RS256", svid.load_key(svid.DEMO_RSA_KEY))):
+        pools[alg] = work / f"{alg}.txt"
+        pools[alg].write_text("\n".join(mint_pool(args.pool, key, alg)) + "\n")
+    bodies = {}
+    for name, size in SIZES.items():
+        bodies[name] = work / f"body-{size}.json"
+        bodies[name].write_bytes(body_of(size))
+
+    cases = [(f"warm, {name}", warm, bodies[name]) for name in SIZES] + [
+        (f"cold {alg}, 1 KiB", pools[alg], bodies["1 KiB"]) for alg in pools]
+    results: dict = {}
+    single = argparse.Namespace(**{**vars(args), "connections": 1, "duration": max(1, args.duration // 2)})
+    for setup in ("bare", "native", "modelgate", "nodigest"):
+        envoy = Envoy(setup, work, concurrency=1)
+        try:
+            check = requests.post(envoy.url, data=body_of(1024), timeout=10,
+                                  headers={"authorization": f"Bearer {warm.read_text().strip()}", "content-type": "application/json"})
+            assert check.status_code == 200, (setup, check.status_code, check.text[:200])
+            for case, tokens, body in cases:
+                if setup == "nodigest" and not case.startswith("warm"):
+                    continue
+                results[(setup, case)] = wrk(envoy.url, tokens, body, args, work)
+                print(f"  {setup:9} {case:16} {results[(setup, case)]['rps']:>9,.0f} req/s", file=sys.stderr, flush=True)
+            # Latency without queueing: one connection, 1 MiB bodies.
+            if setup != "native":
+                results[(setup, "1 MiB, 1 connection")] = wrk(envoy.url, warm, bodies["1 MiB"], single, work)
+        finally:
+            envoy.stop()
+
+    cell = lambda r: f"{r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"  # noqa: E731
+    print("| case | bare Envoy | jwt_authn + rbac | modelgate | modelgate / bare | modelgate / native | modelgate, `audit.prompt: none` |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for case, _, _ in cases:
+        b, n, m = (results[(s, case)] for s in ("bare", "native", "modelgate"))
+        d = results.get(("nodigest", case))
+        no_digest = f"{cell(d)} ({d['rps'] / b['rps']:.2f})" if d else "—"
+        print(f"| {case} | {cell(b)} | {cell(n)} | {cell(m)} | {m['rps'] / b['rps']:.2f} | {m['rps'] / n['rps']:.2f} | {no_digest} |")
+    one = {s: results[(s, "1 MiB, 1 connection")]["p50"] for s in ("bare", "modelgate", "nodigest")}
+    added_p99 = results[("modelgate", "warm, 1 KiB")]["p99"] - results[("bare", "warm, 1 KiB")]["p99"]
+    print(f"\n1 MiB body, one connection, p50: bare {one['bare']:.2f} ms, modelgate {one['modelgate']:.2f} ms "
+          f"(+{one['modelgate'] - one['bare']:.2f} ms), with audit.prompt: none {one['nodigest']:.2f} ms "
+          f"(+{one['nodigest'] - one['bare']:.2f} ms).")
+    print(f"Added p99 latency, warm 1 KiB, 16 connections: {added_p99:.2f} ms.")
+
+    # Memory: 2 workers, the cold ES256 pool (the cache fills up), then RSS.
+    rss = {}
+    for setup in ("bare", "modelgate"):
+        envoy = Envoy(setup, work, concurrency=2)
+        try:
+            sent = 0
+            while sent < args.rss_requests:
+                sent += wrk(envoy.url, pools["ES256"], bodies["1 KiB"], argparse.Namespace(**{**vars(args), "duration": 5, "threads": 2}), work)["requests"]
+            time.sleep(0.5)
+            rss[setup] = (envoy.rss_mib(), sent)
+        finally:
+            envoy.stop()
+    print(f"Envoy RSS after {rss['modelgate'][1]:,} requests on 2 workers: bare {rss['bare'][0]:.1f} MiB, "
+          f"modelgate {rss['modelgate'][0]:.1f} MiB (+{rss['modelgate'][0] - rss['bare'][0]:.1f} MiB).")
+    wasm = ROOT / "build" / "modelgate.wasm"
+    print(f"modelgate.wasm: {wasm.stat().st_size:,} bytes")
+    if args.json:
+        args.json.write_text(json.dumps({f"{s}|{c}": r for (s, c), r in results.items()} | {"rss": rss}, indent=1))
     return 0
 
 

@@ -29,7 +29,13 @@ pub fn header_map(map: MapType) -> Vec<(String, String)> {
     hostcalls::get_map_bytes(map)
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .map(|(mut k, v)| {
+            if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                k.make_ascii_lowercase();
+            }
+            let v = String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (k, v)
+        })
         .collect()
 }
 

@@ -55,6 +55,8 @@ impl BodySource for HostBody {
 
 pub struct Request {
     id: u32,
+    /// When the request started (its context was made as its headers came).
+    started_ms: u64,
     shared: Rc<Shared>,
     /// Shared with the root context's hold watch, which may expire it.
     exchange: Rc<RefCell<Exchange>>,
@@ -64,15 +66,21 @@ pub struct Request {
 
 impl Request {
     pub fn new(id: u32, shared: Rc<Shared>) -> Self {
-        let exchange = Exchange::new(shared.policy.as_deref(), host::now_ms());
-        Request { id, shared, exchange: Rc::new(RefCell::new(exchange)), callout: None }
+        let started_ms = host::now_ms();
+        let exchange = Exchange::new(shared.policy.as_deref(), started_ms);
+        Request { id, started_ms, shared, exchange: Rc::new(RefCell::new(exchange)), callout: None }
     }
 
     /// Hands one event to the engine. `None` only when the filter has no
     /// policy or the exchange is busy (neither should happen); the caller
-    /// then fails closed.
+    /// then fails closed. The request's own events happen at its start
+    /// time (rules decide on it); the clock is read for those that measure.
     fn drive(&self, event: Event<'_>) -> Option<Step> {
-        drive(&self.shared, &self.exchange, event)
+        let now_ms = match event {
+            Event::ResponseHeaders { .. } | Event::Callout(_) | Event::HoldExpired => host::now_ms(),
+            _ => self.started_ms,
+        };
+        drive(&self.shared, &self.exchange, event, now_ms)
     }
 
     fn phase(&self) -> Phase {
@@ -140,16 +148,10 @@ impl Request {
     }
 }
 
-/// Drives an exchange with the VM's policy and clock.
-pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>) -> Option<Step> {
+/// Drives an exchange with the VM's policy.
+pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>, now_ms: u64) -> Option<Step> {
     let policy = shared.policy.as_deref()?;
-    let env = Env {
-        policy,
-        verifier: &shared.verifier,
-        now_ms: host::now_ms(),
-        memory: &shared.memory,
-        svids: &shared.svids,
-    };
+    let env = Env { policy, verifier: &shared.verifier, now_ms, memory: &shared.memory, svids: &shared.svids };
     let mut exchange = exchange.try_borrow_mut().ok()?;
     Some(exchange.drive(&env, event))
 }
@@ -222,7 +224,7 @@ impl HttpContext for Request {
         if self.phase() == Phase::ReadingBody {
             // Held for the body: if Envoy never delivers it (the hold flag
             // is missing), the root's watch fails the request closed.
-            self.shared.holds.watch(self.id, &self.exchange, host::now_ms());
+            self.shared.holds.watch(self.id, &self.exchange, self.started_ms);
         }
         action
     }
@@ -253,7 +255,7 @@ impl HttpContext for Request {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
+        let status = host::header_value(MapType::HttpResponseHeaders, ":status").and_then(|s| s.parse().ok());
         let content_type = host::header_value(MapType::HttpResponseHeaders, "content-type");
         let step = self.drive(Event::ResponseHeaders { status, content_type: content_type.as_deref() });
         self.carry_out(step, Direction::Response)
@@ -267,8 +269,13 @@ impl HttpContext for Request {
 
     fn on_log(&mut self) {
         self.shared.holds.forget(self.id);
-        let status = host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok());
-        let details = self.exchange.try_borrow().map_or(true, |x| x.needs_log_details());
+        let (details, known) =
+            self.exchange.try_borrow().map_or((true, false), |x| (x.needs_log_details(), x.knows_status()));
+        let status = if known && !details {
+            None
+        } else {
+            host::property_u64(&["response", "code"]).and_then(|c| u16::try_from(c).ok())
+        };
         let log = if details {
             LogInfo {
                 status,

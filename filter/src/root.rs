@@ -154,8 +154,9 @@ impl RootContext for Root {
             }
             return;
         }
-        for (id, exchange) in self.shared.holds.expired(host::now_ms()) {
-            let step = http::drive(&self.shared, &exchange, Event::HoldExpired);
+        let now_ms = host::now_ms();
+        for (id, exchange) in self.shared.holds.expired(now_ms) {
+            let step = http::drive(&self.shared, &exchange, Event::HoldExpired, now_ms);
             drop(exchange);
             if let Some(Step::Reply(reply)) = step {
                 host::log(

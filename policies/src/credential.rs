@@ -132,10 +132,14 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
     }
     // Usage is read from the response; ask for it uncompressed.
     remove("accept-encoding");
-    let Some(provider) = provider else { return out };
-    for name in provider.api.spec().account_headers {
-        remove(name);
+    if let Some(provider) = provider {
+        for name in provider.api.spec().account_headers {
+            remove(name);
+        }
     }
+    // Only what the request carries needs removing (each is a host call).
+    out.remove_headers.retain(|name| headers.iter().any(|(k, _)| k == name));
+    let Some(provider) = provider else { return out };
     if let Credential::ApiKey { key, header, prefix } = &provider.credential {
         out.set_headers.push((header.clone(), format!("{prefix}{}", key.expose())));
     }
@@ -275,7 +279,21 @@ mod tests {
             headers: vec![("anthropic-workspace-id".into(), "wrkspc_gateway".into())],
         };
         let c = Carrier::Header { name: "x-svid".into(), scheme: None };
-        let r = rewrite(Some(&provider), &c, &h(&[]));
+        let all = [
+            "authorization",
+            "proxy-authorization",
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            "x-svid",
+            "cookie",
+            "x-http-method-override",
+            "anthropic-workspace-id",
+            "anthropic-organization-id",
+        ];
+        let sent: Vec<(String, String)> = all.iter().map(|n| (n.to_string(), "v".to_string())).collect();
+        let r = rewrite(Some(&provider), &c, &sent);
+        assert_eq!(rewrite(Some(&provider), &c, &h(&[("x-other", "v")])).remove_headers, Vec::<String>::new());
         for name in [
             "authorization",
             "proxy-authorization",

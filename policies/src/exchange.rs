@@ -253,8 +253,7 @@ impl Exchange {
     /// A request starts. `policy` is `None` only when the filter has no
     /// valid configuration (Envoy should have refused it).
     pub fn new(policy: Option<&Policy>, now_ms: u64) -> Self {
-        let record =
-            Record { time: rfc3339_millis(now_ms), mode: policy.map_or("", |p| p.mode.name()), ..Default::default() };
+        let record = Record { mode: policy.map_or("", |p| p.mode.name()), ..Default::default() };
         Exchange { started_ms: now_ms, record, ..Default::default() }
     }
 
@@ -268,6 +267,12 @@ impl Exchange {
     /// undecided.
     pub fn needs_log_details(&self) -> bool {
         self.record.request_id.is_none() || !matches!(self.phase, Phase::Forwarded | Phase::Replied)
+    }
+
+    /// Whether the status the client received is known without asking
+    /// Envoy: modelgate's own reply, or the upstream's response.
+    pub fn knows_status(&self) -> bool {
+        self.record.status.is_some()
     }
 
     /// Moves the request on by one event.
@@ -328,7 +333,7 @@ impl Exchange {
 
     fn on_request_headers(&mut self, env: &Env<'_>, head: &RequestHead<'_>, end_of_stream: bool) -> Step {
         let policy = env.policy;
-        self.record.time = rfc3339_millis(env.now_ms);
+        self.started_ms = env.now_ms;
         self.record.mode = policy.mode.name();
         self.request_id = head.request_id.map(bounded);
         self.record.request_id = self.request_id.clone();
@@ -659,7 +664,8 @@ impl Exchange {
     /// [`Event::Log`] answers; called directly only without a policy.)
     pub fn audit(&mut self, log: &LogInfo) -> String {
         self.response.release();
-        self.record.status = log.status;
+        self.record.time = rfc3339_millis(self.started_ms);
+        self.record.status = log.status.or(self.record.status);
         if self.record.request_id.is_none() {
             self.record.request_id = log.request_id.as_deref().map(bounded);
         }
@@ -698,7 +704,9 @@ impl Exchange {
         self.record.would_deny = false;
         self.record.mode = env.policy.mode.name();
         self.phase = Phase::Replied;
-        Step::Reply(d.reply(self.api, self.request_id.as_deref()))
+        let reply = d.reply(self.api, self.request_id.as_deref());
+        self.record.status = Some(reply.status);
+        Step::Reply(reply)
     }
 
     /// A policy denial: refused in enforce mode; in audit mode recorded (the

@@ -39,8 +39,31 @@ pub struct JwtSvid {
     pub nbf: Option<u64>,
     pub iat: Option<u64>,
     pub jti: Option<String>,
-    /// All claims, for rule conditions on claims.
-    pub claims: Object,
+    /// The other claims whose values are strings or arrays of strings (what
+    /// rule conditions on claims compare), by name; never `sub`, `aud` or
+    /// the times. Kept small: the verified-SVID cache holds it.
+    pub claims: Vec<(String, Vec<String>)>,
+}
+
+/// Registered claims, read into their own fields.
+const REGISTERED: &[&str] = &["sub", "aud", "exp", "nbf", "iat", "jti", "iss"];
+
+/// At most this many other claims are kept.
+const MAX_KEPT_CLAIMS: usize = 32;
+
+fn kept_claims(claims: &Object) -> Vec<(String, Vec<String>)> {
+    claims
+        .iter()
+        .filter(|(name, _)| !REGISTERED.contains(&name.as_str()))
+        .filter_map(|(name, value)| match value {
+            Value::String(s) => Some((name.clone(), vec![s.clone()])),
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                Some((name.clone(), items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()))
+            }
+            _ => None,
+        })
+        .take(MAX_KEPT_CLAIMS)
+        .collect()
 }
 
 impl JwtSvid {
@@ -210,7 +233,7 @@ pub fn validate(
         }
         Some(_) => {}
     }
-    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, nbf: times.nbf, iat: times.iat, jti, claims })
+    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, nbf: times.nbf, iat: times.iat, jti, claims: kept_claims(&claims) })
 }
 
 fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {

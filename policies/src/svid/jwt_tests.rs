@@ -354,3 +354,20 @@ fn accepts_es384_and_es512() {
         Err(JwtSvidError::BadSignature)
     );
 }
+
+#[test]
+fn keeps_only_string_claims_for_conditions() {
+    let mut c = claims(BOT);
+    c["env"] = json!("prod");
+    c["groups"] = json!(["a", "b"]);
+    c["level"] = json!(3);
+    c["mixed"] = json!(["a", 1]);
+    let svid = check(&signed(header(), c)).unwrap();
+    assert_eq!(
+        svid.claims,
+        vec![
+            ("env".to_string(), vec!["prod".to_string()]),
+            ("groups".to_string(), vec!["a".to_string(), "b".to_string()])
+        ]
+    );
+}
