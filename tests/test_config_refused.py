@@ -14,7 +14,8 @@ from harness import envoy_binary, envoy_config, free_port, plugin_configuration
 @pytest.mark.parametrize("mutate,path", [
     (lambda p: p["rules"][0].update(models=["gpt-4o", ""]), "rules[0].models[1]"),
     (lambda p: p["providers"][0].update(credential={"type": "api_key", "env": "NO_SUCH_VARIABLE"}), "providers[0].credential.env"),
-    (lambda p: p["identity"].update(x509_svid={"source": "connection"}), "identity.x509_svid"),
+    (lambda p: p["identity"].update(require="x509"), "identity.require"),
+    (lambda p: p["identity"].update(x509_svid={"source": "xfcc"}), "identity.x509_svid.trusted_hop"),
     (lambda p: p.update(modes="audit"), "unknown field `modes`"),
 ])
 def test_envoy_refuses_a_bad_policy(tmp_path, mutate, path):

@@ -49,8 +49,13 @@ pub fn set_header(map: MapType, name: &str, value: &str) -> bool {
 
 /// A property as UTF-8 text.
 pub fn property_string(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(property_bytes(path)?).ok()
+}
+
+/// A property's bytes (`None` when absent or unreadable: the host's error
+/// is never a panic here).
+pub fn property_bytes(path: &[&str]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path.to_vec()).ok()?
 }
 
 /// An integer property (Envoy encodes them as 8 little-endian bytes).

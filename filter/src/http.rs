@@ -8,7 +8,9 @@ use std::rc::Rc;
 
 use modelgate_policies::body::apply_edits;
 use modelgate_policies::callout::CalloutResult;
+use modelgate_policies::config::X509Source;
 use modelgate_policies::credential::Rewrite;
+use modelgate_policies::identity::Peer;
 use modelgate_policies::reason::LocalReply;
 use modelgate_policies::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, Step};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -41,6 +43,22 @@ impl Direction {
             Direction::Request => BufferType::HttpRequestBody,
             Direction::Response => BufferType::HttpResponseBody,
         }
+    }
+}
+
+/// The downstream connection's peer certificate, as Envoy verified it,
+/// read from the host only when the engine asks.
+struct Connection;
+
+impl Peer for Connection {
+    fn digest(&self) -> Option<String> {
+        host::property_string(&["connection", "sha256_peer_certificate_digest"]).filter(|d| !d.is_empty())
+    }
+    fn certificate(&self) -> Option<Vec<u8>> {
+        host::property_bytes(&["connection", "peer_certificate"])
+    }
+    fn uri_san(&self) -> Option<String> {
+        host::property_string(&["connection", "uri_san_peer_certificate"]).filter(|u| !u.is_empty())
     }
 }
 
@@ -211,6 +229,7 @@ impl HttpContext for Request {
         headers.retain(|(k, _)| !k.starts_with(':'));
         let request_id = headers.iter().find(|(k, _)| k == "x-request-id").map(|(_, v)| v.clone());
         let client = host::property_string(&["source", "address"]);
+        let reads_peer = self.shared.policy.as_deref().is_some_and(|p| p.identity.x509 != X509Source::Off);
         let head = RequestHead {
             method: &method,
             path: &path,
@@ -218,6 +237,7 @@ impl HttpContext for Request {
             headers: &headers,
             request_id: request_id.as_deref(),
             client_address: client.as_deref(),
+            peer: if reads_peer { Some(&Connection) } else { None },
         };
         let step = self.drive(Event::RequestHeaders { head, end_of_stream });
         let action = self.carry_out(step, Direction::Request);

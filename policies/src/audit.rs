@@ -45,7 +45,16 @@ pub struct Workload {
     pub trust_domain: String,
     pub svid: &'static str,
     pub jwt: Option<JwtInfo>,
-    pub x509: Option<serde_json::Value>,
+    pub x509: Option<X509Info>,
+}
+
+/// An X.509-SVID as the record shows it: its serial and validity (Unix
+/// seconds), never the certificate.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct X509Info {
+    pub serial: String,
+    pub not_before: u64,
+    pub not_after: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -17,12 +17,13 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::api::{self, Api, Captures, Endpoint, ModelAt};
-use crate::audit::{Client, CredentialUsed, JwtInfo, Prompt, Record, Upstream, Workload};
+use crate::audit::{Client, CredentialUsed, Prompt, Record, Upstream};
 use crate::body::{self, Edit};
 use crate::callout::{CalloutRequest, CalloutResult};
 use crate::config::{Mode, Policy, PromptAudit, Provider};
 use crate::credential::{self, Plan, Rewrite};
 use crate::decision;
+use crate::identity::{self, Peer, Sources};
 use crate::query;
 use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
@@ -30,7 +31,7 @@ use crate::svid::{SignatureVerifier, SvidCache};
 use crate::time::rfc3339_millis;
 
 /// The request as the filter sees it when its headers arrive.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct RequestHead<'a> {
     pub method: &'a str,
     /// `:path`, query included.
@@ -40,6 +41,8 @@ pub struct RequestHead<'a> {
     pub headers: &'a [(String, String)],
     pub request_id: Option<&'a str>,
     pub client_address: Option<&'a str>,
+    /// The mTLS peer certificate, when the policy reads X.509-SVIDs.
+    pub peer: Option<&'a dyn Peer>,
 }
 
 /// What Envoy knows when it logs the request.
@@ -355,22 +358,19 @@ impl Exchange {
         // Identity first, in every mode: a caller modelgate cannot identify
         // is refused here, before its body is read, and never forwarded
         // (audit mode observes policy; it hands no one the gateway's key).
-        let identity = credential::find_svid(&policy.jwt_svid.carrier, self.api, head.headers).and_then(|token| {
-            env.svids
-                .validate(token, &policy.jwt_svid, &policy.trust_domains, env.verifier, env.now_ms / 1000)
-                .map_err(|e| e.denial())
-        });
-        let svid = match identity {
-            Ok(svid) => svid,
+        let sources = Sources {
+            api: self.api,
+            headers: head.headers,
+            peer: head.peer,
+            verifier: env.verifier,
+            svids: env.svids,
+            now_secs: env.now_ms / 1000,
+        };
+        let svid = match identity::identify(policy, &sources) {
+            Ok(identity) => identity,
             Err(d) => return self.refuse(env, d),
         };
-        self.record.workload = Some(Workload {
-            spiffe_id: svid.spiffe_id.to_string(),
-            trust_domain: svid.spiffe_id.trust_domain().to_string(),
-            svid: "jwt",
-            jwt: Some(JwtInfo { kid: svid.kid.clone(), exp: svid.exp, jti: svid.jti.as_deref().map(bounded) }),
-            x509: None,
-        });
+        self.record.workload = Some(svid.workload(bounded));
         self.identity = Some(svid.spiffe_id.clone());
 
         let Some((_, provider)) = provider else {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod credential;
 pub mod decision;
 pub mod exchange;
+pub mod identity;
 pub mod json;
 pub mod multipart;
 pub mod query;
@@ -22,6 +23,7 @@ pub mod reason;
 pub mod spiffe;
 pub mod svid;
 pub mod time;
+pub mod xfcc;
 
 #[cfg(test)]
 mod testing;

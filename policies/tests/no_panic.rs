@@ -140,6 +140,7 @@ fn mutated_requests_never_panic() {
             headers: &headers,
             request_id: Some("r"),
             client_address: None,
+            peer: None,
         };
         let mut exchange = Exchange::new(Some(&policy), now_ms);
         let env = Env { policy: &policy, verifier: &PureRustVerifier, now_ms, memory: &memory, svids: &svids };

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::raw::*;
 use super::*;
-use crate::spiffe::{ModelPattern, TrustDomain, WorkloadPattern};
+use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 use crate::svid::bundle::parse_jwt_bundle;
 
 const DEFAULT_LEEWAY_SECONDS: u64 = 30;
@@ -29,7 +29,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
         ));
     }
     let trust_domains = trust_domains(raw.trust_domains)?;
-    let jwt_svid = identity(raw.identity)?;
+    let (jwt_svid, identity) = identity(raw.identity)?;
     let providers = providers(raw.providers, env)?;
     let rules = rules(raw.rules, &trust_domains, &providers)?;
     let prompt_audit = match raw.audit.and_then(|a| a.prompt) {
@@ -47,6 +47,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
         },
         trust_domains,
         jwt_svid,
+        identity,
         providers,
         rules,
         prompt_audit,
@@ -86,19 +87,56 @@ fn trust_domains(raw: Vec<RawTrustDomain>) -> Result<Vec<TrustDomainConfig>> {
     Ok(out)
 }
 
-fn identity(raw: RawIdentity) -> Result<JwtSvidConfig> {
-    if raw.x509_svid.is_some() {
-        return Err(not_yet("identity.x509_svid", "X.509-SVID identity"));
-    }
-    match raw.require {
-        None | Some(RawRequire::Any) | Some(RawRequire::Jwt) => {}
-        Some(RawRequire::X509) | Some(RawRequire::Both) => {
-            return Err(not_yet("identity.require", "requiring an X.509-SVID"));
+fn identity(raw: RawIdentity) -> Result<(JwtSvidConfig, IdentityConfig)> {
+    let x509 = match raw.x509_svid {
+        None => X509Source::Off,
+        Some(RawX509Svid { source: RawX509Source::Off, trusted_hop: None }) => X509Source::Off,
+        Some(RawX509Svid { source: RawX509Source::Connection, trusted_hop: None }) => X509Source::Connection,
+        Some(RawX509Svid { source: RawX509Source::Xfcc, trusted_hop: Some(hop) }) => {
+            let id = SpiffeId::parse(&hop).map_err(|e| {
+                ConfigError::new("identity.x509_svid.trusted_hop", format!("{hop:?} is not a SPIFFE ID: {e}"))
+            })?;
+            X509Source::Xfcc { trusted_hop: id }
         }
+        Some(RawX509Svid { source: RawX509Source::Xfcc, trusted_hop: None }) => return Err(ConfigError::new(
+            "identity.x509_svid.trusted_hop",
+            "required with source xfcc: the SPIFFE ID of the proxy whose x-forwarded-client-cert element is trusted",
+        )),
+        Some(RawX509Svid { trusted_hop: Some(_), .. }) => {
+            return Err(ConfigError::new("identity.x509_svid.trusted_hop", "only meaningful with source xfcc"))
+        }
+    };
+    let require = match raw.require {
+        None | Some(RawRequire::Any) => Require::Any,
+        Some(RawRequire::Jwt) => Require::Jwt,
+        Some(RawRequire::X509) => Require::X509,
+        Some(RawRequire::Both) => Require::Both,
+    };
+    let jwt_on = raw.jwt_svid.is_some();
+    let x509_on = x509 != X509Source::Off;
+    let missing = match require {
+        Require::Any if !jwt_on && !x509_on => Some("configure identity.jwt_svid, identity.x509_svid, or both"),
+        Require::Jwt | Require::Both if !jwt_on => Some("requires identity.jwt_svid"),
+        Require::X509 | Require::Both if !x509_on => Some("requires identity.x509_svid with a source"),
+        _ => None,
+    };
+    if let Some(why) = missing {
+        return Err(ConfigError::new("identity.require", why));
     }
-    let jwt = raw
-        .jwt_svid
-        .ok_or_else(|| ConfigError::new("identity.jwt_svid", "required: no other identity source is configured"))?;
+    let identity = IdentityConfig { x509, require };
+    let Some(jwt) = raw.jwt_svid else {
+        // No JWT-SVIDs: none is read, but every carrier is still stripped.
+        let config = JwtSvidConfig {
+            enabled: false,
+            audiences: Vec::new(),
+            leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+            max_lifetime_seconds: DEFAULT_MAX_LIFETIME_SECONDS,
+            carrier: Carrier::SdkKeyHeaders,
+            cache_size: DEFAULT_SVID_CACHE,
+            verifier: VerifierChoice::Auto,
+        };
+        return Ok((config, identity));
+    };
     if jwt.audiences.is_empty() {
         return Err(ConfigError::new("identity.jwt_svid.audiences", "at least one audience is required"));
     }
@@ -140,7 +178,16 @@ fn identity(raw: RawIdentity) -> Result<JwtSvidConfig> {
         None | Some(RawVerifier::Auto) => VerifierChoice::Auto,
         Some(RawVerifier::PureRust) => VerifierChoice::PureRust,
     };
-    Ok(JwtSvidConfig { audiences: jwt.audiences, leeway_seconds, max_lifetime_seconds, carrier, cache_size, verifier })
+    let config = JwtSvidConfig {
+        enabled: true,
+        audiences: jwt.audiences,
+        leeway_seconds,
+        max_lifetime_seconds,
+        carrier,
+        cache_size,
+        verifier,
+    };
+    Ok((config, identity))
 }
 
 /// Header names are HTTP tokens; Envoy presents them in lower case.

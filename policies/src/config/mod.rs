@@ -8,7 +8,7 @@ pub mod raw;
 use std::fmt;
 
 use crate::api::Api;
-use crate::spiffe::{ModelPattern, TrustDomain, WorkloadPattern};
+use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 use crate::svid::JwtKey;
 
 /// The compiled configuration every request is decided against.
@@ -17,6 +17,7 @@ pub struct Policy {
     pub mode: Mode,
     pub trust_domains: Vec<TrustDomainConfig>,
     pub jwt_svid: JwtSvidConfig,
+    pub identity: IdentityConfig,
     pub providers: Vec<Provider>,
     pub rules: Vec<Rule>,
     pub prompt_audit: PromptAudit,
@@ -48,8 +49,41 @@ pub struct TrustDomainConfig {
     pub generation: u64,
 }
 
+/// Which SVIDs identify a caller, and which it must present.
+#[derive(Debug)]
+pub struct IdentityConfig {
+    pub x509: X509Source,
+    pub require: Require,
+}
+
+/// Where an X.509-SVID comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum X509Source {
+    Off,
+    /// The peer certificate of the downstream mTLS connection, as Envoy
+    /// verified it.
+    Connection,
+    /// The last `x-forwarded-client-cert` element, appended by the proxy
+    /// whose SPIFFE ID is `trusted_hop`.
+    Xfcc {
+        trusted_hop: SpiffeId,
+    },
+}
+
+/// Which SVIDs a request must present. When both are present they must
+/// name the same SPIFFE ID, whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Require {
+    Any,
+    Jwt,
+    X509,
+    Both,
+}
+
 #[derive(Debug)]
 pub struct JwtSvidConfig {
+    /// Whether JWT-SVIDs are read at all (`identity.jwt_svid` present).
+    pub enabled: bool,
     pub audiences: Vec<String>,
     pub leeway_seconds: u64,
     pub max_lifetime_seconds: u64,

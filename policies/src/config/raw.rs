@@ -50,9 +50,25 @@ pub struct RawIdentity {
     #[serde(default)]
     pub jwt_svid: Option<RawJwtSvid>,
     #[serde(default)]
-    pub x509_svid: Option<Value>,
+    pub x509_svid: Option<RawX509Svid>,
     #[serde(default)]
     pub require: Option<RawRequire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawX509Svid {
+    pub source: RawX509Source,
+    #[serde(default)]
+    pub trusted_hop: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawX509Source {
+    Connection,
+    Xfcc,
+    Off,
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,10 +92,6 @@ fn later_features_are_refused_by_name_not_ignored() {
     let mut c = config(json!({}));
     c["trust_domains"][0]["bundle_endpoint"] = json!({"cluster":"spire","path":"/"});
     cases.push((c, "trust_domains[0].bundle_endpoint"));
-    let mut c = config(json!({}));
-    c["identity"]["x509_svid"] = json!({"source":"connection"});
-    cases.push((c, "identity.x509_svid"));
-    cases.push((patched("/identity", json!({"jwt_svid":{"audiences":["a"]},"require":"both"})), "identity.require"));
     cases.push((
         patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})),
         "providers[0].credential.type",
@@ -153,4 +149,37 @@ fn providers_may_set_their_account_headers() {
             ("openai-project".to_string(), "proj_gw".to_string())
         ]
     );
+}
+
+#[test]
+fn identity_sources_and_requirements_are_checked() {
+    let cases = [
+        (json!({"require": "any"}), "identity.require"),
+        (json!({"jwt_svid": {"audiences": ["a"]}, "require": "x509"}), "identity.require"),
+        (json!({"x509_svid": {"source": "connection"}, "require": "jwt"}), "identity.require"),
+        (
+            json!({"x509_svid": {"source": "off"}, "jwt_svid": {"audiences": ["a"]}, "require": "both"}),
+            "identity.require",
+        ),
+        (json!({"x509_svid": {"source": "xfcc"}}), "identity.x509_svid.trusted_hop"),
+        (
+            json!({"x509_svid": {"source": "connection", "trusted_hop": "spiffe://example.org/p"}}),
+            "identity.x509_svid.trusted_hop",
+        ),
+        (
+            json!({"x509_svid": {"source": "xfcc", "trusted_hop": "spiffe://EXAMPLE.org/p"}}),
+            "identity.x509_svid.trusted_hop",
+        ),
+        (json!({"x509_svid": {"source": "tls"}}), "identity.x509_svid.source"),
+    ];
+    for (identity, path) in cases {
+        assert_eq!(error(config(json!({"identity": identity}))).path, path, "{identity}");
+    }
+    let p = Policy::from_json(
+        config(json!({"identity": {"x509_svid": {"source": "connection"}, "require": "x509"}})).to_string().as_bytes(),
+        &env,
+    )
+    .unwrap();
+    assert!(!p.jwt_svid.enabled);
+    assert_eq!((p.identity.x509.clone(), p.identity.require), (X509Source::Connection, Require::X509));
 }

@@ -23,9 +23,15 @@ use sha2::{Digest, Sha256};
 
 use super::jwt::{self, JwtSvid, JwtSvidError};
 use super::verify::SignatureVerifier;
+use super::x509::{self, X509Svid, X509SvidError};
 use crate::config::{JwtSvidConfig, TrustDomainConfig};
 
-type Key = [u8; 32];
+/// A SHA-256 digest: what both caches are keyed by.
+pub type Key = [u8; 32];
+
+pub fn digest(bytes: &[u8]) -> Key {
+    Sha256::digest(bytes).into()
+}
 
 /// A SHA-256 digest is already uniformly distributed and chosen by no
 /// one: its first eight bytes are the hash.
@@ -45,38 +51,78 @@ impl Hasher for DigestHasher {
 
 const NONE: usize = usize::MAX;
 
-struct Entry {
+struct Entry<V> {
     key: Key,
-    svid: Rc<JwtSvid>,
-    generation: u64,
+    value: V,
     /// Neighbours in recency order (towards `head` is more recent).
     newer: usize,
     older: usize,
 }
 
-struct Lru {
+/// A least-recently-used map of digests to values, bounded, O(1).
+struct Lru<V> {
     map: HashMap<Key, usize, BuildHasherDefault<DigestHasher>>,
-    slots: Vec<Entry>,
+    slots: Vec<Entry<V>>,
     head: usize,
     tail: usize,
     capacity: usize,
 }
 
-/// A bounded cache of validated JWT-SVIDs.
+/// A JWT-SVID verified under a bundle generation.
+struct Verified {
+    svid: Rc<JwtSvid>,
+    generation: u64,
+}
+
+/// Bounded caches of validated SVIDs: JWT-SVIDs by token, X.509-SVIDs by
+/// certificate (both keyed by SHA-256).
 pub struct SvidCache {
-    lru: RefCell<Lru>,
+    lru: RefCell<Lru<Verified>>,
+    x509: RefCell<Lru<Rc<X509Svid>>>,
 }
 
 impl SvidCache {
-    /// A cache of at most `capacity` entries (0: no caching).
+    /// Caches of at most `capacity` entries each (0: no caching).
     pub fn new(capacity: usize) -> Self {
-        SvidCache {
-            lru: RefCell::new(Lru { map: HashMap::default(), slots: Vec::new(), head: NONE, tail: NONE, capacity }),
-        }
+        SvidCache { lru: RefCell::new(Lru::new(capacity)), x509: RefCell::new(Lru::new(capacity)) }
     }
 
     pub fn len(&self) -> usize {
         self.lru.try_borrow().map_or(0, |l| l.map.len())
+    }
+
+    /// Validates a leaf certificate as an X.509-SVID, from the cache when
+    /// it holds one under `key` (the SHA-256 of its DER); `der` reads the
+    /// certificate only on a miss. The validity period is checked against
+    /// now on every use.
+    pub fn validate_x509(
+        &self,
+        key: Key,
+        der: impl FnOnce() -> Result<Vec<u8>, X509SvidError>,
+        trust_domains: &[TrustDomainConfig],
+        now_secs: u64,
+    ) -> Result<Rc<X509Svid>, X509SvidError> {
+        let hit = self.x509.try_borrow_mut().ok().and_then(|mut lru| lru.get(&key).cloned());
+        if let Some(svid) = hit {
+            if now_secs < svid.not_before {
+                return Err(X509SvidError::NotYetValid);
+            }
+            if now_secs > svid.not_after {
+                return Err(X509SvidError::Expired);
+            }
+            return Ok(svid);
+        }
+        let known = |td: &str| trust_domains.iter().any(|d| d.name.as_str() == td);
+        let der = der()?;
+        if digest(&der) != key {
+            // The certificate is not the one the digest names.
+            return Err(X509SvidError::Unreadable);
+        }
+        let svid = Rc::new(x509::validate(&der, &known, now_secs)?);
+        if let Ok(mut lru) = self.x509.try_borrow_mut() {
+            lru.insert(key, Rc::clone(&svid));
+        }
+        Ok(svid)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,7 +143,7 @@ impl SvidCache {
         if token.len() > jwt::MAX_TOKEN_BYTES {
             return Err(JwtSvidError::TooLong);
         }
-        let key: Key = Sha256::digest(token.as_bytes()).into();
+        let key = digest(token.as_bytes());
         if let Some(svid) = self.get(&key, domains) {
             svid.check_times(config, now_secs)?;
             return Ok(svid);
@@ -111,46 +157,18 @@ impl SvidCache {
 
     fn get(&self, key: &Key, domains: &[TrustDomainConfig]) -> Option<Rc<JwtSvid>> {
         let mut lru = self.lru.try_borrow_mut().ok()?;
-        let slot = *lru.map.get(key)?;
-        let entry = lru.slots.get(slot)?;
+        let entry = lru.get(key)?;
         if generation(domains, &entry.svid) != Some(entry.generation) {
             // Verified under a bundle that has since changed: stale.
             return None;
         }
-        let svid = Rc::clone(&entry.svid);
-        lru.touch(slot);
-        Some(svid)
+        Some(Rc::clone(&entry.svid))
     }
 
     fn insert(&self, key: Key, svid: Rc<JwtSvid>, generation: u64) {
-        let Ok(mut lru) = self.lru.try_borrow_mut() else { return };
-        if lru.capacity == 0 {
-            return;
+        if let Ok(mut lru) = self.lru.try_borrow_mut() {
+            lru.insert(key, Verified { svid, generation });
         }
-        if let Some(&slot) = lru.map.get(&key) {
-            if let Some(entry) = lru.slots.get_mut(slot) {
-                entry.svid = svid;
-                entry.generation = generation;
-            }
-            lru.touch(slot);
-            return;
-        }
-        let slot = if lru.slots.len() < lru.capacity {
-            lru.slots.push(Entry { key, svid, generation, newer: NONE, older: NONE });
-            lru.slots.len() - 1
-        } else {
-            // Reuse the least recently used slot.
-            let slot = lru.tail;
-            lru.unlink(slot);
-            let Some(entry) = lru.slots.get_mut(slot) else { return };
-            let old = std::mem::replace(&mut entry.key, key);
-            entry.svid = svid;
-            entry.generation = generation;
-            lru.map.remove(&old);
-            slot
-        };
-        lru.map.insert(key, slot);
-        lru.push_front(slot);
     }
 }
 
@@ -159,7 +177,46 @@ fn generation(domains: &[TrustDomainConfig], svid: &JwtSvid) -> Option<u64> {
     domains.iter().find(|d| d.name.as_str() == svid.spiffe_id.trust_domain()).map(|d| d.generation)
 }
 
-impl Lru {
+impl<V> Lru<V> {
+    fn new(capacity: usize) -> Self {
+        Lru { map: HashMap::default(), slots: Vec::new(), head: NONE, tail: NONE, capacity }
+    }
+
+    /// The value under `key`, now the most recently used.
+    fn get(&mut self, key: &Key) -> Option<&V> {
+        let slot = *self.map.get(key)?;
+        self.touch(slot);
+        self.slots.get(slot).map(|e| &e.value)
+    }
+
+    fn insert(&mut self, key: Key, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Some(&slot) = self.map.get(&key) {
+            if let Some(entry) = self.slots.get_mut(slot) {
+                entry.value = value;
+            }
+            self.touch(slot);
+            return;
+        }
+        let slot = if self.slots.len() < self.capacity {
+            self.slots.push(Entry { key, value, newer: NONE, older: NONE });
+            self.slots.len() - 1
+        } else {
+            // Reuse the least recently used slot.
+            let slot = self.tail;
+            self.unlink(slot);
+            let Some(entry) = self.slots.get_mut(slot) else { return };
+            let old = std::mem::replace(&mut entry.key, key);
+            entry.value = value;
+            self.map.remove(&old);
+            slot
+        };
+        self.map.insert(key, slot);
+        self.push_front(slot);
+    }
+
     fn unlink(&mut self, slot: usize) {
         let (newer, older) = match self.slots.get(slot) {
             Some(e) => (e.newer, e.older),

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod cache;
 pub mod jwt;
 pub mod verify;
+pub mod x509;
 
 pub use bundle::{Alg, JwtKey, PublicKey, ReadyKey};
 pub use cache::SvidCache;
