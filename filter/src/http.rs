@@ -169,7 +169,9 @@ impl Request {
 /// Drives an exchange with the VM's policy.
 pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>, now_ms: u64) -> Option<Step> {
     let policy = shared.policy.as_deref()?;
-    let env = Env { policy, verifier: &shared.verifier, now_ms, memory: &shared.memory, svids: &shared.svids };
+    let trust = Rc::clone(&*shared.trust.try_borrow().ok()?);
+    let env =
+        Env { policy, verifier: &shared.verifier, now_ms, memory: &shared.memory, svids: &shared.svids, trust: &trust };
     let mut exchange = exchange.try_borrow_mut().ok()?;
     Some(exchange.drive(&env, event))
 }

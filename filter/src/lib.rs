@@ -2,6 +2,7 @@
 //! [`root`] parses the configuration, [`http`] drives one request through
 //! `modelgate_policies`, [`host`] wraps the host calls.
 
+mod bundles;
 mod host;
 mod http;
 mod root;

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use modelgate_policies::config::VerifierChoice;
 use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
-use modelgate_policies::svid::SvidCache;
+use modelgate_policies::svid::{SvidCache, TrustStore};
 use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
+use crate::bundles::Bundles;
 use crate::host;
 use crate::http::{self, Request};
 use crate::verifier::HostVerifier;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub holds: HoldWatch,
     pub svids: SvidCache,
     pub verifier: HostVerifier,
+    /// The bundles in force; replaced whole when a fetched one arrives.
+    pub trust: RefCell<Rc<TrustStore>>,
 }
 
 impl Shared {
@@ -38,11 +41,14 @@ impl Shared {
             .as_deref()
             .map_or((0, false), |p| (p.jwt_svid.cache_size, p.jwt_svid.verifier == VerifierChoice::Auto));
         Shared {
-            policy,
             memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
             holds: HoldWatch::default(),
             svids: SvidCache::new(cache_size),
             verifier: HostVerifier::new(host),
+            trust: RefCell::new(Rc::new(
+                policy.as_deref().map_or_else(TrustStore::default, |p| TrustStore::new(&p.trust_domains)),
+            )),
+            policy,
         }
     }
 }
@@ -101,16 +107,21 @@ impl HoldWatch {
 
 pub struct Root {
     shared: Rc<Shared>,
+    bundles: Bundles,
     ticking: bool,
 }
 
 impl Default for Root {
     fn default() -> Self {
-        Root { shared: Rc::new(Shared::new(None)), ticking: false }
+        Root { shared: Rc::new(Shared::new(None)), bundles: Bundles::new(None), ticking: false }
     }
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        self.bundles.answered(&self.shared, token, headers, body_size, host::now_ms());
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _: usize) -> bool {
@@ -134,6 +145,7 @@ impl RootContext for Root {
                         policy.rules.len()
                     ),
                 );
+                self.bundles = Bundles::new(Some(&policy));
                 self.shared = Rc::new(Shared::new(Some(Rc::new(policy))));
                 self.ticking = hostcalls::set_tick_period(TICK).is_ok();
                 true
@@ -145,16 +157,18 @@ impl RootContext for Root {
         }
     }
 
-    /// Fails closed every request held past the timeout without a body:
-    /// Envoy is not holding requests for modelgate.
+    /// Keeps the trust bundles fresh, and fails closed every request held
+    /// past the timeout without a body: Envoy is not holding requests for
+    /// modelgate.
     fn on_tick(&mut self) {
+        let now_ms = host::now_ms();
+        self.bundles.tick(&self.shared, now_ms);
         if self.shared.holds.proven.get() {
-            if self.ticking && hostcalls::set_tick_period(Duration::ZERO).is_ok() {
+            if self.bundles.is_empty() && self.ticking && hostcalls::set_tick_period(Duration::ZERO).is_ok() {
                 self.ticking = false;
             }
             return;
         }
-        let now_ms = host::now_ms();
         for (id, exchange) in self.shared.holds.expired(now_ms) {
             let step = http::drive(&self.shared, &exchange, Event::HoldExpired, now_ms);
             drop(exchange);

@@ -27,7 +27,7 @@ use crate::identity::{self, Peer, Sources};
 use crate::query;
 use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
-use crate::svid::{SignatureVerifier, SvidCache};
+use crate::svid::{SignatureVerifier, SvidCache, TrustStore};
 use crate::time::rfc3339_millis;
 
 /// The request as the filter sees it when its headers arrive.
@@ -189,6 +189,7 @@ pub struct Env<'a> {
     pub now_ms: u64,
     pub memory: &'a Rc<ResponseMemory>,
     pub svids: &'a SvidCache,
+    pub trust: &'a TrustStore,
 }
 
 #[derive(Debug, Default)]
@@ -364,6 +365,7 @@ impl Exchange {
             peer: head.peer,
             verifier: env.verifier,
             svids: env.svids,
+            trust: env.trust,
             now_secs: env.now_ms / 1000,
         };
         let svid = match identity::identify(policy, &sources) {

@@ -12,7 +12,7 @@ use crate::credential;
 use crate::reason::{Denial, Reason};
 use crate::spiffe::SpiffeId;
 use crate::svid::x509::{self, X509Svid, X509SvidError};
-use crate::svid::{JwtSvid, SignatureVerifier, SvidCache};
+use crate::svid::{JwtSvid, SignatureVerifier, SvidCache, TrustStore};
 use crate::xfcc;
 
 /// The caller's mTLS peer certificate, read from the host only when needed.
@@ -42,6 +42,7 @@ pub struct Sources<'a> {
     pub peer: Option<&'a dyn Peer>,
     pub verifier: &'a dyn SignatureVerifier,
     pub svids: &'a SvidCache,
+    pub trust: &'a TrustStore,
     pub now_secs: u64,
 }
 
@@ -50,9 +51,7 @@ pub fn identify(policy: &Policy, s: &Sources<'_>) -> Result<Identity, Denial> {
     let jwt = if policy.jwt_svid.enabled {
         match credential::find_svid(&policy.jwt_svid.carrier, s.api, s.headers) {
             Ok(token) => Some(
-                s.svids
-                    .validate(token, &policy.jwt_svid, &policy.trust_domains, s.verifier, s.now_secs)
-                    .map_err(|e| e.denial())?,
+                s.svids.validate(token, &policy.jwt_svid, s.trust, s.verifier, s.now_secs).map_err(|e| e.denial())?,
             ),
             Err(d) if d.reason == Reason::MissingIdentity => None,
             Err(d) => return Err(d),
@@ -67,7 +66,7 @@ pub fn identify(policy: &Policy, s: &Sources<'_>) -> Result<Identity, Denial> {
             Some((peer, digest)) => {
                 let key = hex_key(&digest).ok_or_else(|| X509SvidError::Unreadable.denial())?;
                 let der = || peer.certificate().ok_or(X509SvidError::Unreadable).and_then(|pem| x509::leaf_der(&pem));
-                Some(s.svids.validate_x509(key, der, &policy.trust_domains, s.now_secs).map_err(|e| e.denial())?)
+                Some(s.svids.validate_x509(key, der, s.trust, s.now_secs).map_err(|e| e.denial())?)
             }
         },
         X509Source::Xfcc { trusted_hop } => {
@@ -76,11 +75,7 @@ pub fn identify(policy: &Policy, s: &Sources<'_>) -> Result<Identity, Denial> {
                 None => None,
                 Some(der) => {
                     let key = crate::svid::cache::digest(&der);
-                    Some(
-                        s.svids
-                            .validate_x509(key, || Ok(der.clone()), &policy.trust_domains, s.now_secs)
-                            .map_err(|e| e.denial())?,
-                    )
+                    Some(s.svids.validate_x509(key, || Ok(der.clone()), s.trust, s.now_secs).map_err(|e| e.denial())?)
                 }
             }
         }
@@ -147,7 +142,7 @@ impl Identity {
             trust_domain: self.spiffe_id.trust_domain().to_string(),
             svid,
             jwt: self.jwt.as_ref().map(|j| JwtInfo {
-                kid: j.kid.clone(),
+                kid: Some(j.kid.clone()),
                 exp: j.exp,
                 jti: j.jti.as_deref().map(&bounded),
             }),

@@ -30,8 +30,16 @@ fn run(policy: &Policy, token: Option<&str>, peer: Option<&dyn Peer>) -> Result<
     let headers: Vec<(String, String)> =
         token.map(|t| ("authorization".to_string(), format!("Bearer {t}"))).into_iter().collect();
     let svids = SvidCache::new(8);
-    let s =
-        Sources { api: None, headers: &headers, peer, verifier: &PureRustVerifier, svids: &svids, now_secs: NOW_SECS };
+    let trust = TrustStore::new(&policy.trust_domains);
+    let s = Sources {
+        api: None,
+        headers: &headers,
+        peer,
+        verifier: &PureRustVerifier,
+        svids: &svids,
+        trust: &trust,
+        now_secs: NOW_SECS,
+    };
     identify(policy, &s)
 }
 

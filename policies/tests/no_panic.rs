@@ -9,7 +9,7 @@ use jwt_simple::prelude::*;
 use modelgate_policies::svid::PureRustVerifier;
 use std::rc::Rc;
 
-use modelgate_policies::svid::SvidCache;
+use modelgate_policies::svid::{SvidCache, TrustStore};
 use modelgate_policies::{Env, Event, Exchange, LogInfo, Phase, Policy, RequestHead, ResponseMemory, Step};
 
 /// xorshift64*: deterministic, so a failure can be replayed.
@@ -109,6 +109,7 @@ fn mutated_requests_never_panic() {
     let mut allowed = 0;
     let memory = Rc::new(ResponseMemory::new(1 << 20));
     let svids = SvidCache::new(64);
+    let trust = TrustStore::new(&policy.trust_domains);
     let body = br#"{"model":"gpt-4o-mini","stream":false,"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
     let form = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
     let paths = [
@@ -143,7 +144,8 @@ fn mutated_requests_never_panic() {
             peer: None,
         };
         let mut exchange = Exchange::new(Some(&policy), now_ms);
-        let env = Env { policy: &policy, verifier: &PureRustVerifier, now_ms, memory: &memory, svids: &svids };
+        let env =
+            Env { policy: &policy, verifier: &PureRustVerifier, now_ms, memory: &memory, svids: &svids, trust: &trust };
         let body = mutate(&mut rng, if multipart { form } else { body });
         let no_body = rng.below(13) == 0;
         let mut step = exchange.drive(&env, Event::RequestHeaders { head, end_of_stream: no_body });

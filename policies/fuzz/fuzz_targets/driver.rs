@@ -9,7 +9,7 @@ mod common;
 use std::rc::Rc;
 
 use arbitrary::Arbitrary;
-use modelgate_policies::svid::{PureRustVerifier, SvidCache};
+use modelgate_policies::svid::{PureRustVerifier, SvidCache, TrustStore};
 use modelgate_policies::{Env, Event, Exchange, LogInfo, Phase, RequestHead, ResponseMemory, Step};
 
 #[derive(Arbitrary, Debug)]
@@ -48,7 +48,15 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     let f = common::fixture();
     let memory = Rc::new(ResponseMemory::new(1 << 20));
     let svids = SvidCache::new(4);
-    let env = Env { policy: &f.policy, verifier: &PureRustVerifier, now_ms: f.now_ms, memory: &memory, svids: &svids };
+    let trust = TrustStore::new(&f.policy.trust_domains);
+    let env = Env {
+        policy: &f.policy,
+        verifier: &PureRustVerifier,
+        now_ms: f.now_ms,
+        memory: &memory,
+        svids: &svids,
+        trust: &trust,
+    };
     let mut headers: Vec<(String, String)> =
         input.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).filter(|(k, _)| !k.starts_with(':')).collect();
     match &input.token {

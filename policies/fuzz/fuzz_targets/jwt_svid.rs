@@ -5,12 +5,13 @@
 
 mod common;
 
-use modelgate_policies::svid::{jwt, PureRustVerifier};
+use modelgate_policies::svid::{jwt, PureRustVerifier, TrustStore};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };
     let f = common::fixture();
-    if let Ok(svid) = jwt::validate(token, &f.policy.jwt_svid, &f.policy.trust_domains, &PureRustVerifier, common::now_secs()) {
+    let trust = TrustStore::new(&f.policy.trust_domains);
+    if let Ok(svid) = jwt::validate(token, &f.policy.jwt_svid, &trust, &PureRustVerifier, common::now_secs()) {
         assert_eq!(svid.spiffe_id.trust_domain(), "example.org");
     }
     // The valid token with bytes spliced in at a position the input picks.
@@ -19,7 +20,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let at = usize::from(at) % (t.len() + 1);
         t.splice(at..at, rest.iter().copied());
         if let Ok(t) = String::from_utf8(t) {
-            let _ = jwt::validate(&t, &f.policy.jwt_svid, &f.policy.trust_domains, &PureRustVerifier, common::now_secs());
+            let _ = jwt::validate(&t, &f.policy.jwt_svid, &trust, &PureRustVerifier, common::now_secs());
         }
     }
 });

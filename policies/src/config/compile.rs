@@ -68,23 +68,58 @@ fn trust_domains(raw: Vec<RawTrustDomain>) -> Result<Vec<TrustDomainConfig>> {
         if out.iter().any(|d| d.name == name) {
             return Err(ConfigError::new(format!("{at}.name"), format!("duplicate trust domain {name}")));
         }
-        if td.bundle_endpoint.is_some() {
-            return Err(not_yet(format!("{at}.bundle_endpoint"), "fetching bundles from a bundle endpoint"));
-        }
-        let bundle = td.jwt_bundle.ok_or_else(|| {
-            ConfigError::new(format!("{at}.jwt_bundle"), "required: the trust domain's JWT authorities")
-        })?;
-        let keys = parse_jwt_bundle(&bundle).map_err(|e| {
-            let path = if e.path.is_empty() || e.path == "." {
-                format!("{at}.jwt_bundle")
-            } else {
-                format!("{at}.jwt_bundle.{}", e.path)
-            };
-            ConfigError::new(path, e.message)
-        })?;
-        out.push(TrustDomainConfig { name, keys, generation: 0 });
+        let endpoint = td.bundle_endpoint.map(|e| bundle_endpoint(e, &format!("{at}.bundle_endpoint"))).transpose()?;
+        let keys = match td.jwt_bundle {
+            Some(bundle) => parse_jwt_bundle(&bundle).map_err(|e| {
+                let path = if e.path.is_empty() || e.path == "." {
+                    format!("{at}.jwt_bundle")
+                } else {
+                    format!("{at}.jwt_bundle.{}", e.path)
+                };
+                ConfigError::new(path, e.message)
+            })?,
+            None if endpoint.is_some() => Vec::new(),
+            None => {
+                return Err(ConfigError::new(
+                    format!("{at}.jwt_bundle"),
+                    "required: the trust domain's JWT authorities (inline, or from a bundle_endpoint)",
+                ))
+            }
+        };
+        out.push(TrustDomainConfig { name, keys, endpoint });
     }
     Ok(out)
+}
+
+/// Bounds on a bundle endpoint's timings.
+const REFRESH_SECONDS: (u64, u64) = (1, 86_400);
+const TIMEOUT_MS: (u64, u64) = (100, 60_000);
+
+fn bundle_endpoint(raw: RawBundleEndpoint, at: &str) -> Result<BundleEndpoint> {
+    let token = |value: &str| !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic());
+    if !token(&raw.cluster) {
+        return Err(ConfigError::new(format!("{at}.cluster"), "the name of an Envoy cluster"));
+    }
+    let authority = raw.authority.unwrap_or_else(|| raw.cluster.clone());
+    if !token(&authority) || authority.contains(['/', '?', '#', '@']) {
+        return Err(ConfigError::new(format!("{at}.authority"), format!("{authority:?} is not a host[:port]")));
+    }
+    let path = raw.path.unwrap_or_else(|| "/".to_string());
+    if !path.starts_with('/') || !token(&path) || path.contains('#') {
+        return Err(ConfigError::new(format!("{at}.path"), format!("{path:?} is not an absolute path")));
+    }
+    let within = |value: Option<u64>, default: u64, (low, high): (u64, u64), name: &str| match value {
+        None => Ok(default),
+        Some(v) if (low..=high).contains(&v) => Ok(v),
+        Some(v) => Err(ConfigError::new(format!("{at}.{name}"), format!("{v} is out of range: {low} to {high}"))),
+    };
+    Ok(BundleEndpoint {
+        cluster: raw.cluster,
+        authority,
+        path,
+        refresh_seconds: within(raw.refresh_seconds, 300, REFRESH_SECONDS, "refresh_seconds")?,
+        timeout_ms: within(raw.timeout_ms, 5_000, TIMEOUT_MS, "timeout_ms")?,
+    })
 }
 
 fn identity(raw: RawIdentity) -> Result<(JwtSvidConfig, IdentityConfig)> {

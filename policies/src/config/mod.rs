@@ -43,10 +43,22 @@ impl Mode {
 #[derive(Debug)]
 pub struct TrustDomainConfig {
     pub name: TrustDomain,
+    /// The inline bundle's JWT authorities (empty when the domain has only
+    /// a bundle endpoint).
     pub keys: Vec<JwtKey>,
-    /// Changes whenever `keys` change: verifications made under an older
-    /// generation are not reused.
-    pub generation: u64,
+    pub endpoint: Option<BundleEndpoint>,
+}
+
+/// Where a trust domain's bundle is fetched from, through an Envoy cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleEndpoint {
+    pub cluster: String,
+    pub authority: String,
+    pub path: String,
+    /// The longest time between two fetches (a shorter
+    /// `spiffe_refresh_hint` in the bundle wins).
+    pub refresh_seconds: u64,
+    pub timeout_ms: u64,
 }
 
 /// Which SVIDs identify a caller, and which it must present.

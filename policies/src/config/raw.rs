@@ -41,7 +41,21 @@ pub struct RawTrustDomain {
     #[serde(default)]
     pub jwt_bundle: Option<Value>,
     #[serde(default)]
-    pub bundle_endpoint: Option<Value>,
+    pub bundle_endpoint: Option<RawBundleEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBundleEndpoint {
+    pub cluster: String,
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

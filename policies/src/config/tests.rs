@@ -89,9 +89,6 @@ fn a_deny_rule_cannot_carry_limits() {
 #[test]
 fn later_features_are_refused_by_name_not_ignored() {
     let mut cases: Vec<(Value, &str)> = vec![];
-    let mut c = config(json!({}));
-    c["trust_domains"][0]["bundle_endpoint"] = json!({"cluster":"spire","path":"/"});
-    cases.push((c, "trust_domains[0].bundle_endpoint"));
     cases.push((
         patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})),
         "providers[0].credential.type",
@@ -182,4 +179,37 @@ fn identity_sources_and_requirements_are_checked() {
     .unwrap();
     assert!(!p.jwt_svid.enabled);
     assert_eq!((p.identity.x509.clone(), p.identity.require), (X509Source::Connection, Require::X509));
+}
+
+#[test]
+fn a_bundle_endpoint_takes_the_place_of_an_inline_bundle() {
+    let mut c = config(json!({}));
+    c["trust_domains"][0].as_object_mut().unwrap().remove("jwt_bundle");
+    c["trust_domains"][0]["bundle_endpoint"] =
+        json!({"cluster": "spire_bundle", "path": "/keys", "refresh_seconds": 60});
+    let p = Policy::from_json(&serde_json::to_vec(&c).unwrap(), &env).unwrap();
+    let e = p.trust_domains[0].endpoint.as_ref().unwrap();
+    assert_eq!(
+        (e.authority.as_str(), e.path.as_str(), e.refresh_seconds, e.timeout_ms),
+        ("spire_bundle", "/keys", 60, 5000)
+    );
+    assert!(p.trust_domains[0].keys.is_empty());
+
+    let bad = [
+        (json!({"cluster": ""}), "trust_domains[0].bundle_endpoint.cluster"),
+        (json!({"cluster": "c", "authority": "a/b"}), "trust_domains[0].bundle_endpoint.authority"),
+        (json!({"cluster": "c", "path": "keys"}), "trust_domains[0].bundle_endpoint.path"),
+        (json!({"cluster": "c", "refresh_seconds": 0}), "trust_domains[0].bundle_endpoint.refresh_seconds"),
+        (json!({"cluster": "c", "timeout_ms": 600000}), "trust_domains[0].bundle_endpoint.timeout_ms"),
+        (json!({"cluster": "c", "url": "https://x"}), "trust_domains[0].bundle_endpoint"),
+    ];
+    for (endpoint, path) in bad {
+        let mut c = config(json!({}));
+        c["trust_domains"][0]["bundle_endpoint"] = endpoint;
+        assert!(error(c).path.starts_with(path), "{path}");
+    }
+    // Neither inline keys nor an endpoint: nothing to trust.
+    let mut c = config(json!({}));
+    c["trust_domains"][0].as_object_mut().unwrap().remove("jwt_bundle");
+    assert_eq!(error(c).path, "trust_domains[0].jwt_bundle");
 }

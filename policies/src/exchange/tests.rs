@@ -61,17 +61,26 @@ struct Vm {
     policy: Policy,
     memory: Rc<ResponseMemory>,
     svids: SvidCache,
+    trust: TrustStore,
 }
 
 impl Vm {
     fn new(patch: Value) -> Vm {
         let policy = policy(patch);
         let svids = SvidCache::new(policy.jwt_svid.cache_size);
-        Vm { policy, memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)), svids }
+        let trust = TrustStore::new(&policy.trust_domains);
+        Vm { policy, memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)), svids, trust }
     }
 
     fn env(&self, now_ms: u64) -> Env<'_> {
-        Env { policy: &self.policy, verifier: &PureRustVerifier, now_ms, memory: &self.memory, svids: &self.svids }
+        Env {
+            policy: &self.policy,
+            verifier: &PureRustVerifier,
+            now_ms,
+            memory: &self.memory,
+            svids: &self.svids,
+            trust: &self.trust,
+        }
     }
 
     /// Sends the request's headers, then its body in one piece.

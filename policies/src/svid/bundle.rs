@@ -198,9 +198,10 @@ const MIN_RSA_BITS: usize = 2048;
 /// Nor longer than this (BoringSSL's and RustCrypto's bound alike).
 const MAX_RSA_BITS: usize = 8192;
 
-/// Parses a SPIFFE bundle and returns its JWT authorities: keys with
-/// `use: "jwt-svid"`, or with no `use` at all. Keys for X.509-SVIDs are
-/// skipped. Every JWT authority needs a unique `kid`.
+/// Parses a SPIFFE bundle written in the configuration and returns its JWT
+/// authorities: keys with `use: "jwt-svid"`, or with no `use` at all. Keys
+/// for X.509-SVIDs are skipped. Every JWT authority needs a unique `kid`.
+/// Strict: an operator's typo is an error, never a silently ignored key.
 pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleError> {
     let raw: RawBundle =
         serde_path_to_error::deserialize(doc).map_err(|e| err(e.path().to_string(), e.inner().to_string()))?;
@@ -218,11 +219,8 @@ pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleEr
                 ))
             }
         }
-        let key = parse_jwk(jwk, &at)?;
-        if keys.iter().any(|k| k.kid == key.kid) {
-            return Err(err(format!("{at}.kid"), format!("duplicate kid {:?}", key.kid)));
-        }
-        keys.push(key);
+        let key = parse_jwk(jwk, &at).map_err(KeyError::into_inner)?;
+        add_unique(&mut keys, key, &at)?;
     }
     if keys.is_empty() {
         return Err(err("keys", "the bundle holds no JWT authority (no key with use \"jwt-svid\")"));
@@ -230,18 +228,112 @@ pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleEr
     Ok(keys)
 }
 
-fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
+/// A bundle fetched from a bundle endpoint: its JWT authorities and the
+/// SPIFFE members that say how fresh it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    pub keys: Vec<JwtKey>,
+    pub sequence: Option<u64>,
+    /// Seconds: how often the trust domain suggests the bundle is fetched.
+    pub refresh_hint: Option<u64>,
+    /// Keys left out because this gateway cannot use them (an unknown `kty`
+    /// or curve, an RSA size out of bounds), for the log.
+    pub skipped: usize,
+}
+
+/// The largest bundle document read from an endpoint.
+pub const MAX_FETCHED_BUNDLE_BYTES: usize = 1 << 20;
+
+/// Parses a bundle served by a SPIFFE bundle endpoint, or a plain JWKS (an
+/// OIDC discovery provider's `jwks_uri`), as the trust bundle standard asks
+/// a consumer to: members it does not know are ignored, keys whose `use` is
+/// neither `jwt-svid` nor `sig` (nor absent) are not JWT authorities, and
+/// keys of a type it cannot use are left out. What is wrong rather than
+/// unknown refuses the whole document (the last good bundle stays): a JWT
+/// authority without `kid` or with a duplicate one, private key material,
+/// a point off its curve, a sequence or hint that is not an integer.
+pub fn parse_fetched(bytes: &[u8]) -> Result<Bundle, BundleError> {
+    if bytes.len() > MAX_FETCHED_BUNDLE_BYTES {
+        return Err(err("", format!("{} bytes; at most {MAX_FETCHED_BUNDLE_BYTES} are read", bytes.len())));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| err("", format!("not JSON: {e}")))?;
+    let serde_json::Value::Object(doc) = doc else { return Err(err("", "not a JSON object")) };
+    let number = |name: &str| match doc.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| err(name, "not a non-negative integer")),
+    };
+    let sequence = number("spiffe_sequence")?;
+    let refresh_hint = number("spiffe_refresh_hint")?;
+    let Some(serde_json::Value::Array(items)) = doc.get("keys") else {
+        return Err(err("keys", "missing, or not an array"));
+    };
+    let mut keys: Vec<JwtKey> = Vec::new();
+    let mut skipped = 0;
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("keys[{i}]");
+        let serde_json::Value::Object(members) = item else { return Err(err(at, "not a JSON object")) };
+        let known: serde_json::Map<String, serde_json::Value> = members
+            .iter()
+            .filter(|(k, _)| JWK_MEMBERS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let jwk: RawJwk = serde_json::from_value(serde_json::Value::Object(known))
+            .map_err(|e| err(at.clone(), format!("not a JWK: {e}")))?;
+        if !matches!(jwk.use_.as_deref(), None | Some("jwt-svid" | "sig")) {
+            continue;
+        }
+        match parse_jwk(&jwk, &at) {
+            Ok(key) => add_unique(&mut keys, key, &at)?,
+            Err(KeyError::Unusable(_)) => skipped += 1,
+            Err(KeyError::Invalid(e)) => return Err(e),
+        }
+    }
+    Ok(Bundle { keys, sequence, refresh_hint, skipped })
+}
+
+/// The JWK members [`RawJwk`] reads; a fetched key's other members are
+/// dropped before it is read.
+const JWK_MEMBERS: &[&str] = &[
+    "kty", "kid", "use", "alg", "key_ops", "crv", "x", "y", "n", "e", "x5c", "x5t", "x5t#S256", "d", "p", "q", "dp",
+    "dq", "qi",
+];
+
+fn add_unique(keys: &mut Vec<JwtKey>, key: JwtKey, at: &str) -> Result<(), BundleError> {
+    if keys.iter().any(|k| k.kid == key.kid) {
+        return Err(err(format!("{at}.kid"), format!("duplicate kid {:?}", key.kid)));
+    }
+    keys.push(key);
+    Ok(())
+}
+
+/// Why a JWK is not a JWT authority: a key this gateway cannot use (a
+/// fetched bundle leaves it out), or one that is wrong (refused).
+enum KeyError {
+    Unusable(BundleError),
+    Invalid(BundleError),
+}
+
+impl KeyError {
+    fn into_inner(self) -> BundleError {
+        match self {
+            KeyError::Unusable(e) | KeyError::Invalid(e) => e,
+        }
+    }
+}
+
+fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, KeyError> {
+    use KeyError::{Invalid, Unusable};
     if jwk.d.is_some() || jwk.p.is_some() || jwk.q.is_some() || jwk.dp.is_some() || jwk.dq.is_some() || jwk.qi.is_some()
     {
-        return Err(err(at, "holds private key material; a bundle must carry public keys only"));
+        return Err(Invalid(err(at, "holds private key material; a bundle must carry public keys only")));
     }
     let kid = match jwk.kid.as_deref() {
         Some(kid) if !kid.is_empty() => kid.to_string(),
-        _ => return Err(err(format!("{at}.kid"), "every JWT authority needs a kid")),
+        _ => return Err(Invalid(err(format!("{at}.kid"), "every JWT authority needs a kid"))),
     };
     if let Some(ops) = &jwk.key_ops {
         if !ops.iter().any(|op| op == "verify") {
-            return Err(err(format!("{at}.key_ops"), "the key is not for \"verify\""));
+            return Err(Unusable(err(format!("{at}.key_ops"), "the key is not for \"verify\"")));
         }
     }
     let _ = (&jwk.x5c, &jwk.x5t, &jwk.x5t_s256);
@@ -252,14 +344,14 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
                 Some("P-384") => Curve::P384,
                 Some("P-521") => Curve::P521,
                 other => {
-                    return Err(err(
+                    return Err(Unusable(err(
                         format!("{at}.crv"),
                         format!("unsupported curve {other:?}: expected P-256, P-384 or P-521"),
-                    ))
+                    )))
                 }
             };
-            let x = coordinate(jwk.x.as_deref(), curve, &format!("{at}.x"))?;
-            let y = coordinate(jwk.y.as_deref(), curve, &format!("{at}.y"))?;
+            let x = coordinate(jwk.x.as_deref(), curve, &format!("{at}.x")).map_err(Invalid)?;
+            let y = coordinate(jwk.y.as_deref(), curve, &format!("{at}.y")).map_err(Invalid)?;
             let mut point = Vec::with_capacity(1 + 2 * x.len());
             point.push(4);
             point.extend_from_slice(&x);
@@ -267,32 +359,40 @@ fn parse_jwk(jwk: &RawJwk, at: &str) -> Result<JwtKey, BundleError> {
             PublicKey::Ec { curve, point }
         }
         "RSA" => {
-            let n = b64(jwk.n.as_deref(), &format!("{at}.n"))?;
-            let e = b64(jwk.e.as_deref(), &format!("{at}.e"))?;
+            let n = b64(jwk.n.as_deref(), &format!("{at}.n")).map_err(Invalid)?;
+            let e = b64(jwk.e.as_deref(), &format!("{at}.e")).map_err(Invalid)?;
             let n = strip_leading_zeros(n);
             let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
             if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                return Err(err(
+                return Err(Unusable(err(
                     format!("{at}.n"),
                     format!("RSA key of {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"),
-                ));
+                )));
             }
             PublicKey::Rsa { n, e: strip_leading_zeros(e) }
         }
         other => {
-            return Err(err(format!("{at}.kty"), format!("unsupported key type {other:?}: expected \"EC\" or \"RSA\"")))
+            return Err(Unusable(err(
+                format!("{at}.kty"),
+                format!("unsupported key type {other:?}: expected \"EC\" or \"RSA\""),
+            )))
         }
     };
     let alg = match jwk.alg.as_deref() {
         None => None,
         Some(name) => match Alg::from_name(name) {
             Some(alg) if alg.fits(&key) => Some(alg),
-            _ => return Err(err(format!("{at}.alg"), format!("{name:?} is not a JWT-SVID algorithm for this key"))),
+            _ => {
+                return Err(Unusable(err(
+                    format!("{at}.alg"),
+                    format!("{name:?} is not a JWT-SVID algorithm for this key"),
+                )))
+            }
         },
     };
     let ready = ready(&key).ok_or_else(|| match &key {
-        PublicKey::Ec { .. } => err(format!("{at}.x"), "the point is not on the curve"),
-        PublicKey::Rsa { .. } => err(format!("{at}.e"), "the public exponent must be odd, from 3 to 2^33 - 1"),
+        PublicKey::Ec { .. } => Invalid(err(format!("{at}.x"), "the point is not on the curve")),
+        PublicKey::Rsa { .. } => Invalid(err(format!("{at}.e"), "the public exponent must be odd, from 3 to 2^33 - 1")),
     })?;
     let spki = spki(&key);
     Ok(JwtKey { kid, key, alg, ready, spki })
@@ -430,6 +530,64 @@ mod tests {
         assert_eq!(keys[0].spki.len(), 91);
         assert_eq!(&keys[0].spki[..4], &[0x30, 0x59, 0x30, 0x13]);
         assert_eq!(keys[0].signature_len(), 64);
+    }
+
+    #[test]
+    fn a_fetched_bundle_is_read_as_the_standard_asks_a_consumer_to() {
+        // A SPIRE bundle endpoint's document: X.509 authorities, a JWT
+        // authority, the SPIFFE members, and members this gateway ignores.
+        let mut spire = ec("j1");
+        spire["x-extension"] = json!({"any": "thing"});
+        let doc = json!({
+            "keys": [
+                {"kty":"EC","crv":"P-256","use":"x509-svid","x":EC_X,"y":EC_Y,"x5c":["AA"]},
+                spire,
+                {"kty":"OKP","crv":"Ed25519","use":"jwt-svid","kid":"ed","x":"AA"},
+                {"kty":"EC","crv":"secp256k1","use":"jwt-svid","kid":"k1","x":"AA","y":"AA"},
+                {"kty":"EC","crv":"P-256","use":"enc","kid":"e","x":EC_X,"y":EC_Y}
+            ],
+            "spiffe_sequence": 7,
+            "spiffe_refresh_hint": 60,
+            "unknown_member": true
+        });
+        let b = parse_fetched(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(b.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["j1"]);
+        assert_eq!((b.sequence, b.refresh_hint, b.skipped), (Some(7), Some(60), 2));
+        // An OIDC discovery provider's JWKS: use "sig", no SPIFFE members.
+        let mut sig = ec("o1");
+        sig["use"] = json!("sig");
+        sig["alg"] = json!("ES256");
+        let b = parse_fetched(json!({"keys": [sig]}).to_string().as_bytes()).unwrap();
+        assert_eq!((b.keys.len(), b.sequence), (1, None));
+        // No JWT authority at all is a bundle that trusts no token.
+        assert!(parse_fetched(br#"{"keys": []}"#).unwrap().keys.is_empty());
+    }
+
+    #[test]
+    fn a_fetched_bundle_that_is_wrong_is_refused_whole() {
+        let mut no_kid = ec("a");
+        no_kid.as_object_mut().unwrap().remove("kid");
+        let mut private = ec("a");
+        private["d"] = json!("AAAA");
+        let mut off_curve = ec("a");
+        off_curve["y"] = json!(EC_X);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), ""),
+            (b"[]".to_vec(), ""),
+            (br#"{"key": []}"#.to_vec(), "keys"),
+            (json!({"keys": [no_kid]}).to_string().into_bytes(), "keys[0].kid"),
+            (json!({"keys": [private]}).to_string().into_bytes(), "keys[0]"),
+            (json!({"keys": [off_curve]}).to_string().into_bytes(), "keys[0].x"),
+            (json!({"keys": [ec("a"), ec("a")]}).to_string().into_bytes(), "keys[1].kid"),
+            (json!({"keys": [ec("a")], "spiffe_sequence": -1}).to_string().into_bytes(), "spiffe_sequence"),
+            (json!({"keys": [ec("a")], "spiffe_refresh_hint": "60"}).to_string().into_bytes(), "spiffe_refresh_hint"),
+            (json!({"keys": ["a"]}).to_string().into_bytes(), "keys[0]"),
+            (vec![b' '; MAX_FETCHED_BUNDLE_BYTES + 1], ""),
+        ];
+        for (doc, path) in cases {
+            let e = parse_fetched(&doc).unwrap_err();
+            assert_eq!(e.path, path, "{e:?}");
+        }
     }
 
     #[test]

@@ -22,9 +22,10 @@ use std::rc::Rc;
 use sha2::{Digest, Sha256};
 
 use super::jwt::{self, JwtSvid, JwtSvidError};
+use super::trust::TrustStore;
 use super::verify::SignatureVerifier;
 use super::x509::{self, X509Svid, X509SvidError};
-use crate::config::{JwtSvidConfig, TrustDomainConfig};
+use crate::config::JwtSvidConfig;
 
 /// A SHA-256 digest: what both caches are keyed by.
 pub type Key = [u8; 32];
@@ -99,7 +100,7 @@ impl SvidCache {
         &self,
         key: Key,
         der: impl FnOnce() -> Result<Vec<u8>, X509SvidError>,
-        trust_domains: &[TrustDomainConfig],
+        trust: &TrustStore,
         now_secs: u64,
     ) -> Result<Rc<X509Svid>, X509SvidError> {
         let hit = self.x509.try_borrow_mut().ok().and_then(|mut lru| lru.get(&key).cloned());
@@ -112,7 +113,7 @@ impl SvidCache {
             }
             return Ok(svid);
         }
-        let known = |td: &str| trust_domains.iter().any(|d| d.name.as_str() == td);
+        let known = |td: &str| trust.knows(td);
         let der = der()?;
         if digest(&der) != key {
             // The certificate is not the one the digest names.
@@ -136,7 +137,7 @@ impl SvidCache {
         &self,
         token: &str,
         config: &JwtSvidConfig,
-        domains: &[TrustDomainConfig],
+        trust: &TrustStore,
         verifier: &dyn SignatureVerifier,
         now_secs: u64,
     ) -> Result<Rc<JwtSvid>, JwtSvidError> {
@@ -144,21 +145,21 @@ impl SvidCache {
             return Err(JwtSvidError::TooLong);
         }
         let key = digest(token.as_bytes());
-        if let Some(svid) = self.get(&key, domains) {
+        if let Some(svid) = self.get(&key, trust) {
             svid.check_times(config, now_secs)?;
             return Ok(svid);
         }
-        let svid = Rc::new(jwt::validate(token, config, domains, verifier, now_secs)?);
-        if let Some(generation) = generation(domains, &svid) {
+        let svid = Rc::new(jwt::validate(token, config, trust, verifier, now_secs)?);
+        if let Some(generation) = generation(trust, &svid) {
             self.insert(key, Rc::clone(&svid), generation);
         }
         Ok(svid)
     }
 
-    fn get(&self, key: &Key, domains: &[TrustDomainConfig]) -> Option<Rc<JwtSvid>> {
+    fn get(&self, key: &Key, trust: &TrustStore) -> Option<Rc<JwtSvid>> {
         let mut lru = self.lru.try_borrow_mut().ok()?;
         let entry = lru.get(key)?;
-        if generation(domains, &entry.svid) != Some(entry.generation) {
+        if generation(trust, &entry.svid) != Some(entry.generation) {
             // Verified under a bundle that has since changed: stale.
             return None;
         }
@@ -173,8 +174,8 @@ impl SvidCache {
 }
 
 /// The current generation of the bundle of the SVID's trust domain.
-fn generation(domains: &[TrustDomainConfig], svid: &JwtSvid) -> Option<u64> {
-    domains.iter().find(|d| d.name.as_str() == svid.spiffe_id.trust_domain()).map(|d| d.generation)
+fn generation(trust: &TrustStore, svid: &JwtSvid) -> Option<u64> {
+    trust.domain(svid.spiffe_id.trust_domain()).filter(|d| d.available).map(|d| d.generation)
 }
 
 impl<V> Lru<V> {

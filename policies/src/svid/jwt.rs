@@ -13,8 +13,9 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::bundle::{Alg, JwtKey};
+use super::trust::TrustStore;
 use super::verify::{SignatureVerifier, SignedToken};
-use crate::config::{JwtSvidConfig, TrustDomainConfig};
+use crate::config::JwtSvidConfig;
 use crate::json;
 
 /// A JSON object as serde_json reads it (after the strict reader).
@@ -34,7 +35,7 @@ const ALLOWED_HEADER: &[&str] = &["alg", "kid", "typ"];
 #[derive(Clone, Debug, PartialEq)]
 pub struct JwtSvid {
     pub spiffe_id: SpiffeId,
-    pub kid: Option<String>,
+    pub kid: String,
     pub exp: u64,
     pub nbf: Option<u64>,
     pub iat: Option<u64>,
@@ -88,6 +89,8 @@ pub enum JwtSvidError {
     SubjectMissing,
     SubjectNotSpiffeId,
     UntrustedDomain,
+    BundleUnavailable,
+    KidMissing,
     UnknownKid,
     AlgKeyMismatch,
     BadSignature,
@@ -115,6 +118,8 @@ impl JwtSvidError {
             JwtSvidError::SubjectMissing => "subject_missing",
             JwtSvidError::SubjectNotSpiffeId => "subject_not_spiffe_id",
             JwtSvidError::UntrustedDomain => "unknown_trust_domain",
+            JwtSvidError::BundleUnavailable => "bundle_unavailable",
+            JwtSvidError::KidMissing => "kid_missing",
             JwtSvidError::UnknownKid => "unknown_kid",
             JwtSvidError::AlgKeyMismatch => "alg_key_mismatch",
             JwtSvidError::BadSignature => "bad_signature",
@@ -145,6 +150,10 @@ impl JwtSvidError {
             JwtSvidError::SubjectMissing => "the JWT-SVID has no sub claim",
             JwtSvidError::SubjectNotSpiffeId => "the JWT-SVID sub claim is not a valid SPIFFE ID",
             JwtSvidError::UntrustedDomain => "the JWT-SVID's trust domain is not trusted by this gateway",
+            JwtSvidError::BundleUnavailable => {
+                "the trust bundle of the JWT-SVID's trust domain has not been loaded yet; try again shortly"
+            }
+            JwtSvidError::KidMissing => "the JWT-SVID header has no kid naming the key that signed it",
             JwtSvidError::UnknownKid => "the JWT-SVID was signed with a key (kid) the trust bundle does not hold",
             JwtSvidError::AlgKeyMismatch => "no key of the trust bundle fits the JWT-SVID's algorithm",
             JwtSvidError::BadSignature => "the JWT-SVID signature does not verify",
@@ -161,6 +170,7 @@ impl JwtSvidError {
     pub fn denial(self) -> Denial {
         let reason = match self {
             JwtSvidError::UntrustedDomain => Reason::UntrustedDomain,
+            JwtSvidError::BundleUnavailable => Reason::BundleUnavailable,
             _ => Reason::InvalidSvid,
         };
         Denial::new(reason, self.message()).with_detail(self.detail())
@@ -179,7 +189,7 @@ type Result<T> = std::result::Result<T, JwtSvidError>;
 pub fn validate(
     token: &str,
     config: &JwtSvidConfig,
-    domains: &[TrustDomainConfig],
+    trust: &TrustStore,
     verifier: &dyn SignatureVerifier,
     now_secs: u64,
 ) -> Result<JwtSvid> {
@@ -204,9 +214,11 @@ pub fn validate(
         Some(Value::String(sub)) => SpiffeId::parse(sub).map_err(|_| JwtSvidError::SubjectNotSpiffeId)?,
         Some(_) => return Err(JwtSvidError::SubjectNotSpiffeId),
     };
-    let domain =
-        domains.iter().find(|d| d.name.as_str() == spiffe_id.trust_domain()).ok_or(JwtSvidError::UntrustedDomain)?;
-    let keys = candidate_keys(&domain.keys, alg, kid.as_deref())?;
+    let domain = trust.domain(spiffe_id.trust_domain()).ok_or(JwtSvidError::UntrustedDomain)?;
+    if !domain.available {
+        return Err(JwtSvidError::BundleUnavailable);
+    }
+    let key = signing_key(&domain.keys, alg, &kid)?;
 
     let times = Times::read(&claims)?;
     let audiences = read_audiences(&claims)?;
@@ -221,7 +233,7 @@ pub fn validate(
         SignedToken { signing_input: &token[..header_b64.len() + 1 + claims_b64.len()], signature: &signature, alg };
     // A signature of the wrong length is refused before any verifier sees
     // it (JWS fixes it: 2 × the coordinate for ECDSA, the modulus for RSA).
-    if !keys.iter().any(|k| signature.len() == k.signature_len() && verifier.verify(&signed, k)) {
+    if signature.len() != key.signature_len() || !verifier.verify(&signed, key) {
         return Err(JwtSvidError::BadSignature);
     }
 
@@ -241,9 +253,9 @@ fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {
     json::object(&bytes).map_err(|_| malformed)
 }
 
-/// Returns the algorithm and the `kid`; `typ`, if present, must be `JWT`
-/// or `JOSE`.
-fn check_header(header: &Object) -> Result<(Alg, Option<String>)> {
+/// Returns the algorithm and the `kid` (required: see docs/identity.md);
+/// `typ`, if present, must be `JWT` or `JOSE`.
+fn check_header(header: &Object) -> Result<(Alg, String)> {
     if header.keys().any(|n| !ALLOWED_HEADER.contains(&n.as_str())) {
         return Err(JwtSvidError::UnknownHeader);
     }
@@ -253,8 +265,8 @@ fn check_header(header: &Object) -> Result<(Alg, Option<String>)> {
         None => return Err(JwtSvidError::AlgNotAllowed),
     };
     let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) if !kid.is_empty() => Some(kid.clone()),
+        None => return Err(JwtSvidError::KidMissing),
+        Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
         Some(_) => return Err(JwtSvidError::MalformedHeader),
     };
     match header.get("typ") {
@@ -265,27 +277,13 @@ fn check_header(header: &Object) -> Result<(Alg, Option<String>)> {
     Ok((alg, kid))
 }
 
-/// The keys to try: the one `kid` names, or, for a token without `kid`,
-/// every key of the domain that fits the algorithm.
-fn candidate_keys<'k>(keys: &'k [JwtKey], alg: Alg, kid: Option<&str>) -> Result<Vec<&'k JwtKey>> {
-    let fits = |k: &JwtKey| alg.fits(&k.key) && k.alg.is_none_or(|pinned| pinned == alg);
-    match kid {
-        Some(kid) => {
-            let key = keys.iter().find(|k| k.kid == kid).ok_or(JwtSvidError::UnknownKid)?;
-            if fits(key) {
-                Ok(vec![key])
-            } else {
-                Err(JwtSvidError::AlgKeyMismatch)
-            }
-        }
-        None => {
-            let found: Vec<&JwtKey> = keys.iter().filter(|k| fits(k)).collect();
-            if found.is_empty() {
-                Err(JwtSvidError::AlgKeyMismatch)
-            } else {
-                Ok(found)
-            }
-        }
+/// The key `kid` names, if it fits the algorithm.
+fn signing_key<'k>(keys: &'k [JwtKey], alg: Alg, kid: &str) -> Result<&'k JwtKey> {
+    let key = keys.iter().find(|k| k.kid == kid).ok_or(JwtSvidError::UnknownKid)?;
+    if alg.fits(&key.key) && key.alg.is_none_or(|pinned| pinned == alg) {
+        Ok(key)
+    } else {
+        Err(JwtSvidError::AlgKeyMismatch)
     }
 }
 

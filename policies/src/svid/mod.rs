@@ -4,10 +4,13 @@
 pub mod bundle;
 pub mod cache;
 pub mod jwt;
+pub mod refresh;
+pub mod trust;
 pub mod verify;
 pub mod x509;
 
 pub use bundle::{Alg, JwtKey, PublicKey, ReadyKey};
 pub use cache::SvidCache;
 pub use jwt::{JwtSvid, JwtSvidError};
+pub use trust::{Installed, TrustStore};
 pub use verify::{PureRustVerifier, SignatureVerifier};

@@ -1,0 +1,252 @@
+//! Bundle endpoints: each worker VM, on its tick, installs the bundle the
+//! last fetch published in shared data, and takes the endpoint's lease when
+//! a fetch is due; the VM holding it fetches through the Envoy cluster,
+//! judges the answer and publishes a good one. Shared-data keys are
+//! `modelgate.bundle.<trust domain>.<endpoint hash>` (the bundle) and the
+//! same with `.lease`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::rc::Rc;
+
+use modelgate_policies::callout::CalloutRequest;
+use modelgate_policies::config::{BundleEndpoint, Policy};
+use modelgate_policies::svid::bundle::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
+use modelgate_policies::svid::refresh::{self, Fetched, Lease};
+use modelgate_policies::svid::Installed;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MetricType};
+
+use crate::host;
+use crate::root::Shared;
+
+pub struct Bundles {
+    endpoints: Vec<Endpoint>,
+    /// This VM, as a lease holder.
+    nonce: u64,
+}
+
+struct Endpoint {
+    domain: String,
+    endpoint: BundleEndpoint,
+    key: String,
+    lease_key: String,
+    /// The shared-data version of the bundle this VM installed.
+    installed: Option<u32>,
+    /// The token of this VM's fetch in flight.
+    fetching: Option<u32>,
+    metrics: Metrics,
+}
+
+/// `modelgate.bundle.<domain>.refreshes` and `.failures` (counters),
+/// `.sequence` (gauge); Envoy shows them under `wasmcustom.`.
+struct Metrics {
+    refreshes: Option<u32>,
+    failures: Option<u32>,
+    sequence: Option<u32>,
+}
+
+impl Metrics {
+    fn new(domain: &str) -> Self {
+        let define = |kind, what| hostcalls::define_metric(kind, &format!("modelgate.bundle.{domain}.{what}")).ok();
+        Metrics {
+            refreshes: define(MetricType::Counter, "refreshes"),
+            failures: define(MetricType::Counter, "failures"),
+            sequence: define(MetricType::Gauge, "sequence"),
+        }
+    }
+
+    fn count(id: Option<u32>) {
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+}
+
+impl Bundles {
+    pub fn new(policy: Option<&Policy>) -> Self {
+        let endpoints = policy
+            .map(|p| p.trust_domains.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| {
+                let endpoint = d.endpoint.clone()?;
+                let domain = d.name.as_str().to_string();
+                let key = format!("modelgate.bundle.{domain}.{:016x}", fnv(&endpoint));
+                Some(Endpoint {
+                    lease_key: format!("{key}.lease"),
+                    key,
+                    installed: None,
+                    fetching: None,
+                    metrics: Metrics::new(&domain),
+                    domain,
+                    endpoint,
+                })
+            })
+            .collect();
+        Bundles { endpoints, nonce: random().max(1) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    /// Installs what other VMs published, and starts the fetches that are
+    /// due and that this VM wins the lease of.
+    pub fn tick(&mut self, shared: &Shared, now_ms: u64) {
+        let nonce = self.nonce;
+        for e in &mut self.endpoints {
+            e.install_published(shared);
+            if e.fetching.is_none() {
+                e.start_fetch(nonce, now_ms);
+            }
+        }
+    }
+
+    /// A fetch answered (or failed). False if the token is not a fetch's.
+    pub fn answered(&mut self, shared: &Shared, token: u32, headers: usize, body_size: usize, now_ms: u64) -> bool {
+        let Some(e) = self.endpoints.iter_mut().find(|e| e.fetching == Some(token)) else { return false };
+        e.fetching = None;
+        let status = if headers > 0 { host::call_status() } else { None };
+        let body = host::buffer_prefix(BufferType::HttpCallResponseBody, body_size.min(MAX_FETCHED_BUNDLE_BYTES + 1));
+        let current = hostcalls::get_shared_data(&e.key).ok().and_then(|(value, _)| value);
+        let refresh_seconds = e.endpoint.refresh_seconds;
+        let lease = match refresh::judge(current.as_deref(), status, &body) {
+            Fetched::Publish { bundle, value } => {
+                if hostcalls::set_shared_data(&e.key, Some(&value), None).is_err() {
+                    e.failed("the bundle could not be shared with the other workers");
+                    let next = e.lease().0.failed(now_ms, refresh::interval_ms(refresh_seconds, None), random());
+                    e.release(self.nonce, next);
+                    return true;
+                }
+                host::log(
+                    LogLevel::Info,
+                    &format!(
+                        "modelgate: trust bundle of {} fetched: {} JWT authorit{}, sequence {}{}",
+                        e.domain,
+                        bundle.keys.len(),
+                        if bundle.keys.len() == 1 { "y" } else { "ies" },
+                        bundle.sequence.map_or_else(|| "none".to_string(), |s| s.to_string()),
+                        if bundle.skipped > 0 {
+                            format!(", {} unusable key(s) left out", bundle.skipped)
+                        } else {
+                            String::new()
+                        },
+                    ),
+                );
+                Metrics::count(e.metrics.refreshes);
+                e.install_published(shared);
+                Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, bundle.refresh_hint), random())
+            }
+            Fetched::Unchanged { refresh_hint } => {
+                Metrics::count(e.metrics.refreshes);
+                Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, refresh_hint), random())
+            }
+            Fetched::Refused(why) => {
+                e.failed(&why);
+                e.lease().0.failed(now_ms, refresh::interval_ms(refresh_seconds, None), random())
+            }
+        };
+        e.release(self.nonce, lease);
+        true
+    }
+}
+
+impl Endpoint {
+    fn lease(&self) -> (Lease, Option<u32>) {
+        match hostcalls::get_shared_data(&self.lease_key) {
+            Ok((value, cas)) => (value.map_or_else(Lease::default, |v| Lease::parse(&v)), cas),
+            Err(_) => (Lease::default(), None),
+        }
+    }
+
+    /// Installs the published bundle if it is newer than this VM's.
+    fn install_published(&mut self, shared: &Shared) {
+        let Ok((Some(value), Some(cas))) = hostcalls::get_shared_data(&self.key) else { return };
+        if self.installed == Some(cas) {
+            return;
+        }
+        self.installed = Some(cas);
+        let bundle = refresh::published(&value).ok_or(()).and_then(|(_, doc)| parse_fetched(doc).map_err(|_| ()));
+        let Ok(bundle) = bundle else {
+            host::log(LogLevel::Error, &format!("modelgate: the shared trust bundle of {} is unreadable", self.domain));
+            return;
+        };
+        let sequence = bundle.sequence;
+        let mut store = (**shared.trust.borrow()).clone();
+        if store.install(&self.domain, bundle) == Installed::Replaced {
+            *shared.trust.borrow_mut() = Rc::new(store);
+            if let (Some(id), Some(sequence)) = (self.metrics.sequence, sequence) {
+                let _ = hostcalls::record_metric(id, sequence);
+            }
+        }
+    }
+
+    fn start_fetch(&mut self, nonce: u64, now_ms: u64) {
+        let (lease, cas) = self.lease();
+        if !lease.takeable(now_ms) {
+            return;
+        }
+        let taken = lease.taken_by(nonce, now_ms, self.endpoint.timeout_ms);
+        // Another VM may have swapped first: then it fetches, not this one.
+        if hostcalls::set_shared_data(&self.lease_key, Some(&taken.encode()), cas).is_err() {
+            return;
+        }
+        let call = CalloutRequest {
+            cluster: self.endpoint.cluster.clone(),
+            method: "GET",
+            authority: self.endpoint.authority.clone(),
+            path: self.endpoint.path.clone(),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: Vec::new(),
+            timeout_ms: self.endpoint.timeout_ms,
+        };
+        match host::dispatch(&call) {
+            Ok(token) => self.fetching = Some(token),
+            Err(status) => {
+                self.failed(&format!("the fetch could not start through cluster {:?} ({status})", call.cluster));
+                let interval = refresh::interval_ms(self.endpoint.refresh_seconds, None);
+                self.release(nonce, taken.failed(now_ms, interval, random()));
+            }
+        }
+    }
+
+    fn failed(&self, why: &str) {
+        Metrics::count(self.metrics.failures);
+        host::log(
+            LogLevel::Warn,
+            &format!(
+                "modelgate: fetching the trust bundle of {} from {}{} failed: {why}; the last good bundle stays",
+                self.domain, self.endpoint.authority, self.endpoint.path
+            ),
+        );
+    }
+
+    /// Hands the lease back with the next fetch's due time, if this VM
+    /// still holds it.
+    /// still holds it (a lease another VM took after this one overran is
+    /// that VM's).
+    fn release(&self, nonce: u64, next: Lease) {
+        let (lease, cas) = self.lease();
+        if lease.holder == nonce {
+            let _ = hostcalls::set_shared_data(&self.lease_key, Some(&next.encode()), cas);
+        }
+    }
+}
+
+/// A random number from the host (WASI `random_get`, through std's seed).
+fn random() -> u64 {
+    RandomState::new().hash_one(0u8)
+}
+
+/// FNV-1a of the endpoint: distinct shared-data keys for distinct
+/// endpoints of one trust domain.
+fn fnv(e: &BundleEndpoint) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for part in [e.cluster.as_bytes(), e.authority.as_bytes(), e.path.as_bytes()] {
+        for b in part.iter().chain(&[0]) {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}

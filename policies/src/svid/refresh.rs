@@ -1,0 +1,231 @@
+//! When a bundle endpoint is fetched, and by whom: the schedule every worker
+//! VM shares through Envoy's shared data, so that one VM fetches at a time
+//! and all of them install what it got.
+//!
+//! The *lease* (one per endpoint) says who is fetching, until when the
+//! fetch may take before another VM may try, when the next fetch is due,
+//! and how many fetches in a row have failed. VMs take it with
+//! compare-and-swap; the host does the swapping, this module the deciding.
+
+/// The lease of one bundle endpoint, as stored in shared data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// The VM fetching now (a random nonce), 0 when none is.
+    pub holder: u64,
+    /// When the holder's fetch is given up on.
+    pub until_ms: u64,
+    /// When the next fetch is due.
+    pub due_ms: u64,
+    /// Fetches in a row that failed.
+    pub failures: u32,
+}
+
+/// Time a holder has beyond its fetch's timeout before it is given up on.
+const GRACE_MS: u64 = 2_000;
+/// Retries after a failure: 1 s, 2 s, 4 s, … up to this (and never later
+/// than the refresh interval).
+const MAX_BACKOFF_MS: u64 = 30_000;
+
+impl Lease {
+    /// Reads a stored lease; anything unreadable is a lease nobody holds
+    /// with a fetch due now (failing towards a fresh fetch, never towards
+    /// no fetch at all).
+    pub fn parse(bytes: &[u8]) -> Lease {
+        let text = std::str::from_utf8(bytes).unwrap_or("");
+        let mut fields = text.split(',').map(|f| f.parse::<u64>().ok());
+        match (fields.next(), fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some(Some(holder)), Some(Some(until_ms)), Some(Some(due_ms)), Some(Some(failures)), None) => {
+                Lease { holder, until_ms, due_ms, failures: u32::try_from(failures).unwrap_or(u32::MAX) }
+            }
+            _ => Lease::default(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        format!("{},{},{},{}", self.holder, self.until_ms, self.due_ms, self.failures).into_bytes()
+    }
+
+    /// Whether a VM may take the lease now: nobody holds it and a fetch is
+    /// due, or the holder has overrun its time.
+    pub fn takeable(&self, now_ms: u64) -> bool {
+        if self.holder == 0 {
+            now_ms >= self.due_ms
+        } else {
+            now_ms >= self.until_ms
+        }
+    }
+
+    pub fn taken_by(&self, holder: u64, now_ms: u64, timeout_ms: u64) -> Lease {
+        Lease { holder, until_ms: now_ms + timeout_ms + GRACE_MS, ..*self }
+    }
+
+    /// After a fetch that was accepted: due again after the interval, less
+    /// up to a tenth of it (`random` spreads the gateways of a fleet).
+    pub fn succeeded(now_ms: u64, interval_ms: u64, random: u64) -> Lease {
+        Lease { holder: 0, until_ms: 0, due_ms: now_ms + jittered(interval_ms, random), failures: 0 }
+    }
+
+    /// After a fetch that failed: due again soon, backing off, never later
+    /// than a regular refresh.
+    pub fn failed(&self, now_ms: u64, interval_ms: u64, random: u64) -> Lease {
+        let failures = self.failures.saturating_add(1);
+        let backoff = 1_000u64.saturating_mul(1 << (failures - 1).min(15)).min(MAX_BACKOFF_MS);
+        Lease { holder: 0, until_ms: 0, due_ms: now_ms + jittered(backoff.min(interval_ms), random), failures }
+    }
+}
+
+/// The time between two fetches: the endpoint's `refresh_seconds`, or the
+/// bundle's `spiffe_refresh_hint` when that is shorter (at least a second).
+pub fn interval_ms(refresh_seconds: u64, hint: Option<u64>) -> u64 {
+    let seconds = hint.map_or(refresh_seconds, |h| h.clamp(1, refresh_seconds));
+    seconds.saturating_mul(1_000)
+}
+
+fn jittered(ms: u64, random: u64) -> u64 {
+    ms - random % (ms / 10 + 1)
+}
+
+use super::bundle::{parse_fetched, Bundle};
+
+/// A bundle as published in shared data: its sequence (so the next fetcher
+/// can refuse an older one without parsing) and the document.
+pub fn publish(sequence: Option<u64>, doc: &[u8]) -> Vec<u8> {
+    let mut out = sequence.map_or_else(|| "-".to_string(), |s| s.to_string()).into_bytes();
+    out.push(b'\n');
+    out.extend_from_slice(doc);
+    out
+}
+
+/// The sequence and the document of a published bundle.
+pub fn published(bytes: &[u8]) -> Option<(Option<u64>, &[u8])> {
+    let newline = bytes.iter().position(|b| *b == b'\n')?;
+    let (head, doc) = (std::str::from_utf8(&bytes[..newline]).ok()?, &bytes[newline + 1..]);
+    let sequence = if head == "-" { None } else { Some(head.parse().ok()?) };
+    Some((sequence, doc))
+}
+
+/// What a fetch brought, judged against the bundle published now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// A new bundle: publish `value` for every VM to install.
+    Publish { bundle: Bundle, value: Vec<u8> },
+    /// The bundle in force, fetched again (same bytes or same sequence).
+    Unchanged { refresh_hint: Option<u64> },
+    /// Nothing usable: the last good bundle stays.
+    Refused(String),
+}
+
+/// Judges a bundle endpoint's answer: `status` is `None` when there was
+/// none (connect failure, reset, timeout).
+pub fn judge(current: Option<&[u8]>, status: Option<u16>, body: &[u8]) -> Fetched {
+    match status {
+        None => return Fetched::Refused("no response (connect failure, reset or timeout)".into()),
+        Some(200) => {}
+        Some(other) => return Fetched::Refused(format!("status {other}")),
+    }
+    let bundle = match parse_fetched(body) {
+        Ok(bundle) => bundle,
+        Err(e) if e.path.is_empty() => return Fetched::Refused(format!("not a bundle: {}", e.message)),
+        Err(e) => return Fetched::Refused(format!("not a bundle: {}: {}", e.path, e.message)),
+    };
+    if let Some((installed, doc)) = current.and_then(published) {
+        if doc == body {
+            return Fetched::Unchanged { refresh_hint: bundle.refresh_hint };
+        }
+        match (installed, bundle.sequence) {
+            (Some(installed), Some(new)) if new < installed => {
+                return Fetched::Refused(format!("spiffe_sequence {new} is older than the installed {installed}"))
+            }
+            (Some(installed), Some(new)) if new == installed => {
+                return Fetched::Unchanged { refresh_hint: bundle.refresh_hint }
+            }
+            _ => {}
+        }
+    }
+    Fetched::Publish { value: publish(bundle.sequence, body), bundle }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_round_trips_and_garbage_reads_as_due() {
+        let l = Lease { holder: 7, until_ms: 10, due_ms: 20, failures: 3 };
+        assert_eq!(Lease::parse(&l.encode()), l);
+        for garbage in [&b""[..], b"1,2,3", b"1,2,3,4,5", b"a,b,c,d", b"\xff"] {
+            assert_eq!(Lease::parse(garbage), Lease::default());
+            assert!(Lease::parse(garbage).takeable(0));
+        }
+    }
+
+    #[test]
+    fn one_holder_at_a_time_until_it_overruns() {
+        let free = Lease::succeeded(1_000, 10_000, 0);
+        assert!(!free.takeable(5_000));
+        assert!(free.takeable(11_000));
+        let held = free.taken_by(42, 11_000, 5_000);
+        assert!(!held.takeable(12_000));
+        assert!(held.takeable(11_000 + 5_000 + GRACE_MS));
+    }
+
+    #[test]
+    fn failures_back_off_but_never_past_the_interval() {
+        let mut l = Lease::default();
+        let mut delays = vec![];
+        for _ in 0..8 {
+            l = l.failed(0, 20_000, 0);
+            delays.push(l.due_ms);
+        }
+        assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 20_000, 20_000, 20_000]);
+        assert_eq!(Lease::succeeded(0, 20_000, 0).failures, 0);
+    }
+
+    #[test]
+    fn jitter_takes_at_most_a_tenth() {
+        for random in [0, 1, 999, u64::MAX] {
+            let due = Lease::succeeded(0, 300_000, random).due_ms;
+            assert!((270_000..=300_000).contains(&due), "{due}");
+        }
+    }
+
+    #[test]
+    fn a_shorter_hint_wins_within_bounds() {
+        assert_eq!(interval_ms(300, None), 300_000);
+        assert_eq!(interval_ms(300, Some(60)), 60_000);
+        assert_eq!(interval_ms(300, Some(3_600)), 300_000);
+        assert_eq!(interval_ms(300, Some(0)), 1_000);
+    }
+
+    #[test]
+    fn a_published_bundle_keeps_its_sequence() {
+        assert_eq!(published(&publish(Some(9), b"{}")), Some((Some(9), &b"{}"[..])));
+        assert_eq!(published(&publish(None, b"{\n}")), Some((None, &b"{\n}"[..])));
+        assert_eq!(published(b"x\n{}"), None);
+        assert_eq!(published(b"{}"), None);
+    }
+
+    #[test]
+    fn a_fetch_replaces_the_bundle_only_with_a_newer_good_one() {
+        let doc = |seq: u64| format!(r#"{{"keys": [], "spiffe_sequence": {seq}}}"#).into_bytes();
+        let now = publish(Some(5), &doc(5));
+        assert!(matches!(judge(None, Some(200), &doc(1)), Fetched::Publish { .. }));
+        assert!(matches!(judge(Some(&now), Some(200), &doc(6)), Fetched::Publish { .. }));
+        assert_eq!(judge(Some(&now), Some(200), &doc(5)), Fetched::Unchanged { refresh_hint: None });
+        assert_eq!(
+            judge(Some(&now), Some(200), &doc(4)),
+            Fetched::Refused("spiffe_sequence 4 is older than the installed 5".into())
+        );
+        assert!(
+            matches!(judge(Some(&now), Some(200), b"<html>"), Fetched::Refused(m) if m.starts_with("not a bundle"))
+        );
+        assert_eq!(judge(Some(&now), Some(503), &doc(6)), Fetched::Refused("status 503".into()));
+        assert!(matches!(judge(Some(&now), None, b""), Fetched::Refused(_)));
+        // A JWKS without sequence: the same bytes change nothing (cached
+        // verifications stay), other bytes replace.
+        let jwks = br#"{"keys": []}"#;
+        let now = publish(None, jwks);
+        assert!(matches!(judge(Some(&now), Some(200), jwks), Fetched::Unchanged { .. }));
+        assert!(matches!(judge(Some(&now), Some(200), br#"{"keys": [] }"#), Fetched::Publish { .. }));
+    }
+}
