@@ -61,7 +61,9 @@ def gw(endpoint):
              "bundle_endpoint": {"cluster": "bundles", "authority": "spire.example", "path": "/example",
                                  "refresh_seconds": 1, "timeout_ms": 500}},
             {"name": "late.example",
-             "bundle_endpoint": {"cluster": "bundles", "path": "/late", "refresh_seconds": 1, "timeout_ms": 500}},
+             # An OIDC discovery provider's JWKS (SPIRE's serves use "sig").
+             "bundle_endpoint": {"cluster": "bundles", "path": "/late", "refresh_seconds": 1, "timeout_ms": 500,
+                                 "format": "jwks"}},
         ],
         "rules": [
             {"id": "bot", "effect": "allow", "workloads": [BOT], "providers": ["openai"], "models": ["gpt-4o-mini"]},
@@ -106,7 +108,7 @@ def test_a_domain_without_a_bundle_yet_answers_503_then_works(gw, endpoint):
     assert (record["decision"], record["reason"]) == ("deny", "bundle_unavailable")
     assert not [s for s in gw.requests_seen() if "late" in str(s)]
     # The endpoint comes up: the domain's tokens are accepted, no restart.
-    endpoint.serve("/late", bundle(KEY_LATE))
+    endpoint.serve("/late", {"keys": [{**KEY_LATE.export_public(as_dict=True), "use": "sig", "alg": "ES256"}]})
     eventually(lambda: call(gw, token).status_code == 200, timeout=40, what="late.example bundle loaded")
 
 

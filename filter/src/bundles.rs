@@ -111,7 +111,7 @@ impl Bundles {
         let body = host::buffer_prefix(BufferType::HttpCallResponseBody, body_size.min(MAX_FETCHED_BUNDLE_BYTES + 1));
         let current = hostcalls::get_shared_data(&e.key).ok().and_then(|(value, _)| value);
         let refresh_seconds = e.endpoint.refresh_seconds;
-        let lease = match refresh::judge(current.as_deref(), status, &body) {
+        let lease = match refresh::judge(current.as_deref(), status, &body, e.endpoint.format) {
             Fetched::Publish { bundle, value } => {
                 if hostcalls::set_shared_data(&e.key, Some(&value), None).is_err() {
                     e.failed("the bundle could not be shared with the other workers");
@@ -167,7 +167,9 @@ impl Endpoint {
             return;
         }
         self.installed = Some(cas);
-        let bundle = refresh::published(&value).ok_or(()).and_then(|(_, doc)| parse_fetched(doc).map_err(|_| ()));
+        let bundle = refresh::published(&value)
+            .ok_or(())
+            .and_then(|(_, doc)| parse_fetched(doc, self.endpoint.format).map_err(|_| ()));
         let Ok(bundle) = bundle else {
             host::log(LogLevel::Error, &format!("modelgate: the shared trust bundle of {} is unreadable", self.domain));
             return;

@@ -92,8 +92,7 @@ fn policy_and_token() -> (Policy, String) {
     let key = ES256KeyPair::generate().with_key_id("fuzz");
     let point = key.public_key().public_key().to_bytes_uncompressed();
     let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).unwrap();
-    json["trust_domains"][0]["jwt_bundle"]["keys"] =
-        serde_json::json!([{"kty":"EC","crv":"P-256","kid":"fuzz","x":b64(&point[1..33]),"y":b64(&point[33..65])}]);
+    json["trust_domains"][0]["jwt_bundle"]["keys"] = serde_json::json!([{"kty":"EC","crv":"P-256","kid":"fuzz","use":"jwt-svid","x":b64(&point[1..33]),"y":b64(&point[33..65])}]);
     let policy = Policy::from_json(json.to_string().as_bytes(), &|_| Some("sk-test".to_string())).unwrap();
     let claims = Claims::create(Duration::from_hours(1))
         .with_subject("spiffe://example.org/ns/research/sa/agent")

@@ -119,6 +119,10 @@ fn bundle_endpoint(raw: RawBundleEndpoint, at: &str) -> Result<BundleEndpoint> {
         path,
         refresh_seconds: within(raw.refresh_seconds, 300, REFRESH_SECONDS, "refresh_seconds")?,
         timeout_ms: within(raw.timeout_ms, 5_000, TIMEOUT_MS, "timeout_ms")?,
+        format: match raw.format {
+            None | Some(RawBundleFormat::Spiffe) => Format::Spiffe,
+            Some(RawBundleFormat::Jwks) => Format::Jwks,
+        },
     })
 }
 

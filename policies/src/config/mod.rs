@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::api::Api;
 use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
+pub use crate::svid::bundle::Format;
 use crate::svid::JwtKey;
 
 /// The compiled configuration every request is decided against.
@@ -59,6 +60,7 @@ pub struct BundleEndpoint {
     /// `spiffe_refresh_hint` in the bundle wins).
     pub refresh_seconds: u64,
     pub timeout_ms: u64,
+    pub format: Format,
 }
 
 /// Which SVIDs identify a caller, and which it must present.

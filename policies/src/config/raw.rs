@@ -56,6 +56,15 @@ pub struct RawBundleEndpoint {
     pub refresh_seconds: Option<u64>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub format: Option<RawBundleFormat>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawBundleFormat {
+    Spiffe,
+    Jwks,
 }
 
 #[derive(Debug, Deserialize)]

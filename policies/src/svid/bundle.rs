@@ -199,8 +199,9 @@ const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
 
 /// Parses a SPIFFE bundle written in the configuration and returns its JWT
-/// authorities: keys with `use: "jwt-svid"`, or with no `use` at all. Keys
-/// for X.509-SVIDs are skipped. Every JWT authority needs a unique `kid`.
+/// authorities: keys with `use: "jwt-svid"`. Keys for X.509-SVIDs are
+/// skipped; a key without `use` (which a consumer of a fetched bundle must
+/// ignore) is an error here, so an operator is told rather than ignored. Every JWT authority needs a unique `kid`.
 /// Strict: an operator's typo is an error, never a silently ignored key.
 pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleError> {
     let raw: RawBundle =
@@ -210,12 +211,15 @@ pub fn parse_jwt_bundle(doc: &serde_json::Value) -> Result<Vec<JwtKey>, BundleEr
     for (i, jwk) in raw.keys.iter().enumerate() {
         let at = format!("keys[{i}]");
         match jwk.use_.as_deref() {
-            None | Some("jwt-svid") => {}
+            Some("jwt-svid") => {}
             Some("x509-svid") => continue,
-            Some(other) => {
+            other => {
                 return Err(err(
                     format!("{at}.use"),
-                    format!("unknown use {other:?}: expected \"jwt-svid\" or \"x509-svid\""),
+                    match other {
+                        None => "missing: a SPIFFE bundle's key has use \"jwt-svid\" or \"x509-svid\"".to_string(),
+                        Some(u) => format!("unknown use {u:?}: expected \"jwt-svid\" or \"x509-svid\""),
+                    },
                 ))
             }
         }
@@ -244,15 +248,25 @@ pub struct Bundle {
 /// The largest bundle document read from an endpoint.
 pub const MAX_FETCHED_BUNDLE_BYTES: usize = 1 << 20;
 
-/// Parses a bundle served by a SPIFFE bundle endpoint, or a plain JWKS (an
-/// OIDC discovery provider's `jwks_uri`), as the trust bundle standard asks
-/// a consumer to: members it does not know are ignored, keys whose `use` is
-/// neither `jwt-svid` nor `sig` (nor absent) are not JWT authorities, and
-/// keys of a type it cannot use are left out. What is wrong rather than
+/// What a bundle endpoint serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A SPIFFE bundle: JWT authorities are the keys with `use: "jwt-svid"`
+    /// (a missing or unknown `use` is ignored, as the standard says).
+    Spiffe,
+    /// A plain JWK Set (an OIDC discovery provider's `jwks_uri`): JWT
+    /// authorities are the keys with `use: "sig"` or no `use`.
+    Jwks,
+}
+
+/// Parses a bundle served by a SPIFFE bundle endpoint, or a plain JWKS, as
+/// the trust bundle standard asks a consumer to: members it does not know
+/// are ignored, keys for another use are not JWT authorities, and keys of a
+/// type it cannot use are left out. What is wrong rather than
 /// unknown refuses the whole document (the last good bundle stays): a JWT
 /// authority without `kid` or with a duplicate one, private key material,
 /// a point off its curve, a sequence or hint that is not an integer.
-pub fn parse_fetched(bytes: &[u8]) -> Result<Bundle, BundleError> {
+pub fn parse_fetched(bytes: &[u8], format: Format) -> Result<Bundle, BundleError> {
     if bytes.len() > MAX_FETCHED_BUNDLE_BYTES {
         return Err(err("", format!("{} bytes; at most {MAX_FETCHED_BUNDLE_BYTES} are read", bytes.len())));
     }
@@ -279,7 +293,11 @@ pub fn parse_fetched(bytes: &[u8]) -> Result<Bundle, BundleError> {
             .collect();
         let jwk: RawJwk = serde_json::from_value(serde_json::Value::Object(known))
             .map_err(|e| err(at.clone(), format!("not a JWK: {e}")))?;
-        if !matches!(jwk.use_.as_deref(), None | Some("jwt-svid" | "sig")) {
+        let authority = match format {
+            Format::Spiffe => jwk.use_.as_deref() == Some("jwt-svid"),
+            Format::Jwks => matches!(jwk.use_.as_deref(), None | Some("sig")),
+        };
+        if !authority {
             continue;
         }
         match parse_jwk(&jwk, &at) {
@@ -498,6 +516,8 @@ mod tests {
         private["d"] = json!("AAAA");
         let mut no_kid = ec("a");
         no_kid.as_object_mut().unwrap().remove("kid");
+        let mut no_use = ec("a");
+        no_use.as_object_mut().unwrap().remove("use");
         let mut short_x = ec("a");
         short_x["x"] = json!("AAAA");
         let mut bad_alg = ec("a");
@@ -505,11 +525,12 @@ mod tests {
         let cases = [
             (json!({"keys":[private]}), "keys[0]"),
             (json!({"keys":[no_kid]}), "keys[0].kid"),
+            (json!({"keys":[no_use]}), "keys[0].use"),
             (json!({"keys":[short_x]}), "keys[0].x"),
             (json!({"keys":[bad_alg]}), "keys[0].alg"),
             (json!({"keys":[ec("a"), ec("a")]}), "keys[1].kid"),
-            (json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","x":"AA"}]}), "keys[0].kty"),
-            (json!({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}), "keys[0].n"),
+            (json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","use":"jwt-svid","x":"AA"}]}), "keys[0].kty"),
+            (json!({"keys":[{"kty":"RSA","kid":"r","use":"jwt-svid","n":"AQAB","e":"AQAB"}]}), "keys[0].n"),
             (json!({"keys":[]}), "keys"),
             (json!({"keys":[ec("a")], "extra": 1}), ""),
         ];
@@ -550,17 +571,22 @@ mod tests {
             "spiffe_refresh_hint": 60,
             "unknown_member": true
         });
-        let b = parse_fetched(doc.to_string().as_bytes()).unwrap();
-        assert_eq!(b.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["j1"]);
-        assert_eq!((b.sequence, b.refresh_hint, b.skipped), (Some(7), Some(60), 2));
-        // An OIDC discovery provider's JWKS: use "sig", no SPIFFE members.
+        let mut no_use = ec("n");
+        no_use.as_object_mut().unwrap().remove("use");
         let mut sig = ec("o1");
         sig["use"] = json!("sig");
         sig["alg"] = json!("ES256");
-        let b = parse_fetched(json!({"keys": [sig]}).to_string().as_bytes()).unwrap();
-        assert_eq!((b.keys.len(), b.sequence), (1, None));
+        let mut doc = doc;
+        doc["keys"].as_array_mut().unwrap().extend([no_use.clone(), sig.clone()]);
+        let b = parse_fetched(doc.to_string().as_bytes(), Format::Spiffe).unwrap();
+        assert_eq!(b.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["j1"]);
+        assert_eq!((b.sequence, b.refresh_hint, b.skipped), (Some(7), Some(60), 2));
+        // An OIDC discovery provider's JWKS: use "sig" or none.
+        let b = parse_fetched(json!({"keys": [sig, no_use, ec("s")]}).to_string().as_bytes(), Format::Jwks).unwrap();
+        assert_eq!(b.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["o1", "n"]);
+        assert_eq!(b.sequence, None);
         // No JWT authority at all is a bundle that trusts no token.
-        assert!(parse_fetched(br#"{"keys": []}"#).unwrap().keys.is_empty());
+        assert!(parse_fetched(br#"{"keys": []}"#, Format::Spiffe).unwrap().keys.is_empty());
     }
 
     #[test]
@@ -585,7 +611,7 @@ mod tests {
             (vec![b' '; MAX_FETCHED_BUNDLE_BYTES + 1], ""),
         ];
         for (doc, path) in cases {
-            let e = parse_fetched(&doc).unwrap_err();
+            let e = parse_fetched(&doc, Format::Spiffe).unwrap_err();
             assert_eq!(e.path, path, "{e:?}");
         }
     }

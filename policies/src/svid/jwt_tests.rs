@@ -56,7 +56,8 @@ fn accepts_rs256_and_ps256() {
     let now = Clock::now_since_epoch().as_secs();
     let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap().public_key().to_components();
     let mut cfg = config(json!({}));
-    cfg["trust_domains"][0]["jwt_bundle"]["keys"] = json!([{"kty":"RSA","kid":"r1","n":b64(&rsa.n),"e":b64(&rsa.e)}]);
+    cfg["trust_domains"][0]["jwt_bundle"]["keys"] =
+        json!([{"kty":"RSA","kid":"r1","use":"jwt-svid","n":b64(&rsa.n),"e":b64(&rsa.e)}]);
     let p = Policy::from_json(cfg.to_string().as_bytes(), &env).unwrap();
     let claims = || Claims::create(Duration::from_mins(5)).with_subject(BOT).with_audience(AUD);
     let rs = RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("r1").sign(claims()).unwrap();
@@ -337,8 +338,8 @@ fn accepts_es384_and_es512() {
     let p521 = point521.as_bytes();
     let mut cfg = config(json!({}));
     cfg["trust_domains"][0]["jwt_bundle"]["keys"] = json!([
-        {"kty":"EC","crv":"P-384","kid":"p384","x":b64(&point[1..49]),"y":b64(&point[49..97])},
-        {"kty":"EC","crv":"P-521","kid":"p521","x":b64(&p521[1..67]),"y":b64(&p521[67..133])}
+        {"kty":"EC","crv":"P-384","kid":"p384","use":"jwt-svid","x":b64(&point[1..49]),"y":b64(&point[49..97])},
+        {"kty":"EC","crv":"P-521","kid":"p521","use":"jwt-svid","x":b64(&p521[1..67]),"y":b64(&p521[67..133])}
     ]);
     let p = Policy::from_json(cfg.to_string().as_bytes(), &env).unwrap();
     let claims = Claims::create(Duration::from_mins(5)).with_subject(BOT).with_audience(AUD);

@@ -85,7 +85,7 @@ fn jittered(ms: u64, random: u64) -> u64 {
     ms - random % (ms / 10 + 1)
 }
 
-use super::bundle::{parse_fetched, Bundle};
+use super::bundle::{parse_fetched, Bundle, Format};
 
 /// A bundle as published in shared data: its sequence (so the next fetcher
 /// can refuse an older one without parsing) and the document.
@@ -117,13 +117,13 @@ pub enum Fetched {
 
 /// Judges a bundle endpoint's answer: `status` is `None` when there was
 /// none (connect failure, reset, timeout).
-pub fn judge(current: Option<&[u8]>, status: Option<u16>, body: &[u8]) -> Fetched {
+pub fn judge(current: Option<&[u8]>, status: Option<u16>, body: &[u8], format: Format) -> Fetched {
     match status {
         None => return Fetched::Refused("no response (connect failure, reset or timeout)".into()),
         Some(200) => {}
         Some(other) => return Fetched::Refused(format!("status {other}")),
     }
-    let bundle = match parse_fetched(body) {
+    let bundle = match parse_fetched(body, format) {
         Ok(bundle) => bundle,
         Err(e) if e.path.is_empty() => return Fetched::Refused(format!("not a bundle: {}", e.message)),
         Err(e) => return Fetched::Refused(format!("not a bundle: {}: {}", e.path, e.message)),
@@ -205,27 +205,31 @@ mod tests {
         assert_eq!(published(b"{}"), None);
     }
 
+    fn spiffe(current: Option<&[u8]>, status: Option<u16>, body: &[u8]) -> Fetched {
+        judge(current, status, body, Format::Spiffe)
+    }
+
     #[test]
     fn a_fetch_replaces_the_bundle_only_with_a_newer_good_one() {
         let doc = |seq: u64| format!(r#"{{"keys": [], "spiffe_sequence": {seq}}}"#).into_bytes();
         let now = publish(Some(5), &doc(5));
-        assert!(matches!(judge(None, Some(200), &doc(1)), Fetched::Publish { .. }));
-        assert!(matches!(judge(Some(&now), Some(200), &doc(6)), Fetched::Publish { .. }));
-        assert_eq!(judge(Some(&now), Some(200), &doc(5)), Fetched::Unchanged { refresh_hint: None });
+        assert!(matches!(spiffe(None, Some(200), &doc(1)), Fetched::Publish { .. }));
+        assert!(matches!(spiffe(Some(&now), Some(200), &doc(6)), Fetched::Publish { .. }));
+        assert_eq!(spiffe(Some(&now), Some(200), &doc(5)), Fetched::Unchanged { refresh_hint: None });
         assert_eq!(
-            judge(Some(&now), Some(200), &doc(4)),
+            spiffe(Some(&now), Some(200), &doc(4)),
             Fetched::Refused("spiffe_sequence 4 is older than the installed 5".into())
         );
         assert!(
-            matches!(judge(Some(&now), Some(200), b"<html>"), Fetched::Refused(m) if m.starts_with("not a bundle"))
+            matches!(spiffe(Some(&now), Some(200), b"<html>"), Fetched::Refused(m) if m.starts_with("not a bundle"))
         );
-        assert_eq!(judge(Some(&now), Some(503), &doc(6)), Fetched::Refused("status 503".into()));
-        assert!(matches!(judge(Some(&now), None, b""), Fetched::Refused(_)));
+        assert_eq!(spiffe(Some(&now), Some(503), &doc(6)), Fetched::Refused("status 503".into()));
+        assert!(matches!(spiffe(Some(&now), None, b""), Fetched::Refused(_)));
         // A JWKS without sequence: the same bytes change nothing (cached
         // verifications stay), other bytes replace.
         let jwks = br#"{"keys": []}"#;
         let now = publish(None, jwks);
-        assert!(matches!(judge(Some(&now), Some(200), jwks), Fetched::Unchanged { .. }));
-        assert!(matches!(judge(Some(&now), Some(200), br#"{"keys": [] }"#), Fetched::Publish { .. }));
+        assert!(matches!(spiffe(Some(&now), Some(200), jwks), Fetched::Unchanged { .. }));
+        assert!(matches!(spiffe(Some(&now), Some(200), br#"{"keys": [] }"#), Fetched::Publish { .. }));
     }
 }

@@ -137,6 +137,7 @@ mod tests {
             path: "/".into(),
             refresh_seconds: 300,
             timeout_ms: 5000,
+            format: crate::config::Format::Spiffe,
         });
         let mut s = TrustStore::new(&p.trust_domains);
         assert!(!s.domain("example.org").unwrap().available);
