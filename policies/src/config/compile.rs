@@ -28,8 +28,8 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
             format!("unsupported version {}: this modelgate reads version 1", raw.version),
         ));
     }
-    let trust_domains = trust_domains(raw.trust_domains)?;
     let (jwt_svid, identity) = identity(raw.identity)?;
+    let trust_domains = trust_domains(raw.trust_domains, jwt_svid.enabled)?;
     let providers = providers(raw.providers, env)?;
     let rules = rules(raw.rules, &trust_domains, &providers)?;
     let prompt_audit = match raw.audit.and_then(|a| a.prompt) {
@@ -55,7 +55,9 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
     })
 }
 
-fn trust_domains(raw: Vec<RawTrustDomain>) -> Result<Vec<TrustDomainConfig>> {
+/// The trust domains; each needs JWT authorities (inline or from an
+/// endpoint) when JWT-SVIDs are accepted at all.
+fn trust_domains(raw: Vec<RawTrustDomain>, jwt_svids: bool) -> Result<Vec<TrustDomainConfig>> {
     if raw.is_empty() {
         return Err(ConfigError::new("trust_domains", "at least one trust domain is required"));
     }
@@ -78,7 +80,7 @@ fn trust_domains(raw: Vec<RawTrustDomain>) -> Result<Vec<TrustDomainConfig>> {
                 };
                 ConfigError::new(path, e.message)
             })?,
-            None if endpoint.is_some() => Vec::new(),
+            None if endpoint.is_some() || !jwt_svids => Vec::new(),
             None => {
                 return Err(ConfigError::new(
                     format!("{at}.jwt_bundle"),

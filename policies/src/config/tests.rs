@@ -213,3 +213,14 @@ fn a_bundle_endpoint_takes_the_place_of_an_inline_bundle() {
     c["trust_domains"][0].as_object_mut().unwrap().remove("jwt_bundle");
     assert_eq!(error(c).path, "trust_domains[0].jwt_bundle");
 }
+
+#[test]
+fn an_x509_only_gateway_needs_no_jwt_authorities() {
+    let mut c = config(json!({}));
+    c["trust_domains"] = json!([{"name": "cluster.local"}]);
+    c["identity"] = json!({"x509_svid": {"source": "connection"}, "require": "x509"});
+    c["rules"] = json!([{"id": "a", "effect": "allow", "workloads": ["spiffe://cluster.local/ns/a/sa/*"],
+                         "providers": ["*"], "models": ["*"]}]);
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    assert!(p.trust_domains[0].keys.is_empty() && !p.jwt_svid.enabled);
+}
