@@ -286,6 +286,21 @@ pub fn parse_fetched(bytes: &[u8], format: Format) -> Result<Bundle, BundleError
     for (i, item) in items.iter().enumerate() {
         let at = format!("keys[{i}]");
         let serde_json::Value::Object(members) = item else { return Err(err(at, "not a JSON object")) };
+        // Use and key type first: an element for another use, or of a
+        // type this gateway does not know, is ignored whole, whatever
+        // else it holds (trust bundle standard §4.2.1, §4.2.2).
+        let text = |name: &str| members.get(name).and_then(serde_json::Value::as_str);
+        let authority = match format {
+            Format::Spiffe => text("use") == Some("jwt-svid"),
+            Format::Jwks => matches!(members.get("use"), None) || text("use") == Some("sig"),
+        };
+        if !authority {
+            continue;
+        }
+        if !matches!(text("kty"), Some("EC" | "RSA")) {
+            skipped += 1;
+            continue;
+        }
         let known: serde_json::Map<String, serde_json::Value> = members
             .iter()
             .filter(|(k, _)| JWK_MEMBERS.contains(&k.as_str()))
@@ -293,13 +308,6 @@ pub fn parse_fetched(bytes: &[u8], format: Format) -> Result<Bundle, BundleError
             .collect();
         let jwk: RawJwk = serde_json::from_value(serde_json::Value::Object(known))
             .map_err(|e| err(at.clone(), format!("not a JWK: {e}")))?;
-        let authority = match format {
-            Format::Spiffe => jwk.use_.as_deref() == Some("jwt-svid"),
-            Format::Jwks => matches!(jwk.use_.as_deref(), None | Some("sig")),
-        };
-        if !authority {
-            continue;
-        }
         match parse_jwk(&jwk, &at) {
             Ok(key) => add_unique(&mut keys, key, &at)?,
             Err(KeyError::Unusable(_)) => skipped += 1,

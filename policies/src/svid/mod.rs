@@ -3,6 +3,8 @@
 
 pub mod bundle;
 pub mod cache;
+#[cfg(test)]
+mod conformance;
 pub mod jwt;
 pub mod refresh;
 pub mod trust;
