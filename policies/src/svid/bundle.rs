@@ -292,7 +292,7 @@ pub fn parse_fetched(bytes: &[u8], format: Format) -> Result<Bundle, BundleError
         let text = |name: &str| members.get(name).and_then(serde_json::Value::as_str);
         let authority = match format {
             Format::Spiffe => text("use") == Some("jwt-svid"),
-            Format::Jwks => matches!(members.get("use"), None) || text("use") == Some("sig"),
+            Format::Jwks => members.get("use").is_none() || text("use") == Some("sig"),
         };
         if !authority {
             continue;

@@ -52,10 +52,10 @@
 //! Two behaviours that may look like modelgate being stricter are not: an
 //! upper-case trust domain is refused because SPIFFE-ID §2.1 says "The
 //! `host` part of the authority MUST be lowercase" (row
-//! `spiffe_id_2_1_host_must_be_lower_case`); and a
-//! trust-domain-only `sub` is *accepted* by JWT-SVID validation (row
-//! `jwt_svid_3_1_trust_domain_only_sub_is_accepted`): JWT-SVID sets no path
-//! requirement, only X.509-SVID §3.1 does (row `xv_14_…`).
+//! `spiffe_id_2_1_host_must_be_lower_case`). A trust-domain-only `sub` is
+//! refused (row `jwt_svid_3_1_trust_domain_only_sub_is_refused`): JWT-SVID
+//! §3.1 wants the ID of a *workload*, and X.509-SVID §3.1 refuses the
+//! trust domain's own ID for leaves (row `xv_14_…`); py-spiffe accepts it.
 //!
 //! # What Envoy enforces for X.509-SVIDs
 //!
@@ -524,13 +524,13 @@ rows! {
     jwt_svid_3_1_rejects_a_sub_that_is_not_a_string: "JWT-SVID §3.1",
         "The `sub` claim MUST be set to the SPIFFE ID of the workload to which it is issued",
         jwt(&es256(header(), with(claims(BOT), "sub", json!([BOT])))) => Err(J::SubjectNotSpiffeId);
-    /// JWT-SVID sets no path requirement on `sub` (only X509-SVID §3.1 does,
-    /// for leaf certificates, row `xv_14_…`), and `spiffe://example.org` is
-    /// a SPIFFE ID (SPIFFE-ID §2: "an optional path"). modelgate accepts it
-    /// here; no workload pattern but the exact ID can match it.
-    jwt_svid_3_1_trust_domain_only_sub_is_accepted: "JWT-SVID §3.1",
+    /// `spiffe://example.org` is a SPIFFE ID (SPIFFE-ID §2: "an optional
+    /// path") but the trust domain's, not a workload's; X509-SVID §3.1
+    /// refuses it for leaves (row `xv_14_…`). Deliberate difference:
+    /// py-spiffe accepts it (docs/identity.md).
+    jwt_svid_3_1_trust_domain_only_sub_is_refused: "JWT-SVID §3.1",
         "The `sub` claim MUST be set to the SPIFFE ID of the workload to which it is issued",
-        jwt(&es256(header(), claims("spiffe://example.org"))) => ok("spiffe://example.org");
+        jwt(&es256(header(), claims("spiffe://example.org"))) => Err(J::SubjectNotSpiffeId);
     jwt_svid_3_2_rejects_an_empty_aud_array: "JWT-SVID §3.2",
         "The `aud` claim MUST be present, containing one or more values",
         jwt(&es256(header(), with(claims(BOT), "aud", json!([])))) => Err(J::AudienceMismatch);

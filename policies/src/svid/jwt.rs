@@ -148,7 +148,7 @@ impl JwtSvidError {
                 "the JWT-SVID claims are not valid (exp, nbf, iat must be integers; aud a string or array of strings)"
             }
             JwtSvidError::SubjectMissing => "the JWT-SVID has no sub claim",
-            JwtSvidError::SubjectNotSpiffeId => "the JWT-SVID sub claim is not a valid SPIFFE ID",
+            JwtSvidError::SubjectNotSpiffeId => "the JWT-SVID sub claim is not a workload's SPIFFE ID",
             JwtSvidError::UntrustedDomain => "the JWT-SVID's trust domain is not trusted by this gateway",
             JwtSvidError::BundleUnavailable => {
                 "the trust bundle of the JWT-SVID's trust domain has not been loaded yet; try again shortly"
@@ -211,7 +211,12 @@ pub fn validate(
 
     let spiffe_id = match claims.get("sub") {
         None => return Err(JwtSvidError::SubjectMissing),
-        Some(Value::String(sub)) => SpiffeId::parse(sub).map_err(|_| JwtSvidError::SubjectNotSpiffeId)?,
+        // A workload's ID: a trust domain's own ID (no path) names no
+        // workload (JWT-SVID §3.1; X509-SVID §3.1 says so for certificates).
+        Some(Value::String(sub)) => match SpiffeId::parse(sub) {
+            Ok(id) if !id.path().is_empty() => id,
+            _ => return Err(JwtSvidError::SubjectNotSpiffeId),
+        },
         Some(_) => return Err(JwtSvidError::SubjectNotSpiffeId),
     };
     let domain = trust.domain(spiffe_id.trust_domain()).ok_or(JwtSvidError::UntrustedDomain)?;
@@ -295,10 +300,21 @@ struct Times {
 
 impl Times {
     fn read(claims: &Object) -> Result<Times> {
+        // NumericDate: an integer (the JWT-SVID schema), also when written
+        // `1.0`; a date before 1970 is 0. A fraction, or a number beyond
+        // 64 bits, is malformed.
         let numeric = |name: &str| -> Result<Option<u64>> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(v) => v.as_u64().map(Some).ok_or(JwtSvidError::MalformedClaims),
+            let Some(v) = claims.get(name) else { return Ok(None) };
+            if let Some(n) = v.as_u64() {
+                return Ok(Some(n));
+            }
+            if v.as_i64().is_some() {
+                return Ok(Some(0));
+            }
+            match v.as_f64() {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some(f) if f.fract() == 0.0 && f < 1.8e19 => Ok(Some(f.max(0.0) as u64)),
+                _ => Err(JwtSvidError::MalformedClaims),
             }
         };
         let exp = numeric("exp")?.ok_or(JwtSvidError::ExpMissing)?;

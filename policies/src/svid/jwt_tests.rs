@@ -170,9 +170,10 @@ fn rejects_other_typ() {
 #[test]
 fn rejects_malformed_claims() {
     for (k, v) in [
-        ("exp", json!(1.5e9)),
+        ("exp", json!(1_795_003_600.5)),
         ("exp", json!("1795003600")),
-        ("nbf", json!(-1)),
+        ("exp", json!(1e30)),
+        ("nbf", json!(-1.5)),
         ("iat", json!(null)),
         ("aud", json!(5)),
         ("aud", json!([AUD, 5])),
