@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from harness import ROOT, WASM, envoy_binary, envoy_config, free_port, plugin_configuration, wait_until
+from harness import ROOT, WASM, envoy_binary, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
 
 
 @dataclass
@@ -78,12 +78,13 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tuple = ()):
+def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tuple = (), env: dict | None = None):
     """The stand-in provider and Envoy with envoy/envoy.yaml, its policy's
     top-level members replaced by `policy_patch`; torn down on exit.
     `mutate(config, ports)` may change the Envoy config further; `ports`
     maps each name in `upstreams` to the port of one more stand-in provider
-    (reachable as `gw.upstream(name)`)."""
+    (reachable as `gw.upstream(name)`). `env` adds variables to Envoy's
+    environment, readable by the VM (host_env_keys)."""
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make wasm` (or `make test`) first")
     work = Path(tempfile.mkdtemp(prefix="modelgate-e2e-"))
@@ -94,6 +95,8 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
         value = plugin_configuration(config)
         value["value"] = json.dumps({**json.loads(value["value"]), **policy_patch})
     ports = {name: free_port() for name in upstreams}
+    if env:
+        wasm_filter(config)["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"] += list(env)
     if mutate:
         mutate(config, ports)
     config_path = work / "envoy.yaml"
@@ -106,7 +109,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     ]
     upstream = stand_ins[0]
     keys = {"OPENAI_API_KEY": f"sk-test-openai-{secrets.token_hex(12)}",
-            "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}"}
+            "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}", **(env or {})}
     with envoy_log.open("w") as log:
         proxy = subprocess.Popen(
             [str(envoy_binary()), "-c", str(config_path), "--file-flush-interval-msec", "50", "-l", "info",

@@ -53,11 +53,15 @@ def envoy_config(listen: int, admin: int, upstream: int, access_log: Path) -> di
     return config
 
 
+def wasm_filter(config: dict) -> dict:
+    """The modelgate filter in an Envoy config."""
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+
+
 def plugin_configuration(config: dict) -> dict:
     """The modelgate filter's `configuration` (a StringValue) in an Envoy config."""
-    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
-    return wasm["typed_config"]["config"]["configuration"]
+    return wasm_filter(config)["typed_config"]["config"]["configuration"]
 
 
 def envoy_binary() -> Path:

@@ -5,8 +5,6 @@
 //! `modelgate.bundle.<trust domain>.<endpoint hash>` (the bundle) and the
 //! same with `.lease`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use modelgate_policies::callout::CalloutRequest;
@@ -85,10 +83,6 @@ impl Bundles {
             })
             .collect();
         Bundles { endpoints, nonce: random().max(1) }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty()
     }
 
     /// Installs what other VMs published, and starts the fetches that are
@@ -236,9 +230,8 @@ impl Endpoint {
     }
 }
 
-/// A random number from the host (WASI `random_get`, through std's seed).
 fn random() -> u64 {
-    RandomState::new().hash_one(0u8)
+    u64::from_le_bytes(host::random::<8>())
 }
 
 /// FNV-1a of the endpoint: distinct shared-data keys for distinct

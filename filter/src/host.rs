@@ -123,3 +123,13 @@ pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> boo
 pub fn reset_response() {
     let _ = hostcalls::reset_http_response();
 }
+
+/// Random bytes from the host (WASI `random_get`). Zeros only if the host
+/// refuses, which Envoy never does.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    if getrandom::getrandom(&mut out).is_err() {
+        log(LogLevel::Critical, "modelgate: the host gave no random bytes");
+    }
+    out
+}

@@ -13,11 +13,16 @@ use modelgate_policies::credential::Rewrite;
 use modelgate_policies::identity::Peer;
 use modelgate_policies::reason::LocalReply;
 use modelgate_policies::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, Step};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use crate::host;
 use crate::root::Shared;
+use crate::tokens::{self, Join};
+
+/// The most of a call-out's answer read (a token endpoint's is small).
+const MAX_CALL_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Where the audit record goes: Envoy's access log prints it with
 /// `%FILTER_STATE(wasm.modelgate.audit:PLAIN)%`.
@@ -78,8 +83,8 @@ pub struct Request {
     shared: Rc<Shared>,
     /// Shared with the root context's hold watch, which may expire it.
     exchange: Rc<RefCell<Exchange>>,
-    /// The call-out this request waits for.
-    callout: Option<u32>,
+    /// The call-out this request made, and the credential key it fetches.
+    callout: Option<(u32, String)>,
 }
 
 impl Request {
@@ -95,7 +100,9 @@ impl Request {
     /// time (rules decide on it); the clock is read for those that measure.
     fn drive(&self, event: Event<'_>) -> Option<Step> {
         let now_ms = match event {
-            Event::ResponseHeaders { .. } | Event::Callout(_) | Event::HoldExpired => host::now_ms(),
+            Event::ResponseHeaders { .. } | Event::Callout(_) | Event::CredentialShared | Event::HoldExpired => {
+                host::now_ms()
+            }
             _ => self.started_ms,
         };
         drive(&self.shared, &self.exchange, event, now_ms)
@@ -131,20 +138,33 @@ impl Request {
                 host::reset_response();
                 Action::Pause
             }
-            Step::Callout(call) => match host::dispatch(&call) {
-                Ok(token) => {
-                    self.callout = Some(token);
-                    Action::Pause
+            Step::Callout { key, call } => {
+                let waiter = tokens::waiter(self.id, &self.exchange);
+                match self.shared.broker.join(&self.shared, &key, call, waiter, host::now_ms()) {
+                    Join::Wait | Join::Remote => Action::Pause,
+                    Join::Shared => {
+                        let step = self.drive(Event::CredentialShared);
+                        self.carry_out(step, direction)
+                    }
+                    Join::Fetch(call) => match host::dispatch(&call) {
+                        Ok(token) => {
+                            self.shared.broker.fetching(&key, self.id, token);
+                            self.callout = Some((token, key));
+                            Action::Pause
+                        }
+                        Err(why) => {
+                            host::log(
+                                LogLevel::Warn,
+                                &format!("[{}] call-out to cluster {:?} refused: {why}", self.id, call.cluster),
+                            );
+                            let step = self.drive(Event::Callout(CalloutResult::Failed(why)));
+                            let action = self.carry_out(step, direction);
+                            self.shared.broker.done(&self.shared, &key, Some(self.id));
+                            action
+                        }
+                    },
                 }
-                Err(why) => {
-                    host::log(
-                        LogLevel::Warn,
-                        &format!("[{}] call-out to cluster {:?} refused: {why}", self.id, call.cluster),
-                    );
-                    let step = self.drive(Event::Callout(CalloutResult::Failed(why)));
-                    self.carry_out(step, direction)
-                }
-            },
+            }
         }
     }
 
@@ -170,8 +190,16 @@ impl Request {
 pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>, now_ms: u64) -> Option<Step> {
     let policy = shared.policy.as_deref()?;
     let trust = Rc::clone(&*shared.trust.try_borrow().ok()?);
-    let env =
-        Env { policy, verifier: &shared.verifier, now_ms, memory: &shared.memory, svids: &shared.svids, trust: &trust };
+    let env = Env {
+        policy,
+        verifier: &shared.verifier,
+        now_ms,
+        memory: &shared.memory,
+        svids: &shared.svids,
+        trust: &trust,
+        tokens: &shared.tokens,
+        random: &host::random::<16>,
+    };
     let mut exchange = exchange.try_borrow_mut().ok()?;
     Some(exchange.drive(&env, event))
 }
@@ -205,21 +233,54 @@ fn apply(rewrite: &Rewrite, direction: Direction) -> bool {
 
 impl Context for Request {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
-        if self.callout != Some(token) {
-            return;
-        }
-        self.callout = None;
-        let result = match host::call_status() {
-            Some(status) if headers > 0 => CalloutResult::Response {
-                status,
-                body: host::buffer_prefix(BufferType::HttpCallResponseBody, body_size),
-            },
-            _ => CalloutResult::Failed("no response (connect failure, reset or timeout)".into()),
-        };
-        let step = self.drive(Event::Callout(result));
+        let Some(key) = self.callout.take_if(|(t, _)| *t == token).map(|(_, key)| key) else { return };
+        let step = self.drive(Event::Callout(call_result(headers, body_size)));
         if let Action::Continue = self.carry_out(step, Direction::Request) {
             host::resume_request();
         }
+        self.shared.broker.done(&self.shared, &key, Some(self.id));
+    }
+}
+
+/// The answer to a call-out, as the host delivers it.
+pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
+    match host::call_status() {
+        Some(status) if headers > 0 => CalloutResult::Response {
+            status,
+            body: host::buffer_prefix(BufferType::HttpCallResponseBody, body_size.min(MAX_CALL_RESPONSE_BYTES)),
+        },
+        _ => CalloutResult::Failed("no response (connect failure, reset or timeout)".into()),
+    }
+}
+
+/// Carries out a step of a paused request from outside its callbacks (the
+/// root's tick, another request's call-out): resumed, answered or reset
+/// through the host.
+pub fn carry_out_detached(shared: &Shared, id: u32, exchange: &RefCell<Exchange>, step: Option<Step>) {
+    if hostcalls::set_effective_context(id).is_err() {
+        host::log(LogLevel::Error, &format!("[{id}] the request is gone"));
+        return;
+    }
+    match step {
+        Some(Step::Continue(rewrite)) => {
+            if apply(&rewrite, Direction::Request) {
+                host::resume_request();
+                return;
+            }
+            host::log(LogLevel::Error, &format!("[{id}] the host refused a header or body change"));
+            match drive(shared, exchange, Event::StepFailed, host::now_ms()) {
+                Some(Step::Reply(reply)) if host::send_reply(reply.status, &reply.headers, &reply.body) => {}
+                _ => host::reset_response(),
+            }
+        }
+        Some(Step::Reply(reply)) => {
+            if !host::send_reply(reply.status, &reply.headers, &reply.body) {
+                host::log(LogLevel::Error, &format!("[{id}] could not send the local reply; resetting"));
+                host::reset_response();
+            }
+        }
+        Some(Step::Hold | Step::Audit(_)) => {}
+        _ => host::reset_response(),
     }
 }
 
@@ -291,6 +352,7 @@ impl HttpContext for Request {
 
     fn on_log(&mut self) {
         self.shared.holds.forget(self.id);
+        self.shared.broker.forget(self.id);
         let (details, known) =
             self.exchange.try_borrow().map_or((true, false), |x| (x.needs_log_details(), x.knows_status()));
         let status = if known && !details {

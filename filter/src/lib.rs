@@ -6,6 +6,7 @@ mod bundles;
 mod host;
 mod http;
 mod root;
+mod tokens;
 mod verifier;
 
 proxy_wasm::main! {{

@@ -9,20 +9,24 @@ use std::time::Duration;
 use modelgate_policies::config::VerifierChoice;
 use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
 use modelgate_policies::svid::{SvidCache, TrustStore};
+use modelgate_policies::token::{TokenCache, TokenStats};
 use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, LogLevel};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel, MetricType};
 
 use crate::bundles::Bundles;
 use crate::host;
 use crate::http::{self, Request};
+use crate::tokens::Broker;
 use crate::verifier::HostVerifier;
 
 /// How long a held request may wait for its first body callback before the
 /// VM concludes that Envoy is not holding requests for it.
 const HOLD_TIMEOUT_MS: u64 = 3_000;
 const TICK: Duration = Duration::from_millis(500);
+/// While requests wait for a token another worker is fetching.
+const FAST_TICK: Duration = Duration::from_millis(20);
 
 /// What every request of a VM shares.
 pub struct Shared {
@@ -33,6 +37,8 @@ pub struct Shared {
     pub verifier: HostVerifier,
     /// The bundles in force; replaced whole when a fetched one arrives.
     pub trust: RefCell<Rc<TrustStore>>,
+    pub tokens: TokenCache,
+    pub broker: Broker,
 }
 
 impl Shared {
@@ -48,6 +54,8 @@ impl Shared {
             trust: RefCell::new(Rc::new(
                 policy.as_deref().map_or_else(TrustStore::default, |p| TrustStore::new(&p.trust_domains)),
             )),
+            tokens: TokenCache::default(),
+            broker: Broker::new(),
             policy,
         }
     }
@@ -108,18 +116,71 @@ impl HoldWatch {
 pub struct Root {
     shared: Rc<Shared>,
     bundles: Bundles,
-    ticking: bool,
+    metrics: TokenMetrics,
+    /// The tick period in force.
+    tick: Duration,
 }
 
 impl Default for Root {
     fn default() -> Self {
-        Root { shared: Rc::new(Shared::new(None)), bundles: Bundles::new(None), ticking: false }
+        Root {
+            shared: Rc::new(Shared::new(None)),
+            bundles: Bundles::new(None),
+            metrics: TokenMetrics::default(),
+            tick: Duration::ZERO,
+        }
+    }
+}
+
+/// `modelgate.token.exchanges`, `.hits` and `.failures.<detail>`
+/// (counters; Envoy shows them under `wasmcustom.`), from the token
+/// cache's counts.
+#[derive(Default)]
+struct TokenMetrics {
+    exported: TokenStats,
+    ids: Vec<(String, u32)>,
+}
+
+impl TokenMetrics {
+    fn export(&mut self, tokens: &TokenCache) {
+        let now = tokens.stats();
+        if now == self.exported {
+            return;
+        }
+        let mut counts = vec![
+            ("exchanges".to_string(), now.exchanges, self.exported.exchanges),
+            ("hits".to_string(), now.hits, self.exported.hits),
+        ];
+        for (detail, n) in &now.failures {
+            let before = self.exported.failures.iter().find(|(d, _)| d == detail).map_or(0, |(_, n)| *n);
+            counts.push((format!("failures.{detail}"), *n, before));
+        }
+        for (name, now, before) in counts {
+            if now > before {
+                if let Some(id) = self.id(&name) {
+                    let _ = hostcalls::increment_metric(id, i64::try_from(now - before).unwrap_or(i64::MAX));
+                }
+            }
+        }
+        self.exported = now;
+    }
+
+    fn id(&mut self, name: &str) -> Option<u32> {
+        if let Some((_, id)) = self.ids.iter().find(|(n, _)| n == name) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(MetricType::Counter, &format!("modelgate.token.{name}")).ok()?;
+        self.ids.push((name.to_string(), id));
+        Some(id)
     }
 }
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
-        self.bundles.answered(&self.shared, token, headers, body_size, host::now_ms());
+        if !self.bundles.answered(&self.shared, token, headers, body_size, host::now_ms()) {
+            let result = http::call_result(headers, body_size);
+            self.shared.broker.root_response(&self.shared, token, result);
+        }
     }
 }
 
@@ -147,7 +208,9 @@ impl RootContext for Root {
                 );
                 self.bundles = Bundles::new(Some(&policy));
                 self.shared = Rc::new(Shared::new(Some(Rc::new(policy))));
-                self.ticking = hostcalls::set_tick_period(TICK).is_ok();
+                if hostcalls::set_tick_period(TICK).is_ok() {
+                    self.tick = TICK;
+                }
                 true
             }
             Err(e) => {
@@ -163,28 +226,23 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now_ms = host::now_ms();
         self.bundles.tick(&self.shared, now_ms);
-        if self.shared.holds.proven.get() {
-            if self.bundles.is_empty() && self.ticking && hostcalls::set_tick_period(Duration::ZERO).is_ok() {
-                self.ticking = false;
-            }
-            return;
+        self.shared.broker.tick(&self.shared, now_ms);
+        self.metrics.export(&self.shared.tokens);
+        let period = if self.shared.broker.busy() { FAST_TICK } else { TICK };
+        if period != self.tick && hostcalls::set_tick_period(period).is_ok() {
+            self.tick = period;
         }
         for (id, exchange) in self.shared.holds.expired(now_ms) {
             let step = http::drive(&self.shared, &exchange, Event::HoldExpired, now_ms);
-            drop(exchange);
-            if let Some(Step::Reply(reply)) = step {
+            if matches!(step, Some(Step::Reply(_))) {
                 host::log(
                     LogLevel::Critical,
                     "modelgate: Envoy did not deliver the body of a held request: it is not holding requests for \
                      this filter. Set allow_on_headers_stop_iteration: true in the wasm filter's config (Envoy >= \
                      1.35; for Istio see docs/deploy-istio.md). Requests are refused until then.",
                 );
-                if hostcalls::set_effective_context(id).is_err()
-                    || !host::send_reply(reply.status, &reply.headers, &reply.body)
-                {
-                    host::log(LogLevel::Error, &format!("[{id}] could not refuse the held request"));
-                }
             }
+            http::carry_out_detached(&self.shared, id, &exchange, step);
         }
     }
 

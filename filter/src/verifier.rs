@@ -4,10 +4,13 @@
 //! verifies only with PKCS#1 v1.5 padding, and hosts without the function,
 //! fall back to the pure-Rust verifier. Whether the host offers it is
 //! learnt on the first call and kept for the VM.
+//!
+//! Minted JWTs are signed the same way, through the `sign` foreign
+//! function where the host has it, in the VM otherwise.
 
 use std::cell::Cell;
 
-use modelgate_policies::svid::verify::{ecdsa_der, SignedToken};
+use modelgate_policies::svid::verify::{ecdsa_der, ecdsa_raw, MintKey, SignedToken};
 use modelgate_policies::svid::{Alg, JwtKey, PureRustVerifier, SignatureVerifier};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, Status};
@@ -18,11 +21,16 @@ use crate::host;
 pub struct HostVerifier {
     /// `None` until the first call tells.
     available: Cell<Option<bool>>,
+    /// The same, for `sign`.
+    signs: Cell<Option<bool>>,
 }
 
 impl HostVerifier {
     pub fn new(enabled: bool) -> Self {
-        HostVerifier { available: Cell::new((!enabled).then_some(false)) }
+        HostVerifier {
+            available: Cell::new((!enabled).then_some(false)),
+            signs: Cell::new((!enabled).then_some(false)),
+        }
     }
 }
 
@@ -59,13 +67,42 @@ impl SignatureVerifier for HostVerifier {
             Err(_) => false,
         }
     }
+
+    fn sign_es256(&self, key: &MintKey, input: &[u8]) -> [u8; 64] {
+        if self.signs.get() == Some(false) {
+            return key.sign_in_vm(input);
+        }
+        // `SignArguments { hash_function = 1; private_key = 2 (PKCS#8 DER); text = 3 }`.
+        let args = fields(&[(1, b"sha256"), (2, &key.pkcs8_der), (3, input)]);
+        let signed = match hostcalls::call_foreign_function("sign", Some(&args)) {
+            Ok(Some(result)) => {
+                self.signs.set(Some(true));
+                field_bytes(&result, 2).and_then(|der| ecdsa_raw(&der, 32))
+            }
+            Err(Status::NotFound) => {
+                host::log(LogLevel::Info, "modelgate: the host has no sign; minting in the VM");
+                self.signs.set(Some(false));
+                None
+            }
+            _ => None,
+        };
+        match signed.and_then(|raw| <[u8; 64]>::try_from(raw).ok()) {
+            Some(raw) => raw,
+            None => key.sign_in_vm(input),
+        }
+    }
 }
 
 /// `VerifySignatureArguments { hash_function = 1; public_key = 2;
 /// signature = 3; text = 4 }`, protobuf-encoded.
 fn arguments(hash: &str, spki: &[u8], signature: &[u8], text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hash.len() + spki.len() + signature.len() + text.len() + 16);
-    for (field, value) in [(1u8, hash.as_bytes()), (2, spki), (3, signature), (4, text)] {
+    fields(&[(1, hash.as_bytes()), (2, spki), (3, signature), (4, text)])
+}
+
+/// Length-delimited protobuf fields, in order.
+fn fields(values: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.iter().map(|(_, v)| v.len() + 6).sum());
+    for (field, value) in values {
         out.push(field << 3 | 2);
         varint(&mut out, value.len() as u64);
         out.extend_from_slice(value);
@@ -83,6 +120,36 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
 
 /// `VerifySignatureResult.result` (field 1, a bool; absent when false).
 fn verified(result: &[u8]) -> bool {
+    let mut ok = false;
+    walk(result, &mut |field, value| {
+        if let (1, Value::Varint(v)) = (field, value) {
+            ok = v == 1;
+        }
+    });
+    ok
+}
+
+/// A length-delimited field's bytes (`SignResult.signature` is field 2),
+/// when `result` (field 1) says the host succeeded.
+fn field_bytes(message: &[u8], wanted: u8) -> Option<Vec<u8>> {
+    let (mut ok, mut found) = (false, None);
+    walk(message, &mut |field, value| match (field, value) {
+        (1, Value::Varint(v)) => ok = v == 1,
+        (f, Value::Bytes(b)) if f == wanted => found = Some(b.to_vec()),
+        _ => {}
+    });
+    found.filter(|_| ok)
+}
+
+enum Value<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+/// Calls `visit` for each field of a protobuf message (varints and
+/// length-delimited fields; anything else ends the walk).
+fn walk<'a>(message: &'a [u8], visit: &mut dyn FnMut(u8, Value<'a>)) {
+    let result = message;
     let mut i = 0;
     while i < result.len() {
         let tag = result[i];
@@ -100,9 +167,7 @@ fn verified(result: &[u8]) -> bool {
                         break;
                     }
                 }
-                if field == 1 {
-                    return value == 1;
-                }
+                visit(field, Value::Varint(value));
             }
             2 => {
                 let mut len = 0usize;
@@ -115,12 +180,13 @@ fn verified(result: &[u8]) -> bool {
                         break;
                     }
                 }
+                let end = i.saturating_add(len).min(result.len());
+                visit(field, Value::Bytes(&result[i..end]));
                 i = i.saturating_add(len);
             }
-            _ => return false,
+            _ => return,
         }
     }
-    false
 }
 
 #[cfg(test)]
@@ -134,6 +200,13 @@ mod tests {
         assert_eq!(&args[8..12], &[0x12, 2, 1, 2]);
         assert_eq!(&args[12..15], &[0x1a, 1, 3]);
         assert_eq!(&args[15..18], &[0x22, 0xc8, 0x01]);
+    }
+
+    #[test]
+    fn reads_a_signature() {
+        assert_eq!(field_bytes(&[0x08, 0x01, 0x12, 0x02, 7, 8], 2), Some(vec![7, 8]));
+        assert_eq!(field_bytes(&[0x12, 0x02, 7, 8], 2), None, "not a success");
+        assert_eq!(field_bytes(&[0x08, 0x01, 0x12, 0x05, 7], 2), Some(vec![7]), "truncated: what is there");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 use crate::api::Api;
 use crate::body::Edit;
 use crate::callout::{CalloutRequest, CalloutResult};
-use crate::config::{Carrier, Credential, Provider};
+use crate::config::{Carrier, Credential, Provider, Subject};
 use crate::reason::{Denial, Reason};
+use crate::spiffe::SpiffeId;
 use crate::svid::jwt::MAX_TOKEN_BYTES;
+use crate::svid::SignatureVerifier;
+use crate::token::{self, TokenCache};
 
 /// Every header a caller could put a credential in. All are removed from
 /// every forwarded request, whatever the api.
@@ -113,8 +116,8 @@ impl std::fmt::Debug for Rewrite {
     }
 }
 
-/// Strips every caller credential and steering header and injects the
-/// provider's credential and fixed headers. `provider` is `None` only in
+/// Strips every caller credential and steering header and sets the
+/// provider's fixed headers (its credential comes from [`plan`]). `provider` is `None` only in
 /// audit mode for a request no provider matched: it is forwarded with no
 /// credential at all.
 pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(String, String)]) -> Rewrite {
@@ -140,9 +143,6 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
     // Only what the request carries needs removing (each is a host call).
     out.remove_headers.retain(|name| headers.iter().any(|(k, _)| k == name));
     let Some(provider) = provider else { return out };
-    if let Credential::ApiKey { key, header, prefix } = &provider.credential {
-        out.set_headers.push((header.clone(), format!("{prefix}{}", key.expose())));
-    }
     out.set_headers.extend(provider.headers.iter().cloned());
     for (name, value) in provider.api.spec().required_headers {
         if !headers.iter().any(|(k, _)| k == name) && !out.set_headers.iter().any(|(k, _)| k == name) {
@@ -152,55 +152,158 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
     out
 }
 
+/// Who the credential is for.
+pub struct Caller<'a> {
+    pub spiffe_id: &'a str,
+    /// The caller's JWT-SVID, when it sent one.
+    pub svid: Option<&'a str>,
+    /// The model the rules allowed, when the request names one.
+    pub model: Option<&'a str>,
+}
+
 /// What the credential step needs before a request can go on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Nothing: the provider's credential is in the rewrite.
-    Ready,
-    /// This call first; [`finish`] reads its answer.
-    Callout(CalloutRequest),
+    /// These headers, now.
+    Ready(Vec<(String, String)>),
+    /// This call first (or the answer to another request's call for the
+    /// same `key`); [`finish`] reads it.
+    Fetch { key: String, call: CalloutRequest },
 }
 
-/// Whether the provider's credential must be fetched before the request
-/// goes on.
-pub fn plan(provider: &Provider) -> Plan {
+fn unavailable(provider: &Provider, detail: &str, message: &str) -> Denial {
+    Denial::new(
+        Reason::CredentialUnavailable,
+        format!("the gateway could not obtain a credential for provider {:?}: {message}", provider.name),
+    )
+    .with_detail(detail)
+}
+
+/// The provider's credential for this caller: injected now, or fetched
+/// first. `request` are the request's headers; `jti` a fresh random value
+/// for a JWT minted now.
+pub fn plan(
+    provider: &Provider,
+    caller: &Caller<'_>,
+    request: &[(String, String)],
+    tokens: &TokenCache,
+    now_ms: u64,
+    jti: &dyn Fn() -> [u8; 16],
+    signer: &dyn SignatureVerifier,
+) -> Result<Plan, Denial> {
+    let now_secs = now_ms / 1000;
     match &provider.credential {
-        Credential::ApiKey { .. } | Credential::None => Plan::Ready,
+        Credential::None => Ok(Plan::Ready(Vec::new())),
+        Credential::ApiKey { key, header, prefix } => {
+            Ok(Plan::Ready(vec![(header.clone(), format!("{prefix}{}", key.expose()))]))
+        }
+        Credential::MintedJwt { minter, header, prefix } => {
+            let jwt = minter.mint(caller.spiffe_id, caller.model, now_secs, &jti(), signer);
+            Ok(Plan::Ready(vec![(header.clone(), format!("{prefix}{jwt}"))]))
+        }
+        Credential::TokenExchange(te) => {
+            let account: &[(String, String)] = match &te.accounts {
+                None => &[],
+                Some(accounts) => {
+                    let id = SpiffeId::parse(caller.spiffe_id)
+                        .map_err(|_| unavailable(provider, "no_account", "the caller has no SPIFFE ID"))?;
+                    let account = accounts.iter().find(|a| a.workloads.iter().any(|w| w.matches(&id)));
+                    &account
+                        .ok_or_else(|| {
+                            unavailable(
+                                provider,
+                                "no_account",
+                                &format!("no provider account is configured for {}", caller.spiffe_id),
+                            )
+                        })?
+                        .params
+                }
+            };
+            // A minted assertion names the model: its token is bound to it.
+            let bound = matches!(te.subject, Subject::Minted(_));
+            let key = token::key(&provider.name, caller.spiffe_id, if bound { caller.model } else { None });
+            if let Some(token) = tokens.get(&key, now_ms) {
+                return Ok(Plan::Ready(token::headers(te, &token, request)));
+            }
+            let subject = match &te.subject {
+                Subject::Svid => caller.svid.map(str::to_string).ok_or_else(|| {
+                    unavailable(
+                        provider,
+                        "no_jwt_svid",
+                        "this provider exchanges the caller's JWT-SVID, and the request was identified by its \
+                         certificate alone",
+                    )
+                })?,
+                Subject::Minted(minter) => minter.mint(caller.spiffe_id, caller.model, now_secs, &jti(), signer),
+            };
+            Ok(Plan::Fetch { key, call: token::request(te, &subject, account) })
+        }
         #[cfg(test)]
-        Credential::TestCallout { cluster } => Plan::Callout(CalloutRequest {
-            cluster: cluster.clone(),
-            method: "POST",
-            authority: "token.test".into(),
-            path: "/token".into(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: b"{}".to_vec(),
-            timeout_ms: 2000,
+        Credential::TestCallout { cluster } => Ok(Plan::Fetch {
+            key: "test".into(),
+            call: CalloutRequest {
+                cluster: cluster.clone(),
+                method: "POST",
+                authority: "token.test".into(),
+                path: "/token".into(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{}".to_vec(),
+                timeout_ms: 2000,
+            },
         }),
     }
 }
 
-/// The headers a call-out's answer gives the request, or why there are none.
-pub fn finish(provider: &Provider, result: &CalloutResult) -> Result<Vec<(String, String)>, Denial> {
-    let unavailable = |detail: &str, message: &str| {
-        Denial::new(
-            Reason::CredentialUnavailable,
-            format!("the gateway could not obtain a credential for provider {:?}: {message}", provider.name),
-        )
-        .with_detail(detail)
-    };
-    let body = match result {
-        CalloutResult::Response { status: 200..=299, body } => body,
-        CalloutResult::Response { status, .. } => {
-            return Err(unavailable("token_endpoint_status", &format!("the token endpoint answered {status}")))
+/// The headers a fetched token gives the request (and the token kept for
+/// the next requests of its key), or why there are none.
+pub fn finish(
+    provider: &Provider,
+    key: &str,
+    result: &CalloutResult,
+    request: &[(String, String)],
+    tokens: &TokenCache,
+    now_ms: u64,
+) -> Result<Vec<(String, String)>, Denial> {
+    tokens.counted_exchange();
+    let read = token::read(provider, result);
+    let token = match read {
+        Ok(token) => token,
+        Err(d) => {
+            tokens.fail(key, &d);
+            return Err(d);
         }
-        CalloutResult::Failed(why) => return Err(unavailable("token_endpoint_unreachable", why)),
     };
-    let token = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("access_token").and_then(|t| t.as_str()).map(str::to_string))
-        .filter(|t| !t.is_empty() && !t.bytes().any(|b| b.is_ascii_control()))
-        .ok_or_else(|| unavailable("token_response_invalid", "the token endpoint's answer holds no access_token"))?;
-    Ok(vec![("authorization".to_string(), format!("Bearer {token}"))])
+    let margin = match &provider.credential {
+        Credential::TokenExchange(te) => te.refresh_margin_seconds,
+        _ => 0,
+    };
+    tokens.store(key, &token, margin, now_ms);
+    Ok(with_token(provider, &token.value, request))
+}
+
+/// The headers a fetched token goes in.
+fn with_token(provider: &Provider, token: &str, request: &[(String, String)]) -> Vec<(String, String)> {
+    match &provider.credential {
+        Credential::TokenExchange(te) => token::headers(te, token, request),
+        _ => vec![("authorization".to_string(), format!("Bearer {token}"))],
+    }
+}
+
+/// For a request that waited on another's fetch of `key`: the token it
+/// brought, or the refusal it met.
+pub fn shared(
+    provider: &Provider,
+    key: &str,
+    request: &[(String, String)],
+    tokens: &TokenCache,
+    now_ms: u64,
+) -> Result<Vec<(String, String)>, Denial> {
+    if let Some(token) = tokens.get(key, now_ms) {
+        return Ok(with_token(provider, &token, request));
+    }
+    Err(tokens
+        .failure(key)
+        .unwrap_or_else(|| unavailable(provider, "token_unavailable", "the token fetched for this workload is gone")))
 }
 
 #[cfg(test)]
@@ -265,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn strips_every_carrier_and_injects_the_key() {
+    fn strips_every_carrier_and_sets_fixed_headers() {
         let provider = Provider {
             name: "anthropic".into(),
             api: Api::Anthropic,
@@ -310,13 +413,16 @@ mod tests {
         }
         assert_eq!(
             r.set_headers,
-            h(&[
-                ("x-api-key", "sk-up"),
-                ("anthropic-workspace-id", "wrkspc_gateway"),
-                ("anthropic-version", "2023-06-01")
-            ])
+            h(&[("anthropic-workspace-id", "wrkspc_gateway"), ("anthropic-version", "2023-06-01")])
         );
         let r = rewrite(Some(&provider), &c, &h(&[("anthropic-version", "2024-01-01")]));
-        assert_eq!(r.set_headers, h(&[("x-api-key", "sk-up"), ("anthropic-workspace-id", "wrkspc_gateway")]));
+        assert_eq!(r.set_headers, h(&[("anthropic-workspace-id", "wrkspc_gateway")]));
+        // The key itself comes from the plan.
+        let tokens = TokenCache::default();
+        let caller = Caller { spiffe_id: "spiffe://example.org/a", svid: None, model: None };
+        assert_eq!(
+            plan(&provider, &caller, &[], &tokens, 0, &|| [0; 16], &crate::svid::PureRustVerifier),
+            Ok(Plan::Ready(h(&[("x-api-key", "sk-up")])))
+        );
     }
 }

@@ -21,7 +21,7 @@ use crate::audit::{Client, CredentialUsed, Prompt, Record, Upstream};
 use crate::body::{self, Edit};
 use crate::callout::{CalloutRequest, CalloutResult};
 use crate::config::{Mode, Policy, PromptAudit, Provider};
-use crate::credential::{self, Plan, Rewrite};
+use crate::credential::{self, Caller, Plan, Rewrite};
 use crate::decision;
 use crate::identity::{self, Peer, Sources};
 use crate::query;
@@ -29,6 +29,7 @@ use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
 use crate::svid::{SignatureVerifier, SvidCache, TrustStore};
 use crate::time::rfc3339_millis;
+use crate::token::TokenCache;
 
 /// The request as the filter sees it when its headers arrive.
 #[derive(Clone, Copy)]
@@ -86,6 +87,9 @@ pub enum Event<'a> {
     },
     /// The answer to the [`Step::Callout`] this exchange asked for.
     Callout(CalloutResult),
+    /// Another request fetched the credential this one waited for (the same
+    /// key of a [`Step::Callout`]): the token cache has it, or its failure.
+    CredentialShared,
     /// The host never delivered the body of a held request in time: Envoy
     /// does not hold requests for this filter (a misdeployment).
     HoldExpired,
@@ -117,8 +121,10 @@ pub enum Step {
     /// Send this reply instead; nothing goes upstream.
     Reply(LocalReply),
     /// Make this call, keep holding, and deliver its answer as
-    /// [`Event::Callout`].
-    Callout(CalloutRequest),
+    /// [`Event::Callout`]. Requests whose calls have the same `key` fetch
+    /// the same credential: one call may serve them all, the others then
+    /// getting [`Event::CredentialShared`].
+    Callout { key: String, call: CalloutRequest },
     /// Reset the response: what is left of it must not reach the client.
     ResetResponse,
     /// The audit record, one JSON line (the answer to [`Event::Log`]).
@@ -190,6 +196,9 @@ pub struct Env<'a> {
     pub memory: &'a Rc<ResponseMemory>,
     pub svids: &'a SvidCache,
     pub trust: &'a TrustStore,
+    pub tokens: &'a TokenCache,
+    /// 16 fresh random bytes (a minted JWT's `jti`).
+    pub random: &'a dyn Fn() -> [u8; 16],
 }
 
 #[derive(Debug, Default)]
@@ -209,8 +218,10 @@ pub struct Exchange {
     /// The `:path` to forward, when its query must change (`None`: as sent).
     forward_path: Option<String>,
     request_id: Option<String>,
-    /// The rewrite waiting for a call-out's credential.
-    pending: Option<Rewrite>,
+    /// The rewrite waiting for a call-out's credential, and its key.
+    pending: Option<(Rewrite, String)>,
+    /// The model the request names (exact, for credentials bound to it).
+    model: Option<String>,
     /// A model listing: its response is filtered to what the workload may call.
     listing: bool,
     response: Response,
@@ -310,7 +321,8 @@ impl Exchange {
                 )
                 .with_detail("hold_unsupported"),
             ),
-            (Phase::AwaitingCredential, Event::Callout(result)) => self.on_credential(env, &result),
+            (Phase::AwaitingCredential, Event::Callout(result)) => self.on_credential(env, Some(&result)),
+            (Phase::AwaitingCredential, Event::CredentialShared) => self.on_credential(env, None),
             (Phase::Replied, Event::StepFailed) => Step::Hold,
             (_, Event::StepFailed) => self.step_failed(env),
             (Phase::Forwarded, Event::ResponseHeaders { status, content_type }) => {
@@ -483,6 +495,7 @@ impl Exchange {
             return self.deny_or_forward(env, Denial::new(Reason::ModelMissing, "the request names no model"));
         };
         self.record.model = Some(bounded(&model));
+        self.model = Some(model.clone());
         self.record.stream = Some(parsed.stream);
         let rule = match decision::decide(&policy.rules, &identity, &provider.name, &model) {
             Ok(rule) => rule,
@@ -527,10 +540,24 @@ impl Exchange {
         }
         if let Some(p) = provider {
             self.record.credential = Some(CredentialUsed { type_: p.credential.type_name(), name: p.name.clone() });
-            if let Plan::Callout(call) = credential::plan(p) {
-                self.pending = Some(rewrite);
-                self.phase = Phase::AwaitingCredential;
-                return Step::Callout(call);
+            let Some(identity) = self.identity.as_ref().map(SpiffeId::to_string) else {
+                return self.refuse(env, Denial::new(Reason::MissingIdentity, "the caller was not identified"));
+            };
+            let svid = if policy.jwt_svid.enabled {
+                credential::find_svid(&policy.jwt_svid.carrier, self.api, &self.headers).ok()
+            } else {
+                None
+            };
+            let caller = Caller { spiffe_id: &identity, svid, model: self.model.as_deref() };
+            match credential::plan(p, &caller, &self.headers, env.tokens, env.now_ms, env.random, env.verifier) {
+                Ok(Plan::Ready(headers)) => rewrite.set_headers.extend(headers),
+                Ok(Plan::Fetch { key, call }) => {
+                    self.pending = Some((rewrite, key.clone()));
+                    self.phase = Phase::AwaitingCredential;
+                    return Step::Callout { key, call };
+                }
+                // A credential that cannot be had is refused in every mode.
+                Err(d) => return self.refuse(env, d),
             }
         }
         self.went_on();
@@ -545,12 +572,18 @@ impl Exchange {
         }
     }
 
-    fn on_credential(&mut self, env: &Env<'_>, result: &CalloutResult) -> Step {
+    /// The credential arrived: this request's own call-out answered
+    /// (`result`), or another request's fetch of the same key did.
+    fn on_credential(&mut self, env: &Env<'_>, result: Option<&CalloutResult>) -> Step {
         let provider = self.provider.and_then(|i| env.policy.providers.get(i));
-        let (Some(provider), Some(mut rewrite)) = (provider, self.pending.take()) else {
+        let (Some(provider), Some((mut rewrite, key))) = (provider, self.pending.take()) else {
             return self.refuse(env, Denial::new(Reason::CredentialUnavailable, "no credential was being fetched"));
         };
-        match credential::finish(provider, result) {
+        let headers = match result {
+            Some(result) => credential::finish(provider, &key, result, &self.headers, env.tokens, env.now_ms),
+            None => credential::shared(provider, &key, &self.headers, env.tokens, env.now_ms),
+        };
+        match headers {
             Ok(headers) => {
                 rewrite.set_headers.extend(headers);
                 self.went_on();

@@ -17,12 +17,14 @@ pub mod decision;
 pub mod exchange;
 pub mod identity;
 pub mod json;
+pub mod mint;
 pub mod multipart;
 pub mod query;
 pub mod reason;
 pub mod spiffe;
 pub mod svid;
 pub mod time;
+pub mod token;
 pub mod xfcc;
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ fn mutated_requests_never_panic() {
     let memory = Rc::new(ResponseMemory::new(1 << 20));
     let svids = SvidCache::new(64);
     let trust = TrustStore::new(&policy.trust_domains);
+    let tokens = modelgate_policies::token::TokenCache::default();
     let body = br#"{"model":"gpt-4o-mini","stream":false,"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
     let form = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
     let paths = [
@@ -143,8 +144,16 @@ fn mutated_requests_never_panic() {
             peer: None,
         };
         let mut exchange = Exchange::new(Some(&policy), now_ms);
-        let env =
-            Env { policy: &policy, verifier: &PureRustVerifier, now_ms, memory: &memory, svids: &svids, trust: &trust };
+        let env = Env {
+            policy: &policy,
+            verifier: &PureRustVerifier,
+            now_ms,
+            memory: &memory,
+            svids: &svids,
+            trust: &trust,
+            tokens: &tokens,
+            random: &|| [1; 16],
+        };
         let body = mutate(&mut rng, if multipart { form } else { body });
         let no_body = rng.below(13) == 0;
         let mut step = exchange.drive(&env, Event::RequestHeaders { head, end_of_stream: no_body });
@@ -161,7 +170,7 @@ fn mutated_requests_never_panic() {
                     .drive(&env, Event::RequestBody { size: held, end_of_stream: held == body.len(), body: &so_far }),
             };
         }
-        if let Step::Callout(_) = step {
+        if let Step::Callout { .. } = step {
             step = exchange.drive(&env, Event::Callout(modelgate_policies::callout::CalloutResult::Failed("x".into())));
         }
         if rng.below(17) == 0 {

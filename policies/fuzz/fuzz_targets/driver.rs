@@ -49,6 +49,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     let memory = Rc::new(ResponseMemory::new(1 << 20));
     let svids = SvidCache::new(4);
     let trust = TrustStore::new(&f.policy.trust_domains);
+    let tokens = modelgate_policies::token::TokenCache::default();
     let env = Env {
         policy: &f.policy,
         verifier: &PureRustVerifier,
@@ -56,6 +57,8 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
         memory: &memory,
         svids: &svids,
         trust: &trust,
+        tokens: &tokens,
+        random: &|| [1; 16],
     };
     let mut headers: Vec<(String, String)> =
         input.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).filter(|(k, _)| !k.starts_with(':')).collect();
@@ -94,7 +97,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
             assert_eq!(step, Step::Hold);
         }
     }
-    if let Step::Callout(_) = step {
+    if let Step::Callout { .. } = step {
         step = x.drive(&env, Event::Callout(modelgate_policies::callout::CalloutResult::Failed("fuzz".into())));
     }
     if input.step_failed {

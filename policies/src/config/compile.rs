@@ -232,7 +232,7 @@ fn identity(raw: RawIdentity) -> Result<(JwtSvidConfig, IdentityConfig)> {
 }
 
 /// Header names are HTTP tokens; Envoy presents them in lower case.
-fn header_name(name: &str, path: &str) -> Result<String> {
+pub(super) fn header_name(name: &str, path: &str) -> Result<String> {
     let ok = !name.is_empty()
         && !name.starts_with(':')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
@@ -361,8 +361,13 @@ fn authority(a: &str) -> Option<String> {
 fn credential(raw: RawCredential, api: Api, at: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Credential> {
     match raw {
         RawCredential::None {} => Ok(Credential::None),
-        RawCredential::MintedJwt(_) => Err(not_yet(format!("{at}.type"), "credential type \"minted_jwt\"")),
-        RawCredential::TokenExchange(_) => Err(not_yet(format!("{at}.type"), "credential type \"token_exchange\"")),
+        RawCredential::MintedJwt(map) => {
+            let (minter, header, prefix) = super::credentials::minted(map, at, env)?;
+            Ok(Credential::MintedJwt { minter, header, prefix })
+        }
+        RawCredential::TokenExchange(map) => {
+            Ok(Credential::TokenExchange(Box::new(super::credentials::exchange(map, at, env)?)))
+        }
         RawCredential::ApiKey { env: var, header, prefix } => {
             let key = match env(&var) {
                 Some(value) if !value.trim().is_empty() => value.trim().to_string(),

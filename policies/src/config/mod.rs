@@ -3,14 +3,17 @@
 //! cross-reference. Every error names the JSON path of the bad field.
 
 mod compile;
+mod credentials;
 pub mod raw;
 
 use std::fmt;
 
 use crate::api::Api;
+use crate::mint::Minter;
 use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 pub use crate::svid::bundle::Format;
 use crate::svid::JwtKey;
+pub use credentials::{Account, Encoding, Grant, Subject, TokenExchange};
 
 /// The compiled configuration every request is decided against.
 #[derive(Debug)]
@@ -151,6 +154,14 @@ pub enum Credential {
         prefix: String,
     },
     None,
+    /// A JWT the gateway signs per request.
+    MintedJwt {
+        minter: Minter,
+        header: String,
+        prefix: String,
+    },
+    /// An access token from a token endpoint, cached per workload.
+    TokenExchange(Box<TokenExchange>),
     /// A stand-in for credentials fetched by a call-out (the token exchange
     /// of a later version): the flow's call-out path, tested natively.
     #[cfg(test)]
@@ -164,6 +175,8 @@ impl Credential {
         match self {
             Credential::ApiKey { .. } => "api_key",
             Credential::None => "none",
+            Credential::MintedJwt { .. } => "minted_jwt",
+            Credential::TokenExchange(_) => "token_exchange",
             #[cfg(test)]
             Credential::TestCallout { .. } => "test_callout",
         }

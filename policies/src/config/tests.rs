@@ -89,11 +89,6 @@ fn a_deny_rule_cannot_carry_limits() {
 #[test]
 fn later_features_are_refused_by_name_not_ignored() {
     let mut cases: Vec<(Value, &str)> = vec![];
-    cases.push((
-        patched("/providers/0/credential", json!({"type":"minted_jwt","env":"K"})),
-        "providers[0].credential.type",
-    ));
-    cases.push((patched("/providers/0/credential", json!({"type":"token_exchange"})), "providers[0].credential.type"));
     let mut c = config(json!({}));
     c["rules"][0]["when"] = json!({"time": {}});
     cases.push((c, "rules[0].when"));

@@ -8,6 +8,7 @@ use crate::body::apply_edits;
 use crate::config::Credential;
 use crate::svid::PureRustVerifier;
 use crate::testing::*;
+use crate::token::TokenCache;
 
 const NOW_MS: u64 = NOW * 1000;
 
@@ -62,6 +63,7 @@ struct Vm {
     memory: Rc<ResponseMemory>,
     svids: SvidCache,
     trust: TrustStore,
+    tokens: TokenCache,
 }
 
 impl Vm {
@@ -69,7 +71,13 @@ impl Vm {
         let policy = policy(patch);
         let svids = SvidCache::new(policy.jwt_svid.cache_size);
         let trust = TrustStore::new(&policy.trust_domains);
-        Vm { policy, memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)), svids, trust }
+        Vm {
+            policy,
+            memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
+            svids,
+            trust,
+            tokens: TokenCache::default(),
+        }
     }
 
     fn env(&self, now_ms: u64) -> Env<'_> {
@@ -80,6 +88,8 @@ impl Vm {
             memory: &self.memory,
             svids: &self.svids,
             trust: &self.trust,
+            tokens: &self.tokens,
+            random: &|| [9; 16],
         }
     }
 
@@ -583,11 +593,14 @@ fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
     let c = chat(Some(&svid(BOT)), mini());
 
     let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
-    let Step::Callout(call) = vm.send(&mut x, &c) else { panic!("expected a call-out") };
+    let Step::Callout { call, .. } = vm.send(&mut x, &c) else { panic!("expected a call-out") };
     assert_eq!((call.cluster.as_str(), x.phase()), ("token_server", Phase::AwaitingCredential));
     // Nothing else moves it while it waits.
     assert_eq!(x.drive(&vm.env(NOW_MS), Event::RequestTrailers { body: &c.body.as_slice() }), Step::Hold);
-    let answer = CalloutResult::Response { status: 200, body: br#"{"access_token":"at-1","expires_in":60}"#.to_vec() };
+    let answer = CalloutResult::Response {
+        status: 200,
+        body: br#"{"access_token":"at-1","token_type":"Bearer","expires_in":60}"#.to_vec(),
+    };
     let s = x.drive(&vm.env(NOW_MS), Event::Callout(answer));
     let rw = forwarded(&s);
     assert!(rw.set_headers.contains(&("authorization".to_string(), "Bearer at-1".to_string())));
@@ -600,7 +613,7 @@ fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
         CalloutResult::Response { status: 200, body: b"not json".to_vec() },
     ] {
         let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
-        assert!(matches!(vm.send(&mut x, &c), Step::Callout(_)));
+        assert!(matches!(vm.send(&mut x, &c), Step::Callout { .. }));
         let s = x.drive(&vm.env(NOW_MS), Event::Callout(answer.clone()));
         assert_eq!(reply(&s).status, 503, "{answer:?}");
         let rec = vm.log(&mut x, Some(503));
@@ -615,6 +628,37 @@ fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
         (rec["decision"].as_str(), rec["reason"].as_str(), rec["credential"].clone()),
         (Some("deny"), Some("incomplete"), Value::Null)
     );
+}
+
+/// Requests of one workload that need the same token: one fetches, the
+/// others share its answer — the token, or the refusal.
+#[test]
+fn requests_waiting_on_the_same_credential_share_its_answer() {
+    let mut vm = Vm::new(json!({}));
+    let openai = vm.policy.providers.iter_mut().find(|p| p.name == "openai").unwrap();
+    openai.credential = Credential::TestCallout { cluster: "token_server".into() };
+    let c = chat(Some(&svid(BOT)), mini());
+    let (mut first, mut second) = (Exchange::new(Some(&vm.policy), NOW_MS), Exchange::new(Some(&vm.policy), NOW_MS));
+    let Step::Callout { key: k1, .. } = vm.send(&mut first, &c) else { panic!("a call-out") };
+    let Step::Callout { key: k2, .. } = vm.send(&mut second, &c) else { panic!("a call-out") };
+    assert_eq!(k1, k2, "the same key: one call can serve both");
+    let failed = CalloutResult::Response { status: 500, body: vec![] };
+    assert_eq!(reply(&first.drive(&vm.env(NOW_MS), Event::Callout(failed))).status, 503);
+    let shared = reply(&second.drive(&vm.env(NOW_MS), Event::CredentialShared)).clone();
+    assert_eq!(shared.status, 503);
+    assert_eq!(vm.log(&mut second, Some(503))["detail"], "token_endpoint_status");
+    // And a token, once fetched, serves the waiter as it is.
+    let mut third = Exchange::new(Some(&vm.policy), NOW_MS);
+    assert!(matches!(vm.send(&mut third, &c), Step::Callout { .. }));
+    let mut fourth = Exchange::new(Some(&vm.policy), NOW_MS);
+    assert!(matches!(vm.send(&mut fourth, &c), Step::Callout { .. }));
+    let ok = CalloutResult::Response {
+        status: 200,
+        body: br#"{"access_token":"at-2","token_type":"Bearer","expires_in":60}"#.to_vec(),
+    };
+    forwarded(&third.drive(&vm.env(NOW_MS), Event::Callout(ok)));
+    let rw = forwarded(&fourth.drive(&vm.env(NOW_MS), Event::CredentialShared)).clone();
+    assert!(rw.set_headers.contains(&("authorization".to_string(), "Bearer at-2".to_string())));
 }
 
 #[test]
