@@ -91,6 +91,17 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path) -
         # modelgate with audit.prompt: none (no SHA-256 of the body).
         value = plugin_configuration(config)
         value["value"] = json.dumps({**json.loads(value["value"]), "audit": {"prompt": "none"}})
+    if setup == "minted":
+        # modelgate signing a JWT per request (ES256) instead of the api key.
+        value = plugin_configuration(config)
+        policy = json.loads(value["value"])
+        openai = next(p for p in policy["providers"] if p["name"] == "openai")
+        openai["credential"] = {"type": "minted_jwt", "env": "MODELGATE_SIGNING_KEY", "issuer": "https://bench",
+                                "audience": "https://provider"}
+        value["value"] = json.dumps(policy)
+        wasm_config = next(f for f in hcm(config)["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+        wasm_config["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"].append(
+            "MODELGATE_SIGNING_KEY")
     h = hcm(config)
     h["route_config"]["virtual_hosts"][0]["routes"] = [
         {"match": {"prefix": "/openai/"}, "route": {"cluster": "llm_upstream", "prefix_rewrite": "/", "timeout": "60s"}}]
@@ -115,7 +126,8 @@ class Envoy:
         path = work / f"envoy-{setup}-{concurrency}.yaml"
         path.write_text(yaml.safe_dump(config_for(setup, self.listen, self.admin, provider, work)))
         self.log = work / f"envoy-{setup}-{concurrency}.log"
-        env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench"}
+        env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench",
+               "MODELGATE_SIGNING_KEY": svid.new_ec_key("bench").export_to_pem(private_key=True, password=None).decode()}
         self.proc = subprocess.Popen([str(envoy_binary()), "-c", str(path), "-l", "warning", "--concurrency", str(concurrency),
                                       "--base-id", str(secrets.randbelow(1 << 20) + 3000)],
                                      cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
@@ -202,7 +214,7 @@ def main() -> int:
         (f"cold {alg}, 1 KiB", pools[alg], bodies["1 KiB"]) for alg in pools]
     results: dict = {}
     single = argparse.Namespace(**{**vars(args), "connections": 1, "duration": max(1, args.duration // 2)})
-    for setup in ("bare", "native", "modelgate", "nodigest"):
+    for setup in ("bare", "native", "modelgate", "nodigest", "minted"):
         envoy = Envoy(setup, work, concurrency=1)
         try:
             check = requests.post(envoy.url, data=body_of(1024), timeout=10,
@@ -211,10 +223,12 @@ def main() -> int:
             for case, tokens, body in cases:
                 if setup == "nodigest" and not case.startswith("warm"):
                     continue
+                if setup == "minted" and case != "warm, 1 KiB":
+                    continue
                 results[(setup, case)] = wrk(envoy.url, tokens, body, args, work)
                 print(f"  {setup:9} {case:16} {results[(setup, case)]['rps']:>9,.0f} req/s", file=sys.stderr, flush=True)
             # Latency without queueing: one connection, 1 MiB bodies.
-            if setup != "native":
+            if setup in ("bare", "modelgate", "nodigest"):
                 results[(setup, "1 MiB, 1 connection")] = wrk(envoy.url, warm, bodies["1 MiB"], single, work)
         finally:
             envoy.stop()
@@ -233,6 +247,9 @@ def main() -> int:
           f"(+{one['modelgate'] - one['bare']:.2f} ms), with audit.prompt: none {one['nodigest']:.2f} ms "
           f"(+{one['nodigest'] - one['bare']:.2f} ms).")
     print(f"Added p99 latency, warm 1 KiB, 16 connections: {added_p99:.2f} ms.")
+    k, m = results[("modelgate", "warm, 1 KiB")], results[("minted", "warm, 1 KiB")]
+    print(f"Per-request minted JWT (ES256) instead of the api key, warm 1 KiB: {m['rps']:,.0f} req/s vs "
+          f"{k['rps']:,.0f} ({m['rps'] / k['rps']:.2f}), p50 {m['p50']:.2f} ms vs {k['p50']:.2f} ms.")
 
     # Memory: 2 workers, the cold ES256 pool (the cache fills up), then RSS.
     rss = {}
