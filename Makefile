@@ -50,7 +50,7 @@ e2e: setup wasm ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
 .PHONY: test
 test: setup lint unit e2e fuzz-smoke ## Every test (what CI runs)
 
-FUZZ_TARGETS := config spiffe_id jwt_svid json_body multipart driver xfcc x509
+FUZZ_TARGETS := config spiffe_id jwt_svid json_body multipart driver xfcc x509 path
 FUZZ_SECONDS ?= 20
 
 .PHONY: fuzz-smoke

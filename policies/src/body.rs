@@ -27,6 +27,10 @@ pub struct RequestBody {
     insert: Option<Insert>,
     /// How many outputs the request asks for (`n`, `best_of`), at least 1.
     multiplier: u64,
+    /// The endpoint bounds its output only where the body says so (a
+    /// Bedrock invoke body is the model family's own): a capped workload
+    /// must send a bound.
+    bound_required: bool,
 }
 
 /// At most this many distinct other models are decided in one request.
@@ -91,6 +95,9 @@ fn invalid(detail: &str, message: impl Into<String>) -> Denial {
 pub fn parse(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
     match endpoint.body {
         BodyFormat::Json => parse_json(endpoint, content_type, body),
+        // Bedrock reads a body sent without a content type as JSON (its
+        // `contentType` defaults to application/json; boto3 sends none).
+        BodyFormat::JsonByDefault => parse_json(endpoint, Some(content_type.unwrap_or("application/json")), body),
         BodyFormat::Multipart => parse_multipart(endpoint, content_type, body),
         BodyFormat::None if body.is_empty() => Ok(RequestBody::empty()),
         BodyFormat::None => Err(invalid("unexpected_body", "this endpoint takes no request body")),
@@ -153,7 +160,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         i
     };
     let model = match endpoint.model {
-        ModelAt::Body(p) => Some(at(&mut paths, &[p])),
+        ModelAt::Body(p) | ModelAt::BodyOf(p, _) => Some(at(&mut paths, &[p])),
         _ => None,
     };
     let switch_paths: Vec<Path> = switches.iter().map(StreamSwitch::path).collect();
@@ -215,7 +222,8 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         multiplier = multiplier.max(n);
     }
     let insert = insertion(&doc, endpoint.max_tokens_default, layout.parent)?;
-    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier })
+    let bound_required = !endpoint.max_tokens.is_empty() && endpoint.max_tokens_default.is_none();
+    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required })
 }
 
 /// Every member named `model` outside the request's own model and its
@@ -347,7 +355,7 @@ fn parse_multipart(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8])
         _ => form_error(e),
     })?;
     let model_field = match endpoint.model {
-        ModelAt::Body(p) => last(p),
+        ModelAt::Body(p) | ModelAt::BodyOf(p, _) => last(p),
         _ => "",
     };
     let mut result = RequestBody::empty();
@@ -410,7 +418,15 @@ impl StreamSwitch {
 
 impl RequestBody {
     fn empty() -> RequestBody {
-        RequestBody { model: None, other_models: vec![], stream: false, tokens: vec![], insert: None, multiplier: 1 }
+        RequestBody {
+            model: None,
+            other_models: vec![],
+            stream: false,
+            tokens: vec![],
+            insert: None,
+            multiplier: 1,
+            bound_required: false,
+        }
     }
 }
 
@@ -456,6 +472,12 @@ impl RequestBody {
             if let Some(insert) = &self.insert {
                 edits.push(insert.edit(cap));
                 per_output = cap;
+            } else if self.bound_required {
+                return Err(Denial::new(
+                    Reason::MaxTokensExceeded,
+                    format!("this workload's output is capped at {cap} tokens: the request must bound its output (max_tokens or the model family's own field)"),
+                )
+                .with_detail("max_tokens_missing"));
             }
         }
         if per_output.saturating_mul(self.multiplier) > cap {

@@ -66,7 +66,23 @@ pub fn find_svid<'h>(carrier: &Carrier, api: Option<Api>, headers: &'h [(String,
     match carrier {
         Carrier::Header { name, scheme } => take(name, scheme.as_deref())?,
         Carrier::SdkKeyHeaders => {
-            take("authorization", Some("Bearer"))?;
+            // An AWS SDK's own SigV4 signature is no identity: stripped
+            // with every other carrier, never read.
+            let signed = |(k, v): &&(String, String)| {
+                k == "authorization"
+                    && api.is_some_and(|a| {
+                        a.spec().signature_schemes.iter().any(|s| {
+                            v.trim_start().get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s))
+                                && v.trim_start().as_bytes().get(s.len()) == Some(&b' ')
+                        })
+                    })
+            };
+            let authorizations = headers.iter().filter(|(k, _)| k == "authorization").count();
+            if authorizations == 1 && headers.iter().any(|h| signed(&h)) {
+                // Read the other carriers only.
+            } else {
+                take("authorization", Some("Bearer"))?;
+            }
             for name in api.map_or(&[][..], |a| a.spec().sdk_key_headers) {
                 take(name, None)?;
             }
@@ -320,6 +336,17 @@ mod tests {
     }
 
     #[test]
+    fn a_sigv4_signature_is_no_identity() {
+        let c = Carrier::SdkKeyHeaders;
+        let sigv4 = "AWS4-HMAC-SHA256 Credential=AKIA/20261124/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=ab";
+        assert_eq!(detail(find_svid(&c, Some(Api::Bedrock), &h(&[("authorization", sigv4)]))), "no_credential");
+        assert_eq!(detail(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", sigv4)]))), "ambiguous_credentials");
+        let twice = h(&[("authorization", sigv4), ("authorization", "Bearer t")]);
+        assert_eq!(detail(find_svid(&c, Some(Api::Bedrock), &twice)), "ambiguous_credentials");
+        assert_eq!(find_svid(&c, Some(Api::Bedrock), &h(&[("authorization", "Bearer t")])).unwrap(), "t");
+    }
+
+    #[test]
     fn reads_the_sdk_key_headers() {
         let c = Carrier::SdkKeyHeaders;
         assert_eq!(find_svid(&c, Some(Api::OpenAi), &h(&[("authorization", "Bearer t")])).unwrap(), "t");
@@ -380,6 +407,9 @@ mod tests {
                 prefix: String::new(),
             },
             headers: vec![("anthropic-workspace-id".into(), "wrkspc_gateway".into())],
+            deployments: vec![],
+            project: None,
+            locations: vec![],
         };
         let c = Carrier::Header { name: "x-svid".into(), scheme: None };
         let all = [

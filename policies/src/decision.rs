@@ -91,6 +91,25 @@ pub fn rule_naming<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str) -
     })
 }
 
+/// The first allow rule that names `workload` for `provider` and lists
+/// `method path` in its `endpoints` (SPEC §2): an endpoint outside the
+/// api's table that this workload may call. Deny rules name models, and
+/// such a request names none.
+pub fn endpoint_rule<'p>(
+    rules: &'p [Rule],
+    workload: &SpiffeId,
+    provider: &str,
+    method: &str,
+    path: &str,
+) -> Option<&'p Rule> {
+    rules.iter().find(|r| {
+        r.effect == Effect::Allow
+            && r.providers.contains(provider)
+            && r.workloads.iter().any(|w| w.matches(workload))
+            && r.endpoints.iter().any(|e| e.matches(method, path))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +127,7 @@ mod tests {
                 ProviderSet::Named(providers.iter().map(|p| p.to_string()).collect())
             },
             models: models.iter().map(|m| ModelPattern::parse(m).unwrap()).collect(),
+            endpoints: Vec::new(),
             limits: RuleLimits::default(),
         }
     }

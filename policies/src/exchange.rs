@@ -24,6 +24,7 @@ use crate::config::{Mode, Policy, PromptAudit, Provider};
 use crate::credential::{self, Caller, Plan, Rewrite};
 use crate::decision;
 use crate::identity::{self, Peer, Sources};
+use crate::path;
 use crate::query;
 use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
@@ -398,8 +399,32 @@ impl Exchange {
             return self.deny_or_forward(env, d);
         };
         let endpoint_path = strip_prefix(provider, path_only(head.path));
+        if let Err(d) = path::check(endpoint_path, provider.api.spec().encoded_segment) {
+            self.record.endpoint = Some(bounded(endpoint_path));
+            return self.deny_or_forward(env, d);
+        }
+        // A connection upgrade (websocket, realtime) or a tunnel would
+        // carry traffic modelgate never reads.
+        if head.method == "CONNECT" || header(head.headers, "upgrade").is_some() {
+            self.record.endpoint = Some(bounded(endpoint_path));
+            let d = Denial::new(Reason::EndpointNotAllowed, "connection upgrades and tunnels are not allowed")
+                .with_detail("upgrade");
+            return self.deny_or_forward(env, d);
+        }
         let Some((endpoint, captures)) = provider.api.classify(head.method, endpoint_path) else {
             self.record.endpoint = Some(bounded(endpoint_path));
+            if provider.api.classify_ignoring_case(head.method, endpoint_path) {
+                let d = Denial::new(Reason::InvalidPath, "the path differs from a known endpoint's only in case")
+                    .with_detail("path_case");
+                return self.deny_or_forward(env, d);
+            }
+            // An allow rule may list endpoints that name no model.
+            if let Some(rule) =
+                decision::endpoint_rule(&policy.rules, &svid.spiffe_id, &provider.name, head.method, endpoint_path)
+            {
+                self.record.rule = Some(rule.id.clone());
+                return self.forward(env, Vec::new());
+            }
             let d = Denial::new(
                 Reason::EndpointNotAllowed,
                 format!(
@@ -412,8 +437,11 @@ impl Exchange {
             return self.deny_or_forward(env, d);
         };
         self.endpoint = Some(endpoint);
-        self.captures = captures;
         self.record.endpoint = Some(endpoint.path.to_string());
+        if let Err(d) = pinned(provider, &captures) {
+            return self.deny_or_forward(env, d);
+        }
+        self.captures = captures;
         match query::sanitize(head.path, endpoint.query) {
             Ok(path) => self.forward_path = path,
             Err(d) => return self.deny_or_forward(env, d),
@@ -487,12 +515,12 @@ impl Exchange {
             Ok(parsed) => parsed,
             Err(d) => return self.deny_or_forward(env, d),
         };
-        let model = match (endpoint.model, &parsed.model) {
-            (ModelAt::Capture(name), _) => self.captures.get(name).map(str::to_string),
-            (_, model) => model.clone(),
-        };
-        let Some(model) = model else {
-            return self.deny_or_forward(env, Denial::new(Reason::ModelMissing, "the request names no model"));
+        let model = match self.model_of(provider, endpoint, parsed.model.as_deref()) {
+            Ok(Some(model)) => model,
+            Ok(None) => {
+                return self.deny_or_forward(env, Denial::new(Reason::ModelMissing, "the request names no model"))
+            }
+            Err(d) => return self.deny_or_forward(env, d),
         };
         self.record.model = Some(bounded(&model));
         self.model = Some(model.clone());
@@ -504,6 +532,7 @@ impl Exchange {
         // Every other model the body can make the provider use must be
         // allowed too (a tool's image model, a moderation model, …).
         for other in &parsed.other_models {
+            let other = (provider.api.spec().model_name)(other);
             if let Err(denied) = decision::decide(&policy.rules, &identity, &provider.name, other) {
                 let mut d = Denial::new(
                     Reason::ModelNotAllowed,
@@ -628,7 +657,7 @@ impl Exchange {
             Response::Listing if size > MAX_LISTING_BYTES => {
                 self.response = Response::ListingDropped;
                 Step::Continue(Rewrite {
-                    body_edits: vec![replace_all(size, api::EMPTY_LISTING)],
+                    body_edits: vec![replace_all(size, api::empty_listing(self.api.unwrap_or(Api::OpenAi)))],
                     ..Default::default()
                 })
             }
@@ -668,8 +697,42 @@ impl Exchange {
         let (Some(identity), Some(provider)) = (&self.identity, provider) else {
             return api::EMPTY_LISTING.to_vec();
         };
-        api::filter_model_list(body, |model| {
+        api::filter_model_list(provider.api, body, |model| {
             decision::decide(&env.policy.rules, identity, &provider.name, model).is_ok()
+        })
+    }
+
+    /// The model the request asks for, wherever its api names it.
+    fn model_of(&self, provider: &Provider, endpoint: &Endpoint, body: Option<&str>) -> Result<Option<String>, Denial> {
+        let capture = |name: &str| self.captures.get(name);
+        Ok(match endpoint.model {
+            ModelAt::Capture(name) if provider.api == Api::Bedrock => {
+                capture(name).map(path::bedrock_model).transpose()?
+            }
+            ModelAt::Capture(name) => capture(name).map(str::to_string),
+            ModelAt::Publisher(publisher, model) => match (capture(publisher), capture(model)) {
+                (Some(p), Some(m)) => Some(format!("{p}/{m}")),
+                _ => None,
+            },
+            ModelAt::Deployment(name) => {
+                let Some(deployment) = capture(name) else { return Ok(None) };
+                match provider.deployments.iter().find(|(d, _)| d == deployment) {
+                    Some((_, model)) => Some(model.clone()),
+                    None => {
+                        return Err(Denial::new(
+                            Reason::ModelNotAllowed,
+                            format!(
+                                "the deployment {:?} is not in provider {:?}'s deployments",
+                                bounded(deployment),
+                                provider.name
+                            ),
+                        )
+                        .with_detail("unknown_deployment"))
+                    }
+                }
+            }
+            ModelAt::BodyOf(_, prefix) => body.map(|m| format!("{prefix}{m}")),
+            ModelAt::Body(_) | ModelAt::Listing => body.map(str::to_string),
         })
     }
 
@@ -783,6 +846,29 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
 
 fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
+}
+
+/// A Vertex request's project and location must be its provider's: the
+/// gateway's credential acts for the projects it is configured for only.
+fn pinned(provider: &Provider, captures: &Captures) -> Result<(), Denial> {
+    let refuse = |what: &str, value: &str| {
+        Err(Denial::new(
+            Reason::EndpointNotAllowed,
+            format!("the {what} {:?} is not one provider {:?} serves", bounded(value), provider.name),
+        )
+        .with_detail(format!("vertex_{what}")))
+    };
+    if let (Some(project), Some(pinned)) = (captures.get("project"), provider.project.as_deref()) {
+        if project != pinned {
+            return refuse("project", project);
+        }
+    }
+    if let Some(location) = captures.get("location") {
+        if !provider.locations.is_empty() && !provider.locations.iter().any(|l| l == location) {
+            return refuse("location", location);
+        }
+    }
+    Ok(())
 }
 
 /// The first provider whose authorities and path prefix both match. An

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod json;
 pub mod mint;
 pub mod multipart;
+pub mod path;
 pub mod query;
 pub mod reason;
 pub mod spiffe;

@@ -112,11 +112,13 @@ impl Denial {
         let status = self.reason.status();
         let code = self.reason.code();
         let message = format!("modelgate: {} ({code})", self.message);
-        let body = (api.unwrap_or(Api::OpenAi).spec().error_body)(status, code, &message);
+        let spec = api.unwrap_or(Api::OpenAi).spec();
+        let body = (spec.error_body)(status, code, &message);
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
             ("x-modelgate-reason".to_string(), code.to_string()),
         ];
+        headers.extend((spec.error_headers)(status));
         if status == 401 {
             headers.push(("www-authenticate".to_string(), "Bearer error=\"invalid_token\"".to_string()));
         }

@@ -29,12 +29,21 @@ pub fn fixture() -> &'static Fixture {
                 {"name": "openai", "api": "openai", "match": {"path_prefix": "/openai/"},
                  "credential": {"type": "api_key", "env": "OPENAI_API_KEY"}, "headers": {"openai-organization": "org-gw"}},
                 {"name": "anthropic", "api": "anthropic", "match": {"authorities": ["api.anthropic.com"]},
-                 "credential": {"type": "api_key", "env": "ANTHROPIC_API_KEY"}}
+                 "credential": {"type": "api_key", "env": "ANTHROPIC_API_KEY"}},
+                {"name": "gemini", "api": "gemini", "match": {"path_prefix": "/gemini/"},
+                 "credential": {"type": "api_key", "env": "GEMINI_API_KEY"}},
+                {"name": "azure", "api": "azure_openai", "match": {"path_prefix": "/azure/"},
+                 "credential": {"type": "api_key", "env": "AZURE_OPENAI_API_KEY"},
+                 "deployments": {"d": "gpt-4o-mini", "old": "gpt-3.5-turbo"}},
+                {"name": "bedrock", "api": "bedrock", "match": {"path_prefix": "/bedrock/"}, "credential": {"type": "none"}},
+                {"name": "vertex", "api": "vertex", "match": {"path_prefix": "/vertex/"}, "project": "p",
+                 "credential": {"type": "api_key", "env": "VERTEX_ACCESS_TOKEN"}}
             ],
             "rules": [
                 {"id": "bot", "effect": "allow", "workloads": ["spiffe://example.org/ns/support/sa/bot"],
                  "providers": ["*"], "models": ["gpt-4o-mini", "claude-*", "whisper-1"], "limits": {"max_tokens": 256, "stream": false}},
-                {"id": "research", "effect": "allow", "workloads": ["spiffe://example.org/ns/research/**"], "providers": ["*"], "models": ["*"]},
+                {"id": "research", "effect": "allow", "workloads": ["spiffe://example.org/ns/research/**"], "providers": ["*"], "models": ["*"],
+                 "endpoints": ["GET /v1/files/*", "/v1/batches/**"]},
                 {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
             ],
             "limits": {"max_body_bytes": 65536}

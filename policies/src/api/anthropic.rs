@@ -12,11 +12,16 @@ pub static SPEC: Spec = Spec {
     name: "anthropic",
     endpoints: ENDPOINTS,
     sdk_key_headers: &["x-api-key"],
+    signature_schemes: &[],
     key_header: ("x-api-key", ""),
     required_headers: &[("anthropic-version", VERSION)],
     account_headers: &["anthropic-workspace-id", "anthropic-organization-id", "anthropic-user-profile-id"],
     error_body,
+    error_headers: super::no_headers,
     usage,
+    listing: super::Listing::Data,
+    model_name: super::same_name,
+    encoded_segment: None,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

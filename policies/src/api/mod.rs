@@ -7,7 +7,11 @@
 //! api is added by writing its module and naming it in [`Api`].
 
 pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
+pub mod gemini;
 pub mod openai;
+pub mod vertex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +27,14 @@ pub enum Api {
     OpenAiCompatible,
     #[serde(rename = "anthropic")]
     Anthropic,
+    #[serde(rename = "gemini")]
+    Gemini,
+    #[serde(rename = "azure_openai")]
+    AzureOpenAi,
+    #[serde(rename = "bedrock")]
+    Bedrock,
+    #[serde(rename = "vertex")]
+    Vertex,
 }
 
 /// Everything modelgate knows of one api.
@@ -32,6 +44,9 @@ pub struct Spec {
     /// Headers the api's SDK sends its API key in, besides
     /// `authorization: Bearer` (read as the JWT-SVID's carriers).
     pub sdk_key_headers: &'static [&'static str],
+    /// `authorization` schemes the api's SDKs send that carry no identity
+    /// (Bedrock's SigV4 signature): stripped like every carrier, not read.
+    pub signature_schemes: &'static [&'static str],
     /// The header and value prefix a provider key goes in by default.
     pub key_header: (&'static str, &'static str),
     /// Headers the api requires, added when the caller sent none.
@@ -42,8 +57,35 @@ pub struct Spec {
     pub account_headers: &'static [&'static str],
     /// The api's own error body, so its SDK raises its usual typed error.
     pub error_body: fn(status: u16, code: &str, message: &str) -> Value,
+    /// Headers that go with it (Bedrock's error type).
+    pub error_headers: fn(status: u16) -> Vec<(String, String)>,
     /// Usage from a non-streaming JSON response.
     pub usage: fn(&Value) -> Option<Usage>,
+    /// The shape of the api's model listing.
+    pub listing: Listing,
+    /// A model's name as the rules know it, from a body's or a listing's
+    /// spelling (Gemini's `models/…`).
+    pub model_name: fn(&str) -> &str,
+    /// The one path segment (from 1) that may hold percent-encoding: the
+    /// model id Bedrock's SDKs encode.
+    pub encoded_segment: Option<usize>,
+}
+
+/// How an api lists its models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// `{"data":[{"id":…},…]}` (OpenAI, Anthropic, Azure).
+    Data,
+    /// `{"models":[{"name":"models/…"},…]}` (Gemini).
+    Models,
+}
+
+pub(crate) fn no_headers(_status: u16) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+pub(crate) fn same_name(name: &str) -> &str {
+    name
 }
 
 /// How an endpoint's request carries its body.
@@ -51,6 +93,8 @@ pub struct Spec {
 pub enum BodyFormat {
     /// A JSON object.
     Json,
+    /// A JSON object, also when the request names no content type.
+    JsonByDefault,
     /// `multipart/form-data`.
     Multipart,
     /// No body.
@@ -62,8 +106,16 @@ pub enum BodyFormat {
 pub enum ModelAt {
     /// A string member of the JSON body (or a multipart field of that name).
     Body(Path),
-    /// A capture of the path pattern.
+    /// A body member naming a model of one publisher: the model is the
+    /// prefix and the value (Vertex's Anthropic token counting).
+    BodyOf(Path, &'static str),
+    /// A capture of the path pattern (Bedrock's decoded once).
     Capture(&'static str),
+    /// Azure: the deployment capture, mapped to its model by the
+    /// provider's `deployments`.
+    Deployment(&'static str),
+    /// Vertex: `{publisher}/{model}` from the two captures.
+    Publisher(&'static str, &'static str),
     /// Nowhere: the model listing, which modelgate filters.
     Listing,
 }
@@ -90,7 +142,7 @@ pub enum StreamSwitch {
 }
 
 /// One endpoint of an api.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub method: &'static str,
     /// The path pattern: literal segments, and `{name}` captures of one
@@ -141,28 +193,33 @@ impl Endpoint {
         if method != self.method {
             return None;
         }
-        let mut captures = Captures::default();
-        let mut want = self.path.split('/');
-        let mut got = path.split('/');
-        loop {
-            match (want.next(), got.next()) {
-                (None, None) => return Some(captures),
-                (Some(w), Some(g)) => {
-                    let Some(name) = w.strip_prefix('{') else {
-                        if w != g {
-                            return None;
-                        }
-                        continue;
-                    };
-                    let (name, suffix) = name.split_once('}')?;
-                    let value = g.strip_suffix(suffix)?;
-                    if value.is_empty() || (!suffix.is_empty() && value.contains(':')) {
+        matches_pattern(self.path, path).map(Captures)
+    }
+}
+
+/// `path` against a pattern: the captured values, or `None`.
+fn matches_pattern<'p>(pattern: &'p str, path: &str) -> Option<Vec<(&'p str, String)>> {
+    let mut captures = Vec::new();
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(captures),
+            (Some(w), Some(g)) => {
+                let Some(name) = w.strip_prefix('{') else {
+                    if w != g {
                         return None;
                     }
-                    captures.0.push((name, value.to_string()));
+                    continue;
+                };
+                let (name, suffix) = name.split_once('}')?;
+                let value = g.strip_suffix(suffix)?;
+                if value.is_empty() || (!suffix.is_empty() && value.contains(':')) {
+                    return None;
                 }
-                _ => return None,
+                captures.push((name, value.to_string()));
             }
+            _ => return None,
         }
     }
 }
@@ -174,6 +231,21 @@ pub struct Usage {
     pub output_tokens: Option<u64>,
     pub total_tokens: Option<u64>,
 }
+
+/// What endpoints share unless they say otherwise.
+pub const NO_ENDPOINT: Endpoint = Endpoint {
+    method: "POST",
+    path: "",
+    body: BodyFormat::Json,
+    model: ModelAt::Listing,
+    stream: StreamAt::Never,
+    max_tokens: &[],
+    max_tokens_default: None,
+    multipliers: &[],
+    refuse: &[],
+    history: &[],
+    query: &[],
+};
 
 /// `GET /v1/models`, the same for both apis.
 pub const MODEL_LIST: Endpoint = Endpoint {
@@ -202,6 +274,10 @@ impl Api {
             Api::OpenAi => &openai::SPEC,
             Api::OpenAiCompatible => &openai::COMPATIBLE,
             Api::Anthropic => &anthropic::SPEC,
+            Api::Gemini => &gemini::SPEC,
+            Api::AzureOpenAi => &azure::SPEC,
+            Api::Bedrock => &bedrock::SPEC,
+            Api::Vertex => &vertex::SPEC,
         }
     }
 
@@ -216,6 +292,15 @@ impl Api {
         self.spec().endpoints.iter().find_map(|e| e.matches(method, path).map(|c| (e, c)))
     }
 
+    /// Whether `path` is an endpoint but for the case of its letters (a
+    /// case trick, refused as `invalid_path`).
+    pub fn classify_ignoring_case(self, method: &str, path: &str) -> bool {
+        let lower = path.to_ascii_lowercase();
+        self.spec().endpoints.iter().any(|e| {
+            e.method.eq_ignore_ascii_case(method) && matches_pattern(&e.path.to_ascii_lowercase(), &lower).is_some()
+        })
+    }
+
     /// Usage and the served model from a non-streaming JSON response.
     pub fn response_usage(self, body: &Value) -> (Option<Usage>, Option<String>) {
         let usage = (self.spec().usage)(body);
@@ -224,30 +309,47 @@ impl Api {
     }
 }
 
-/// A model listing (`{"data":[{"id":…},…]}`, both apis) cut down to the
-/// models `keep` allows. Anything that is not such a listing becomes an
-/// empty one: modelgate never passes on a listing it could not filter.
-pub fn filter_model_list(body: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
-    let mut listing = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) if o.get("data").is_some_and(Value::is_array) => o,
-        _ => return EMPTY_LISTING.to_vec(),
+/// A model listing cut down to the models `keep` allows: OpenAI's,
+/// Anthropic's and Azure's `{"data":[{"id":…},…]}`, or Gemini's
+/// `{"models":[{"name":"models/…"},…]}`. Anything that is not such a
+/// listing becomes an empty one: modelgate never passes on a listing it
+/// could not filter.
+pub fn filter_model_list(api: Api, body: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
+    let spec = api.spec();
+    let (member, id) = match spec.listing {
+        Listing::Data => ("data", "id"),
+        Listing::Models => ("models", "name"),
     };
-    let kept: Vec<Value> = match listing.remove("data") {
-        Some(Value::Array(items)) => {
-            items.into_iter().filter(|m| m.get("id").and_then(Value::as_str).is_some_and(&keep)).collect()
-        }
+    let empty = || empty_listing(api).to_vec();
+    let mut listing = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) if o.get(member).is_some_and(Value::is_array) => o,
+        _ => return empty(),
+    };
+    let kept: Vec<Value> = match listing.remove(member) {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter(|m| m.get(id).and_then(Value::as_str).is_some_and(|name| keep((spec.model_name)(name))))
+            .collect(),
         _ => Vec::new(),
     };
     // Anthropic pages name their first and last ids.
-    let id = |m: Option<&Value>| m.and_then(|m| m.get("id")).cloned().unwrap_or(Value::Null);
+    let first_last = |m: Option<&Value>| m.and_then(|m| m.get("id")).cloned().unwrap_or(Value::Null);
     if listing.contains_key("first_id") {
-        listing.insert("first_id".into(), id(kept.first()));
+        listing.insert("first_id".into(), first_last(kept.first()));
     }
     if listing.contains_key("last_id") {
-        listing.insert("last_id".into(), id(kept.last()));
+        listing.insert("last_id".into(), first_last(kept.last()));
     }
-    listing.insert("data".into(), Value::Array(kept));
+    listing.insert(member.into(), Value::Array(kept));
     Value::Object(listing).to_string().into_bytes()
+}
+
+/// The listing sent when the provider's could not be filtered.
+pub fn empty_listing(api: Api) -> &'static [u8] {
+    match api.spec().listing {
+        Listing::Data => EMPTY_LISTING,
+        Listing::Models => br#"{"models":[]}"#,
+    }
 }
 
 /// The listing sent when the provider's could not be filtered.
@@ -270,17 +372,23 @@ mod tests {
     #[test]
     fn model_listings_keep_only_allowed_models() {
         let openai = br#"{"object":"list","data":[{"id":"gpt-4o","object":"model"},{"id":"gpt-4o-mini","object":"model"},{"id":5}]}"#;
-        assert_eq!(ids(&filter_model_list(openai, |m| m.ends_with("mini"))), ["gpt-4o-mini"]);
+        assert_eq!(ids(&filter_model_list(Api::OpenAi, openai, |m| m.ends_with("mini"))), ["gpt-4o-mini"]);
         let anthropic = br#"{"data":[{"id":"a","type":"model"},{"id":"b","type":"model"},{"id":"c","type":"model"}],"has_more":false,"first_id":"a","last_id":"c"}"#;
-        let out: Value = serde_json::from_slice(&filter_model_list(anthropic, |m| m == "b")).unwrap();
+        let out: Value = serde_json::from_slice(&filter_model_list(Api::Anthropic, anthropic, |m| m == "b")).unwrap();
         assert_eq!((out["first_id"].as_str(), out["last_id"].as_str()), (Some("b"), Some("b")));
     }
 
     #[test]
     fn what_cannot_be_filtered_becomes_an_empty_listing() {
         for body in [&b"not json"[..], b"[]", br#"{"data":{"id":"gpt-4o"}}"#, br#"{"models":[{"id":"gpt-4o"}]}"#] {
-            assert!(ids(&filter_model_list(body, |_| true)).is_empty());
+            assert!(ids(&filter_model_list(Api::OpenAi, body, |_| true)).is_empty());
         }
+        let gemini =
+            br#"{"models":[{"name":"models/gemini-2.5-flash"},{"name":"models/gemini-2.5-pro"}],"nextPageToken":"t"}"#;
+        let out: Value =
+            serde_json::from_slice(&filter_model_list(Api::Gemini, gemini, |m| m == "gemini-2.5-pro")).unwrap();
+        assert_eq!(out, serde_json::json!({"models":[{"name":"models/gemini-2.5-pro"}],"nextPageToken":"t"}));
+        assert_eq!(filter_model_list(Api::Gemini, br#"{"data":[]}"#, |_| true), br#"{"models":[]}"#.to_vec());
     }
 
     const GEMINI_LIKE: Endpoint =
@@ -310,9 +418,15 @@ mod tests {
 
     #[test]
     fn the_api_names_are_the_config_names() {
-        for (name, api) in
-            [("openai", Api::OpenAi), ("openai_compatible", Api::OpenAiCompatible), ("anthropic", Api::Anthropic)]
-        {
+        for (name, api) in [
+            ("openai", Api::OpenAi),
+            ("openai_compatible", Api::OpenAiCompatible),
+            ("anthropic", Api::Anthropic),
+            ("gemini", Api::Gemini),
+            ("azure_openai", Api::AzureOpenAi),
+            ("bedrock", Api::Bedrock),
+            ("vertex", Api::Vertex),
+        ] {
             assert_eq!(serde_json::from_value::<Api>(Value::from(name)).unwrap(), api);
             assert_eq!(api.name(), name);
         }

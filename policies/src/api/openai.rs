@@ -10,11 +10,16 @@ pub static SPEC: Spec = Spec {
     name: "openai",
     endpoints: ENDPOINTS,
     sdk_key_headers: &[],
+    signature_schemes: &[],
     key_header: ("authorization", "Bearer "),
     required_headers: &[],
     account_headers: &["openai-organization", "openai-project"],
     error_body,
+    error_headers: super::no_headers,
     usage,
+    listing: super::Listing::Data,
+    model_name: super::same_name,
+    encoded_segment: None,
 };
 
 /// The same api at a private endpoint.
@@ -26,7 +31,7 @@ const MAX_OUTPUT_TOKENS: Path = &[Step::Key("max_output_tokens")];
 
 /// Members through which OpenAI-compatible routers (OpenRouter, LiteLLM)
 /// take fallback models: a second model modelgate did not decide on.
-const FALLBACKS: &[(Path, &str)] = &[
+pub(super) const FALLBACKS: &[(Path, &str)] = &[
     (&[Step::Key("models")], "member_models"),
     (&[Step::Key("fallbacks")], "member_fallbacks"),
     (&[Step::Key("fallback_models")], "member_fallback_models"),

@@ -297,9 +297,127 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
         let credential = credential(p.credential, api, &format!("{at}.credential"), env)?;
         let headers = fixed_headers(p.headers.unwrap_or_default(), &format!("{at}.headers"))?;
-        out.push(Provider { name: p.name, api, authorities, path_prefix, credential, headers });
+        let deployments = deployments(p.deployments, api, &format!("{at}.deployments"))?;
+        let (project, locations) = vertex_scope(p.project, p.locations, api, &at)?;
+        out.push(Provider {
+            name: p.name,
+            api,
+            authorities,
+            path_prefix,
+            credential,
+            headers,
+            deployments,
+            project,
+            locations,
+        });
     }
     Ok(out)
+}
+
+/// azure_openai's deployment → model map: a deployment path names its
+/// model only through it, so it is required there and nowhere else.
+fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) -> Result<Vec<(String, String)>> {
+    let raw = match (raw, api) {
+        (None, Api::AzureOpenAi) => {
+            return Err(ConfigError::new(
+                at,
+                "azure_openai needs the model each deployment serves (deployment name → model)",
+            ))
+        }
+        (None, _) => return Ok(Vec::new()),
+        (Some(_), api) if api != Api::AzureOpenAi => {
+            return Err(ConfigError::new(
+                at,
+                format!("only azure_openai providers have deployments, not {}", api.name()),
+            ))
+        }
+        (Some(map), _) => map,
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for (name, model) in raw {
+        let path = format!("{at}.{name}");
+        if !is_segment(&name) {
+            return Err(ConfigError::new(path, format!("{name:?} is not a deployment name (letters, digits, . - _)")));
+        }
+        match model {
+            Value::String(m) if !m.is_empty() && !m.bytes().any(|b| b.is_ascii_control()) => out.push((name, m)),
+            _ => return Err(ConfigError::new(path, "must be the model the deployment serves, a string")),
+        }
+    }
+    Ok(out)
+}
+
+/// vertex's project (required: the gateway's credential acts for it) and
+/// optional locations.
+fn vertex_scope(
+    project: Option<String>,
+    locations: Option<Vec<String>>,
+    api: Api,
+    at: &str,
+) -> Result<(Option<String>, Vec<String>)> {
+    if api != Api::Vertex {
+        if project.is_some() {
+            return Err(ConfigError::new(format!("{at}.project"), "only vertex providers have a project"));
+        }
+        if locations.is_some() {
+            return Err(ConfigError::new(format!("{at}.locations"), "only vertex providers have locations"));
+        }
+        return Ok((None, Vec::new()));
+    }
+    let project = match project {
+        Some(p) if is_segment(&p) => p,
+        Some(p) => return Err(ConfigError::new(format!("{at}.project"), format!("{p:?} is not a project id"))),
+        None => {
+            return Err(ConfigError::new(
+                format!("{at}.project"),
+                "vertex needs the project requests may name (the gateway's credential acts for it)",
+            ))
+        }
+    };
+    let locations = locations.unwrap_or_default();
+    if let Some((j, l)) = locations.iter().enumerate().find(|(_, l)| !is_segment(l)) {
+        return Err(ConfigError::new(format!("{at}.locations[{j}]"), format!("{l:?} is not a location")));
+    }
+    Ok((Some(project), locations))
+}
+
+/// A value that is one path segment, as written in a URL.
+fn is_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// An allow rule's extra endpoint: `"/v1/files"`, `"GET /v1/files/*"`,
+/// `"/v1/batches/**"`.
+fn endpoint_pattern(raw: &str, at: &str) -> Result<EndpointPattern> {
+    const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+    let (method, path) = match raw.split_once(' ') {
+        Some((m, p)) if METHODS.contains(&m) => (Some(m.to_string()), p),
+        Some(_) => return Err(ConfigError::new(at, format!("{raw:?}: the method is one of {}", METHODS.join(", ")))),
+        None => (None, raw),
+    };
+    let bad = |why: &str| Err(ConfigError::new(at, format!("{raw:?}: {why}")));
+    let Some(rest) = path.strip_prefix('/') else { return bad("the path starts with /") };
+    let segments: Vec<String> = rest.split('/').map(str::to_string).collect();
+    for (i, s) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        if s == "**" && !last {
+            return bad("** is only the last segment");
+        }
+        if s == "*" || s == "**" {
+            continue;
+        }
+        if s.is_empty() || s == "." || s == ".." || s.contains('*') {
+            return bad("every segment is a name, * or a last **");
+        }
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
+            return bad("a segment holds letters, digits, - _ . and :");
+        }
+    }
+    Ok(EndpointPattern { method, segments })
 }
 
 /// Headers a provider sets on every request: not credentials (the
@@ -411,9 +529,20 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
         if out.iter().any(|o| o.id == r.id) {
             return Err(ConfigError::new(format!("{at}.id"), format!("duplicate rule id {:?}", r.id)));
         }
-        if r.endpoints.is_some() {
-            return Err(not_yet(format!("{at}.endpoints"), "allowing extra endpoints"));
-        }
+        let endpoints = match r.endpoints {
+            None => Vec::new(),
+            Some(_) if r.effect == RawEffect::Deny => {
+                return Err(ConfigError::new(
+                    format!("{at}.endpoints"),
+                    "a deny rule lists no endpoints (every endpoint outside the api's table is denied already)",
+                ))
+            }
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(j, e)| endpoint_pattern(e, &format!("{at}.endpoints[{j}]")))
+                .collect::<Result<Vec<_>>>()?,
+        };
         if r.when.is_some() {
             return Err(not_yet(format!("{at}.when"), "rule conditions"));
         }
@@ -468,7 +597,7 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
                 RuleLimits { max_tokens: l.max_tokens, stream: l.stream.unwrap_or(true) }
             }
         };
-        out.push(Rule { id: r.id, effect, workloads, providers: provider_set, models, limits });
+        out.push(Rule { id: r.id, effect, workloads, providers: provider_set, models, endpoints, limits });
     }
     Ok(out)
 }

@@ -144,6 +144,13 @@ pub struct Provider {
     /// Fixed headers set on every forwarded request (an organization or
     /// project selector the workload may not choose).
     pub headers: Vec<(String, String)>,
+    /// azure_openai: each deployment name and the model it serves. A
+    /// deployment path names its model only through this map.
+    pub deployments: Vec<(String, String)>,
+    /// vertex: the one project requests may name.
+    pub project: Option<String>,
+    /// vertex: the locations requests may name; empty: any.
+    pub locations: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -208,7 +215,39 @@ pub struct Rule {
     pub workloads: Vec<WorkloadPattern>,
     pub providers: ProviderSet,
     pub models: Vec<ModelPattern>,
+    /// Endpoints outside the api's table this allow rule opens (files,
+    /// batches, …): requests to them name no model modelgate can decide.
+    pub endpoints: Vec<EndpointPattern>,
     pub limits: RuleLimits,
+}
+
+/// An extra endpoint an allow rule opens: a method (or any) and a path
+/// pattern whose `*` is one whole segment and whose trailing `**` is one
+/// or more.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointPattern {
+    pub method: Option<String>,
+    pub segments: Vec<String>,
+}
+
+impl EndpointPattern {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        if self.method.as_deref().is_some_and(|m| m != method) {
+            return false;
+        }
+        let Some(rest) = path.strip_prefix('/') else { return false };
+        let mut got = rest.split('/');
+        for (i, want) in self.segments.iter().enumerate() {
+            if want == "**" && i + 1 == self.segments.len() {
+                return got.next().is_some_and(|s| !s.is_empty());
+            }
+            match got.next() {
+                Some(g) if !g.is_empty() && (want == "*" || want == g) => {}
+                _ => return false,
+            }
+        }
+        got.next().is_none()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

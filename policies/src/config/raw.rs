@@ -138,6 +138,15 @@ pub struct RawProvider {
     pub credential: RawCredential,
     #[serde(default)]
     pub headers: Option<serde_json::Map<String, Value>>,
+    /// azure_openai: deployment name → the model it serves.
+    #[serde(default)]
+    pub deployments: Option<serde_json::Map<String, Value>>,
+    /// vertex: the Google Cloud project every request must name.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// vertex: the locations requests may name (absent: any).
+    #[serde(default)]
+    pub locations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,7 +182,7 @@ pub struct RawRule {
     pub providers: Vec<String>,
     pub models: Vec<String>,
     #[serde(default)]
-    pub endpoints: Option<Value>,
+    pub endpoints: Option<Vec<String>>,
     #[serde(default)]
     pub limits: Option<RawRuleLimits>,
     #[serde(default)]

@@ -71,6 +71,18 @@ fn errors_name_the_json_path() {
         (patched("/rules/0/limits/max_tokens", json!(0)), "rules[0].limits.max_tokens"),
         (patched("/rules/0/effect", json!("deny")), "rules[0].limits"),
         (patched("/limits/max_body_bytes", json!(0)), "limits.max_body_bytes"),
+        (patched("/providers/0/deployments", json!({"d": "gpt-4o"})), "providers[0].deployments"),
+        (patched("/providers/0/project", json!("p")), "providers[0].project"),
+        (patched("/providers/0/locations", json!(["us-east5"])), "providers[0].locations"),
+        (patched("/providers/0/api", json!("azure_openai")), "providers[0].deployments"),
+        (patched("/providers/0/api", json!("vertex")), "providers[0].project"),
+        (patched("/rules/0/endpoints", json!(["v1/files"])), "rules[0].endpoints[0]"),
+        (patched("/rules/0/endpoints", json!(["/v1/**/x"])), "rules[0].endpoints[0]"),
+        (patched("/rules/0/endpoints", json!(["/v1//files"])), "rules[0].endpoints[0]"),
+        (patched("/rules/0/endpoints", json!(["/v1/../files"])), "rules[0].endpoints[0]"),
+        (patched("/rules/0/endpoints", json!(["/v1/fi*"])), "rules[0].endpoints[0]"),
+        (patched("/rules/0/endpoints", json!(["CONNECT /v1/files"])), "rules[0].endpoints[0]"),
+        (patched("/rules/0/endpoints", json!(["/v1/files?x=1"])), "rules[0].endpoints[0]"),
     ];
     for (c, path) in cases {
         let e = error(c);
@@ -92,14 +104,55 @@ fn later_features_are_refused_by_name_not_ignored() {
     let mut c = config(json!({}));
     c["rules"][0]["when"] = json!({"time": {}});
     cases.push((c, "rules[0].when"));
-    let mut c = config(json!({}));
-    c["rules"][0]["endpoints"] = json!(["/v1/files"]);
-    cases.push((c, "rules[0].endpoints"));
     for (c, path) in cases {
         let e = error(c);
         assert_eq!(e.path, path);
         assert!(e.message.contains("not supported yet"), "{e}");
     }
+}
+
+#[test]
+fn extra_endpoints_match_whole_segments() {
+    let mut c = config(json!({}));
+    c["rules"][0]["endpoints"] = json!(["/v1/files", "GET /v1/files/*", "/v1/batches/**"]);
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    let e = &p.rules[0].endpoints;
+    let allowed = |method: &str, path: &str| e.iter().any(|e| e.matches(method, path));
+    assert!(
+        allowed("POST", "/v1/files") && allowed("GET", "/v1/files/file-1") && allowed("POST", "/v1/batches/b/cancel")
+    );
+    for (method, path) in [
+        ("DELETE", "/v1/files/file-1"),
+        ("GET", "/v1/files/file-1/content"),
+        ("GET", "/v1/files/"),
+        ("GET", "/v1/batches"),
+        ("GET", "/v1/batches/"),
+        ("GET", "/v1/files2"),
+    ] {
+        assert!(!allowed(method, path), "{method} {path}");
+    }
+    let mut c = config(json!({}));
+    c["rules"][3]["endpoints"] = json!(["/v1/files"]);
+    assert_eq!(error(c).path, "rules[3].endpoints");
+}
+
+#[test]
+fn deployments_and_vertex_scope() {
+    let mut c = config(json!({}));
+    c["providers"][0]["api"] = json!("azure_openai");
+    c["providers"][0]["deployments"] = json!({"prod-gpt": "gpt-4o", "bad/name": "x"});
+    assert_eq!(error(c.clone()).path, "providers[0].deployments.bad/name");
+    c["providers"][0]["deployments"] = json!({"prod-gpt": "gpt-4o"});
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    assert_eq!(p.providers[0].deployments, [("prod-gpt".to_string(), "gpt-4o".to_string())]);
+    let mut c = config(json!({}));
+    c["providers"][0]["api"] = json!("vertex");
+    c["providers"][0]["project"] = json!("acme-prod");
+    c["providers"][0]["locations"] = json!(["us-east5", "bad location"]);
+    assert_eq!(error(c.clone()).path, "providers[0].locations[1]");
+    c["providers"][0]["locations"] = json!(["us-east5"]);
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    assert_eq!((p.providers[0].project.as_deref(), p.providers[0].locations.len()), (Some("acme-prod"), 1));
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! Azure OpenAI: `/openai/deployments/{deployment}/…` (the model is the one
+//! the provider's `deployments` map names for the deployment; the body's
+//! own `model`, which the SDK sets to the deployment name, is not read),
+//! and the `/openai/v1/…` surface, where the body names the model as
+//! OpenAI's does. The key goes in `api-key`.
+
+use super::{openai, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, MODEL_LIST, NO_ENDPOINT, STREAM};
+use crate::json::{Path, Step};
+
+pub static SPEC: Spec = Spec {
+    name: "azure_openai",
+    endpoints: ENDPOINTS,
+    sdk_key_headers: &["api-key"],
+    signature_schemes: &[],
+    key_header: ("api-key", ""),
+    required_headers: &[],
+    account_headers: &[],
+    error_body: openai::SPEC.error_body,
+    error_headers: super::no_headers,
+    usage: openai::SPEC.usage,
+    listing: Listing::Data,
+    model_name: super::same_name,
+    encoded_segment: None,
+};
+
+const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
+const MAX_COMPLETION_TOKENS: Path = &[Step::Key("max_completion_tokens")];
+const MAX_OUTPUT_TOKENS: Path = &[Step::Key("max_output_tokens")];
+const N: Path = &[Step::Key("n")];
+const MESSAGES: Path = &[Step::Key("messages")];
+
+const fn deployment(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
+    Endpoint {
+        method: "POST",
+        path,
+        body: BodyFormat::Json,
+        model: ModelAt::Deployment("deployment"),
+        stream: StreamAt::Body(STREAM),
+        max_tokens,
+        max_tokens_default: default,
+        // The body's `model` is the deployment's name (not a model), and
+        // earlier turns name models used before.
+        history: &[super::MODEL, MESSAGES],
+        query: &["api-version"],
+        ..NO_ENDPOINT
+    }
+}
+
+const fn surface(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
+    Endpoint {
+        model: ModelAt::Body(super::MODEL),
+        history: &[MESSAGES],
+        refuse: openai::FALLBACKS,
+        ..deployment(path, max_tokens, default)
+    }
+}
+
+static ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        multipliers: &[N],
+        ..deployment(
+            "/openai/deployments/{deployment}/chat/completions",
+            &[MAX_TOKENS, MAX_COMPLETION_TOKENS],
+            Some(MAX_COMPLETION_TOKENS),
+        )
+    },
+    Endpoint {
+        multipliers: &[N],
+        ..deployment("/openai/deployments/{deployment}/completions", &[MAX_TOKENS], Some(MAX_TOKENS))
+    },
+    deployment("/openai/deployments/{deployment}/embeddings", &[], None),
+    Endpoint {
+        history: &[&[Step::Key("input")]],
+        ..surface("/openai/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
+    },
+    Endpoint { path: "/openai/models", query: &["api-version"], ..MODEL_LIST },
+    Endpoint {
+        multipliers: &[N],
+        ..surface("/openai/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
+    },
+    surface("/openai/v1/embeddings", &[], None),
+    Endpoint {
+        history: &[&[Step::Key("input")]],
+        ..surface("/openai/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
+    },
+    Endpoint { path: "/openai/v1/models", query: &["api-version"], ..MODEL_LIST },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Api;
+
+    #[test]
+    fn deployments_and_the_v1_surface() {
+        let (e, c) = Api::AzureOpenAi.classify("POST", "/openai/deployments/my-gpt4o/chat/completions").unwrap();
+        assert_eq!((e.model, c.get("deployment")), (ModelAt::Deployment("deployment"), Some("my-gpt4o")));
+        let (e, _) = Api::AzureOpenAi.classify("POST", "/openai/v1/chat/completions").unwrap();
+        assert_eq!(e.model, ModelAt::Body(super::super::MODEL));
+        assert_eq!(Api::AzureOpenAi.classify("GET", "/openai/models").unwrap().0.model, ModelAt::Listing);
+        for path in
+            ["/openai/deployments/x/audio/speech", "/openai/files", "/openai/deployments/x/extensions/chat/completions"]
+        {
+            assert!(Api::AzureOpenAi.classify("POST", path).is_none(), "{path}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Amazon Bedrock's runtime: `/model/{modelId}/{invoke,
+//! invoke-with-response-stream, converse, converse-stream, count-tokens}`.
+//! The model id is whatever the SDK names — a model id, an inference
+//! profile id, or an ARN — percent-encoded once by the SDKs (boto3 encodes
+//! `:` and `/`, the Anthropic SDK only `/`) and decoded once here.
+//!
+//! Credentials: a Bedrock API key (`Authorization: Bearer`), or none here
+//! and Envoy's `aws_request_signing` filter after modelgate signing with
+//! the gateway's AWS identity. A caller's own SigV4 signature is stripped
+//! (with `x-amz-date`, `x-amz-security-token`, `x-amz-content-sha256`),
+//! never read as identity.
+
+use serde_json::{json, Value};
+
+use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
+use crate::json::{Path, Step};
+use crate::reason::Denial;
+
+pub static SPEC: Spec = Spec {
+    name: "bedrock",
+    endpoints: ENDPOINTS,
+    sdk_key_headers: &[],
+    signature_schemes: &["AWS4-HMAC-SHA256"],
+    key_header: ("authorization", "Bearer "),
+    required_headers: &[],
+    account_headers: &[
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+        // Guardrails and tracing belong to the gateway's configuration.
+        "x-amzn-bedrock-guardrailidentifier",
+        "x-amzn-bedrock-guardrailversion",
+        "x-amzn-bedrock-trace",
+    ],
+    error_body,
+    error_headers,
+    usage,
+    listing: Listing::Data,
+    model_name: super::same_name,
+    encoded_segment: Some(2),
+};
+
+const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
+const CONVERSE_MAX_TOKENS: Path = &[Step::Key("inferenceConfig"), Step::Key("maxTokens")];
+/// The output bounds of the model families' own bodies: Anthropic and
+/// Mistral, Meta, Amazon Titan, Amazon Nova.
+const INVOKE_MAX_TOKENS: &[Path] = &[
+    MAX_TOKENS,
+    &[Step::Key("max_gen_len")],
+    &[Step::Key("textGenerationConfig"), Step::Key("maxTokenCount")],
+    &[Step::Key("inferenceConfig"), Step::Key("max_new_tokens")],
+];
+const MESSAGES: &[Path] = &[&[Step::Key("messages")]];
+
+const fn endpoint(path: &'static str, stream: StreamAt) -> Endpoint {
+    Endpoint {
+        method: "POST",
+        path,
+        body: BodyFormat::JsonByDefault,
+        model: ModelAt::Capture("modelId"),
+        stream,
+        history: MESSAGES,
+        ..NO_ENDPOINT
+    }
+}
+
+/// An invoke body is the model family's own: its output bound is capped
+/// where present, and a capped workload must send one (there is no field
+/// every family reads to write a default into).
+const fn invoke(path: &'static str, stream: StreamAt) -> Endpoint {
+    Endpoint { max_tokens: INVOKE_MAX_TOKENS, max_tokens_default: None, ..endpoint(path, stream) }
+}
+
+const fn converse(path: &'static str, stream: StreamAt) -> Endpoint {
+    Endpoint {
+        max_tokens: &[CONVERSE_MAX_TOKENS],
+        max_tokens_default: Some(CONVERSE_MAX_TOKENS),
+        ..endpoint(path, stream)
+    }
+}
+
+static ENDPOINTS: &[Endpoint] = &[
+    invoke("/model/{modelId}/invoke", StreamAt::Never),
+    invoke("/model/{modelId}/invoke-with-response-stream", StreamAt::Always),
+    converse("/model/{modelId}/converse", StreamAt::Never),
+    converse("/model/{modelId}/converse-stream", StreamAt::Always),
+    endpoint("/model/{modelId}/count-tokens", StreamAt::Never),
+];
+
+/// `{"message"}` with the error's type in `x-amzn-errortype`: botocore
+/// raises it as that typed exception (`AccessDeniedException`, …).
+fn error_body(_status: u16, _code: &str, message: &str) -> Value {
+    json!({ "message": message })
+}
+
+fn error_headers(status: u16) -> Vec<(String, String)> {
+    let kind = match status {
+        400 | 413 | 415 => "ValidationException",
+        401 => "UnrecognizedClientException",
+        403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalServerException",
+    };
+    vec![("x-amzn-errortype".to_string(), kind.to_string())]
+}
+
+/// Converse's `usage` (camelCase), or an Anthropic invoke body's.
+fn usage(body: &Value) -> Option<Usage> {
+    let u = body.get("usage").filter(|u| u.is_object())?;
+    let input = count(u, "inputTokens").or_else(|| count(u, "input_tokens"));
+    let output = count(u, "outputTokens").or_else(|| count(u, "output_tokens"));
+    let total = count(u, "totalTokens").or_else(|| Some(input? + output.unwrap_or(0)));
+    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+}
+
+/// The model id of the path, decoded once.
+pub fn model(raw: &str) -> Result<String, Denial> {
+    crate::path::bedrock_model(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Api;
+
+    #[test]
+    fn every_runtime_endpoint_and_no_other() {
+        let arn =
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.anthropic.claude-3-haiku-20240307-v1%3A0";
+        for method in ["invoke", "invoke-with-response-stream", "converse", "converse-stream", "count-tokens"] {
+            let (_, c) = Api::Bedrock.classify("POST", &format!("/model/{arn}/{method}")).unwrap();
+            assert_eq!(c.get("modelId"), Some(arn));
+        }
+        assert!(Api::Bedrock.classify("POST", "/model/x/invoke/extra").is_none());
+        assert!(Api::Bedrock.classify("GET", "/foundation-models").is_none());
+        assert!(Api::Bedrock.classify("POST", "/async-invoke").is_none());
+    }
+
+    #[test]
+    fn errors_name_botocores_exception_types() {
+        assert_eq!(error_headers(403), vec![("x-amzn-errortype".to_string(), "AccessDeniedException".to_string())]);
+        assert_eq!(error_body(403, "x", "m"), json!({"message": "m"}));
+        let converse = json!({"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7}});
+        assert_eq!(usage(&converse).unwrap().total_tokens, Some(7));
+    }
+}

@@ -1,0 +1,136 @@
+//! Vertex AI: `/v1/projects/{project}/locations/{location}/publishers/
+//! {publisher}/models/{model}:{method}` (`v1beta1` too). Express mode's
+//! project-less `/v1beta1/publishers/…` is not served: the gateway's
+//! credential acts for the configured project only. The model is
+//! `{publisher}/{model}` (`google/gemini-2.5-pro`,
+//! `anthropic/claude-sonnet-4@20250514`). Gemini models take Gemini
+//! bodies; `rawPredict` takes the publisher's own (Anthropic's Messages
+//! body for Claude). The project and location are the provider's, checked
+//! against its `project` and `locations`.
+
+use serde_json::Value;
+
+use super::{anthropic, gemini, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, NO_ENDPOINT, STREAM};
+use crate::json::{Path, Step};
+
+pub static SPEC: Spec = Spec {
+    name: "vertex",
+    endpoints: ENDPOINTS,
+    // Express mode sends an API key; every other caller a bearer token.
+    sdk_key_headers: &["x-goog-api-key"],
+    signature_schemes: &[],
+    key_header: ("authorization", "Bearer "),
+    required_headers: &[],
+    account_headers: &["x-goog-user-project"],
+    error_body: gemini::error_body,
+    error_headers: super::no_headers,
+    usage,
+    listing: Listing::Models,
+    model_name: gemini::model_name,
+    encoded_segment: None,
+};
+
+const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
+
+const fn gemini(path: &'static str, stream: StreamAt, tokens: bool) -> Endpoint {
+    Endpoint {
+        method: "POST",
+        path,
+        body: BodyFormat::Json,
+        model: ModelAt::Publisher("publisher", "model"),
+        stream,
+        max_tokens: if tokens { &[gemini::MAX_OUTPUT_TOKENS] } else { &[] },
+        max_tokens_default: if tokens { Some(gemini::MAX_OUTPUT_TOKENS) } else { None },
+        history: gemini::CONTENTS,
+        query: &["alt"],
+        ..NO_ENDPOINT
+    }
+}
+
+const fn raw(path: &'static str, stream: StreamAt) -> Endpoint {
+    Endpoint {
+        max_tokens: &[MAX_TOKENS],
+        max_tokens_default: Some(MAX_TOKENS),
+        history: &[&[Step::Key("messages")]],
+        query: &[],
+        ..gemini(path, stream, false)
+    }
+}
+
+/// Anthropic's token counting on Vertex names its model in the body.
+const fn count_tokens(path: &'static str) -> Endpoint {
+    Endpoint {
+        model: ModelAt::BodyOf(super::MODEL, "anthropic/"),
+        max_tokens: &[],
+        max_tokens_default: None,
+        stream: StreamAt::Never,
+        ..raw(path, StreamAt::Never)
+    }
+}
+
+macro_rules! surface {
+    ($prefix:literal) => {
+        [
+            count_tokens(concat!($prefix, "/publishers/anthropic/models/count-tokens:rawPredict")),
+            gemini(concat!($prefix, "/publishers/{publisher}/models/{model}:generateContent"), StreamAt::Never, true),
+            gemini(
+                concat!($prefix, "/publishers/{publisher}/models/{model}:streamGenerateContent"),
+                StreamAt::Always,
+                true,
+            ),
+            gemini(concat!($prefix, "/publishers/{publisher}/models/{model}:countTokens"), StreamAt::Never, false),
+            gemini(
+                concat!($prefix, "/publishers/{publisher}/models/{model}:batchEmbedContents"),
+                StreamAt::Never,
+                false,
+            ),
+            gemini(concat!($prefix, "/publishers/{publisher}/models/{model}:predict"), StreamAt::Never, false),
+            raw(concat!($prefix, "/publishers/{publisher}/models/{model}:rawPredict"), StreamAt::Body(STREAM)),
+            raw(concat!($prefix, "/publishers/{publisher}/models/{model}:streamRawPredict"), StreamAt::Always),
+        ]
+    };
+}
+
+const V1: [Endpoint; 8] = surface!("/v1/projects/{project}/locations/{location}");
+const V1BETA1: [Endpoint; 8] = surface!("/v1beta1/projects/{project}/locations/{location}");
+
+static ENDPOINTS: &[Endpoint] = &[
+    V1[0], V1[1], V1[2], V1[3], V1[4], V1[5], V1[6], V1[7], V1BETA1[0], V1BETA1[1], V1BETA1[2], V1BETA1[3], V1BETA1[4],
+    V1BETA1[5], V1BETA1[6], V1BETA1[7],
+];
+
+/// Gemini's `usageMetadata`, or Anthropic's `usage` from `rawPredict`.
+fn usage(body: &Value) -> Option<super::Usage> {
+    gemini::usage(body).or_else(|| (anthropic::SPEC.usage)(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Api;
+
+    #[test]
+    fn the_model_is_publisher_slash_model() {
+        let path = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-3-5-haiku@20241022:rawPredict";
+        let (e, c) = Api::Vertex.classify("POST", path).unwrap();
+        assert_eq!(e.model, ModelAt::Publisher("publisher", "model"));
+        assert_eq!(
+            (c.get("project"), c.get("location"), c.get("publisher")),
+            (Some("p"), Some("us-east5"), Some("anthropic"))
+        );
+        assert_eq!(c.get("model"), Some("claude-3-5-haiku@20241022"));
+        let count = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict";
+        assert_eq!(
+            Api::Vertex.classify("POST", count).unwrap().0.model,
+            ModelAt::BodyOf(super::super::MODEL, "anthropic/")
+        );
+        for path in [
+            "/v1/projects/p/locations/l/endpoints/123:generateContent",
+            "/v1/projects/p/locations/l/publishers/google/models/gemini:batchPredict",
+            "/v1beta1/publishers/google/models",
+            "/v1beta1/publishers/google/models/gemini-2.5-flash:generateContent",
+        ] {
+            assert!(Api::Vertex.classify("POST", path).is_none(), "{path}");
+        }
+    }
+}
