@@ -34,11 +34,13 @@ class Gateway:
     openai_key: str
     anthropic_key: str
     extra: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
 
     def upstream(self, name: str) -> "Gateway":
         """One of the extra stand-in providers, to read what it received."""
         return Gateway(url=self.url, upstream_url=self.extra[name], admin_url=self.admin_url, access_log=self.access_log,
-                       envoy_log=self.envoy_log, openai_key=self.openai_key, anthropic_key=self.anthropic_key)
+                       envoy_log=self.envoy_log, openai_key=self.openai_key, anthropic_key=self.anthropic_key,
+                       keys=self.keys)
 
     @property
     def openai_base(self) -> str:
@@ -109,7 +111,12 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     ]
     upstream = stand_ins[0]
     keys = {"OPENAI_API_KEY": f"sk-test-openai-{secrets.token_hex(12)}",
-            "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}", **(env or {})}
+            "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}",
+            "GEMINI_API_KEY": f"AIza-test-{secrets.token_hex(12)}",
+            "AZURE_OPENAI_API_KEY": f"azure-test-{secrets.token_hex(12)}",
+            "VERTEX_ACCESS_TOKEN": f"ya29.test-{secrets.token_hex(12)}",
+            "AWS_ACCESS_KEY_ID": "AKIAGATEWAYTEST00000",
+            "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20), **(env or {})}
     with envoy_log.open("w") as log:
         proxy = subprocess.Popen(
             [str(envoy_binary()), "-c", str(config_path), "--file-flush-interval-msec", "50", "-l", "info",
@@ -118,7 +125,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
         )
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
-                 openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"],
+                 openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"], keys=keys,
                  extra={name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     try:
         for url, proc in zip([gw.upstream_url, *gw.extra.values()], stand_ins):

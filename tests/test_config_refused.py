@@ -25,7 +25,8 @@ def test_envoy_refuses_a_bad_policy(tmp_path, mutate, path):
     mutate(policy)
     value["value"] = json.dumps(policy)
     (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(config))
-    env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "PATH": "/usr/bin:/bin"}
+    env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "GEMINI_API_KEY": "g", "AZURE_OPENAI_API_KEY": "a",
+           "VERTEX_ACCESS_TOKEN": "v", "PATH": "/usr/bin:/bin"}
     result = subprocess.run([str(envoy_binary()), "-c", str(tmp_path / "envoy.yaml"), "--base-id", str(secrets.randbelow(1 << 20) + 2000)],
                             env=env, capture_output=True, text=True, timeout=60)
     log = result.stdout + result.stderr

@@ -378,8 +378,9 @@ def test_every_copy_of_a_repeated_credential_header_is_stripped(gateway):
 
 
 def test_requests_envoy_refuses_first_still_leave_a_record(gateway):
-    """An escaped slash is refused by Envoy before modelgate sees the headers."""
-    r = post(gateway, "/openai/v1%2Fchat/completions", {"model": "gpt-4o-mini"}, {"authorization": f"Bearer {svid.mint(BOT)}"})
+    """An encoded NUL is refused by Envoy's path normalization before
+    modelgate sees the headers."""
+    r = post(gateway, "/openai/v1/chat/completions%00", {"model": "gpt-4o-mini"}, {"authorization": f"Bearer {svid.mint(BOT)}"})
     assert r.status_code == 400
     time.sleep(0.3)
     refused = [rec for rec in gateway.audit_records() if rec["detail"] == "path_normalization_failed"]

@@ -261,6 +261,9 @@ BY_AUTHORITY = {"providers": [
      "credential": {"type": "api_key", "env": "OPENAI_API_KEY"}},
     {"name": "anthropic", "api": "anthropic", "match": {"authorities": ["api.anthropic.com"]},
      "credential": {"type": "api_key", "env": "ANTHROPIC_API_KEY"}},
+], "rules": [
+    {"id": "support-bot", "effect": "allow", "workloads": [BOT], "providers": ["openai", "anthropic"],
+     "models": ["gpt-4o-mini", "claude-haiku-4-5*"]},
 ]}
 
 

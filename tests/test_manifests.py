@@ -137,8 +137,12 @@ def test_envoy_yaml_holds_requests_itself():
     path normalization stays on (the filter does not depend on it)."""
     config = yaml.safe_load((ROOT / "envoy" / "envoy.yaml").read_text())
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.wasm", "envoy.filters.http.router"]
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names == ["envoy.filters.http.wasm", "envoy.filters.http.aws_request_signing", "envoy.filters.http.router"]
+    # SigV4 signing runs after modelgate, on the Bedrock route only.
+    assert hcm["http_filters"][1]["disabled"] is True
     wasm = hcm["http_filters"][0]["typed_config"]["config"]
     assert wasm["allow_on_headers_stop_iteration"] is True and wasm["fail_open"] is False
     assert hcm["normalize_path"] and hcm["merge_slashes"]
-    assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
+    # Bedrock ARNs arrive with %2F; modelgate refuses escapes elsewhere.
+    assert hcm["path_with_escaped_slashes_action"] == "KEEP_UNCHANGED"

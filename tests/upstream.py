@@ -1,7 +1,9 @@
 """A stand-in LLM provider for tests and the demo.
 
-It speaks the request, response and streaming shapes of the OpenAI and
-Anthropic HTTP APIs well enough for their official SDKs, and records every
+It speaks the request, response and streaming shapes of the OpenAI,
+Anthropic, Gemini, Azure OpenAI, Bedrock runtime and Vertex HTTP APIs well
+enough for their official SDKs (`openai`, `anthropic`, `google-genai`,
+`boto3`), and records every
 request it receives (method, path, headers with repeats, body) so a test can
 prove what arrived: the provider key, and none of the caller's credentials.
 
@@ -15,12 +17,15 @@ Standard library only, so it runs in a bare python image too.
 
 import argparse
 import base64
+import binascii
 import json
+import re
 import struct
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 RECORDED = []
 LOCK = threading.Lock()
@@ -30,6 +35,19 @@ REPLY_WORDS = ["Hello", " from", " the", " stand-in", " provider", "."]
 def usage_for(body: bytes):
     """Deterministic, non-trivial token counts derived from the request."""
     return len(body) // 10 + 1, len(REPLY_WORDS) + 1
+
+
+def eventstream_frame(event_type: str, payload) -> bytes:
+    """One `application/vnd.amazon.eventstream` message, as Bedrock streams."""
+    def header(name, value):
+        n, v = name.encode(), value.encode()
+        return struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
+    headers = header(":event-type", event_type) + header(":content-type", "application/json") + header(":message-type", "event")
+    data = json.dumps(payload).encode()
+    prelude = struct.pack(">II", 12 + len(headers) + len(data) + 4, len(headers))
+    prelude += struct.pack(">I", binascii.crc32(prelude))
+    message = prelude + headers + data
+    return message + struct.pack(">I", binascii.crc32(message))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -91,9 +109,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, RECORDED)
         if self.path == "/__health":
             return self.send_json(200, {"ok": True})
-        if self.path.split("?")[0] == "/v1/models":
+        path = self.path.split("?")[0]
+        if path in ("/v1/models", "/openai/models", "/openai/v1/models") and not self.headers.get("x-goog-api-client"):
             self.record(b"")
             return self.models()
+        if re.fullmatch(r"/v1(beta)?/models", path):
+            self.record(b"")
+            return self.gemini_models()
         self.record(self.read_body())
         self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
@@ -112,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
             request = json.loads(body or b"{}")
         except ValueError:
             request = {}
+        if isinstance(request, dict) and self.other_apis(self.path.split("?")[0], request, body):
+            return
         route = {
             "/v1/chat/completions": self.chat,
             "/v1/completions": self.completion,
@@ -257,6 +281,105 @@ class Handler(BaseHTTPRequestHandler):
     def moderations(self, req, body):
         self.send_json(200, {"id": f"modr-{uuid.uuid4().hex[:8]}", "model": req.get("model"),
                              "results": [{"flagged": False, "categories": {}, "category_scores": {}}]})
+
+    # --- Gemini, Vertex, Azure, Bedrock --------------------------------------
+
+    GEMINI_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro", "text-embedding-004"]
+
+    def gemini_models(self):
+        models = [{"name": f"models/{m}", "displayName": m, "version": "001",
+                   "supportedGenerationMethods": ["generateContent", "countTokens"]} for m in self.GEMINI_MODELS]
+        self.send_json(200, {"models": models})
+
+    def other_apis(self, path: str, req: dict, body: bytes) -> bool:
+        """Gemini and Vertex (`…/models/{model}:{method}`), Azure's
+        deployment paths, Bedrock's `/model/{id}/…`. False: not one of them."""
+        if m := re.fullmatch(r"/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream|count-tokens)", path):
+            self.bedrock(unquote(m[1]), m[2], req, body)
+            return True
+        if m := re.fullmatch(r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)", path):
+            route = {"chat/completions": self.chat, "completions": self.completion, "embeddings": self.embeddings}[m[2]]
+            route({**req, "model": req.get("model") or m[1]}, body)
+            return True
+        if path in ("/openai/responses", "/openai/v1/responses"):
+            self.responses_api(req, body)
+            return True
+        if m := re.fullmatch(r"/openai/v1/(chat/completions|embeddings)", path):
+            {"chat/completions": self.chat, "embeddings": self.embeddings}[m[1]](req, body)
+            return True
+        if m := re.fullmatch(r".*/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)", path):
+            if m[1] == "count-tokens":
+                self.count_tokens(req, body)
+            else:
+                self.messages({**req, "model": m[1], "stream": m[2] == "streamRawPredict" or req.get("stream")}, body)
+            return True
+        if m := re.fullmatch(r".*/models/([^/:]+):(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)", path):
+            self.gemini(m[1], m[2], req, body)
+            return True
+        return False
+
+    def gemini(self, model, method, req, body):
+        p, c = usage_for(body)
+        usage = {"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c}
+        reply = {"candidates": [{"content": {"role": "model", "parts": [{"text": "".join(REPLY_WORDS)}]},
+                                 "finishReason": "STOP", "index": 0}],
+                 "usageMetadata": usage, "modelVersion": model, "responseId": uuid.uuid4().hex[:12]}
+        if method == "generateContent":
+            return self.send_json(200, reply)
+        if method == "streamGenerateContent":
+            self.start_stream()
+            for i, word in enumerate(REPLY_WORDS):
+                chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}, "index": 0}],
+                         "modelVersion": model}
+                if i == len(REPLY_WORDS) - 1:
+                    chunk["candidates"][0]["finishReason"] = "STOP"
+                    chunk["usageMetadata"] = usage
+                self.send_event(chunk)
+            return self.end_stream()
+        if method == "countTokens":
+            return self.send_json(200, {"totalTokens": p})
+        if method == "embedContent":
+            return self.send_json(200, {"embedding": {"values": [0.25, -0.5, 0.125]}})
+        n = len(req.get("requests") or []) or 1
+        self.send_json(200, {"embeddings": [{"values": [0.25, -0.5, 0.125]}] * n})
+
+    def bedrock(self, model_id, method, req, body):
+        p, c = usage_for(body)
+        if method == "count-tokens":
+            return self.send_json(200, {"inputTokens": p})
+        if method == "converse":
+            return self.send_json(200, {
+                "output": {"message": {"role": "assistant", "content": [{"text": "".join(REPLY_WORDS)}]}},
+                "stopReason": "end_turn", "usage": {"inputTokens": p, "outputTokens": c, "totalTokens": p + c},
+                "metrics": {"latencyMs": 12}})
+        message = {"id": f"msg_bdrk_{uuid.uuid4().hex[:12]}", "type": "message", "role": "assistant", "model": model_id,
+                   "content": [{"type": "text", "text": "".join(REPLY_WORDS)}], "stop_reason": "end_turn",
+                   "stop_sequence": None, "usage": {"input_tokens": p, "output_tokens": c}}
+        if method == "invoke":
+            return self.send_json(200, message)
+        self.send_response(200)
+        self.send_header("content-type", "application/vnd.amazon.eventstream")
+        self.send_header("x-amzn-bedrock-content-type", "application/json")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        if method == "converse-stream":
+            events = [("messageStart", {"role": "assistant"})]
+            events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w}}) for w in REPLY_WORDS]
+            events += [("contentBlockStop", {"contentBlockIndex": 0}), ("messageStop", {"stopReason": "end_turn"}),
+                       ("metadata", {"usage": {"inputTokens": p, "outputTokens": c, "totalTokens": p + c},
+                                     "metrics": {"latencyMs": 12}})]
+        else:
+            chunks = [{"type": "message_start", "message": {**message, "content": [], "stop_reason": None}},
+                      {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}]
+            chunks += [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}} for w in REPLY_WORDS]
+            chunks += [{"type": "content_block_stop", "index": 0},
+                       {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": c}},
+                       {"type": "message_stop"}]
+            events = [("chunk", {"bytes": base64.b64encode(json.dumps(e).encode()).decode()}) for e in chunks]
+        for kind, payload in events:
+            frame = eventstream_frame(kind, payload)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+        self.end_stream()
 
     # --- Anthropic ----------------------------------------------------------
 

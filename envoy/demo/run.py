@@ -31,7 +31,13 @@ WORKLOADS = {
     "research": "spiffe://example.org/ns/research/sa/agent",
 }
 DEMO_KEYS = {"OPENAI_API_KEY": "sk-demo-openai-key-held-by-the-gateway",
-             "ANTHROPIC_API_KEY": "sk-ant-demo-key-held-by-the-gateway"}
+             "ANTHROPIC_API_KEY": "sk-ant-demo-key-held-by-the-gateway",
+             "GEMINI_API_KEY": "AIza-demo-gemini-key-held-by-the-gateway",
+             "AZURE_OPENAI_API_KEY": "demo-azure-key-held-by-the-gateway",
+             "VERTEX_ACCESS_TOKEN": "ya29.demo-vertex-token-held-by-the-gateway",
+             # Envoy's SigV4 filter signs Bedrock requests with these.
+             "AWS_ACCESS_KEY_ID": "AKIADEMOGATEWAY00000",
+             "AWS_SECRET_ACCESS_KEY": "demo-secret-held-by-the-gateway"}
 
 
 def wait_for(url: str, what: str, proc: subprocess.Popen, log: Path) -> None:
