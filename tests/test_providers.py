@@ -16,6 +16,7 @@ import botocore.exceptions
 import google.oauth2.credentials
 import openai
 import pytest
+import requests
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
@@ -105,11 +106,20 @@ def test_gemini_a_batch_embedding_naming_another_model_is_refused(gateway):
     gateway.reset()
     body = {"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}},
                          {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}}]}
-    import requests
     r = requests.post(f"{gateway.url}/gemini/v1beta/models/text-embedding-004:batchEmbedContents", json=body,
                       headers={"x-goog-api-key": svid.mint(BOT)}, timeout=10)
     assert r.status_code == 403 and r.json()["error"]["status"] == "PERMISSION_DENIED", r.text
     assert gateway.requests_seen() == []
+
+
+def test_gemini_key_query_parameter_never_reaches_the_provider(gateway):
+    gateway.reset()
+    r = requests.post(f"{gateway.url}/gemini/v1beta/models/gemini-2.5-flash:generateContent?key=AIza-caller-own&alt=json",
+                      json={"contents": [{"parts": [{"text": "hi"}]}]}, headers={"x-goog-api-key": svid.mint(BOT)}, timeout=10)
+    assert r.status_code == 200, r.text
+    [seen] = gateway.requests_seen()
+    assert seen["path"] == "/v1beta/models/gemini-2.5-flash:generateContent?alt=json"
+    assert headers_of(seen, "x-goog-api-key") == [gateway.keys["GEMINI_API_KEY"]]
 
 
 def test_gemini_model_listing_holds_only_allowed_models(gateway):
@@ -223,7 +233,6 @@ def test_bedrock_an_inference_profile_arn_is_decoded_once(gateway):
 
 
 def test_bedrock_a_capped_invoke_without_a_bound_is_refused(gateway):
-    import requests
     gateway.reset()
     body = {"anthropic_version": "bedrock-2023-05-31", "messages": HI}
     r = requests.post(f"{gateway.url}/bedrock/model/{CLAUDE_BEDROCK}/invoke", json=body,
@@ -375,29 +384,83 @@ def test_vertex_gemini_through_google_genai(gateway):
     assert e.value.code == 403
 
 
-# --- endpoints an allow rule opens ----------------------------------------------
+# --- limits on every api, and endpoints an allow rule opens --------------------------
+
+CUSTOM_RULES = [
+    {"id": "files-reader", "effect": "allow", "workloads": [RESEARCH], "providers": ["openai"],
+     "models": [], "endpoints": ["GET /v1/files", "GET /v1/files/*"]},
+    {"id": "no-stream", "effect": "allow", "workloads": [BOT], "providers": ["*"],
+     "models": ["gemini-2.5-flash", CLAUDE_BEDROCK, "anthropic/claude-haiku-4-5*"],
+     "limits": {"stream": False, "max_tokens": 100}},
+    {"id": "chat", "effect": "allow", "workloads": [BOT, RESEARCH], "providers": ["*"], "models": ["gpt-4o-mini"]},
+]
 
 
-def test_an_allow_rule_opens_only_the_endpoints_it_lists():
-    import requests
-    rules = [{"id": "files-reader", "effect": "allow", "workloads": [RESEARCH], "providers": ["openai"],
-              "models": [], "endpoints": ["GET /v1/files", "GET /v1/files/*"]},
-             {"id": "chat", "effect": "allow", "workloads": [BOT, RESEARCH], "providers": ["*"], "models": ["gpt-4o-mini"]}]
-    with running_gateway({"rules": rules}) as gw:
-        def get(path, who):
-            return requests.get(f"{gw.url}/openai{path}", headers={"authorization": f"Bearer {svid.mint(who)}"}, timeout=10)
-        token_free = get("/v1/files?limit=2&api-key=caller-secret", RESEARCH)
-        assert token_free.status_code == 404  # the stand-in has no files; it was reached
-        [seen] = gw.requests_seen()
-        assert seen["path"] == "/v1/files?limit=2"
-        assert headers_of(seen, "authorization") == [f"Bearer {gw.openai_key}"]
-        record = gw.audit_for(token_free.headers["x-request-id"])
-        assert (record["decision"], record["rule"], record["endpoint"], record["model"]) == ("allow", "files-reader", "/v1/files", None)
-        gw.reset()
-        for path, who in [("/v1/files", BOT), ("/v1/files/file-1/content", RESEARCH)]:
-            r = get(path, who)
-            assert (r.status_code, r.headers["x-modelgate-reason"]) == (403, "endpoint_not_allowed"), path
-        r = requests.post(f"{gw.url}/openai/v1/files", headers={"authorization": f"Bearer {svid.mint(RESEARCH)}"}, data=b"x",
-                          timeout=10)
-        assert r.status_code == 403
-        assert gw.requests_seen() == []
+@pytest.fixture(scope="module")
+def custom():
+    with running_gateway({"rules": CUSTOM_RULES}) as gw:
+        yield gw
+
+
+def test_streaming_is_gated_on_every_api(custom):
+    custom.reset()
+    token = svid.mint(BOT)
+    client = gemini(custom, token)
+    with pytest.raises(genai_errors.ClientError) as e:
+        list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+    assert refusal(custom, e.value.response)["reason"] == "stream_not_allowed"
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        with anthropic_bedrock(custom, token).messages.stream(model=CLAUDE_BEDROCK, max_tokens=64, messages=HI) as s:
+            s.get_final_text()
+    assert refusal(custom, e.value.response)["reason"] == "stream_not_allowed"
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        anthropic_vertex(custom, token).messages.create(model="claude-haiku-4-5@20251001", max_tokens=64, messages=HI,
+                                                        stream=True)
+    assert refusal(custom, e.value.response)["reason"] == "stream_not_allowed"
+    # Not streaming, under the cap: each goes on with the cap written in.
+    assert client.models.generate_content(model="gemini-2.5-flash", contents="hi").text
+    assert anthropic_vertex(custom, token).messages.create(model="claude-haiku-4-5@20251001", max_tokens=64,
+                                                           messages=HI).content
+    gem, vertex = custom.requests_seen()
+    assert json.loads(gem["body"])["generationConfig"]["maxOutputTokens"] == 100
+    assert json.loads(vertex["body"])["max_tokens"] == 64
+
+
+def test_token_caps_on_every_api(custom):
+    custom.reset()
+    token = svid.mint(BOT)
+    client = gemini(custom, token)
+    with pytest.raises(genai_errors.ClientError) as e:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi",
+                                       config=genai_types.GenerateContentConfig(max_output_tokens=500))
+    assert refusal(custom, e.value.response)["detail"] == "maxOutputTokens>100"
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        anthropic_bedrock(custom, token).messages.create(model=CLAUDE_BEDROCK, max_tokens=500, messages=HI)
+    assert refusal(custom, e.value.response)["detail"] == "max_tokens>100"
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        anthropic_vertex(custom, token).messages.create(model="claude-haiku-4-5@20251001", max_tokens=500, messages=HI)
+    assert refusal(custom, e.value.response)["reason"] == "max_tokens_exceeded"
+    assert custom.requests_seen() == []
+
+
+def test_an_allow_rule_opens_only_the_endpoints_it_lists(custom):
+    gw = custom
+    gw.reset()
+
+    def get(path, who):
+        return requests.get(f"{gw.url}/openai{path}", headers={"authorization": f"Bearer {svid.mint(who)}"}, timeout=10)
+    token_free = get("/v1/files?limit=2&api-key=caller-secret", RESEARCH)
+    assert token_free.status_code == 404  # the stand-in has no files; it was reached
+    [seen] = gw.requests_seen()
+    assert seen["path"] == "/v1/files?limit=2"
+    assert headers_of(seen, "authorization") == [f"Bearer {gw.openai_key}"]
+    record = gw.audit_for(token_free.headers["x-request-id"])
+    assert (record["decision"], record["rule"], record["endpoint"], record["model"]) == ("allow", "files-reader", "/v1/files", None)
+    gw.reset()
+    for path, who in [("/v1/files", BOT), ("/v1/files/file-1/content", RESEARCH)]:
+        r = get(path, who)
+        assert (r.status_code, r.headers["x-modelgate-reason"]) == (403, "endpoint_not_allowed"), path
+    r = requests.post(f"{gw.url}/openai/v1/files", headers={"authorization": f"Bearer {svid.mint(RESEARCH)}"}, data=b"x",
+                      timeout=10)
+    assert r.status_code == 403
+    assert gw.requests_seen() == []
