@@ -80,7 +80,8 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tuple = (), env: dict | None = None):
+def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tuple = (), env: dict | None = None,
+                    extra_args: tuple = ()):
     """The stand-in provider and Envoy with envoy/envoy.yaml, its policy's
     top-level members replaced by `policy_patch`; torn down on exit.
     `mutate(config, ports)` may change the Envoy config further; `ports`
@@ -120,7 +121,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     with envoy_log.open("w") as log:
         proxy = subprocess.Popen(
             [str(envoy_binary()), "-c", str(config_path), "--file-flush-interval-msec", "50", "-l", "info",
-             "--base-id", str(secrets.randbelow(1 << 20) + 1000)],
+             "--base-id", str(secrets.randbelow(1 << 20) + 1000), *extra_args],
             cwd=ROOT, env={**os.environ, **keys}, stdout=log, stderr=subprocess.STDOUT,
         )
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",

@@ -377,6 +377,7 @@ impl HttpContext for Request {
                 Err(_) => return host::log(LogLevel::Error, &format!("[{}] no audit record could be made", self.id)),
             },
         };
+        let record = self.shared.seal(&record);
         if !host::set_property(AUDIT_PROPERTY, record.as_bytes()) {
             // Never lose the record: put it in the Envoy log instead.
             host::log(LogLevel::Error, &format!("[{}] could not store the audit record: {record}", self.id));

@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use modelgate_policies::chain::Chain;
 use modelgate_policies::config::VerifierChoice;
 use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
 use modelgate_policies::svid::{SvidCache, TrustStore};
@@ -39,9 +40,26 @@ pub struct Shared {
     pub trust: RefCell<Rc<TrustStore>>,
     pub tokens: TokenCache,
     pub broker: Broker,
+    /// This VM's audit hash chain.
+    pub chain: RefCell<Chain>,
 }
 
+/// Every this many records, a chain's head goes to Envoy's log: shipped
+/// apart from the audit log, it anchors the chain (docs/audit.md).
+const ANCHOR_EVERY: u64 = 1_000;
+
 impl Shared {
+    /// The record with this VM's chain members: the line the access log writes.
+    pub fn seal(&self, record: &str) -> String {
+        let Ok(mut chain) = self.chain.try_borrow_mut() else { return record.to_string() };
+        let line = chain.seal(record);
+        let (id, seq, head) = chain.head();
+        if seq % ANCHOR_EVERY == 0 {
+            host::log(LogLevel::Info, &format!("modelgate audit chain {id} record {seq} head {}", head.unwrap_or("")));
+        }
+        line
+    }
+
     fn new(policy: Option<Rc<Policy>>) -> Self {
         let (cache_size, host) = policy
             .as_deref()
@@ -56,6 +74,7 @@ impl Shared {
             )),
             tokens: TokenCache::default(),
             broker: Broker::new(),
+            chain: RefCell::new(Chain::new(host::random::<8>().iter().map(|b| format!("{b:02x}")).collect())),
             policy,
         }
     }

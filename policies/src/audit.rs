@@ -4,7 +4,6 @@
 //! and SHA-256.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::api::Usage;
 use crate::reason::Verdict;
@@ -79,18 +78,10 @@ pub struct Prompt {
 
 impl Prompt {
     pub fn of(body: &[u8], digest: bool) -> Prompt {
-        let sha256 = digest.then(|| {
-            Sha256::digest(body).iter().fold(String::with_capacity(64), |mut s, b| {
-                s.push(char::from(HEX[usize::from(b >> 4)]));
-                s.push(char::from(HEX[usize::from(b & 15)]));
-                s
-            })
-        });
+        let sha256 = digest.then(|| crate::chain::sha256_hex(body));
         Prompt { bytes: body.len(), sha256 }
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Upstream {

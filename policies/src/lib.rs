@@ -11,6 +11,7 @@ pub mod api;
 pub mod audit;
 pub mod body;
 pub mod callout;
+pub mod chain;
 pub mod config;
 pub mod credential;
 pub mod decision;

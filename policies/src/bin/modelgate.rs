@@ -2,23 +2,33 @@
 //! work around it.
 //!
 //!     modelgate jwks (--key-file PATH | --key-env VAR) [--kid KID]
+//!     modelgate audit verify FILE
 //!
-//! prints the public JWK Set of a `minted_jwt` signing key (or of a
+//! `jwks` prints the public JWK Set of a `minted_jwt` signing key (or of a
 //! `token_exchange`'s minted assertions), for the endpoints that verify
-//! what the gateway mints.
+//! what the gateway mints. `audit verify` checks the hash chains of an
+//! audit log file (docs/audit.md).
 
 use std::process::ExitCode;
 
+use modelgate_policies::chain;
 use modelgate_policies::mint::Minter;
 
 const USAGE: &str = "usage: modelgate jwks (--key-file PATH | --key-env VAR) [--kid KID]
+       modelgate audit verify FILE
 
   jwks   print the public JWK Set of a minted_jwt signing key (PKCS#8 PEM,
          SEC1 PEM or a private JWK); the kid is the key's RFC 7638
-         thumbprint unless --kid (or the JWK's own kid) names it";
+         thumbprint unless --kid (or the JWK's own kid) names it
+
+  audit verify   check every hash chain of an audit log file: continuous,
+                 every link right, in order; exit 1 when anything is wrong";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("audit") {
+        return audit(&args[1..]);
+    }
     match run(&args) {
         Ok(out) => {
             println!("{out}");
@@ -36,6 +46,43 @@ fn run(args: &[String]) -> Result<String, String> {
         Some("jwks") => jwks(&args[1..]),
         Some("-h" | "--help") | None => Err(USAGE.to_string()),
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+}
+
+/// `audit verify FILE`: the report on stdout; 0 when every chain holds,
+/// 1 when something is wrong, 2 when the file cannot be read.
+fn audit(args: &[String]) -> ExitCode {
+    let [verb, path] = args else {
+        eprintln!("modelgate: {USAGE}");
+        return ExitCode::from(2);
+    };
+    if verb != "verify" {
+        eprintln!("modelgate: unknown audit command {verb:?}\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("modelgate: {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = chain::verify(&text);
+    for c in &report.chains {
+        let from =
+            if c.first > 1 { format!(" (from record {}: the file starts mid-chain)", c.first) } else { String::new() };
+        println!("chain {}: {} records, last {}{from}, head {}", c.id, c.records, c.last, c.head);
+    }
+    println!("{} record(s) outside any chain (Envoy's fallback log)", report.unchained);
+    for p in &report.problems {
+        println!("PROBLEM {p}");
+    }
+    if report.problems.is_empty() {
+        println!("ok: every chain is continuous and every link holds");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} problem(s)", report.problems.len());
+        ExitCode::from(1)
     }
 }
 
