@@ -31,7 +31,7 @@ import requests
 import yaml
 
 import svid
-from harness import ROOT, envoy_binary, envoy_config, free_port, plugin_configuration, wait_until
+from harness import ROOT, envoy_binary, envoy_config, free_port, plugin_configuration, provider_keys, wait_until
 
 BOT = "spiffe://example.org/ns/support/sa/bot"
 REPLY = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "model": "gpt-4o-mini",
@@ -126,7 +126,7 @@ class Envoy:
         path = work / f"envoy-{setup}-{concurrency}.yaml"
         path.write_text(yaml.safe_dump(config_for(setup, self.listen, self.admin, provider, work)))
         self.log = work / f"envoy-{setup}-{concurrency}.log"
-        env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench",
+        env = {**os.environ, **provider_keys(), "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench",
                "MODELGATE_SIGNING_KEY": svid.new_ec_key("bench").export_to_pem(private_key=True, password=None).decode()}
         self.proc = subprocess.Popen([str(envoy_binary()), "-c", str(path), "-l", "warning", "--concurrency", str(concurrency),
                                       "--base-id", str(secrets.randbelow(1 << 20) + 3000)],

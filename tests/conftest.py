@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from harness import ROOT, WASM, envoy_binary, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
+from harness import ROOT, WASM, envoy_binary, provider_keys, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
 
 
 @dataclass
@@ -111,13 +111,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
         for port in (upstream_port, *ports.values())
     ]
     upstream = stand_ins[0]
-    keys = {"OPENAI_API_KEY": f"sk-test-openai-{secrets.token_hex(12)}",
-            "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}",
-            "GEMINI_API_KEY": f"AIza-test-{secrets.token_hex(12)}",
-            "AZURE_OPENAI_API_KEY": f"azure-test-{secrets.token_hex(12)}",
-            "VERTEX_ACCESS_TOKEN": f"ya29.test-{secrets.token_hex(12)}",
-            "AWS_ACCESS_KEY_ID": "AKIAGATEWAYTEST00000",
-            "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20), **(env or {})}
+    keys = {**provider_keys(), **(env or {})}
     with envoy_log.open("w") as log:
         proxy = subprocess.Popen(
             [str(envoy_binary()), "-c", str(config_path), "--file-flush-interval-msec", "50", "-l", "info",

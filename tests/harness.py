@@ -1,6 +1,7 @@
 """Shared by the end-to-end fixtures and tests: where things are, free
 ports, and envoy/envoy.yaml with test ports and paths."""
 
+import secrets
 import socket
 import sys
 import time
@@ -12,6 +13,19 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 WASM = ROOT / "build" / "modelgate.wasm"
 ENVOY_YAML = ROOT / "envoy" / "envoy.yaml"
+
+
+def provider_keys() -> dict:
+    """Fresh stand-in values for every credential envoy/envoy.yaml reads
+    from Envoy's environment (the VM refuses to start without them)."""
+    return {"OPENAI_API_KEY": f"sk-test-openai-{secrets.token_hex(12)}",
+            "ANTHROPIC_API_KEY": f"sk-test-anthropic-{secrets.token_hex(12)}",
+            "GEMINI_API_KEY": f"AIza-test-{secrets.token_hex(12)}",
+            "AZURE_OPENAI_API_KEY": f"azure-test-{secrets.token_hex(12)}",
+            "VERTEX_ACCESS_TOKEN": f"ya29.test-{secrets.token_hex(12)}",
+            # Envoy's SigV4 filter (the Bedrock route) signs with these.
+            "AWS_ACCESS_KEY_ID": "AKIAGATEWAYTEST00000",
+            "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20)}
 
 
 def free_port() -> int:

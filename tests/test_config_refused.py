@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from harness import envoy_binary, envoy_config, free_port, plugin_configuration
+from harness import envoy_binary, envoy_config, free_port, plugin_configuration, provider_keys
 
 
 @pytest.mark.parametrize("mutate,path", [
@@ -25,8 +25,7 @@ def test_envoy_refuses_a_bad_policy(tmp_path, mutate, path):
     mutate(policy)
     value["value"] = json.dumps(policy)
     (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(config))
-    env = {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y", "GEMINI_API_KEY": "g", "AZURE_OPENAI_API_KEY": "a",
-           "VERTEX_ACCESS_TOKEN": "v", "PATH": "/usr/bin:/bin"}
+    env = {**provider_keys(), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([str(envoy_binary()), "-c", str(tmp_path / "envoy.yaml"), "--base-id", str(secrets.randbelow(1 << 20) + 2000)],
                             env=env, capture_output=True, text=True, timeout=60)
     log = result.stdout + result.stderr
