@@ -95,3 +95,79 @@ def test_swapped_records_are_out_of_order(chained_log, tmp_path):
     result = tampered(tmp_path, lines, swap)
     assert result.returncode == 1
     assert f"chain {chain}: record 3" in result.stdout and "after a later record" in result.stdout
+
+
+# --- usage from streams ---------------------------------------------------------
+
+RESEARCH = "spiffe://example.org/ns/research/sa/agent"
+REPLY_TOKENS = 7  # tests/upstream.py: six words and the end
+
+
+def prompt_tokens(seen) -> int:
+    """What the stand-in counts for a request body it received."""
+    return len(seen["body"].encode()) // 10 + 1
+
+
+def stream(gw, path, body, headers=None, who=BOT):
+    r = requests.post(f"{gw.url}{path}", json=body, timeout=15, stream=True,
+                      headers={"authorization": f"Bearer {svid.mint(who)}", **(headers or {})})
+    try:
+        data = b"".join(r.iter_content(None))
+    except requests.exceptions.ChunkedEncodingError:
+        data = None  # cut short
+    return r, data
+
+
+STREAMS = {
+    "openai_chat_include_usage_from_the_client": (
+        "/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": HI, "stream": True,
+                                        "stream_options": {"include_usage": True}}),
+    "openai_chat_include_usage_from_the_provider": (
+        "/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": HI, "stream": True}),
+    "openai_responses": ("/openai/v1/responses", {"model": "gpt-4o-mini", "input": "hi", "stream": True}),
+    "anthropic_messages": ("/anthropic/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": HI,
+                                                      "stream": True}),
+    "gemini_sse": ("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                   {"contents": [{"parts": [{"text": "hi"}]}]}),
+    "bedrock_eventstream": ("/bedrock/model/anthropic.claude-haiku-4-5-20251001-v1:0/invoke-with-response-stream",
+                            {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": HI}),
+    "bedrock_converse_eventstream": ("/bedrock/model/anthropic.claude-haiku-4-5-20251001-v1:0/converse-stream",
+                                     {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+}
+
+
+@pytest.mark.parametrize("split", [None, "bytes"])
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_streamed_usage_is_what_the_provider_sent(gateway, name, split):
+    gateway.reset()
+    path, body = STREAMS[name]
+    r, data = stream(gateway, path, body, {"x-test-split": split} if split else None)
+    assert r.status_code == 200 and data, r.text
+    [seen] = gateway.requests_seen()
+    record = gateway.audit_for(r.headers["x-request-id"])
+    p = prompt_tokens(seen)
+    assert record["usage"] == {"input_tokens": p, "output_tokens": REPLY_TOKENS, "total_tokens": p + REPLY_TOKENS}, record
+    assert record["usage_complete"] is True and record["stream"] is True
+    if name == "openai_chat_include_usage_from_the_provider":
+        assert json.loads(seen["body"])["stream_options"] == {"include_usage": True}
+        assert b'"usage"' in data  # the client receives the usage chunk too
+
+
+def test_a_stream_without_usage_is_not_complete(gateway):
+    gateway.reset()
+    r, data = stream(gateway, "/private/v1/chat/completions", {"model": "llama-3", "messages": HI, "stream": True},
+                     who=RESEARCH)
+    assert r.status_code == 200 and b"[DONE]" in data
+    record = gateway.audit_for(r.headers["x-request-id"])
+    assert (record["usage"], record["usage_complete"]) == (None, False)
+
+
+@pytest.mark.parametrize("name", ["anthropic_messages", "gemini_sse", "bedrock_eventstream"])
+def test_a_stream_cut_short_keeps_what_was_counted(gateway, name):
+    gateway.reset()
+    path, body = STREAMS[name]
+    r, data = stream(gateway, path, body, {"x-test-cut": "3"})
+    record = gateway.audit_for(r.headers["x-request-id"])
+    assert record["usage_complete"] is False, record
+    if name == "anthropic_messages":  # message_start came: the input is known
+        assert record["usage"]["input_tokens"] == prompt_tokens(gateway.requests_seen()[0])

@@ -83,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def start_stream(self) -> None:
+        self.pieces = 0
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
@@ -91,9 +92,23 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_event(self, data, event=None) -> None:
         text = (f"event: {event}\n" if event else "") + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
-        raw = text.encode()
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw))
-        self.wfile.flush()
+        self.send_chunk(text.encode())
+
+    def send_chunk(self, raw: bytes) -> None:
+        """One piece of a stream. Tests steer it with request headers:
+        `x-test-split: bytes` sends every byte as its own chunk, and
+        `x-test-cut: N` drops the connection instead of the N+1th piece."""
+        self.pieces += 1
+        cut = self.headers.get("x-test-cut")
+        if cut is not None and self.pieces > int(cut):
+            self.wfile.flush()
+            time.sleep(0.2)  # what was sent is read before the connection drops
+            self.connection.shutdown(2)
+            raise ConnectionAbortedError("cut by the test")
+        parts = [raw[i:i + 1] for i in range(len(raw))] if self.headers.get("x-test-split") == "bytes" else [raw]
+        for part in parts:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.flush()
 
     def end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
@@ -359,6 +374,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, message)
         self.send_response(200)
         self.send_header("content-type", "application/vnd.amazon.eventstream")
+        self.pieces = 0
         self.send_header("x-amzn-bedrock-content-type", "application/json")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
@@ -377,8 +393,7 @@ class Handler(BaseHTTPRequestHandler):
                        {"type": "message_stop"}]
             events = [("chunk", {"bytes": base64.b64encode(json.dumps(e).encode()).decode()}) for e in chunks]
         for kind, payload in events:
-            frame = eventstream_frame(kind, payload)
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            self.send_chunk(eventstream_frame(kind, payload))
         self.end_stream()
 
     # --- Anthropic ----------------------------------------------------------

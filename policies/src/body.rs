@@ -31,6 +31,9 @@ pub struct RequestBody {
     /// Bedrock invoke body is the model family's own): a capped workload
     /// must send a bound.
     bound_required: bool,
+    /// Where a streaming request's usage switch goes (OpenAI's
+    /// `stream_options.include_usage`) when it has none.
+    stream_usage: Option<Insert>,
 }
 
 /// At most this many distinct other models are decided in one request.
@@ -145,6 +148,8 @@ struct Layout {
     refuse: usize,
     history: usize,
     any_model: usize,
+    /// The stream options object and its usage switch.
+    stream_usage: Option<usize>,
 }
 
 fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
@@ -176,6 +181,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         refuse: at(&mut paths, &endpoint.refuse.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
         history: at(&mut paths, endpoint.history),
         any_model: at(&mut paths, &[ANY_MODEL]),
+        stream_usage: endpoint.stream_usage.map(|p| at(&mut paths, &[&p[..1], p])),
     };
 
     let doc = json::scan(body, &paths).map_err(json_denial)?;
@@ -223,7 +229,13 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
     }
     let insert = insertion(&doc, endpoint.max_tokens_default, layout.parent)?;
     let bound_required = !endpoint.max_tokens.is_empty() && endpoint.max_tokens_default.is_none();
-    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required })
+    // Where `include_usage: true` would go, when the request streams and
+    // says nothing of its usage.
+    let stream_usage = match (endpoint.stream_usage, layout.stream_usage) {
+        (Some(path), Some(i)) if stream && doc.get(i + 1).is_none() => insertion(&doc, Some(path), Some(i))?,
+        _ => None,
+    };
+    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required, stream_usage })
 }
 
 /// Every member named `model` outside the request's own model and its
@@ -426,6 +438,7 @@ impl RequestBody {
             insert: None,
             multiplier: 1,
             bound_required: false,
+            stream_usage: None,
         }
     }
 }
@@ -487,6 +500,12 @@ impl RequestBody {
         Ok(edits)
     }
 
+    /// The edit that asks a streaming response for its usage, when the
+    /// request streams and did not say (a provider's `include_usage`).
+    pub fn ask_stream_usage(&self) -> Option<Edit> {
+        self.stream_usage.as_ref().map(|i| i.edit("true"))
+    }
+
     fn multiplied(&self, per_output: u64, cap: u64) -> Denial {
         let n = self.multiplier;
         Denial::new(
@@ -498,7 +517,8 @@ impl RequestBody {
 }
 
 impl Insert {
-    fn edit(&self, cap: u64) -> Edit {
+    fn edit(&self, value: impl std::fmt::Display) -> Edit {
+        let cap = value;
         let member = |name: &str, has_members: bool| {
             format!("\"{name}\":{cap}{}", if has_members { "," } else { "" }).into_bytes()
         };

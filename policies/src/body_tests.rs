@@ -174,6 +174,7 @@ const NESTED: Endpoint = Endpoint {
     refuse: &[],
     history: &[],
     query: &[],
+    stream_usage: None,
 };
 
 #[test]
@@ -442,4 +443,32 @@ fn multipart_forms_are_refused_where_servers_disagree() {
         ("Content-Disposition: form-data; name=\"stream\"", "true"),
     ]);
     assert!(parse(ep, ct, &streamed).unwrap().stream);
+}
+
+#[test]
+fn a_streaming_request_that_says_nothing_of_usage_can_be_asked_for_it() {
+    let ask = |body: &[u8]| {
+        let parsed = parse(chat(), JSON, body).unwrap();
+        let mut edits = parsed.apply_limits(&RuleLimits { max_tokens: Some(50), stream: true }).unwrap();
+        edits.extend(parsed.ask_stream_usage());
+        edits.sort_by_key(|e| e.at);
+        String::from_utf8(apply_edits(body, &edits)).unwrap()
+    };
+    assert_eq!(
+        ask(br#"{"model":"m","stream":true}"#),
+        r#"{"max_completion_tokens":50,"stream_options":{"include_usage":true},"model":"m","stream":true}"#
+    );
+    assert_eq!(
+        ask(br#"{"model":"m","stream":true,"stream_options":{}}"#),
+        r#"{"max_completion_tokens":50,"model":"m","stream":true,"stream_options":{"include_usage":true}}"#
+    );
+    assert_eq!(
+        ask(br#"{"model":"m","stream":true,"stream_options":null}"#),
+        r#"{"max_completion_tokens":50,"model":"m","stream":true,"stream_options":{"include_usage":true}}"#
+    );
+    // Said already (either way), or not streaming: unchanged but the cap.
+    for body in [&br#"{"model":"m","stream":true,"stream_options":{"include_usage":false}}"#[..], br#"{"model":"m"}"#] {
+        assert!(!ask(body).contains(r#""include_usage":true"#), "{}", ask(body));
+        assert!(parse(chat(), JSON, body).unwrap().ask_stream_usage().is_none());
+    }
 }

@@ -410,6 +410,7 @@ mod tests {
             deployments: vec![],
             project: None,
             locations: vec![],
+            include_usage: false,
         };
         let c = Carrier::Header { name: "x-svid".into(), scheme: None };
         let all = [

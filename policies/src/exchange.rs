@@ -31,6 +31,7 @@ use crate::spiffe::SpiffeId;
 use crate::svid::{SignatureVerifier, SvidCache, TrustStore};
 use crate::time::rfc3339_millis;
 use crate::token::TokenCache;
+use crate::usage::{Framing, StreamUsage};
 
 /// The request as the filter sees it when its headers arrive.
 #[derive(Clone, Copy)]
@@ -236,6 +237,9 @@ enum Response {
     /// A JSON response held (a copy, as it passes) to read its usage;
     /// `taken` bytes of `memory` are counted against the VM.
     Usage { held: Vec<u8>, memory: Option<Rc<ResponseMemory>>, taken: usize, overflow: bool },
+    /// A stream read for its usage as it passes (nothing held but a
+    /// partial event); `taken` bytes of `memory` are counted against the VM.
+    Stream { usage: Box<StreamUsage>, memory: Rc<ResponseMemory>, taken: usize },
     /// A listing held whole by the host, to be filtered.
     Listing,
     /// A listing too large to filter: replaced by an empty one.
@@ -251,12 +255,20 @@ impl Drop for Response {
 
 impl Response {
     fn release(&mut self) {
-        if let Response::Usage { held, memory, taken, .. } = self {
-            if let Some(memory) = memory.take() {
-                memory.give_back(*taken);
+        match self {
+            Response::Usage { held, memory, taken, .. } => {
+                if let Some(memory) = memory.take() {
+                    memory.give_back(*taken);
+                }
+                *taken = 0;
+                *held = Vec::new();
             }
-            *taken = 0;
-            *held = Vec::new();
+            Response::Stream { usage, memory, taken } => {
+                usage.abandon();
+                memory.give_back(*taken);
+                *taken = 0;
+            }
+            _ => {}
         }
     }
 }
@@ -550,7 +562,15 @@ impl Exchange {
             self.record.rule = Some(rule.id.clone());
         }
         match parsed.apply_limits(&rule.limits) {
-            Ok(edits) => self.forward(env, edits),
+            Ok(mut edits) => {
+                if provider.include_usage {
+                    if let Some(edit) = parsed.ask_stream_usage() {
+                        edits.push(edit);
+                        edits.sort_by_key(|e| e.at);
+                    }
+                }
+                self.forward(env, edits)
+            }
             Err(d) => self.deny_or_forward(env, d.with_rule(rule.id.clone())),
         }
     }
@@ -647,6 +667,13 @@ impl Exchange {
         let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if media == "application/json" {
             self.response = Response::Usage { held: Vec::new(), memory: None, taken: 0, overflow: false };
+        } else if let Some(framing) = Framing::of(&media) {
+            self.record.usage_complete = Some(false);
+            self.response = Response::Stream {
+                usage: Box::new(StreamUsage::new(framing)),
+                memory: Rc::clone(env.memory),
+                taken: 0,
+            };
         }
         Step::Continue(Rewrite::default())
     }
@@ -669,6 +696,24 @@ impl Exchange {
             Response::Listing => {
                 let filtered = self.filter_listing(env, &body.read());
                 Step::Continue(Rewrite { body_edits: vec![replace_all(size, &filtered)], ..Default::default() })
+            }
+            Response::Stream { usage, memory, taken } => {
+                // Room for this chunk, at most; what is not kept goes back.
+                if memory.take(size) {
+                    *taken += size;
+                    usage.feed(&body.read());
+                } else {
+                    usage.abandon();
+                }
+                let held = usage.held();
+                if *taken > held {
+                    memory.give_back(*taken - held);
+                    *taken = held;
+                }
+                if end {
+                    self.read_stream_usage(true);
+                }
+                Step::Continue(Rewrite::default())
             }
             Response::Usage { held, memory, taken, overflow } => {
                 if !*overflow {
@@ -736,6 +781,20 @@ impl Exchange {
         })
     }
 
+    /// The usage a stream reported, when it `ended` (or was cut short).
+    fn read_stream_usage(&mut self, ended: bool) {
+        if let Response::Stream { usage, .. } = &mut self.response {
+            let (counted, complete) = usage.finish(ended);
+            self.record.usage = counted;
+            self.record.usage_complete = Some(complete);
+            if let Some(model) = usage.model.take() {
+                self.record.response_model = Some(model);
+            }
+        }
+        self.response.release();
+        self.response = Response::Ignored;
+    }
+
     fn read_usage(&mut self) {
         if let Response::Usage { held, overflow: false, .. } = &self.response {
             if let (Ok(v), Some(api)) = (serde_json::from_slice::<Value>(held), self.api) {
@@ -761,6 +820,7 @@ impl Exchange {
     /// Envoy is logging the request: the record is final. (What
     /// [`Event::Log`] answers; called directly only without a policy.)
     pub fn audit(&mut self, log: &LogInfo) -> String {
+        self.read_stream_usage(false);
         self.response.release();
         self.record.time = rfc3339_millis(self.started_ms);
         self.record.status = log.status.or(self.record.status);
@@ -829,7 +889,7 @@ fn replace_all(size: usize, with: &[u8]) -> Edit {
     Edit { at: 0, remove: size, insert: with.to_vec() }
 }
 
-fn bounded(value: &str) -> String {
+pub(crate) fn bounded(value: &str) -> String {
     if value.len() <= MAX_AUDIT_VALUE {
         return value.to_string();
     }

@@ -27,6 +27,7 @@ pub mod spiffe;
 pub mod svid;
 pub mod time;
 pub mod token;
+pub mod usage;
 pub mod xfcc;
 
 #[cfg(test)]

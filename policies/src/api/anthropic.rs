@@ -40,6 +40,7 @@ static ENDPOINTS: &[Endpoint] = &[
         history: &[&[Step::Key("messages")]],
         // The SDK's beta namespace adds `?beta=true`.
         query: &["beta"],
+        stream_usage: None,
     },
     Endpoint {
         method: "POST",
@@ -53,6 +54,7 @@ static ENDPOINTS: &[Endpoint] = &[
         refuse: &[],
         history: &[&[Step::Key("messages")]],
         query: &["beta"],
+        stream_usage: None,
     },
     MODEL_LIST,
 ];

@@ -58,6 +58,7 @@ const fn surface(path: &'static str, max_tokens: &'static [Path], default: Optio
 static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         multipliers: &[N],
+        stream_usage: Some(openai::INCLUDE_USAGE),
         ..deployment(
             "/openai/deployments/{deployment}/chat/completions",
             &[MAX_TOKENS, MAX_COMPLETION_TOKENS],
@@ -76,6 +77,7 @@ static ENDPOINTS: &[Endpoint] = &[
     Endpoint { path: "/openai/models", query: &["api-version"], ..MODEL_LIST },
     Endpoint {
         multipliers: &[N],
+        stream_usage: Some(openai::INCLUDE_USAGE),
         ..surface("/openai/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
     },
     surface("/openai/v1/embeddings", &[], None),

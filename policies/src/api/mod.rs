@@ -172,6 +172,9 @@ pub struct Endpoint {
     /// The query parameters the endpoint takes; every other one is removed
     /// before the request goes on (and a `model` parameter is refused).
     pub query: &'static [&'static str],
+    /// Where a streaming request asks for its usage in the stream (OpenAI's
+    /// `stream_options.include_usage`), for providers with `include_usage`.
+    pub stream_usage: Option<Path>,
 }
 
 /// The values a path pattern captured.
@@ -245,6 +248,7 @@ pub const NO_ENDPOINT: Endpoint = Endpoint {
     refuse: &[],
     history: &[],
     query: &[],
+    stream_usage: None,
 };
 
 /// `GET /v1/models`, the same for both apis.
@@ -260,6 +264,7 @@ pub const MODEL_LIST: Endpoint = Endpoint {
     refuse: &[],
     history: &[],
     query: &["limit", "after", "after_id", "before_id"],
+    stream_usage: None,
 };
 
 pub const MODEL: Path = &[Step::Key("model")];

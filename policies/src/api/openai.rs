@@ -48,6 +48,7 @@ const RESPONSES_REFUSE: &[(Path, &str)] = &[
 
 const N: Path = &[Step::Key("n")];
 const BEST_OF: Path = &[Step::Key("best_of")];
+pub(super) const INCLUDE_USAGE: Path = &[Step::Key("stream_options"), Step::Key("include_usage")];
 
 /// `/v1/audio/speech` streams server-sent events with `stream_format: "sse"`.
 const SPEECH_STREAM: &[StreamSwitch] = &[StreamSwitch::Equals(&[Step::Key("stream_format")], "sse", &["audio"])];
@@ -65,6 +66,7 @@ const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<P
         refuse: FALLBACKS,
         history: &[],
         query: &[],
+        stream_usage: None,
     }
 }
 
@@ -78,9 +80,14 @@ static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         multipliers: &[N],
         history: &[&[Step::Key("messages")]],
+        stream_usage: Some(INCLUDE_USAGE),
         ..json("/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
     },
-    Endpoint { multipliers: &[N, BEST_OF], ..json("/v1/completions", &[MAX_TOKENS], Some(MAX_TOKENS)) },
+    Endpoint {
+        multipliers: &[N, BEST_OF],
+        stream_usage: Some(INCLUDE_USAGE),
+        ..json("/v1/completions", &[MAX_TOKENS], Some(MAX_TOKENS))
+    },
     Endpoint {
         refuse: RESPONSES_REFUSE,
         history: &[&[Step::Key("input")]],

@@ -299,6 +299,16 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
         let headers = fixed_headers(p.headers.unwrap_or_default(), &format!("{at}.headers"))?;
         let deployments = deployments(p.deployments, api, &format!("{at}.deployments"))?;
         let (project, locations) = vertex_scope(p.project, p.locations, api, &at)?;
+        let include_usage = match (p.include_usage, api) {
+            (Some(true), Api::OpenAi | Api::OpenAiCompatible | Api::AzureOpenAi) => true,
+            (Some(true), api) => {
+                return Err(ConfigError::new(
+                    format!("{at}.include_usage"),
+                    format!("only OpenAI apis take include_usage; {} streams report usage themselves", api.name()),
+                ))
+            }
+            _ => false,
+        };
         out.push(Provider {
             name: p.name,
             api,
@@ -309,6 +319,7 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             deployments,
             project,
             locations,
+            include_usage,
         });
     }
     Ok(out)

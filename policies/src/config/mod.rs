@@ -151,6 +151,9 @@ pub struct Provider {
     pub project: Option<String>,
     /// vertex: the locations requests may name; empty: any.
     pub locations: Vec<String>,
+    /// OpenAI apis: streaming chat and completions requests that say
+    /// nothing of usage get `stream_options.include_usage: true`.
+    pub include_usage: bool,
 }
 
 #[derive(Debug)]

@@ -147,6 +147,9 @@ pub struct RawProvider {
     /// vertex: the locations requests may name (absent: any).
     #[serde(default)]
     pub locations: Option<Vec<String>>,
+    /// openai apis: ask streamed responses for their usage.
+    #[serde(default)]
+    pub include_usage: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
