@@ -15,11 +15,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
 import pytest
 import requests
 import yaml
 
 from harness import ROOT, WASM, envoy_binary, provider_keys, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
+
+
+# Every record a test looks at is checked against the published schema.
+AUDIT_SCHEMA = jsonschema.Draft202012Validator(json.loads((ROOT / "docs" / "audit.schema.json").read_text()))
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Gateway:
                 break
             time.sleep(0.05)
         assert len(found) == 1, f"expected one audit record for {request_id}, found {len(found)}"
+        AUDIT_SCHEMA.validate(found[0])
         return found[0]
 
 

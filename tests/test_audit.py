@@ -171,3 +171,72 @@ def test_a_stream_cut_short_keeps_what_was_counted(gateway, name):
     assert record["usage_complete"] is False, record
     if name == "anthropic_messages":  # message_start came: the input is known
         assert record["usage"]["input_tokens"] == prompt_tokens(gateway.requests_seen()[0])
+
+
+# --- the prompt-leak guard ---------------------------------------------------------
+
+LEAKS = {
+    "aws_access_key": "deploy with AKIAIOSFODNN7EXAMPLE please",
+    "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    "card_number": "charge 4111 1111 1111 1111 now",
+    "us_ssn": "my ssn is 078-05-1120",
+    "anthropic_key": "key sk-ant-api03-" + "x" * 90,
+}
+
+
+@pytest.mark.parametrize("detector", list(LEAKS))
+def test_a_leaking_prompt_never_reaches_the_provider(gateway, detector):
+    gateway.reset()
+    secret = LEAKS[detector]
+    for path, body in [
+        ("/openai/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": secret}]}),
+        ("/gemini/v1beta/models/gemini-2.5-flash:generateContent", {"contents": [{"parts": [{"text": secret}]}]}),
+    ]:
+        r = requests.post(f"{gateway.url}{path}", json=body, headers={"authorization": f"Bearer {svid.mint(BOT)}"},
+                          timeout=10)
+        assert (r.status_code, r.headers["x-modelgate-reason"]) == (403, "prompt_blocked"), r.text
+        record = gateway.audit_for(r.headers["x-request-id"])
+        assert record["prompt_guard"] == {"action": "block", "findings": {detector: 1}}
+        assert record["detail"] == detector
+        assert secret not in json.dumps(record) and secret.split()[-1] not in json.dumps(record)
+    assert gateway.requests_seen() == []
+
+
+def test_a_clean_prompt_records_no_findings(gateway):
+    r = chat(gateway)
+    assert r.status_code == 200
+    assert gateway.audit_for(r.headers["x-request-id"])["prompt_guard"] == {"action": "block", "findings": {}}
+
+
+# --- metrics --------------------------------------------------------------------------
+
+
+def prometheus(gw) -> dict:
+    text = requests.get(f"{gw.admin_url}/stats/prometheus", timeout=5).text
+    return {line.split("{")[0]: int(float(line.split()[-1])) for line in text.splitlines()
+            if line.startswith("modelgate_")}
+
+
+def test_metrics_after_a_scripted_sequence():
+    with running_gateway() as gw:
+        allowed = [chat(gw) for _ in range(3)]
+        denied = [chat(gw, "gpt-4o") for _ in range(2)]
+        leak = requests.post(f"{gw.url}/openai/v1/chat/completions", timeout=10,
+                             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": LEAKS["us_ssn"]}]},
+                             headers={"authorization": f"Bearer {svid.mint(BOT)}"})
+        research = requests.post(f"{gw.url}/openai/v1/chat/completions", timeout=10,
+                                 json={"model": "some-unlisted-model", "messages": HI},
+                                 headers={"authorization": f"Bearer {svid.mint(RESEARCH)}"})
+        assert [r.status_code for r in allowed + denied + [leak, research]] == [200] * 3 + [403] * 3 + [200]
+        records = [gw.audit_for(r.headers["x-request-id"]) for r in allowed + [research]]
+        stats = prometheus(gw)
+        assert stats["modelgate_requests_allow_ok"] == 4
+        assert stats["modelgate_requests_deny_model_not_allowed"] == 2
+        assert stats["modelgate_requests_deny_prompt_blocked"] == 1
+        assert stats["modelgate_prompt_guard_us_ssn"] == 1
+        assert stats["modelgate_audit_records"] == 7
+        assert stats["modelgate_tokens_openai_gpt_4o_mini_input"] == sum(r["usage"]["input_tokens"] for r in records[:3])
+        assert stats["modelgate_tokens_openai_gpt_4o_mini_output"] == 3 * REPLY_TOKENS
+        # A model only a glob allows never becomes a name: it is `other`.
+        assert stats["modelgate_tokens_openai_other_output"] == REPLY_TOKENS
+        assert not any("unlisted" in name or "spiffe" in name for name in stats)

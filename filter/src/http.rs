@@ -377,6 +377,11 @@ impl HttpContext for Request {
                 Err(_) => return host::log(LogLevel::Error, &format!("[{}] no audit record could be made", self.id)),
             },
         };
+        if let (Ok(x), Some(policy)) = (self.exchange.try_borrow(), self.shared.policy.as_deref()) {
+            for (name, n) in x.metrics(policy) {
+                self.shared.counters.add(&name, n);
+            }
+        }
         let record = self.shared.seal(&record);
         if !host::set_property(AUDIT_PROPERTY, record.as_bytes()) {
             // Never lose the record: put it in the Envoy log instead.

@@ -5,6 +5,7 @@
 mod bundles;
 mod host;
 mod http;
+mod metrics;
 mod root;
 mod tokens;
 mod verifier;

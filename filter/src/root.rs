@@ -19,6 +19,7 @@ use proxy_wasm::types::{BufferType, ContextType, LogLevel, MetricType};
 use crate::bundles::Bundles;
 use crate::host;
 use crate::http::{self, Request};
+use crate::metrics::Counters;
 use crate::tokens::Broker;
 use crate::verifier::HostVerifier;
 
@@ -42,6 +43,7 @@ pub struct Shared {
     pub broker: Broker,
     /// This VM's audit hash chain.
     pub chain: RefCell<Chain>,
+    pub counters: Counters,
 }
 
 /// Every this many records, a chain's head goes to Envoy's log: shipped
@@ -53,6 +55,7 @@ impl Shared {
     pub fn seal(&self, record: &str) -> String {
         let Ok(mut chain) = self.chain.try_borrow_mut() else { return record.to_string() };
         let line = chain.seal(record);
+        self.counters.add("modelgate.audit.records", 1);
         let (id, seq, head) = chain.head();
         if seq % ANCHOR_EVERY == 0 {
             host::log(LogLevel::Info, &format!("modelgate audit chain {id} record {seq} head {}", head.unwrap_or("")));
@@ -74,6 +77,7 @@ impl Shared {
             )),
             tokens: TokenCache::default(),
             broker: Broker::new(),
+            counters: Counters::default(),
             chain: RefCell::new(Chain::new(host::random::<8>().iter().map(|b| format!("{b:02x}")).collect())),
             policy,
         }

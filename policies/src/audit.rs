@@ -30,6 +30,9 @@ pub struct Record {
     pub stream: Option<bool>,
     pub credential: Option<CredentialUsed>,
     pub prompt: Option<Prompt>,
+    /// What the prompt guard found (per detector) and did; `null` when no
+    /// guard ran.
+    pub prompt_guard: Option<crate::guard::Findings>,
     /// The status the client received, whether from upstream or the filter.
     pub status: Option<u16>,
     pub upstream: Option<Upstream>,

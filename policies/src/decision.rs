@@ -129,6 +129,7 @@ mod tests {
             models: models.iter().map(|m| ModelPattern::parse(m).unwrap()).collect(),
             endpoints: Vec::new(),
             limits: RuleLimits::default(),
+            prompt_guard: None,
         }
     }
 

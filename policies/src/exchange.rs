@@ -16,13 +16,14 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::api::{self, Api, Captures, Endpoint, ModelAt};
+use crate::api::{self, Api, BodyFormat, Captures, Endpoint, ModelAt};
 use crate::audit::{Client, CredentialUsed, Prompt, Record, Upstream};
 use crate::body::{self, Edit};
 use crate::callout::{CalloutRequest, CalloutResult};
-use crate::config::{Mode, Policy, PromptAudit, Provider};
+use crate::config::{Mode, Policy, PromptAudit, Provider, Rule};
 use crate::credential::{self, Caller, Plan, Rewrite};
 use crate::decision;
+use crate::guard::{Action, Findings};
 use crate::identity::{self, Peer, Sources};
 use crate::path;
 use crate::query;
@@ -561,6 +562,9 @@ impl Exchange {
         if self.denial.is_none() {
             self.record.rule = Some(rule.id.clone());
         }
+        if let Err(d) = self.guard(policy, rule, endpoint, body) {
+            return self.deny_or_forward(env, d.with_rule(rule.id.clone()));
+        }
         match parsed.apply_limits(&rule.limits) {
             Ok(mut edits) => {
                 if provider.include_usage {
@@ -747,6 +751,28 @@ impl Exchange {
         })
     }
 
+    /// The prompt guard over the body's text, with the deciding rule's
+    /// action: the findings go in the record; with `block`, any refuses.
+    fn guard(&mut self, policy: &Policy, rule: &Rule, endpoint: &Endpoint, body: &[u8]) -> Result<(), Denial> {
+        let Some(guard) = &policy.prompt_guard else { return Ok(()) };
+        let Some(action) = rule.prompt_guard.unwrap_or(Some(guard.action)) else { return Ok(()) };
+        if !matches!(endpoint.body, BodyFormat::Json | BodyFormat::JsonByDefault) {
+            return Ok(());
+        }
+        let findings = guard.scan_json(body);
+        let found: Vec<&str> = findings.keys().map(String::as_str).collect();
+        let detail = found.join(",");
+        self.record.prompt_guard = Some(Findings { action: Some(action), findings: findings.clone() });
+        if action == Action::Block && !found.is_empty() {
+            return Err(Denial::new(
+                Reason::PromptBlocked,
+                format!("the prompt holds what may not leave the gateway ({detail})"),
+            )
+            .with_detail(bounded(&detail)));
+        }
+        Ok(())
+    }
+
     /// The model the request asks for, wherever its api names it.
     fn model_of(&self, provider: &Provider, endpoint: &Endpoint, body: Option<&str>) -> Result<Option<String>, Denial> {
         let capture = |name: &str| self.captures.get(name);
@@ -815,6 +841,11 @@ impl Exchange {
         self.record.decision = "deny";
         self.phase = Phase::Replied;
         d.reply(None, None)
+    }
+
+    /// The stats this request adds to (call after [`Exchange::audit`]).
+    pub fn metrics(&self, policy: &Policy) -> Vec<(String, u64)> {
+        crate::metrics::of(&self.record, policy)
     }
 
     /// Envoy is logging the request: the record is final. (What

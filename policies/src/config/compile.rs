@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::raw::*;
 use super::*;
+use crate::guard::{self, Action, Detector, Guard};
 use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 use crate::svid::bundle::parse_jwt_bundle;
 
@@ -32,6 +33,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
     let trust_domains = trust_domains(raw.trust_domains, jwt_svid.enabled)?;
     let providers = providers(raw.providers, env)?;
     let rules = rules(raw.rules, &trust_domains, &providers)?;
+    let prompt_guard = prompt_guard(raw.prompt_guard)?;
     let prompt_audit = match raw.audit.and_then(|a| a.prompt) {
         None | Some(RawPromptAudit::Sha256) => PromptAudit::Sha256,
         Some(RawPromptAudit::None) => PromptAudit::None,
@@ -52,6 +54,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
         rules,
         prompt_audit,
         max_body_bytes,
+        prompt_guard,
     })
 }
 
@@ -431,6 +434,50 @@ fn endpoint_pattern(raw: &str, at: &str) -> Result<EndpointPattern> {
     Ok(EndpointPattern { method, segments })
 }
 
+/// The prompt guard: its action, the built-in detectors it runs (all when
+/// none are named) and the configured patterns.
+pub(super) fn prompt_guard(raw: Option<RawPromptGuard>) -> Result<Option<Guard>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let action = match raw.action {
+        None | Some(RawGuardAction::Block) => Action::Block,
+        Some(RawGuardAction::Log) => Action::Log,
+        Some(RawGuardAction::Off) => return Ok(None),
+    };
+    let mut detectors = Vec::new();
+    match raw.detectors {
+        None => detectors.extend(guard::built_in_names().filter_map(Detector::built_in)),
+        Some(names) => {
+            for (j, name) in names.iter().enumerate() {
+                let d = Detector::built_in(name).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("prompt_guard.detectors[{j}]"),
+                        format!(
+                            "no detector {name:?} (one of {})",
+                            guard::built_in_names().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?;
+                if detectors.iter().any(|o: &Detector| o.name == d.name) {
+                    return Err(ConfigError::new(format!("prompt_guard.detectors[{j}]"), "named twice"));
+                }
+                detectors.push(d);
+            }
+        }
+    }
+    for (j, c) in raw.custom.unwrap_or_default().into_iter().enumerate() {
+        let at = format!("prompt_guard.custom[{j}]");
+        if !is_name(&c.name) || detectors.iter().any(|d| d.name == c.name) {
+            return Err(ConfigError::new(format!("{at}.name"), format!("{:?} is not a new detector name", c.name)));
+        }
+        detectors
+            .push(Detector::custom(&c.name, &c.pattern).map_err(|e| ConfigError::new(format!("{at}.pattern"), e))?);
+    }
+    if detectors.is_empty() {
+        return Err(ConfigError::new("prompt_guard.detectors", "a guard needs at least one detector"));
+    }
+    Ok(Some(Guard { action, detectors }))
+}
+
 /// Headers a provider sets on every request: not credentials (the
 /// `credential` sets those), not framing or hop-by-hop headers.
 fn fixed_headers(raw: serde_json::Map<String, Value>, at: &str) -> Result<Vec<(String, String)>> {
@@ -608,7 +655,25 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
                 RuleLimits { max_tokens: l.max_tokens, stream: l.stream.unwrap_or(true) }
             }
         };
-        out.push(Rule { id: r.id, effect, workloads, providers: provider_set, models, endpoints, limits });
+        let prompt_guard = match r.prompt_guard {
+            None => None,
+            Some(_) if effect == Effect::Deny => {
+                return Err(ConfigError::new(format!("{at}.prompt_guard"), "a deny rule has no prompt guard"))
+            }
+            Some(RawGuardAction::Off) => Some(None),
+            Some(RawGuardAction::Block) => Some(Some(Action::Block)),
+            Some(RawGuardAction::Log) => Some(Some(Action::Log)),
+        };
+        out.push(Rule {
+            id: r.id,
+            effect,
+            workloads,
+            providers: provider_set,
+            models,
+            endpoints,
+            limits,
+            prompt_guard,
+        });
     }
     Ok(out)
 }

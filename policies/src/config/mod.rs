@@ -26,6 +26,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub prompt_audit: PromptAudit,
     pub max_body_bytes: u64,
+    /// The prompt-leak guard, when configured.
+    pub prompt_guard: Option<crate::guard::Guard>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +224,9 @@ pub struct Rule {
     /// batches, …): requests to them name no model modelgate can decide.
     pub endpoints: Vec<EndpointPattern>,
     pub limits: RuleLimits,
+    /// The prompt guard for requests this rule allows: `None` follows the
+    /// guard's own action, `Some(None)` is off.
+    pub prompt_guard: Option<Option<crate::guard::Action>>,
 }
 
 /// An extra endpoint an allow rule opens: a method (or any) and a path

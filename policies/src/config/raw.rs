@@ -25,6 +25,35 @@ pub struct RawConfig {
     pub audit: Option<RawAudit>,
     #[serde(default)]
     pub limits: Option<RawLimits>,
+    #[serde(default)]
+    pub prompt_guard: Option<RawPromptGuard>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPromptGuard {
+    #[serde(default)]
+    pub action: Option<RawGuardAction>,
+    /// Built-in detectors by name (absent: all).
+    #[serde(default)]
+    pub detectors: Option<Vec<String>>,
+    #[serde(default)]
+    pub custom: Option<Vec<RawCustomDetector>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomDetector {
+    pub name: String,
+    pub pattern: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawGuardAction {
+    Block,
+    Log,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -190,6 +219,9 @@ pub struct RawRule {
     pub limits: Option<RawRuleLimits>,
     #[serde(default)]
     pub when: Option<Value>,
+    /// This rule's prompt-guard action, over the global one.
+    #[serde(default)]
+    pub prompt_guard: Option<RawGuardAction>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

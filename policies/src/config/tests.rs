@@ -83,6 +83,18 @@ fn errors_name_the_json_path() {
         (patched("/rules/0/endpoints", json!(["/v1/fi*"])), "rules[0].endpoints[0]"),
         (patched("/rules/0/endpoints", json!(["CONNECT /v1/files"])), "rules[0].endpoints[0]"),
         (patched("/rules/0/endpoints", json!(["/v1/files?x=1"])), "rules[0].endpoints[0]"),
+        (config(json!({"prompt_guard": {"detectors": ["pii"]}})), "prompt_guard.detectors[0]"),
+        (config(json!({"prompt_guard": {"detectors": []}})), "prompt_guard.detectors"),
+        (
+            config(json!({"prompt_guard": {"custom": [{"name": "x", "pattern": "("}]}})),
+            "prompt_guard.custom[0].pattern",
+        ),
+        (
+            config(json!({"prompt_guard": {"custom": [{"name": "email", "pattern": "x"}]}})),
+            "prompt_guard.custom[0].name",
+        ),
+        (config(json!({"prompt_guard": {"action": "warn"}})), "prompt_guard.action"),
+        (patched("/rules/3/prompt_guard", json!("off")), "rules[3].prompt_guard"),
     ];
     for (c, path) in cases {
         let e = error(c);

@@ -1,0 +1,185 @@
+//! The prompt-leak guard (SPEC reason `prompt_blocked`): detectors over the
+//! text a request sends — every string value of its JSON body, decoded
+//! (message contents, system prompts, tool arguments), never the keys —
+//! that find secrets and personal data before they leave. Each detector is
+//! a regular expression of the `regex` crate (linear time in the text), with
+//! a check in code where a pattern alone would flag too much: a Luhn check
+//! for card numbers, the SSA's rules for SSNs, the key's kind for `sk-`
+//! keys. The audit record counts findings per detector, never the text.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A detector: a built-in or a configured pattern.
+#[derive(Debug)]
+pub struct Detector {
+    pub name: String,
+    regex: Regex,
+    check: Check,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    None,
+    Luhn,
+    Ssn,
+    OpenAiKey,
+    AnthropicKey,
+}
+
+/// The built-in detectors: name, pattern, check. Every pattern starts and
+/// ends on a word boundary (or a fixed delimiter), so a token inside an
+/// unrelated word is never one.
+const BUILT_IN: &[(&str, &str, Check)] = &[
+    ("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----", Check::None),
+    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}\b", Check::None),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b", Check::None),
+    (
+        "slack_token",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,250}\b|https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}",
+        Check::None,
+    ),
+    ("openai_key", r"\bsk-[A-Za-z0-9_-]{20,}", Check::OpenAiKey),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}", Check::AnthropicKey),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", Check::None),
+    ("card_number", r"\b\d(?:[ -]?\d){12,18}\b", Check::Luhn),
+    ("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b", Check::Ssn),
+    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b", Check::None),
+];
+
+pub fn built_in_names() -> impl Iterator<Item = &'static str> {
+    BUILT_IN.iter().map(|(n, _, _)| *n)
+}
+
+impl Detector {
+    pub fn built_in(name: &str) -> Option<Detector> {
+        let (name, pattern, check) = BUILT_IN.iter().find(|(n, _, _)| *n == name)?;
+        // The patterns are constants, tested below; ASCII classes.
+        Regex::new(&format!("(?-u){pattern}")).ok().map(|regex| Detector {
+            name: name.to_string(),
+            regex,
+            check: *check,
+        })
+    }
+
+    /// A configured pattern. Compiled with a size limit: the `regex` crate
+    /// runs every pattern in time linear in the text. `\d`, `\w`, `\s` and
+    /// `\b` are ASCII classes.
+    pub fn custom(name: &str, pattern: &str) -> Result<Detector, String> {
+        let regex = regex::RegexBuilder::new(&format!("(?-u){pattern}"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| format!("not a regular expression: {e}"))?;
+        if regex.is_match("") {
+            return Err("matches the empty text".into());
+        }
+        Ok(Detector { name: name.to_string(), regex, check: Check::None })
+    }
+
+    /// How many times this detector finds something in `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.regex.find_iter(text).filter(|m| self.accepts(m.as_str())).count()
+    }
+
+    fn accepts(&self, found: &str) -> bool {
+        match self.check {
+            Check::None => true,
+            Check::Luhn => luhn(found),
+            Check::Ssn => ssn(found),
+            Check::OpenAiKey => !found.starts_with("sk-ant-"),
+            Check::AnthropicKey => true,
+        }
+    }
+}
+
+/// A card number: 13 to 19 digits (spaces or dashes between them) whose
+/// Luhn checksum holds.
+fn luhn(found: &str) -> bool {
+    let digits: Vec<u32> = found.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) || digits.iter().all(|d| *d == digits[0]) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// An SSN as the SSA issues them: no area 000, 666 or 900–999, no group
+/// 00, no serial 0000.
+fn ssn(found: &str) -> bool {
+    let parts: Vec<&str> = found.split('-').collect();
+    let [area, group, serial] = parts.as_slice() else { return false };
+    let area: u32 = area.parse().unwrap_or(0);
+    area != 0 && area != 666 && area < 900 && *group != "00" && *serial != "0000"
+}
+
+/// What a guard does with findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Block,
+    Log,
+}
+
+/// The configured guard.
+#[derive(Debug)]
+pub struct Guard {
+    pub action: Action,
+    pub detectors: Vec<Detector>,
+}
+
+/// The audit record's `prompt_guard`: the action and the findings per
+/// detector (never the text found).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Findings {
+    pub action: Option<Action>,
+    pub findings: BTreeMap<String, usize>,
+}
+
+impl Guard {
+    /// The findings in a JSON body's text: every string value, decoded.
+    pub fn scan_json(&self, body: &[u8]) -> BTreeMap<String, usize> {
+        let mut found = BTreeMap::new();
+        let Ok(value) = serde_json::from_slice::<Value>(body) else { return found };
+        let mut stack = vec![&value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::String(text) => self.scan_text(text, &mut found),
+                Value::Array(items) => stack.extend(items),
+                Value::Object(members) => stack.extend(members.values()),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    fn scan_text(&self, text: &str, found: &mut BTreeMap<String, usize>) {
+        for d in &self.detectors {
+            let n = d.count(text);
+            if n > 0 {
+                *found.entry(d.name.clone()).or_default() += n;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "guard_tests.rs"]
+mod tests;

@@ -1,0 +1,337 @@
+//! At least 30 texts each detector must flag and 30 it must not: real
+//! shapes, and the near misses (a checksum that fails, a prefix inside a
+//! word, a length one short) that a careless pattern would flag.
+
+use super::*;
+
+/// A small deterministic generator: the same cases every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n).map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize])).collect()
+    }
+}
+
+const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn contexts(secret: &str, i: usize) -> String {
+    match i % 5 {
+        0 => secret.to_string(),
+        1 => format!("here it is: {secret}"),
+        2 => format!("use {secret} for the call"),
+        3 => format!("config = \"{secret}\"\nnext line"),
+        _ => format!("({secret}), thanks"),
+    }
+}
+
+fn assert_family(name: &str, positives: &[String], negatives: &[String]) {
+    assert!(positives.len() >= 30 && negatives.len() >= 30, "{name}: too few cases");
+    let d = Detector::built_in(name).unwrap();
+    for text in positives {
+        assert!(d.count(text) >= 1, "{name} should flag {text:?}");
+    }
+    for text in negatives {
+        assert_eq!(d.count(text), 0, "{name} flagged {text:?}");
+    }
+}
+
+/// A card number of `len` digits with a valid Luhn digit (or not).
+fn card(rng: &mut Rng, prefix: &str, len: usize, valid: bool) -> String {
+    let mut digits: Vec<u32> = prefix.chars().map(|c| c.to_digit(10).unwrap()).collect();
+    while digits.len() < len - 1 {
+        digits.push((rng.next() % 10) as u32);
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    digits.push(if valid { check } else { (check + 1 + (rng.next() % 9) as u32) % 10 });
+    digits.iter().map(|d| char::from_digit(*d, 10).unwrap()).collect()
+}
+
+#[test]
+fn card_numbers_pass_luhn_or_are_not_flagged() {
+    let mut rng = Rng(7);
+    let brands = [("4", 16), ("51", 16), ("37", 15), ("6011", 16), ("35", 16), ("4", 13), ("62", 19)];
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..35 {
+        let (prefix, len) = brands[i % brands.len()];
+        let n = card(&mut rng, prefix, len, true);
+        let spaced = if i % 3 == 1 && len == 16 {
+            n.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" ")
+        } else if i % 3 == 2 && len == 16 {
+            n.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("-")
+        } else {
+            n.clone()
+        };
+        positives.push(contexts(&spaced, i));
+        negatives.push(contexts(&card(&mut rng, prefix, len, false), i));
+    }
+    negatives.extend(
+        [
+            "order 1234567890123456789012345",
+            "0000000000000000",
+            "4444444444444444",
+            "phone +1 415 555 0134",
+            "12 digits 123456789012",
+            "version 2024.10.21.1",
+            "id abc4111111111111111xyz",
+        ]
+        .map(String::from),
+    );
+    assert_family("card_number", &positives, &negatives);
+}
+
+#[test]
+fn ssns_follow_the_issuing_rules() {
+    let mut rng = Rng(11);
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..32 {
+        let area = 1 + rng.next() % 665;
+        let group = 1 + rng.next() % 99;
+        let serial = 1 + rng.next() % 9999;
+        positives.push(contexts(&format!("{area:03}-{group:02}-{serial:04}"), i));
+        let bad = match i % 5 {
+            0 => format!("000-{group:02}-{serial:04}"),
+            1 => format!("666-{group:02}-{serial:04}"),
+            2 => format!("9{:02}-{group:02}-{serial:04}", rng.next() % 100),
+            3 => format!("{area:03}-00-{serial:04}"),
+            _ => format!("{area:03}-{group:02}-0000"),
+        };
+        negatives.push(contexts(&bad, i));
+    }
+    negatives.push("call 555-123-4567".into());
+    negatives.push("part 1234-56-7890".into());
+    assert_family("us_ssn", &positives, &negatives);
+}
+
+#[test]
+fn aws_access_key_ids() {
+    let mut rng = Rng(3);
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..32 {
+        let prefix = ["AKIA", "ASIA", "AROA", "AIDA"][i % 4];
+        let body = rng.pick(UPPER_DIGITS, 16);
+        positives.push(contexts(&format!("{prefix}{body}"), i));
+        negatives.push(contexts(
+            &match i % 4 {
+                0 => format!("{prefix}{}", &body[..15]),
+                1 => format!("X{prefix}{body}"),
+                2 => format!("{prefix}{body}Z"),
+                _ => format!("akia{}", body.to_lowercase()),
+            },
+            i,
+        ));
+    }
+    assert_family("aws_access_key", &positives, &negatives);
+}
+
+#[test]
+fn github_tokens() {
+    let mut rng = Rng(5);
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..32 {
+        let kind = ["ghp", "gho", "ghu", "ghs", "ghr"][i % 5];
+        let token = if i % 6 == 5 {
+            format!("github_pat_{}", rng.pick(ALNUM, 82))
+        } else {
+            format!("{kind}_{}", rng.pick(ALNUM, 36))
+        };
+        positives.push(contexts(&token, i));
+        negatives.push(contexts(
+            &match i % 3 {
+                0 => format!("{kind}_{}", rng.pick(ALNUM, 35)),
+                1 => format!("x{kind}_{}", rng.pick(ALNUM, 36)),
+                _ => format!("ghx_{}", rng.pick(ALNUM, 36)),
+            },
+            i,
+        ));
+    }
+    assert_family("github_token", &positives, &negatives);
+}
+
+#[test]
+fn slack_tokens_and_webhooks() {
+    let mut rng = Rng(9);
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..32 {
+        let token = if i % 4 == 3 {
+            format!(
+                "https://hooks.slack.com/services/T{}/B{}/{}",
+                rng.pick(UPPER_DIGITS, 8),
+                rng.pick(UPPER_DIGITS, 8),
+                rng.pick(ALNUM, 24)
+            )
+        } else {
+            format!("xox{}-{}-{}", ["b", "p", "a"][i % 3], rng.next() % 1_000_000_000_000, rng.pick(ALNUM, 24))
+        };
+        positives.push(contexts(&token, i));
+        negatives.push(contexts(
+            &match i % 3 {
+                0 => format!("xoxz-{}", rng.pick(ALNUM, 24)),
+                1 => format!("xoxb-{}", rng.pick(ALNUM, 5)),
+                _ => format!("https://hooks.slack.com/services/{}", rng.pick(ALNUM, 10)),
+            },
+            i,
+        ));
+    }
+    assert_family("slack_token", &positives, &negatives);
+}
+
+#[test]
+fn openai_and_anthropic_keys_are_told_apart() {
+    let mut rng = Rng(13);
+    let mut openai = Vec::new();
+    let mut anthropic = Vec::new();
+    let mut neither = Vec::new();
+    for i in 0..32 {
+        let prefix = ["sk-", "sk-proj-", "sk-svcacct-", "sk-admin-"][i % 4];
+        openai.push(contexts(&format!("{prefix}{}", rng.pick(B64URL, 48)), i));
+        anthropic.push(contexts(&format!("sk-ant-api03-{}", rng.pick(B64URL, 93)), i));
+        neither.push(contexts(
+            &match i % 4 {
+                0 => format!("task-{}", rng.pick(ALNUM, 30)),
+                1 => format!("sk-{}", rng.pick(ALNUM, 10)),
+                2 => format!("disk-{}", rng.pick(ALNUM, 30)),
+                _ => format!("ask-{}", rng.pick(ALNUM, 30)),
+            },
+            i,
+        ));
+    }
+    let mut not_openai = neither.clone();
+    not_openai.extend(anthropic.iter().cloned());
+    assert_family("openai_key", &openai, &not_openai);
+    let mut not_anthropic = neither;
+    not_anthropic.extend(openai.iter().cloned());
+    assert_family("anthropic_key", &anthropic, &not_anthropic);
+}
+
+#[test]
+fn jwts() {
+    let mut rng = Rng(17);
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..32 {
+        let header = format!("eyJ{}", rng.pick(B64URL, 30));
+        let payload = format!("eyJ{}", rng.pick(B64URL, 60));
+        let signature = rng.pick(B64URL, 43);
+        positives.push(contexts(&format!("{header}.{payload}.{signature}"), i));
+        negatives.push(contexts(
+            &match i % 3 {
+                0 => format!("{header}.{payload}"),
+                1 => format!("abc{header}.{payload}.{signature}"),
+                _ => format!("eyA{}.eyJ{}.{signature}", rng.pick(B64URL, 30), rng.pick(B64URL, 30)),
+            },
+            i,
+        ));
+    }
+    assert_family("jwt", &positives, &negatives);
+}
+
+#[test]
+fn private_keys() {
+    let kinds = ["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED ", "DSA "];
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..36 {
+        let kind = kinds[i % kinds.len()];
+        positives.push(contexts(
+            &format!("-----BEGIN {kind}PRIVATE KEY-----\nMIIEvQIBADAN\n-----END {kind}PRIVATE KEY-----"),
+            i,
+        ));
+        negatives.push(contexts(
+            &match i % 3 {
+                0 => format!("-----BEGIN {kind}PUBLIC KEY-----\nMIIB"),
+                1 => "-----BEGIN CERTIFICATE-----\nMIIB".to_string(),
+                _ => format!("how do I make a {kind}private key with openssl?"),
+            },
+            i,
+        ));
+    }
+    assert_family("private_key", &positives, &negatives);
+}
+
+#[test]
+fn email_addresses() {
+    let mut rng = Rng(19);
+    let mut positives = Vec::new();
+    let mut negatives = Vec::new();
+    for i in 0..32 {
+        let user = rng.pick(b"abcdefghij", 6);
+        let domain = ["example.com", "corp.example.org", "mail.co.uk", "x.io"][i % 4];
+        let local = match i % 3 {
+            0 => user.clone(),
+            1 => format!("{user}.smith"),
+            _ => format!("{user}+tag"),
+        };
+        positives.push(contexts(&format!("{local}@{domain}"), i));
+        negatives.push(contexts(
+            &match i % 4 {
+                0 => format!("{user}@localhost"),
+                1 => format!("@{user}"),
+                2 => format!("{user} at {domain}"),
+                _ => format!("{user}@{}", "x".repeat(3)),
+            },
+            i,
+        ));
+    }
+    assert_family("email", &positives, &negatives);
+}
+
+#[test]
+fn custom_patterns() {
+    let d = Detector::custom("employee_id", r"\bEMP-\d{6}\b").unwrap();
+    let positives: Vec<String> = (0..30).map(|i| contexts(&format!("EMP-{:06}", 100_000 + i * 7), i)).collect();
+    let negatives: Vec<String> = (0..30).map(|i| contexts(&format!("EMP-{:05}", i), i)).collect();
+    assert!(positives.iter().all(|t| d.count(t) == 1));
+    assert!(negatives.iter().all(|t| d.count(t) == 0));
+    assert!(Detector::custom("x", "(").is_err());
+    assert!(Detector::custom("x", "a*").is_err(), "matches everything");
+}
+
+#[test]
+fn json_text_is_scanned_keys_are_not() {
+    let guard = Guard { action: Action::Block, detectors: built_in_names().filter_map(Detector::built_in).collect() };
+    let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my key is AKIAIOSFODNN7EXAMPLE and \u0041KIAIOSFODNN7EXAMPLF"}],
+                    "AKIAIOSFODNN7EXAMPLE":1,"metadata":{"note":"mail bob@example.com"}}"#;
+    let found = guard.scan_json(body);
+    assert_eq!(found.get("aws_access_key"), Some(&2), "the escaped one too; not the key");
+    assert_eq!(found.get("email"), Some(&1));
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+#[test]
+fn scanning_is_linear() {
+    let guard = Guard { action: Action::Block, detectors: built_in_names().filter_map(Detector::built_in).collect() };
+    let nasty = serde_json::json!({"messages": [{"content": "1 ".repeat(300_000) + &"a@".repeat(100_000) + &"eyJ".repeat(50_000)}]});
+    let started = std::time::Instant::now();
+    guard.scan_json(nasty.to_string().as_bytes());
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+}

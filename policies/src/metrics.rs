@@ -1,0 +1,80 @@
+//! The filter's Envoy stats (SPEC §7), from a request's finished record.
+//! Every name is built from bounded sets only: decisions and reasons,
+//! configured provider names, models that an allow rule names literally
+//! (any other model counts as `other`), detector names. No SPIFFE ID ever.
+//!
+//! - `modelgate.requests.<decision>.<reason>`
+//! - `modelgate.tokens.<provider>.<model>.input` / `.output`
+//! - `modelgate.prompt_guard.<detector>` (findings)
+
+use crate::audit::Record;
+use crate::config::{Effect, Policy};
+
+/// The counters a finished record adds to, and by how much.
+pub fn of(record: &Record, policy: &Policy) -> Vec<(String, u64)> {
+    let mut out = vec![(format!("modelgate.requests.{}.{}", record.decision, record.reason.code()), 1)];
+    if let (Some(usage), Some(provider)) = (&record.usage, &record.provider) {
+        if policy.provider(provider).is_some() {
+            let model = record.model.as_deref().filter(|m| named_literally(policy, m)).map_or("other", |m| m);
+            let base = format!("modelgate.tokens.{}.{}", stat_safe(provider), stat_safe(model));
+            for (kind, n) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+                if let Some(n) = n.filter(|n| *n > 0) {
+                    out.push((format!("{base}.{kind}"), n));
+                }
+            }
+        }
+    }
+    if let Some(guard) = &record.prompt_guard {
+        for (detector, n) in &guard.findings {
+            out.push((format!("modelgate.prompt_guard.{}", stat_safe(detector)), *n as u64));
+        }
+    }
+    out
+}
+
+/// Whether an allow rule lists `model` itself (not through a glob).
+fn named_literally(policy: &Policy, model: &str) -> bool {
+    policy.rules.iter().any(|r| r.effect == Effect::Allow && r.models.iter().any(|m| m.as_str() == model))
+}
+
+/// Envoy splits stat names at `.`: every other character but letters,
+/// digits, `-` and `_` becomes `_` (`gpt-4.1-mini` → `gpt-4_1-mini`).
+fn stat_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Usage;
+    use crate::reason::{Reason, Verdict};
+    use crate::testing::{config, env};
+
+    #[test]
+    fn names_stay_within_bounded_sets() {
+        let policy = Policy::from_json(config(serde_json::json!({})).to_string().as_bytes(), &env).unwrap();
+        let usage = Some(Usage { input_tokens: Some(3), output_tokens: Some(4), total_tokens: Some(7) });
+        let mut r = Record {
+            decision: "allow",
+            reason: Verdict::Ok,
+            provider: Some("openai".into()),
+            usage,
+            ..Default::default()
+        };
+        r.model = Some("gpt-4o-mini".into());
+        assert_eq!(
+            of(&r, &policy),
+            [
+                ("modelgate.requests.allow.ok".to_string(), 1),
+                ("modelgate.tokens.openai.gpt-4o-mini.input".to_string(), 3),
+                ("modelgate.tokens.openai.gpt-4o-mini.output".to_string(), 4)
+            ]
+        );
+        // A model only a glob allows (the research rule's `*`) is `other`.
+        r.model = Some("spiffe://example.org/ns/x.made-up-model".into());
+        assert_eq!(of(&r, &policy)[1].0, "modelgate.tokens.openai.other.input");
+        let denied =
+            Record { decision: "deny", reason: Verdict::Denied(Reason::ModelNotAllowed), ..Default::default() };
+        assert_eq!(of(&denied, &policy), [("modelgate.requests.deny.model_not_allowed".to_string(), 1)]);
+    }
+}
