@@ -4,16 +4,19 @@ docs/audit.schema.json, each worker VM chains its records, and
 an edited and a swapped record."""
 
 import concurrent.futures
+import copy
 import json
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
 import svid
-from conftest import running_gateway
-from harness import ROOT
+from conftest import AUDIT_SCHEMA, running_gateway
+from harness import ROOT, free_port
 
 BOT = "spiffe://example.org/ns/support/sa/bot"
 HI = [{"role": "user", "content": "hi"}]
@@ -240,3 +243,107 @@ def test_metrics_after_a_scripted_sequence():
         # A model only a glob allows never becomes a name: it is `other`.
         assert stats["modelgate_tokens_openai_other_output"] == REPLY_TOKENS
         assert not any("unlisted" in name or "spiffe" in name for name in stats)
+
+
+# --- one record on every way a request can end --------------------------------------
+
+
+def records_for(gw, request_id=None, before=0, timeout=5.0):
+    """The records written after the first `before`, waiting for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        new = gw.audit_records()[before:]
+        if new or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # anything else would have been flushed too
+    new = gw.audit_records()[before:]
+    for record in new:
+        AUDIT_SCHEMA.validate(record)
+    return new
+
+
+def raw_exchange(gw, data: bytes, read: int = 65536, close_after: float = 0.0) -> bytes:
+    host, port = gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(data)
+        if close_after:
+            time.sleep(close_after)
+            return b""
+        try:
+            return s.recv(read)
+        except TimeoutError:
+            return b""
+
+
+def test_an_upstream_connect_failure_leaves_one_record():
+    with running_gateway(mutate=lambda c, p: set_cluster_port(c, free_port())) as gw:
+        r = chat(gw)
+        assert r.status_code == 503
+        [record] = records_for(gw)
+        assert (record["decision"], record["reason"], record["status"]) == ("allow", "ok", 503)
+        assert record["detail"].startswith("upstream_reset_before_response_started{"), record["detail"]
+        assert record["upstream"]["status"] == 503
+
+
+def set_cluster_port(config, port):
+    cluster = config["static_resources"]["clusters"][0]
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = port
+
+
+def test_an_upstream_timeout_leaves_one_record():
+    def short_timeout(config, _ports):
+        hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+            if "route" in route:
+                route["route"]["timeout"] = "0.5s"
+    with running_gateway(mutate=short_timeout) as gw:
+        r = requests.post(f"{gw.url}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI},
+                          headers={"authorization": f"Bearer {svid.mint(BOT)}", "x-test-delay": "2"}, timeout=10)
+        assert r.status_code == 504
+        [record] = records_for(gw)
+        assert (record["decision"], record["status"], record["detail"]) == ("allow", 504, "response_timeout")
+
+
+def test_a_client_gone_mid_body_or_mid_stream_leaves_one_record(gateway):
+    before = len(gateway.audit_records())
+    head = (f"POST /openai/v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {svid.mint(BOT)}\r\n"
+            "content-type: application/json\r\ncontent-length: 500\r\n\r\n{\"model\":\"gpt-4o-mini\"").encode()
+    raw_exchange(gateway, head, close_after=0.3)
+    [record] = records_for(gateway, before=before)
+    assert (record["decision"], record["reason"]) == ("deny", "incomplete")
+    before = len(gateway.audit_records())
+    body = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 64, "messages": HI, "stream": True})
+    streaming = (f"POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {svid.mint(BOT)}\r\n"
+                 f"x-test-pace: 0.3\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n{body}").encode()
+    raw_exchange(gateway, streaming, close_after=0.8)
+    [record] = records_for(gateway, before=before, timeout=8)
+    assert (record["decision"], record["reason"], record["usage_complete"]) == ("allow", "ok", False)
+    assert record["detail"] == "downstream_remote_disconnect"
+    assert record["usage"]["input_tokens"] > 0, "what was counted before the client left"
+
+
+def test_a_request_envoy_refuses_at_the_codec_has_one_record(gateway):
+    before = len(gateway.audit_records())
+    reply = raw_exchange(gateway, b"POST /openai/v1/chat/completions HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")
+    [record] = records_for(gateway, before=before)
+    assert (record["decision"], record["reason"], record["detail"]) == ("deny", "incomplete", "http1.codec_error")
+
+
+def test_a_request_no_vm_recorded_has_the_fallback_record():
+    """Where modelgate left no record (its VM failed, or it never ran),
+    Envoy's second access log writes one: shown on a route that skips the
+    filter."""
+    def unfiltered_route(config, _ports):
+        hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["route_config"]["virtual_hosts"][0]["routes"].insert(0, {
+            "match": {"prefix": "/unfiltered/"}, "direct_response": {"status": 204},
+            "typed_per_filter_config": {"envoy.filters.http.wasm": {
+                "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}})
+    with running_gateway(mutate=unfiltered_route) as gw:
+        r = requests.get(f"{gw.url}/unfiltered/x", timeout=5)
+        assert r.status_code == 204
+        [record] = records_for(gw)
+        assert (record["decision"], record["reason"], record["request_id"]) == ("deny", "rejected_by_envoy", r.headers["x-request-id"])
+        assert "chain" not in record

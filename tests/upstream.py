@@ -97,8 +97,12 @@ class Handler(BaseHTTPRequestHandler):
     def send_chunk(self, raw: bytes) -> None:
         """One piece of a stream. Tests steer it with request headers:
         `x-test-split: bytes` sends every byte as its own chunk, and
-        `x-test-cut: N` drops the connection instead of the N+1th piece."""
+        `x-test-cut: N` drops the connection instead of the N+1th piece,
+        `x-test-pace: S` waits S seconds before each piece (and
+        `x-test-delay: S`, before the response starts)."""
         self.pieces += 1
+        if self.headers.get("x-test-pace"):
+            time.sleep(float(self.headers["x-test-pace"]))
         cut = self.headers.get("x-test-cut")
         if cut is not None and self.pieces > int(cut):
             self.wfile.flush()
@@ -143,6 +147,8 @@ class Handler(BaseHTTPRequestHandler):
                 RECORDED.clear()
             return self.send_json(200, {"ok": True})
         self.record(body)
+        if self.headers.get("x-test-delay"):
+            time.sleep(float(self.headers["x-test-delay"]))
         if self.path.split("?")[0] in ("/v1/audio/transcriptions", "/v1/audio/translations"):
             return self.send_json(200, {"text": "Hello from the stand-in provider.", "usage": {"type": "duration", "seconds": 1}})
         try:

@@ -295,7 +295,10 @@ impl Exchange {
     /// for a request whose headers modelgate never saw, or that ended
     /// undecided.
     pub fn needs_log_details(&self) -> bool {
-        self.record.request_id.is_none() || !matches!(self.phase, Phase::Forwarded | Phase::Replied)
+        let upstream_failed = self.phase == Phase::Forwarded
+            && (self.record.upstream.as_ref().is_none_or(|u| u.status.is_none_or(|s| s >= 500))
+                || matches!(self.response, Response::Stream { .. }));
+        self.record.request_id.is_none() || !matches!(self.phase, Phase::Forwarded | Phase::Replied) || upstream_failed
     }
 
     /// Whether the status the client received is known without asking
@@ -880,6 +883,13 @@ impl Exchange {
         }
         if let Some(upstream) = self.record.upstream.as_mut() {
             upstream.status = upstream.status.or(log.status);
+        }
+        // A request that went on but failed on the way (no upstream, a
+        // reset, a timeout, the client gone): Envoy's reason is the detail.
+        if self.phase == Phase::Forwarded && self.record.detail.is_none() {
+            if let Some(details) = log.details.as_deref().filter(|d| *d != "via_upstream") {
+                self.record.detail = Some(bounded(details));
+            }
         }
         self.record.to_json()
     }
