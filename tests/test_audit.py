@@ -5,18 +5,21 @@ an edited and a swapped record."""
 
 import concurrent.futures
 import copy
+import hashlib
 import json
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 import requests
 
 import svid
 from conftest import AUDIT_SCHEMA, running_gateway
-from harness import ROOT, free_port
+from harness import ROOT, envoy_config, free_port, plugin_configuration
 
 BOT = "spiffe://example.org/ns/support/sa/bot"
 HI = [{"role": "user", "content": "hi"}]
@@ -347,3 +350,25 @@ def test_a_request_no_vm_recorded_has_the_fallback_record():
         [record] = records_for(gw)
         assert (record["decision"], record["reason"], record["request_id"]) == ("deny", "rejected_by_envoy", r.headers["x-request-id"])
         assert "chain" not in record
+
+
+# --- the workload's identity where the provider records end users ----------------------
+
+
+def test_identity_to_provider_names_the_workload_to_openai_and_anthropic():
+    def with_identity(policy):
+        for p in policy["providers"]:
+            if p["name"] in ("openai", "anthropic"):
+                p["identity_to_provider"] = "hash"
+        return policy
+    policy = json.loads(plugin_configuration(envoy_config(1, 2, 3, Path("/dev/null")))["value"])
+    with running_gateway({"providers": with_identity(policy)["providers"]}) as gw:
+        token = svid.mint(BOT)
+        oa = openai.OpenAI(api_key=token, base_url=f"{gw.url}/openai/v1", max_retries=0)
+        oa.chat.completions.create(model="gpt-4o-mini", messages=HI, safety_identifier="pretending-to-be-someone")
+        an = anthropic.Anthropic(api_key=token, base_url=f"{gw.url}/anthropic", max_retries=0)
+        an.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=HI, metadata={"user_id": "spoofed"})
+        chat, messages = gw.requests_seen()
+        expected = "sha256:" + hashlib.sha256(BOT.encode()).hexdigest()[:32]
+        assert json.loads(chat["body"])["safety_identifier"] == expected
+        assert json.loads(messages["body"])["metadata"] == {"user_id": expected}

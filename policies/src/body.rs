@@ -34,6 +34,18 @@ pub struct RequestBody {
     /// Where a streaming request's usage switch goes (OpenAI's
     /// `stream_options.include_usage`) when it has none.
     stream_usage: Option<Insert>,
+    /// Where the end user a request is for goes (the provider's field).
+    end_user: Option<EndUser>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum EndUser {
+    /// The request named one: its value at `start..end` is replaced.
+    Replace {
+        start: usize,
+        end: usize,
+    },
+    Insert(Insert),
 }
 
 /// At most this many distinct other models are decided in one request.
@@ -150,6 +162,8 @@ struct Layout {
     any_model: usize,
     /// The stream options object and its usage switch.
     stream_usage: Option<usize>,
+    /// The end-user field's parent (or itself, for a top-level field) and it.
+    end_user: Option<usize>,
 }
 
 fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
@@ -182,6 +196,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         history: at(&mut paths, endpoint.history),
         any_model: at(&mut paths, &[ANY_MODEL]),
         stream_usage: endpoint.stream_usage.map(|p| at(&mut paths, &[&p[..1], p])),
+        end_user: endpoint.end_user.map(|p| at(&mut paths, &[&p[..1], p])),
     };
 
     let doc = json::scan(body, &paths).map_err(json_denial)?;
@@ -235,7 +250,16 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         (Some(path), Some(i)) if stream && doc.get(i + 1).is_none() => insertion(&doc, Some(path), Some(i))?,
         _ => None,
     };
-    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required, stream_usage })
+    // Where the workload's identity goes for the provider's abuse reports:
+    // over whatever the request said there, or inserted.
+    let end_user = match (endpoint.end_user, layout.end_user) {
+        (Some(path), Some(i)) => match doc.get(i + 1) {
+            Some(v) => Some(EndUser::Replace { start: v.found.start, end: v.found.end }),
+            None => insertion(&doc, Some(path), Some(i))?.map(EndUser::Insert),
+        },
+        _ => None,
+    };
+    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required, stream_usage, end_user })
 }
 
 /// Every member named `model` outside the request's own model and its
@@ -439,6 +463,7 @@ impl RequestBody {
             multiplier: 1,
             bound_required: false,
             stream_usage: None,
+            end_user: None,
         }
     }
 }
@@ -504,6 +529,18 @@ impl RequestBody {
     /// request streams and did not say (a provider's `include_usage`).
     pub fn ask_stream_usage(&self) -> Option<Edit> {
         self.stream_usage.as_ref().map(|i| i.edit("true"))
+    }
+
+    /// The edit that names the end user (`value`, a JSON-safe string) in
+    /// the provider's field, replacing what the workload put there.
+    pub fn name_end_user(&self, value: &str) -> Option<Edit> {
+        let quoted = format!("\"{value}\"");
+        match self.end_user.as_ref()? {
+            EndUser::Replace { start, end } => {
+                Some(Edit { at: *start, remove: end - start, insert: quoted.into_bytes() })
+            }
+            EndUser::Insert(i) => Some(i.edit(quoted)),
+        }
     }
 
     fn multiplied(&self, per_output: u64, cap: u64) -> Denial {

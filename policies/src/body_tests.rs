@@ -175,6 +175,7 @@ const NESTED: Endpoint = Endpoint {
     history: &[],
     query: &[],
     stream_usage: None,
+    end_user: None,
 };
 
 #[test]
@@ -471,4 +472,32 @@ fn a_streaming_request_that_says_nothing_of_usage_can_be_asked_for_it() {
         assert!(!ask(body).contains(r#""include_usage":true"#), "{}", ask(body));
         assert!(parse(chat(), JSON, body).unwrap().ask_stream_usage().is_none());
     }
+}
+
+#[test]
+fn the_end_user_field_is_the_gateways() {
+    let name = |api: Api, path: &str, body: &[u8]| {
+        let endpoint = api.classify("POST", path).unwrap().0;
+        let parsed = parse(endpoint, JSON, body).unwrap();
+        let edits: Vec<Edit> = parsed.name_end_user("sha256:ab").into_iter().collect();
+        String::from_utf8(apply_edits(body, &edits)).unwrap()
+    };
+    let chat = |b: &[u8]| name(Api::OpenAi, "/v1/chat/completions", b);
+    assert_eq!(chat(br#"{"model":"m"}"#), r#"{"safety_identifier":"sha256:ab","model":"m"}"#);
+    assert_eq!(
+        chat(br#"{"model":"m","safety_identifier":"someone-else"}"#),
+        r#"{"model":"m","safety_identifier":"sha256:ab"}"#
+    );
+    assert_eq!(
+        chat(br#"{"model":"m","safety_identifier":{"x":[1]}}"#),
+        r#"{"model":"m","safety_identifier":"sha256:ab"}"#
+    );
+    let messages = |b: &[u8]| name(Api::Anthropic, "/v1/messages", b);
+    assert_eq!(messages(br#"{"model":"m"}"#), r#"{"metadata":{"user_id":"sha256:ab"},"model":"m"}"#);
+    assert_eq!(messages(br#"{"model":"m","metadata":{}}"#), r#"{"model":"m","metadata":{"user_id":"sha256:ab"}}"#);
+    assert_eq!(
+        messages(br#"{"model":"m","metadata":{"user_id":"spoofed","x":1}}"#),
+        r#"{"model":"m","metadata":{"user_id":"sha256:ab","x":1}}"#
+    );
+    assert_eq!(name(Api::OpenAi, "/v1/embeddings", br#"{"model":"m"}"#), r#"{"model":"m"}"#);
 }

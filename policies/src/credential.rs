@@ -411,6 +411,7 @@ mod tests {
             project: None,
             locations: vec![],
             include_usage: false,
+            identity_to_provider: None,
         };
         let c = Carrier::Header { name: "x-svid".into(), scheme: None };
         let all = [

@@ -571,11 +571,12 @@ impl Exchange {
         match parsed.apply_limits(&rule.limits) {
             Ok(mut edits) => {
                 if provider.include_usage {
-                    if let Some(edit) = parsed.ask_stream_usage() {
-                        edits.push(edit);
-                        edits.sort_by_key(|e| e.at);
-                    }
+                    edits.extend(parsed.ask_stream_usage());
                 }
+                if let Some(name) = provider.identity_to_provider {
+                    edits.extend(parsed.name_end_user(&name.of(identity.as_str())));
+                }
+                edits.sort_by_key(|e| e.at);
                 self.forward(env, edits)
             }
             Err(d) => self.deny_or_forward(env, d.with_rule(rule.id.clone())),

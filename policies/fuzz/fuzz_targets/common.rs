@@ -27,7 +27,8 @@ pub fn fixture() -> &'static Fixture {
             "identity": {"jwt_svid": {"audiences": ["spiffe://example.org/modelgate"]}},
             "providers": [
                 {"name": "openai", "api": "openai", "match": {"path_prefix": "/openai/"},
-                 "credential": {"type": "api_key", "env": "OPENAI_API_KEY"}, "headers": {"openai-organization": "org-gw"}},
+                 "credential": {"type": "api_key", "env": "OPENAI_API_KEY"}, "headers": {"openai-organization": "org-gw"},
+                 "include_usage": true, "identity_to_provider": "hash"},
                 {"name": "anthropic", "api": "anthropic", "match": {"authorities": ["api.anthropic.com"]},
                  "credential": {"type": "api_key", "env": "ANTHROPIC_API_KEY"}},
                 {"name": "gemini", "api": "gemini", "match": {"path_prefix": "/gemini/"},
@@ -46,7 +47,8 @@ pub fn fixture() -> &'static Fixture {
                  "endpoints": ["GET /v1/files/*", "/v1/batches/**"]},
                 {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
             ],
-            "limits": {"max_body_bytes": 65536}
+            "limits": {"max_body_bytes": 65536},
+            "prompt_guard": {"action": "block", "custom": [{"name": "secret_word", "pattern": "(?i)swordfish"}]}
         });
         let policy = Policy::from_json(config.to_string().as_bytes(), &|_| Some("sk-fuzz".into())).expect("the fixture policy");
         let claims = Claims::create(Duration::from_hours(24))

@@ -25,6 +25,8 @@ pub static SPEC: Spec = Spec {
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
+/// Where Anthropic records the end user a request is for.
+const END_USER: Option<Path> = Some(&[Step::Key("metadata"), Step::Key("user_id")]);
 
 static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -41,6 +43,7 @@ static ENDPOINTS: &[Endpoint] = &[
         // The SDK's beta namespace adds `?beta=true`.
         query: &["beta"],
         stream_usage: None,
+        end_user: END_USER,
     },
     Endpoint {
         method: "POST",
@@ -55,6 +58,7 @@ static ENDPOINTS: &[Endpoint] = &[
         history: &[&[Step::Key("messages")]],
         query: &["beta"],
         stream_usage: None,
+        end_user: None,
     },
     MODEL_LIST,
 ];

@@ -175,6 +175,10 @@ pub struct Endpoint {
     /// Where a streaming request asks for its usage in the stream (OpenAI's
     /// `stream_options.include_usage`), for providers with `include_usage`.
     pub stream_usage: Option<Path>,
+    /// Where the provider records the end user a request is for (OpenAI's
+    /// `safety_identifier`, Anthropic's `metadata.user_id`): a provider with
+    /// `identity_to_provider` puts the workload there.
+    pub end_user: Option<Path>,
 }
 
 /// The values a path pattern captured.
@@ -249,6 +253,7 @@ pub const NO_ENDPOINT: Endpoint = Endpoint {
     history: &[],
     query: &[],
     stream_usage: None,
+    end_user: None,
 };
 
 /// `GET /v1/models`, the same for both apis.
@@ -265,6 +270,7 @@ pub const MODEL_LIST: Endpoint = Endpoint {
     history: &[],
     query: &["limit", "after", "after_id", "before_id"],
     stream_usage: None,
+    end_user: None,
 };
 
 pub const MODEL: Path = &[Step::Key("model")];

@@ -48,6 +48,9 @@ const RESPONSES_REFUSE: &[(Path, &str)] = &[
 
 const N: Path = &[Step::Key("n")];
 const BEST_OF: Path = &[Step::Key("best_of")];
+/// OpenAI's end-user field for abuse reports (`user` is its deprecated
+/// predecessor).
+pub(super) const SAFETY_IDENTIFIER: Path = &[Step::Key("safety_identifier")];
 pub(super) const INCLUDE_USAGE: Path = &[Step::Key("stream_options"), Step::Key("include_usage")];
 
 /// `/v1/audio/speech` streams server-sent events with `stream_format: "sse"`.
@@ -67,6 +70,7 @@ const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<P
         history: &[],
         query: &[],
         stream_usage: None,
+        end_user: None,
     }
 }
 
@@ -81,6 +85,7 @@ static ENDPOINTS: &[Endpoint] = &[
         multipliers: &[N],
         history: &[&[Step::Key("messages")]],
         stream_usage: Some(INCLUDE_USAGE),
+        end_user: Some(SAFETY_IDENTIFIER),
         ..json("/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
     },
     Endpoint {
@@ -91,6 +96,7 @@ static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         refuse: RESPONSES_REFUSE,
         history: &[&[Step::Key("input")]],
+        end_user: Some(SAFETY_IDENTIFIER),
         ..json("/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
     },
     json("/v1/embeddings", &[], None),

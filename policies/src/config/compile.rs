@@ -312,6 +312,17 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             }
             _ => false,
         };
+        let identity_to_provider = match (p.identity_to_provider, api) {
+            (None, _) => None,
+            (Some(_), Api::Gemini | Api::Bedrock | Api::Vertex) => {
+                return Err(ConfigError::new(
+                    format!("{at}.identity_to_provider"),
+                    format!("{} has no end-user field (OpenAI and Anthropic apis do)", api.name()),
+                ))
+            }
+            (Some(RawEndUser::SpiffeId), _) => Some(EndUserName::SpiffeId),
+            (Some(RawEndUser::Hash), _) => Some(EndUserName::Hash),
+        };
         out.push(Provider {
             name: p.name,
             api,
@@ -323,6 +334,7 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             project,
             locations,
             include_usage,
+            identity_to_provider,
         });
     }
     Ok(out)

@@ -156,6 +156,29 @@ pub struct Provider {
     /// OpenAI apis: streaming chat and completions requests that say
     /// nothing of usage get `stream_options.include_usage: true`.
     pub include_usage: bool,
+    /// How the workload is named where the provider records end users
+    /// (OpenAI `safety_identifier`, Anthropic `metadata.user_id`); `None`:
+    /// not at all.
+    pub identity_to_provider: Option<EndUserName>,
+}
+
+/// How a workload is named to its provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndUserName {
+    /// The SPIFFE ID itself.
+    SpiffeId,
+    /// `sha256:` and the first 32 hex digits of the SHA-256 of the SPIFFE
+    /// ID: stable, and names nothing to the provider.
+    Hash,
+}
+
+impl EndUserName {
+    pub fn of(self, spiffe_id: &str) -> String {
+        match self {
+            EndUserName::SpiffeId => spiffe_id.to_string(),
+            EndUserName::Hash => format!("sha256:{}", &crate::chain::sha256_hex(spiffe_id.as_bytes())[..32]),
+        }
+    }
 }
 
 #[derive(Debug)]

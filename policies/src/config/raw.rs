@@ -179,6 +179,16 @@ pub struct RawProvider {
     /// openai apis: ask streamed responses for their usage.
     #[serde(default)]
     pub include_usage: Option<bool>,
+    /// Put the workload's identity where the provider records end users.
+    #[serde(default)]
+    pub identity_to_provider: Option<RawEndUser>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawEndUser {
+    SpiffeId,
+    Hash,
 }
 
 #[derive(Debug, Deserialize)]

@@ -95,6 +95,8 @@ fn errors_name_the_json_path() {
         ),
         (config(json!({"prompt_guard": {"action": "warn"}})), "prompt_guard.action"),
         (patched("/rules/3/prompt_guard", json!("off")), "rules[3].prompt_guard"),
+        (patched("/providers/0/include_usage", json!(true)), "providers[0].include_usage"),
+        (patched("/providers/0/identity_to_provider", json!("email")), "providers[0].identity_to_provider"),
     ];
     for (c, path) in cases {
         let e = error(c);
