@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use modelgate_policies::body::apply_edits;
 use modelgate_policies::callout::CalloutResult;
+use modelgate_policies::conditions::MetadataValue;
 use modelgate_policies::config::X509Source;
 use modelgate_policies::credential::Rewrite;
 use modelgate_policies::identity::Peer;
@@ -293,6 +294,15 @@ impl HttpContext for Request {
         let request_id = headers.iter().find(|(k, _)| k == "x-request-id").map(|(_, v)| v.clone());
         let client = host::property_string(&["source", "address"]);
         let reads_peer = self.shared.policy.as_deref().is_some_and(|p| p.identity.x509 != X509Source::Off);
+        // Only the metadata some rule's conditions read (none: no host call).
+        let metadata: Vec<MetadataValue> = self
+            .shared
+            .metadata_keys
+            .iter()
+            .map(|(ns, key)| {
+                ((ns.clone(), key.clone()), host::property_bytes(&["metadata", "filter_metadata", ns, key]))
+            })
+            .collect();
         let head = RequestHead {
             method: &method,
             path: &path,
@@ -301,6 +311,7 @@ impl HttpContext for Request {
             request_id: request_id.as_deref(),
             client_address: client.as_deref(),
             peer: if reads_peer { Some(&Connection) } else { None },
+            metadata: &metadata,
         };
         let step = self.drive(Event::RequestHeaders { head, end_of_stream });
         let action = self.carry_out(step, Direction::Request);

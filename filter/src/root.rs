@@ -44,6 +44,8 @@ pub struct Shared {
     /// This VM's audit hash chain.
     pub chain: RefCell<Chain>,
     pub counters: Counters,
+    /// The dynamic metadata rule conditions read, per request.
+    pub metadata_keys: Vec<(String, String)>,
 }
 
 /// Every this many records, a chain's head goes to Envoy's log: shipped
@@ -78,6 +80,7 @@ impl Shared {
             tokens: TokenCache::default(),
             broker: Broker::new(),
             counters: Counters::default(),
+            metadata_keys: policy.as_deref().map(Policy::metadata_keys).unwrap_or_default(),
             chain: RefCell::new(Chain::new(host::random::<8>().iter().map(|b| format!("{b:02x}")).collect())),
             policy,
         }

@@ -21,6 +21,9 @@ pub struct Record {
     pub reason: Verdict,
     pub detail: Option<String>,
     pub rule: Option<String>,
+    /// The rule conditions evaluated for this request, each with its
+    /// result; `null` when no rule with conditions was considered.
+    pub conditions: Option<Vec<crate::conditions::Evaluated>>,
     pub workload: Option<Workload>,
     pub provider: Option<String>,
     pub api: Option<&'static str>,

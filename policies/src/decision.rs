@@ -8,32 +8,94 @@
 //! `provider/model`, a version suffix (`model@2024…`), a Bedrock vendor
 //! prefix — so no spelling slips past a deny (deny wins, and wins wide).
 
+use crate::conditions::{Evaluated, Facts};
 use crate::config::{Effect, Rule};
 use crate::reason::{Denial, Reason};
 use crate::spiffe::SpiffeId;
 
-/// The allow rule that decided, or the denial.
+/// [`decide_for`] with no facts: for rules without conditions.
+#[cfg(test)]
 pub fn decide<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str, model: &str) -> Result<&'p Rule, Denial> {
+    let facts = Facts { now_secs: 0, peer: None, jwt: None, x509: None, metadata: &[] };
+    decide_for(rules, workload, provider, model, &facts, &mut Vec::new())
+}
+
+/// The allow rule that decided, or the denial. A rule matches when the
+/// workload, the provider and the model each match one of its entries and
+/// every condition of its `when` holds for `facts`; each condition
+/// evaluated is added to `seen`. An allow rule that would have matched but
+/// for a condition makes the refusal `condition_not_met`, naming it.
+pub fn decide_for<'p>(
+    rules: &'p [Rule],
+    workload: &SpiffeId,
+    provider: &str,
+    model: &str,
+    facts: &Facts<'_>,
+    seen: &mut Vec<Evaluated>,
+) -> Result<&'p Rule, Denial> {
     let names = |r: &&Rule| r.workloads.iter().any(|w| w.matches(workload)) && r.providers.contains(provider);
     let matches = |r: &&Rule| names(r) && r.models.iter().any(|m| m.matches(model));
     let spellings = deny_spellings(model);
     let denies =
         |r: &&Rule| names(r) && r.models.iter().any(|m| spellings.iter().any(|s| m.matches(s) || m.matches_loosely(s)));
-    if let Some(deny) = rules.iter().filter(|r| r.effect == Effect::Deny).find(denies) {
-        return Err(Denial::new(
-            Reason::ModelNotAllowed,
-            format!("rule {:?} denies {workload} the model {model:?} at provider {provider:?}", deny.id),
-        )
-        .with_detail("deny_rule")
-        .with_rule(deny.id.clone()));
+    for deny in rules.iter().filter(|r| r.effect == Effect::Deny).filter(denies) {
+        if holds(deny, facts, seen).is_ok() {
+            return Err(Denial::new(
+                Reason::ModelNotAllowed,
+                format!("rule {:?} denies {workload} the model {model:?} at provider {provider:?}", deny.id),
+            )
+            .with_detail("deny_rule")
+            .with_rule(deny.id.clone()));
+        }
     }
-    rules.iter().filter(|r| r.effect == Effect::Allow).find(matches).ok_or_else(|| {
-        Denial::new(
+    let mut unmet: Option<(&Rule, String)> = None;
+    for allow in rules.iter().filter(|r| r.effect == Effect::Allow).filter(matches) {
+        match holds(allow, facts, seen) {
+            Ok(()) => return Ok(allow),
+            Err(condition) => {
+                unmet.get_or_insert((allow, condition));
+            }
+        }
+    }
+    Err(match unmet {
+        Some((rule, condition)) => Denial::new(
+            Reason::ConditionNotMet,
+            format!(
+                "rule {:?} allows {workload} the model {model:?} at provider {provider:?}, but its condition {condition} does not hold",
+                rule.id
+            ),
+        )
+        .with_detail(condition)
+        .with_rule(rule.id.clone()),
+        None => Denial::new(
             Reason::ModelNotAllowed,
             format!("no rule allows {workload} the model {model:?} at provider {provider:?}"),
         )
-        .with_detail("no_matching_rule")
+        .with_detail("no_matching_rule"),
     })
+}
+
+/// Whether every condition of `rule` holds; the first that does not.
+fn holds(rule: &Rule, facts: &Facts<'_>, seen: &mut Vec<Evaluated>) -> Result<(), String> {
+    if rule.conditions.is_empty() {
+        return Ok(());
+    }
+    let mut failed = None;
+    for (condition, ok) in rule.conditions.evaluate(facts) {
+        if !ok && failed.is_none() {
+            failed = Some(condition.clone());
+        }
+        let e = Evaluated { rule: rule.id.clone(), condition, ok };
+        if !seen.contains(&e) {
+            seen.push(e);
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Whether `rule`'s conditions all hold (rules without any do).
+pub fn conditions_hold(rule: &Rule, facts: &Facts<'_>) -> bool {
+    holds(rule, facts, &mut Vec::new()).is_ok()
 }
 
 /// Bedrock's vendor prefixes (`anthropic.claude-…`, `us.meta.llama…`).
@@ -101,12 +163,14 @@ pub fn endpoint_rule<'p>(
     provider: &str,
     method: &str,
     path: &str,
+    facts: &Facts<'_>,
 ) -> Option<&'p Rule> {
     rules.iter().find(|r| {
         r.effect == Effect::Allow
             && r.providers.contains(provider)
             && r.workloads.iter().any(|w| w.matches(workload))
             && r.endpoints.iter().any(|e| e.matches(method, path))
+            && conditions_hold(r, facts)
     })
 }
 
@@ -129,6 +193,7 @@ mod tests {
             models: models.iter().map(|m| ModelPattern::parse(m).unwrap()).collect(),
             endpoints: Vec::new(),
             limits: RuleLimits::default(),
+            conditions: Default::default(),
             prompt_guard: None,
         }
     }

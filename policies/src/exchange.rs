@@ -20,6 +20,7 @@ use crate::api::{self, Api, BodyFormat, Captures, Endpoint, ModelAt};
 use crate::audit::{Client, CredentialUsed, Prompt, Record, Upstream};
 use crate::body::{self, Edit};
 use crate::callout::{CalloutRequest, CalloutResult};
+use crate::conditions::{Evaluated, Facts, MetadataValue};
 use crate::config::{Mode, Policy, PromptAudit, Provider, Rule};
 use crate::credential::{self, Caller, Plan, Rewrite};
 use crate::decision;
@@ -29,6 +30,8 @@ use crate::path;
 use crate::query;
 use crate::reason::{Denial, LocalReply, Reason, Verdict};
 use crate::spiffe::SpiffeId;
+use crate::svid::jwt::JwtSvid;
+use crate::svid::x509::X509Svid;
 use crate::svid::{SignatureVerifier, SvidCache, TrustStore};
 use crate::time::rfc3339_millis;
 use crate::token::TokenCache;
@@ -47,6 +50,9 @@ pub struct RequestHead<'a> {
     pub client_address: Option<&'a str>,
     /// The mTLS peer certificate, when the policy reads X.509-SVIDs.
     pub peer: Option<&'a dyn Peer>,
+    /// The dynamic metadata values the policy's conditions read
+    /// ([`crate::Policy::metadata_keys`]), as the host serialized them.
+    pub metadata: &'a [MetadataValue],
 }
 
 /// What Envoy knows when it logs the request.
@@ -214,6 +220,10 @@ pub struct Exchange {
     endpoint: Option<&'static Endpoint>,
     captures: Captures,
     identity: Option<SpiffeId>,
+    /// The SVIDs that identified the caller, for rule conditions.
+    svids: (Option<Rc<JwtSvid>>, Option<Rc<X509Svid>>),
+    /// The dynamic metadata values rule conditions read.
+    metadata: Vec<MetadataValue>,
     /// The first denial (in audit mode, the one `would_deny` reports).
     denial: Option<Denial>,
     content_type: Option<String>,
@@ -273,6 +283,9 @@ impl Response {
         }
     }
 }
+
+/// At most this many evaluated conditions go in one record.
+const MAX_RECORDED_CONDITIONS: usize = 64;
 
 /// Values a workload chose are cut to this many bytes in the audit record,
 /// so no request can flood the log.
@@ -403,6 +416,8 @@ impl Exchange {
         };
         self.record.workload = Some(svid.workload(bounded));
         self.identity = Some(svid.spiffe_id.clone());
+        self.svids = (svid.jwt.clone(), svid.x509.clone());
+        self.metadata = head.metadata.to_vec();
 
         let Some((_, provider)) = provider else {
             let d = Denial::new(
@@ -435,9 +450,14 @@ impl Exchange {
                 return self.deny_or_forward(env, d);
             }
             // An allow rule may list endpoints that name no model.
-            if let Some(rule) =
-                decision::endpoint_rule(&policy.rules, &svid.spiffe_id, &provider.name, head.method, endpoint_path)
-            {
+            if let Some(rule) = decision::endpoint_rule(
+                &policy.rules,
+                &svid.spiffe_id,
+                &provider.name,
+                head.method,
+                endpoint_path,
+                &self.facts(env),
+            ) {
                 self.record.rule = Some(rule.id.clone());
                 return self.forward(env, Vec::new());
             }
@@ -541,7 +561,11 @@ impl Exchange {
         self.record.model = Some(bounded(&model));
         self.model = Some(model.clone());
         self.record.stream = Some(parsed.stream);
-        let rule = match decision::decide(&policy.rules, &identity, &provider.name, &model) {
+        let mut seen = Vec::new();
+        let decided =
+            decision::decide_for(&policy.rules, &identity, &provider.name, &model, &self.facts(env), &mut seen);
+        self.note_conditions(seen);
+        let rule = match decided {
             Ok(rule) => rule,
             Err(d) => return self.deny_or_forward(env, d),
         };
@@ -549,7 +573,11 @@ impl Exchange {
         // allowed too (a tool's image model, a moderation model, …).
         for other in &parsed.other_models {
             let other = (provider.api.spec().model_name)(other);
-            if let Err(denied) = decision::decide(&policy.rules, &identity, &provider.name, other) {
+            let mut seen = Vec::new();
+            let decided =
+                decision::decide_for(&policy.rules, &identity, &provider.name, other, &self.facts(env), &mut seen);
+            self.note_conditions(seen);
+            if let Err(denied) = decided {
                 let mut d = Denial::new(
                     Reason::ModelNotAllowed,
                     format!(
@@ -750,9 +778,34 @@ impl Exchange {
         let (Some(identity), Some(provider)) = (&self.identity, provider) else {
             return api::EMPTY_LISTING.to_vec();
         };
+        let facts = self.facts(env);
         api::filter_model_list(provider.api, body, |model| {
-            decision::decide(&env.policy.rules, identity, &provider.name, model).is_ok()
+            decision::decide_for(&env.policy.rules, identity, &provider.name, model, &facts, &mut Vec::new()).is_ok()
         })
+    }
+
+    /// What rule conditions judge this request by.
+    fn facts(&self, env: &Env<'_>) -> Facts<'_> {
+        Facts {
+            now_secs: env.now_ms / 1000,
+            peer: self.record.client.address.as_deref(),
+            jwt: self.svids.0.as_deref(),
+            x509: self.svids.1.as_deref(),
+            metadata: &self.metadata,
+        }
+    }
+
+    /// Conditions evaluated, for the record (each once).
+    fn note_conditions(&mut self, seen: Vec<Evaluated>) {
+        if seen.is_empty() {
+            return;
+        }
+        let list = self.record.conditions.get_or_insert_with(Vec::new);
+        for e in seen {
+            if !list.contains(&e) && list.len() < MAX_RECORDED_CONDITIONS {
+                list.push(e);
+            }
+        }
     }
 
     /// The prompt guard over the body's text, with the deciding rule's

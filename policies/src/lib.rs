@@ -12,6 +12,7 @@ pub mod audit;
 pub mod body;
 pub mod callout;
 pub mod chain;
+pub mod conditions;
 pub mod config;
 pub mod credential;
 pub mod decision;

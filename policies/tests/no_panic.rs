@@ -142,6 +142,7 @@ fn mutated_requests_never_panic() {
             request_id: Some("r"),
             client_address: None,
             peer: None,
+            metadata: &[],
         };
         let mut exchange = Exchange::new(Some(&policy), now_ms);
         let env = Env {

@@ -75,6 +75,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
         request_id: Some("fuzz"),
         client_address: None,
         peer: None,
+        metadata: &[],
     };
     let mut x = Exchange::new(Some(&f.policy), f.now_ms);
     let mut step = x.drive(&env, Event::RequestHeaders { head, end_of_stream: input.body.is_empty() });

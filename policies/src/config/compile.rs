@@ -18,10 +18,6 @@ const MAX_SVID_CACHE: usize = 1 << 20;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-fn not_yet(path: impl Into<String>, what: &str) -> ConfigError {
-    ConfigError::new(path, format!("{what} is not supported yet by this modelgate version"))
-}
-
 pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy> {
     if raw.version != 1 {
         return Err(ConfigError::new(
@@ -613,9 +609,10 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
                 .map(|(j, e)| endpoint_pattern(e, &format!("{at}.endpoints[{j}]")))
                 .collect::<Result<Vec<_>>>()?,
         };
-        if r.when.is_some() {
-            return Err(not_yet(format!("{at}.when"), "rule conditions"));
-        }
+        let conditions = match &r.when {
+            None => crate::conditions::Conditions::default(),
+            Some(when) => crate::conditions::compile(when, &format!("{at}.when"))?,
+        };
         let mut workloads = Vec::with_capacity(r.workloads.len());
         for (j, w) in r.workloads.iter().enumerate() {
             let path = format!("{at}.workloads[{j}]");
@@ -684,6 +681,7 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
             models,
             endpoints,
             limits,
+            conditions,
             prompt_guard,
         });
     }

@@ -247,6 +247,8 @@ pub struct Rule {
     /// batches, …): requests to them name no model modelgate can decide.
     pub endpoints: Vec<EndpointPattern>,
     pub limits: RuleLimits,
+    /// The rule's `when`: it matches only while every condition holds.
+    pub conditions: crate::conditions::Conditions,
     /// The prompt guard for requests this rule allows: `None` follows the
     /// guard's own action, `Some(None)` is off.
     pub prompt_guard: Option<Option<crate::guard::Action>>,
@@ -363,6 +365,19 @@ impl Policy {
 
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// The dynamic metadata values some rule's conditions read (namespace,
+    /// key): the filter reads these, and only these, per request.
+    pub fn metadata_keys(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for m in self.rules.iter().flat_map(|r| &r.conditions.metadata) {
+            let key = (m.namespace.clone(), m.key.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
     }
 }
 

@@ -1,10 +1,9 @@
 //! The configuration as written: serde types as close to the JSON as
 //! possible. Every struct refuses unknown fields; enums are tagged, never
 //! untagged. [`super::compile`] turns this into a [`super::Policy`].
-//!
-//! Fields that later work implements are read as raw JSON here, so that
-//! `compile` can refuse them by name with "not supported yet" instead of
-//! an unknown-field error that would read as a typo.
+//! Free-form members (a bundle, a rule's `when`, credential maps) are read
+//! as raw JSON and compiled, with their JSON paths, by the modules that own
+//! them.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -113,16 +113,17 @@ fn a_deny_rule_cannot_carry_limits() {
 }
 
 #[test]
-fn later_features_are_refused_by_name_not_ignored() {
-    let mut cases: Vec<(Value, &str)> = vec![];
+fn conditions_compile_and_errors_name_their_path() {
     let mut c = config(json!({}));
-    c["rules"][0]["when"] = json!({"time": {}});
-    cases.push((c, "rules[0].when"));
-    for (c, path) in cases {
-        let e = error(c);
-        assert_eq!(e.path, path);
-        assert!(e.message.contains("not supported yet"), "{e}");
-    }
+    c["rules"][0]["when"] = json!({"time": {"days": ["mon"], "hours_utc": "07:00-19:00"}, "source_cidrs": ["10.0.0.0/8"],
+                                   "metadata": [{"namespace": "posture", "key": "ok", "equals": true}]});
+    c["rules"][3]["when"] = json!({"metadata": [{"namespace": "posture", "key": "ok", "equals": false}]});
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    assert!(p.rules[0].conditions.time.is_some());
+    assert_eq!(p.metadata_keys(), [("posture".to_string(), "ok".to_string())]);
+    let mut c = config(json!({}));
+    c["rules"][2]["when"] = json!({"source_cidrs": ["10.0.0.0/40"]});
+    assert_eq!(error(c).path, "rules[2].when.source_cidrs[0]");
 }
 
 #[test]

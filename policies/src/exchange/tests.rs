@@ -48,6 +48,7 @@ impl Call {
             request_id: Some("rid-1"),
             client_address: Some("10.0.0.7:51234"),
             peer: None,
+            metadata: &[],
         }
     }
 
