@@ -23,6 +23,10 @@ import yaml
 from harness import ROOT, WASM, envoy_binary, provider_keys, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
 
 
+# Every gateway's policy and the records it wrote, for the check that
+# `modelgate explain` decides as the filter did (test_zz_explain_agrees.py).
+SCENARIOS: list = []
+
 # Every record a test looks at is checked against the published schema.
 AUDIT_SCHEMA = jsonschema.Draft202012Validator(json.loads((ROOT / "docs" / "audit.schema.json").read_text()))
 
@@ -40,6 +44,7 @@ class Gateway:
     anthropic_key: str
     extra: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
+    policy: str = ""
 
     def upstream(self, name: str) -> "Gateway":
         """One of the extra stand-in providers, to read what it received."""
@@ -127,6 +132,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
                  openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"], keys=keys,
+                 policy=plugin_configuration(config)["value"],
                  extra={name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     try:
         for url, proc in zip([gw.upstream_url, *gw.extra.values()], stand_ins):
@@ -134,6 +140,10 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
         wait_until(lambda: requests.get(f"{gw.admin_url}/ready", timeout=1).text.strip() == "LIVE", 30, "envoy", proxy, envoy_log)
         yield gw
     finally:
+        try:
+            SCENARIOS.append((gw.policy, gw.audit_records()))
+        except (ValueError, OSError):
+            pass  # a log cut mid-line by the teardown: not a scenario
         for p in (proxy, *stand_ins):
             p.terminate()
         for p in (proxy, *stand_ins):

@@ -17,6 +17,7 @@ pub mod config;
 pub mod credential;
 pub mod decision;
 pub mod exchange;
+pub mod explain;
 pub mod guard;
 pub mod identity;
 pub mod json;

@@ -12,6 +12,43 @@ pub fn rfc3339_millis(unix_ms: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// Parses `2026-11-23T21:00:00Z` (fractional seconds allowed, UTC only) to
+/// Unix seconds — the inverse of [`rfc3339_millis`], for audit records
+/// and the CLI.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let num = |t: &str| -> Option<u64> { t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse().ok())? };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let time = time.split('.').next()?;
+    let mut t = time.split(':');
+    let (hh, mm, ss) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
+    if d.next().is_some()
+        || t.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+        || y < 1970
+    {
+        return None;
+    }
+    Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// (year, month, day) to days since 1970-01-01 (Hinnant's `days_from_civil`).
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
 /// `civil_from_days`, for non-negative days.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -37,5 +74,15 @@ mod tests {
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_millis(1_795_467_600_123), "2026-11-23T21:00:00.123Z");
         assert_eq!(rfc3339_millis(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for ms in [0u64, 951_782_400_000, 1_795_467_600_123, 4_102_444_799_999] {
+            assert_eq!(parse_rfc3339(&rfc3339_millis(ms)), Some(ms / 1000));
+        }
+        for bad in ["2026-11-23T21:00:00", "2026-13-01T00:00:00Z", "2026-11-23 21:00:00Z", "x"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }
