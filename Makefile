@@ -70,6 +70,10 @@ bench: setup wasm ## Benchmarks: body decision time per MiB, throughput with and
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cd tests && ../$(PY) bench.py $(BENCH_ARGS)
 
+.PHONY: image
+image: setup wasm ## The Wasm OCI image (Istio's compat variant) as an OCI layout in build/oci, without Docker
+	$(PY) envoy/image/oci.py --wasm $(WASM) --out build/oci
+
 .PHONY: run
 run: setup wasm ## The local demo: Envoy + filter + test upstream + sample SVIDs
 	$(PY) envoy/demo/run.py
