@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from harness import ROOT, WASM, envoy_binary, provider_keys, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
+from harness import ROOT, WASM, envoy_binary, policy_text, provider_keys, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
 
 
 # Every gateway's policy and the records it wrote, for the check that
@@ -132,7 +132,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
                  openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"], keys=keys,
-                 policy=plugin_configuration(config)["value"],
+                 policy=policy_text(config),
                  extra={name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     try:
         for url, proc in zip([gw.upstream_url, *gw.extra.values()], stand_ins):

@@ -73,6 +73,14 @@ def wasm_filter(config: dict) -> dict:
     return next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
 
 
+def policy_text(config: dict) -> str:
+    """The policy JSON of the modelgate filter in an Envoy config, whether
+    its config is typed or (as the Istio EnvoyFilter writes it) a TypedStruct."""
+    typed = wasm_filter(config)["typed_config"]
+    wasm = typed["config"] if "config" in typed else typed["value"]["config"]
+    return wasm["configuration"]["value"]
+
+
 def plugin_configuration(config: dict) -> dict:
     """The modelgate filter's `configuration` (a StringValue) in an Envoy config."""
     return wasm_filter(config)["typed_config"]["config"]["configuration"]

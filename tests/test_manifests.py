@@ -6,6 +6,7 @@ wasm filter run in the real Envoy. Nothing outside the repository is read.
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 
 import compose_spec
@@ -13,6 +14,8 @@ import pytest
 import requests
 import yaml
 from cloudcoil.models.istio.networking.v1alpha3 import EnvoyFilter
+from cloudcoil.models.istio.networking.v1 import DestinationRule, Gateway, ServiceEntry, VirtualService
+from cloudcoil.models.istio.security.v1 import PeerAuthentication
 from cloudcoil.models.istio.telemetry.v1 import Telemetry
 
 import svid
@@ -20,7 +23,8 @@ from conftest import running_gateway
 from harness import ROOT, WASM
 
 ISTIO = ROOT / "envoy" / "istio"
-MODELS = {"EnvoyFilter": EnvoyFilter, "Telemetry": Telemetry}
+MODELS = {"EnvoyFilter": EnvoyFilter, "Telemetry": Telemetry, "ServiceEntry": ServiceEntry, "Gateway": Gateway,
+          "VirtualService": VirtualService, "DestinationRule": DestinationRule, "PeerAuthentication": PeerAuthentication}
 
 
 def unknown_fields(doc, back, path=""):
@@ -146,3 +150,26 @@ def test_envoy_yaml_holds_requests_itself():
     assert hcm["normalize_path"] and hcm["merge_slashes"]
     # Bedrock ARNs arrive with %2F; modelgate refuses escapes elsewhere.
     assert hcm["path_with_escaped_slashes_action"] == "KEEP_UNCHANGED"
+
+
+def envoyfilter_policy() -> str:
+    config = wasm_patch(envoyfilter())["patch"]["value"]["typed_config"]["value"]["config"]["configuration"]
+    return config["value"] if isinstance(config, dict) and "value" in config else config
+
+
+def test_the_egress_recipe_sends_mesh_mtls_to_the_gateway_and_tls_to_the_providers():
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all((ISTIO / "egress-gateway.yaml").read_text())}
+    assert docs[("PeerAuthentication", "egressgateway-strict")]["spec"]["mtls"]["mode"] == "STRICT"
+    assert docs[("Gateway", "llm-egress")]["spec"]["servers"][0]["tls"]["mode"] == "ISTIO_MUTUAL"
+    hosts = set(docs[("ServiceEntry", "llm-providers")]["spec"]["hosts"])
+    policy = json.loads(envoyfilter_policy())
+    authorities = {a for p in policy["providers"] for a in p["match"].get("authorities", [])}
+    assert hosts <= authorities, "every provider the mesh sends to the gateway has a modelgate provider"
+
+
+def test_the_envoyfilters_policy_passes_modelgate_check(tmp_path):
+    value = envoyfilter_policy()
+    (tmp_path / "policy.json").write_text(value)
+    r = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-policies", "--bin", "modelgate", "--", "check",
+                        str(tmp_path / "policy.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
