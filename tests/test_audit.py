@@ -372,3 +372,16 @@ def test_identity_to_provider_names_the_workload_to_openai_and_anthropic():
         expected = "sha256:" + hashlib.sha256(BOT.encode()).hexdigest()[:32]
         assert json.loads(chat["body"])["safety_identifier"] == expected
         assert json.loads(messages["body"])["metadata"] == {"user_id": expected}
+
+
+def test_log_lines_name_their_context_and_hold_no_secret(gateway):
+    token = svid.mint(BOT)
+    requests.post(f"{gateway.url}/openai/v1/chat/completions", json={"model": "gpt-4o", "messages": HI}, timeout=10,
+                  headers={"authorization": f"Bearer {token}"})
+    time.sleep(0.3)
+    text = gateway.envoy_log.read_text()
+    lines = [line.split("wasm log modelgate modelgate: ", 1)[1] for line in text.splitlines()
+             if "wasm log modelgate modelgate: " in line]
+    assert lines and all(line.startswith("[") for line in lines), [l for l in lines if not l.startswith("[")][:3]
+    for secret in [token, *gateway.keys.values()]:
+        assert secret not in text

@@ -19,8 +19,23 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// One line of Envoy's log, through the `log` crate (the proxy-wasm SDK's
+/// logger, at the level set in `lib.rs`; Envoy's own `wasm` level filters
+/// again). Every line names its context: request lines start `[id]`, the
+/// rest are the root context's. No line ever holds a token or a key.
 pub fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
+    let context = if message.starts_with('[') { "" } else { "[root] " };
+    match level {
+        // The `log` crate has no level above error.
+        LogLevel::Critical => {
+            let _ = hostcalls::log(LogLevel::Critical, &format!("{context}{message}"));
+        }
+        LogLevel::Error => log::error!("{context}{message}"),
+        LogLevel::Warn => log::warn!("{context}{message}"),
+        LogLevel::Info => log::info!("{context}{message}"),
+        LogLevel::Debug => log::debug!("{context}{message}"),
+        LogLevel::Trace => log::trace!("{context}{message}"),
+    }
 }
 
 /// A header map as (lower-case name, value) pairs, repeats kept. Values that
