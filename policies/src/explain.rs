@@ -60,6 +60,17 @@ pub struct Answer {
 }
 
 impl Answer {
+    fn allow(rule: &str, message: String) -> Answer {
+        Answer {
+            decision: "allow",
+            reason: "ok",
+            detail: None,
+            rule: Some(rule.to_string()),
+            conditions: Vec::new(),
+            message,
+        }
+    }
+
     fn deny(reason: Reason, detail: &str, message: String) -> Answer {
         Answer {
             decision: "deny",
@@ -136,14 +147,7 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
     let endpoint = if path.is_empty() { None } else { provider.api.classify(method, path).map(|(e, _)| e) };
     if !path.is_empty() && endpoint.is_none() {
         return match decision::endpoint_rule(&policy.rules, &workload, &provider.name, method, path, &facts) {
-            Some(rule) => Answer {
-                decision: "allow",
-                reason: "ok",
-                detail: None,
-                rule: Some(rule.id.clone()),
-                conditions: Vec::new(),
-                message: format!("rule {:?} opens {method} {path} to {workload}", rule.id),
-            },
+            Some(rule) => Answer::allow(&rule.id, format!("rule {:?} opens {method} {path} to {workload}", rule.id)),
             None => Answer::deny(
                 Reason::EndpointNotAllowed,
                 "endpoint_not_allowed",

@@ -256,21 +256,13 @@ pub const NO_ENDPOINT: Endpoint = Endpoint {
     end_user: None,
 };
 
-/// `GET /v1/models`, the same for both apis.
+/// `GET /v1/models`, the same for OpenAI's and Anthropic's apis.
 pub const MODEL_LIST: Endpoint = Endpoint {
     method: "GET",
     path: "/v1/models",
     body: BodyFormat::None,
-    model: ModelAt::Listing,
-    stream: StreamAt::Never,
-    max_tokens: &[],
-    max_tokens_default: None,
-    multipliers: &[],
-    refuse: &[],
-    history: &[],
     query: &["limit", "after", "after_id", "before_id"],
-    stream_usage: None,
-    end_user: None,
+    ..NO_ENDPOINT
 };
 
 pub const MODEL: Path = &[Step::Key("model")];
