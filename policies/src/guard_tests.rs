@@ -318,7 +318,7 @@ fn custom_patterns() {
 
 #[test]
 fn json_text_is_scanned_keys_are_not() {
-    let guard = Guard { action: Action::Block, detectors: built_in_names().filter_map(Detector::built_in).collect() };
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
     let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my key is AKIAIOSFODNN7EXAMPLE and \u0041KIAIOSFODNN7EXAMPLF"}],
                     "AKIAIOSFODNN7EXAMPLE":1,"metadata":{"note":"mail bob@example.com"}}"#;
     let found = guard.scan_json(body);
@@ -328,8 +328,20 @@ fn json_text_is_scanned_keys_are_not() {
 }
 
 #[test]
+fn escapes_cannot_hide_a_secret_from_the_one_pass_read() {
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let hook = br#"{"messages":[{"content":"post to https:\/\/hooks.slack.com\/services\/T0ABCDEFG\/B0ABCDEFG\/abcdefghijklmnopqrstuvwx"}]}"#;
+    assert_eq!(guard.scan_json(hook).get("slack_token"), Some(&1));
+    let spelled = br#"{"messages":[{"content":"\u0073k-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789"}]}"#;
+    assert_eq!(guard.scan_json(spelled).get("anthropic_key"), Some(&1));
+    assert!(guard.scan_json(br#"{"messages":[{"content":"line one\nline two, nothing here"}]}"#).is_empty());
+    let custom = Guard::new(Action::Block, vec![Detector::custom("quoted", r#"say "swordfish""#).unwrap()]).unwrap();
+    assert_eq!(custom.scan_json(br#"{"content":"say \"swordfish\""}"#).get("quoted"), Some(&1));
+}
+
+#[test]
 fn scanning_is_linear() {
-    let guard = Guard { action: Action::Block, detectors: built_in_names().filter_map(Detector::built_in).collect() };
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
     let nasty = serde_json::json!({"messages": [{"content": "1 ".repeat(300_000) + &"a@".repeat(100_000) + &"eyJ".repeat(50_000)}]});
     let started = std::time::Instant::now();
     guard.scan_json(nasty.to_string().as_bytes());

@@ -483,7 +483,7 @@ pub(super) fn prompt_guard(raw: Option<RawPromptGuard>) -> Result<Option<Guard>>
     if detectors.is_empty() {
         return Err(ConfigError::new("prompt_guard.detectors", "a guard needs at least one detector"));
     }
-    Ok(Some(Guard { action, detectors }))
+    Guard::new(action, detectors).map(Some).map_err(|e| ConfigError::new("prompt_guard", e))
 }
 
 /// Headers a provider sets on every request: not credentials (the
