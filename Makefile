@@ -44,7 +44,7 @@ unit: ## Unit tests (cargo test --workspace), including the no-panic run
 	$(CARGO) test --workspace
 
 .PHONY: e2e
-e2e: setup wasm ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
+e2e: setup wasm explorer-build browser ## End-to-end tests: real Envoy + modelgate.wasm + official SDKs
 	$(PY) -m pytest tests -q
 
 .PHONY: test
@@ -69,6 +69,27 @@ bench: setup wasm ## Benchmarks: body decision time per MiB, throughput with and
 	$(CARGO) bench -p modelgate-policies --bench body -- $(BODY_BENCH_ITERATIONS)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cd tests && ../$(PY) bench.py $(BENCH_ARGS)
+
+EXPLORER := build/explorer
+
+.PHONY: explorer-build
+explorer-build: setup ## Build the browser policy explorer (the engine through wasm-bindgen) into build/explorer
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@v=$$(grep -A1 '^name = "wasm-bindgen"$$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p'); \
+		wasm-bindgen --version 2>/dev/null | grep -q " $$v" || $(CARGO) install wasm-bindgen-cli --version "=$$v"
+	$(CARGO) build --release --target wasm32-unknown-unknown -p modelgate-explorer
+	wasm-bindgen --target web --no-typescript --out-dir $(EXPLORER) target/wasm32-unknown-unknown/release/modelgate_explorer.wasm
+	cp explorer/web/index.html explorer/web/app.js $(EXPLORER)/
+	$(PY) explorer/demo_policy.py > $(EXPLORER)/demo-policy.json
+
+.PHONY: explorer
+explorer: explorer-build ## The policy explorer on http://127.0.0.1:8080
+	$(PY) -m http.server --bind 127.0.0.1 --directory $(EXPLORER) 8080
+
+.PHONY: browser
+browser: ## Debian's Chromium and ChromeDriver for the explorer's browser test (installed when missing)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 .PHONY: image
 image: setup wasm ## The Wasm OCI image (Istio's compat variant) as an OCI layout in build/oci, without Docker

@@ -3,7 +3,6 @@
 //! each. Exit codes: 0 success (allowed, valid, verified), 1 the answer is
 //! no (a config error, a denial, a broken chain), 2 a usage or I/O error.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
@@ -53,10 +52,6 @@ const AUDIT_USAGE: &str = "usage: modelgate audit verify FILE
 
 Checks every hash chain of an audit log: continuous, every link right, in
 order. Exit 0 when all hold, 1 when anything is wrong (each problem named).";
-
-/// A P-256 key that stands in for unset signing-key variables in `check`
-/// (never a secret: it only lets a config that names a key be checked).
-const CHECK_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAG1vZGVsZ2F0ZS1j\naGVjay1wbGFjZWhvbGRlci1rZXmhRANCAASHMA7jXBjiVznffOHctpZsyrkuiWxj\n8I5d+OzVPINJR8JI8DnIOC5qHP+EpK0pS5+eizZdiYRvZyu7Yc/MvG0N\n-----END PRIVATE KEY-----";
 
 /// Prints a line; a closed stdout (`| head`) is not an error.
 macro_rules! say {
@@ -117,50 +112,8 @@ fn read(path: &str) -> Result<String, Fail> {
     std::fs::read_to_string(path).map_err(|e| Fail(2, format!("{path}: {e}")))
 }
 
-/// The policy in `text`; variables not set here stand in with
-/// placeholders (an api key string, or a signing key where one is parsed).
 fn load(text: &str) -> Result<Policy, modelgate_policies::config::ConfigError> {
-    let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let mut keys: HashMap<String, String> = HashMap::new();
-    loop {
-        let env = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .or_else(|| keys.get(name).cloned())
-                .or_else(|| Some("modelgate-check-placeholder".into()))
-        };
-        match Policy::from_json(text.as_bytes(), &env) {
-            // A signing key the placeholder cannot be: retry with a key.
-            Err(e) if e.path.ends_with(".env") => {
-                let var = at_path(&doc, &e.path).and_then(Value::as_str).map(str::to_string);
-                match var {
-                    Some(var) if std::env::var(&var).is_err() && !keys.contains_key(&var) => {
-                        keys.insert(var, CHECK_KEY.to_string());
-                    }
-                    _ => return Err(e),
-                }
-            }
-            other => return other,
-        }
-    }
-}
-
-/// The value at a config error's path (`providers[2].credential.mint.env`).
-fn at_path<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
-    let mut v = doc;
-    for part in path.split('.') {
-        let (name, index) = match part.split_once('[') {
-            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (part, None),
-        };
-        if !name.is_empty() {
-            v = v.get(name)?;
-        }
-        if let Some(i) = index {
-            v = v.get(i)?;
-        }
-    }
-    Some(v)
+    Policy::for_checking(text, &|name| std::env::var(name).ok())
 }
 
 fn check(args: &[String]) -> Result<(), Fail> {

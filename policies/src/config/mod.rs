@@ -363,6 +363,37 @@ impl Policy {
         compile::compile(raw, env)
     }
 
+    /// The policy in `text` as the filter would load it, for checking and
+    /// explaining where its secrets are not at hand (the CLI, the browser
+    /// explorer): a variable `env` does not know stands in as a
+    /// placeholder key, or as a throwaway signing key where one is parsed.
+    pub fn for_checking(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let lookup = |name: &str| {
+                env(name).or_else(|| {
+                    Some(if keys.iter().any(|k| k == name) {
+                        CHECK_KEY.to_string()
+                    } else {
+                        "modelgate-check-placeholder".into()
+                    })
+                })
+            };
+            match Policy::from_json(text.as_bytes(), &lookup) {
+                // A signing key the placeholder cannot be: again, with a key.
+                Err(e) if e.path.ends_with(".env") => {
+                    let var = value_at(&doc, &e.path).and_then(serde_json::Value::as_str).map(str::to_string);
+                    match var {
+                        Some(var) if env(&var).is_none() && !keys.contains(&var) => keys.push(var),
+                        _ => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
     }
@@ -379,6 +410,28 @@ impl Policy {
         }
         keys
     }
+}
+
+/// A P-256 key that stands in for signing keys in [`Policy::for_checking`]
+/// (never a secret: it lets a policy that names a key be checked).
+const CHECK_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAG1vZGVsZ2F0ZS1j\naGVjay1wbGFjZWhvbGRlci1rZXmhRANCAASHMA7jXBjiVznffOHctpZsyrkuiWxj\n8I5d+OzVPINJR8JI8DnIOC5qHP+EpK0pS5+eizZdiYRvZyu7Yc/MvG0N\n-----END PRIVATE KEY-----";
+
+/// The value at a config error's path (`providers[2].credential.mint.env`).
+fn value_at<'v>(doc: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    let mut v = doc;
+    for part in path.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        if !name.is_empty() {
+            v = v.get(name)?;
+        }
+        if let Some(i) = index {
+            v = v.get(i)?;
+        }
+    }
+    Some(v)
 }
 
 #[cfg(test)]
