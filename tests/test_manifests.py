@@ -54,7 +54,7 @@ def validate_istio(doc: dict) -> None:
 
 
 def istio_docs():
-    return [(path.name, doc) for path in sorted(ISTIO.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
+    return [(path.name, doc) for path in sorted(ISTIO.rglob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
 
 
 @pytest.mark.parametrize("name,doc", istio_docs(), ids=lambda v: v if isinstance(v, str) else "")
@@ -173,3 +173,16 @@ def test_the_envoyfilters_policy_passes_modelgate_check(tmp_path):
     r = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-policies", "--bin", "modelgate", "--", "check",
                         str(tmp_path / "policy.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_sidecar_variant_is_the_gateway_envoyfilter_with_three_changes():
+    gateway = envoyfilter()
+    sidecar = yaml.safe_load((ISTIO / "sidecar" / "envoyfilter-modelgate-sidecar.yaml").read_text())
+    assert sidecar["metadata"] == {"name": "modelgate-sidecar", "namespace": "agents"}
+    assert sidecar["spec"]["workloadSelector"] == {"labels": {"app": "llm-agent"}}
+    assert {p["match"]["context"] for p in sidecar["spec"]["configPatches"]} == {"SIDECAR_OUTBOUND"}
+    for p in gateway["spec"]["configPatches"]:
+        p["match"]["context"] = "SIDECAR_OUTBOUND"
+    gateway["spec"]["workloadSelector"] = sidecar["spec"]["workloadSelector"]
+    gateway["metadata"] = sidecar["metadata"]
+    assert sidecar == gateway
