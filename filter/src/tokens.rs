@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
-use modelgate_policies::svid::cache::digest;
 use modelgate_policies::{Event, Exchange};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
@@ -236,9 +235,7 @@ impl Broker {
 /// The shared-data key of a credential key: its digest, so no SPIFFE ID
 /// or model name shapes the key.
 fn token_key(key: &str) -> String {
-    let d = digest(key.as_bytes());
-    let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("modelgate.token.{hex}")
+    format!("modelgate.token.{}", &modelgate_policies::chain::sha256_hex(key.as_bytes())[..32])
 }
 
 /// The exchange a waiter holds, for the request that answers for it.

@@ -40,9 +40,33 @@ pub fn claims(sub: &str) -> Value {
     json!({"sub": sub, "aud": [AUD], "iat": NOW - 10, "exp": NOW + 3600, "jti": "j-1"})
 }
 
+/// The header of a JWT-SVID from the example.org key `k1`.
+pub fn header() -> Value {
+    json!({"alg":"ES256","kid":"k1","typ":"JWT"})
+}
+
+/// A header or claims set with one member set…
+pub fn with(mut v: Value, key: &str, value: Value) -> Value {
+    v[key] = value;
+    v
+}
+
+/// …or removed.
+pub fn without(mut v: Value, key: &str) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove(key);
+    }
+    v
+}
+
+/// Any header and claims, signed by example.org's key `k1`.
+pub fn es256(header: Value, claims: Value) -> String {
+    sign_es256(&ec_key(1), &header, &claims)
+}
+
 /// A valid JWT-SVID for `sub` from the example.org key.
 pub fn svid(sub: &str) -> String {
-    sign_es256(&ec_key(1), &json!({"alg":"ES256","kid":"k1","typ":"JWT"}), &claims(sub))
+    es256(header(), claims(sub))
 }
 
 /// The demo-like configuration, with `patch` merged in at the top level.

@@ -16,8 +16,6 @@
 //! unknown key, a repeated single-valued key, two header lines. One pass:
 //! linear in the header.
 
-use sha2::{Digest, Sha256};
-
 use crate::reason::{Denial, Reason};
 use crate::spiffe::SpiffeId;
 use crate::svid::x509;
@@ -160,7 +158,7 @@ pub fn forwarded_leaf(
     };
     let der = x509::leaf_der(cert.as_bytes()).map_err(|e| e.denial())?;
     if let Some(hash) = &last.hash {
-        let digest = Sha256::digest(&der).iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let digest = crate::chain::sha256_hex(&der);
         if !hash.eq_ignore_ascii_case(&digest) {
             return refuse("xfcc_hash_mismatch", "the forwarded certificate does not match its hash");
         }

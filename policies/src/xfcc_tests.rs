@@ -1,3 +1,5 @@
+use sha2::{Digest, Sha256};
+
 use super::*;
 
 const HOP: &str = "spiffe://example.org/ns/edge/sa/front-proxy";

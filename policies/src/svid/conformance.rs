@@ -132,7 +132,9 @@ use super::x509::{self, leaf_der, X509SvidError as X};
 use super::PureRustVerifier;
 use crate::config::Policy;
 use crate::spiffe::{SpiffeId, SpiffeIdError as S, TrustDomain};
-use crate::testing::{b64, claims, config, ec_jwk, ec_key, env, sign_es256, svid, AUD, BOT, NOW, RSA_PEM};
+use crate::testing::{
+    b64, claims, config, ec_jwk, ec_key, env, es256, header, sign_es256, svid, with, without, AUD, BOT, NOW, RSA_PEM,
+};
 
 /// `name: "document §section", "the standard's words", input => expected;`
 /// makes `#[test] fn name` asserting that `input` evaluates to `expected`.
@@ -195,25 +197,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 // --- JWT-SVIDs -----------------------------------------------------------------------------------
-
-fn header() -> Value {
-    json!({"alg":"ES256","kid":"k1","typ":"JWT"})
-}
-
-fn with(mut v: Value, key: &str, value: Value) -> Value {
-    v[key] = value;
-    v
-}
-
-fn without(mut v: Value, key: &str) -> Value {
-    v.as_object_mut().unwrap().remove(key);
-    v
-}
-
-/// Signed by example.org's key `k1`.
-fn es256(header: Value, claims: Value) -> String {
-    sign_es256(&ec_key(1), &header, &claims)
-}
 
 /// The token's header and claims, with no signature at all.
 fn unsigned(header: Value, claims: Value) -> String {

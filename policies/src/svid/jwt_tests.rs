@@ -2,7 +2,7 @@
 //! valid one in that one respect.
 
 use jwt_simple::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::config::Policy;
@@ -18,24 +18,6 @@ fn check_at(token: &str, now: u64) -> Result<JwtSvid> {
     validate(token, &p.jwt_svid, &crate::svid::TrustStore::new(&p.trust_domains), &PureRustVerifier, now)
 }
 
-fn header() -> Value {
-    json!({"alg":"ES256","kid":"k1","typ":"JWT"})
-}
-
-fn with(mut v: Value, key: &str, value: Value) -> Value {
-    v[key] = value;
-    v
-}
-
-fn without(mut v: Value, key: &str) -> Value {
-    v.as_object_mut().unwrap().remove(key);
-    v
-}
-
-fn signed(header: Value, claims: Value) -> String {
-    sign_es256(&ec_key(1), &header, &claims)
-}
-
 #[test]
 fn accepts_a_valid_svid() {
     let svid = check(&svid(BOT)).unwrap();
@@ -45,10 +27,10 @@ fn accepts_a_valid_svid() {
 
 #[test]
 fn accepts_typ_jose_no_typ_and_a_string_audience() {
-    assert!(check(&signed(with(header(), "typ", json!("JOSE")), claims(BOT))).is_ok());
-    assert!(check(&signed(without(header(), "typ"), claims(BOT))).is_ok());
-    assert!(check(&signed(header(), with(claims(BOT), "aud", json!(AUD)))).is_ok());
-    assert!(check(&signed(header(), with(claims(BOT), "aud", json!(["other", AUD])))).is_ok());
+    assert!(check(&es256(with(header(), "typ", json!("JOSE")), claims(BOT))).is_ok());
+    assert!(check(&es256(without(header(), "typ"), claims(BOT))).is_ok());
+    assert!(check(&es256(header(), with(claims(BOT), "aud", json!(AUD)))).is_ok());
+    assert!(check(&es256(header(), with(claims(BOT), "aud", json!(["other", AUD])))).is_ok());
 }
 
 #[test]
@@ -119,11 +101,7 @@ fn rejects_unknown_header_parameters() {
         ("crit", json!(["exp"])),
         ("cty", json!("JWT")),
     ] {
-        assert_eq!(
-            check(&signed(with(header(), name, value), claims(BOT))),
-            Err(JwtSvidError::UnknownHeader),
-            "{name}"
-        );
+        assert_eq!(check(&es256(with(header(), name, value), claims(BOT))), Err(JwtSvidError::UnknownHeader), "{name}");
     }
 }
 
@@ -133,19 +111,19 @@ fn rejects_algorithms_outside_the_standard() {
     assert_eq!(check(&none), Err(JwtSvidError::AlgNotAllowed));
     for alg in ["none", "HS256", "EdDSA", "ES256K", "es256", ""] {
         assert_eq!(
-            check(&signed(with(header(), "alg", json!(alg)), claims(BOT))),
+            check(&es256(with(header(), "alg", json!(alg)), claims(BOT))),
             Err(JwtSvidError::AlgNotAllowed),
             "{alg}"
         );
     }
-    assert_eq!(check(&signed(without(header(), "alg"), claims(BOT))), Err(JwtSvidError::AlgNotAllowed));
+    assert_eq!(check(&es256(without(header(), "alg"), claims(BOT))), Err(JwtSvidError::AlgNotAllowed));
 }
 
 #[test]
 fn rejects_a_key_of_another_type_or_curve() {
     for alg in ["RS256", "PS256", "ES384", "ES512"] {
         assert_eq!(
-            check(&signed(with(header(), "alg", json!(alg)), claims(BOT))),
+            check(&es256(with(header(), "alg", json!(alg)), claims(BOT))),
             Err(JwtSvidError::AlgKeyMismatch),
             "{alg}"
         );
@@ -156,14 +134,14 @@ fn rejects_a_key_of_another_type_or_curve() {
 /// all require `kid`; so does modelgate (docs/identity.md).
 #[test]
 fn rejects_a_token_without_kid() {
-    assert_eq!(check(&signed(without(header(), "kid"), claims(BOT))), Err(JwtSvidError::KidMissing));
+    assert_eq!(check(&es256(without(header(), "kid"), claims(BOT))), Err(JwtSvidError::KidMissing));
     assert_eq!(check(&sign_es256(&ec_key(2), &without(header(), "kid"), &claims(BOT))), Err(JwtSvidError::KidMissing));
 }
 
 #[test]
 fn rejects_other_typ() {
     for typ in [json!("jwt+x"), json!("at+jwt"), json!(1), json!("jose")] {
-        assert_eq!(check(&signed(with(header(), "typ", typ.clone()), claims(BOT))), Err(JwtSvidError::BadTyp), "{typ}");
+        assert_eq!(check(&es256(with(header(), "typ", typ.clone()), claims(BOT))), Err(JwtSvidError::BadTyp), "{typ}");
     }
 }
 
@@ -180,7 +158,7 @@ fn rejects_malformed_claims() {
         ("jti", json!(1)),
     ] {
         assert_eq!(
-            check(&signed(header(), with(claims(BOT), k, v.clone()))),
+            check(&es256(header(), with(claims(BOT), k, v.clone()))),
             Err(JwtSvidError::MalformedClaims),
             "{k}={v}"
         );
@@ -195,7 +173,7 @@ fn rejects_malformed_claims() {
 
 #[test]
 fn rejects_a_missing_subject() {
-    assert_eq!(check(&signed(header(), without(claims(BOT), "sub"))), Err(JwtSvidError::SubjectMissing));
+    assert_eq!(check(&es256(header(), without(claims(BOT), "sub"))), Err(JwtSvidError::SubjectMissing));
 }
 
 #[test]
@@ -208,7 +186,7 @@ fn rejects_a_subject_that_is_not_a_spiffe_id() {
         json!(5),
     ] {
         assert_eq!(
-            check(&signed(header(), with(claims(BOT), "sub", sub.clone()))),
+            check(&es256(header(), with(claims(BOT), "sub", sub.clone()))),
             Err(JwtSvidError::SubjectNotSpiffeId),
             "{sub}"
         );
@@ -222,14 +200,14 @@ fn rejects_an_untrusted_domain() {
     assert_eq!(e, JwtSvidError::UntrustedDomain);
     assert_eq!(e.denial().reason, Reason::UntrustedDomain);
     // A look-alike domain is another domain.
-    let t = signed(header(), claims("spiffe://example.org.evil.com/ns/support/sa/bot"));
+    let t = es256(header(), claims("spiffe://example.org.evil.com/ns/support/sa/bot"));
     assert_eq!(check(&t), Err(JwtSvidError::UntrustedDomain));
 }
 
 #[test]
 fn rejects_an_unknown_kid() {
-    assert_eq!(check(&signed(with(header(), "kid", json!("k2")), claims(BOT))), Err(JwtSvidError::UnknownKid));
-    assert_eq!(check(&signed(with(header(), "kid", json!("")), claims(BOT))), Err(JwtSvidError::MalformedHeader));
+    assert_eq!(check(&es256(with(header(), "kid", json!("k2")), claims(BOT))), Err(JwtSvidError::UnknownKid));
+    assert_eq!(check(&es256(with(header(), "kid", json!("")), claims(BOT))), Err(JwtSvidError::MalformedHeader));
 }
 
 #[test]
@@ -239,7 +217,7 @@ fn rejects_a_forged_signature() {
     // A genuine signature moved onto other claims.
     let good = svid(BOT);
     let sig = good.rsplit('.').next().unwrap();
-    let other = signed(header(), claims("spiffe://example.org/ns/research/sa/x"));
+    let other = es256(header(), claims("spiffe://example.org/ns/research/sa/x"));
     let moved = format!("{}.{sig}", other.rsplit_once('.').unwrap().0);
     assert_eq!(check(&moved), Err(JwtSvidError::BadSignature));
     // An empty signature.
@@ -248,7 +226,7 @@ fn rejects_a_forged_signature() {
 
 #[test]
 fn rejects_a_token_without_exp() {
-    assert_eq!(check(&signed(header(), without(claims(BOT), "exp"))), Err(JwtSvidError::ExpMissing));
+    assert_eq!(check(&es256(header(), without(claims(BOT), "exp"))), Err(JwtSvidError::ExpMissing));
 }
 
 #[test]
@@ -260,32 +238,32 @@ fn rejects_an_expired_token_beyond_the_leeway() {
 
 #[test]
 fn rejects_nbf_in_the_future_beyond_the_leeway() {
-    let t = signed(header(), with(claims(BOT), "nbf", json!(NOW + 31)));
+    let t = es256(header(), with(claims(BOT), "nbf", json!(NOW + 31)));
     assert_eq!(check(&t), Err(JwtSvidError::NotYetValid));
-    assert!(check(&signed(header(), with(claims(BOT), "nbf", json!(NOW + 30)))).is_ok());
+    assert!(check(&es256(header(), with(claims(BOT), "nbf", json!(NOW + 30)))).is_ok());
 }
 
 #[test]
 fn rejects_iat_in_the_future_beyond_the_leeway() {
-    let t = signed(header(), with(claims(BOT), "iat", json!(NOW + 31)));
+    let t = es256(header(), with(claims(BOT), "iat", json!(NOW + 31)));
     assert_eq!(check(&t), Err(JwtSvidError::IssuedInFuture));
 }
 
 #[test]
 fn rejects_a_lifetime_above_the_maximum() {
-    let t = signed(header(), with(with(claims(BOT), "iat", json!(NOW - 100)), "exp", json!(NOW - 100 + 86_401)));
+    let t = es256(header(), with(with(claims(BOT), "iat", json!(NOW - 100)), "exp", json!(NOW - 100 + 86_401)));
     assert_eq!(check(&t), Err(JwtSvidError::LifetimeTooLong));
     // Without iat, the time left is bounded.
-    let t = signed(header(), with(without(claims(BOT), "iat"), "exp", json!(NOW + 86_401)));
+    let t = es256(header(), with(without(claims(BOT), "iat"), "exp", json!(NOW + 86_401)));
     assert_eq!(check(&t), Err(JwtSvidError::LifetimeTooLong));
 }
 
 #[test]
 fn rejects_a_missing_or_foreign_audience() {
-    assert_eq!(check(&signed(header(), without(claims(BOT), "aud"))), Err(JwtSvidError::AudienceMissing));
+    assert_eq!(check(&es256(header(), without(claims(BOT), "aud"))), Err(JwtSvidError::AudienceMissing));
     for aud in [json!("spiffe://example.org/other"), json!([]), json!(["SPIFFE://example.org/modelgate"])] {
         assert_eq!(
-            check(&signed(header(), with(claims(BOT), "aud", aud.clone()))),
+            check(&es256(header(), with(claims(BOT), "aud", aud.clone()))),
             Err(JwtSvidError::AudienceMismatch),
             "{aud}"
         );
@@ -368,7 +346,7 @@ fn keeps_only_string_claims_for_conditions() {
     c["groups"] = json!(["a", "b"]);
     c["level"] = json!(3);
     c["mixed"] = json!(["a", 1]);
-    let svid = check(&signed(header(), c)).unwrap();
+    let svid = check(&es256(header(), c)).unwrap();
     assert_eq!(
         svid.claims,
         vec![
