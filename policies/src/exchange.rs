@@ -834,9 +834,7 @@ impl Exchange {
     fn model_of(&self, provider: &Provider, endpoint: &Endpoint, body: Option<&str>) -> Result<Option<String>, Denial> {
         let capture = |name: &str| self.captures.get(name);
         Ok(match endpoint.model {
-            ModelAt::Capture(name) if provider.api == Api::Bedrock => {
-                capture(name).map(path::bedrock_model).transpose()?
-            }
+            ModelAt::EncodedCapture(name) => capture(name).map(path::bedrock_model).transpose()?,
             ModelAt::Capture(name) => capture(name).map(str::to_string),
             ModelAt::Publisher(publisher, model) => match (capture(publisher), capture(model)) {
                 (Some(p), Some(m)) => Some(format!("{p}/{m}")),
@@ -908,8 +906,8 @@ impl Exchange {
     /// Envoy is logging the request: the record is final. (What
     /// [`Event::Log`] answers; called directly only without a policy.)
     pub fn audit(&mut self, log: &LogInfo) -> String {
+        // Whatever response was being read ends here (and its memory goes back).
         self.read_stream_usage(false);
-        self.response.release();
         self.record.time = rfc3339_millis(self.started_ms);
         self.record.status = log.status.or(self.record.status);
         if self.record.request_id.is_none() {

@@ -57,6 +57,8 @@ pub struct StreamUsage {
     terminal: bool,
     /// An event could not be read: what was counted may be short.
     lossy: bool,
+    /// Reading gave up (the VM's memory, or frames it cannot read).
+    stopped: bool,
 }
 
 impl StreamUsage {
@@ -73,6 +75,7 @@ impl StreamUsage {
             model: None,
             terminal: false,
             lossy: false,
+            stopped: false,
         }
     }
 
@@ -84,12 +87,13 @@ impl StreamUsage {
     /// Gives up reading: the usage is incomplete.
     pub fn abandon(&mut self) {
         self.lossy = true;
+        self.stopped = true;
         self.buf = Vec::new();
         self.data = Vec::new();
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
-        if self.lossy && self.buf.is_empty() && self.framing == Framing::EventStream {
+        if self.stopped {
             return;
         }
         match self.framing {

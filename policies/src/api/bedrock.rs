@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 
 use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
 use crate::json::{Path, Step};
-use crate::reason::Denial;
 
 pub static SPEC: Spec = Spec {
     name: "bedrock",
@@ -57,7 +56,7 @@ const fn endpoint(path: &'static str, stream: StreamAt) -> Endpoint {
         method: "POST",
         path,
         body: BodyFormat::JsonByDefault,
-        model: ModelAt::Capture("modelId"),
+        model: ModelAt::EncodedCapture("modelId"),
         stream,
         history: MESSAGES,
         ..NO_ENDPOINT
@@ -113,11 +112,6 @@ fn usage(body: &Value) -> Option<Usage> {
     let output = count(u, "outputTokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "totalTokens").or_else(|| Some(input? + output.unwrap_or(0)));
     Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
-}
-
-/// The model id of the path, decoded once.
-pub fn model(raw: &str) -> Result<String, Denial> {
-    crate::path::bedrock_model(raw)
 }
 
 #[cfg(test)]

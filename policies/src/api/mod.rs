@@ -109,8 +109,11 @@ pub enum ModelAt {
     /// A body member naming a model of one publisher: the model is the
     /// prefix and the value (Vertex's Anthropic token counting).
     BodyOf(Path, &'static str),
-    /// A capture of the path pattern (Bedrock's decoded once).
+    /// A capture of the path pattern.
     Capture(&'static str),
+    /// A capture the SDKs percent-encode (Bedrock's model id: `:` and `/`
+    /// of ARNs), decoded once ([`crate::path::bedrock_model`]).
+    EncodedCapture(&'static str),
     /// Azure: the deployment capture, mapped to its model by the
     /// provider's `deployments`.
     Deployment(&'static str),
