@@ -145,18 +145,23 @@ def test_only_failed_handshakes_leave_listener_records(mtls):
 
 # --- x509_svid.source: xfcc, behind a trusted proxy -------------------------------
 
-FRONT_PROXY_ID = "spiffe://example.org/modelgate"  # the URI SAN of server.pem, which the front proxy presents
+# The URI SAN of server.pem: the front proxy's SVID, which it presents to
+# workloads (Envoy writes it as XFCC's By) and to the gateway (the verified
+# peer modelgate checks). Both must be the trusted hop.
+FRONT_PROXY_ID = "spiffe://example.org/modelgate"
 
 
 def behind_a_front_proxy(config, ports):
-    """The gateway listener (plain HTTP, keeps the XFCC it is given) behind a
-    front listener that terminates the workloads' mTLS and appends their
-    certificate to x-forwarded-client-cert."""
+    """The gateway listener (mTLS: only the front proxy's own SVID is the
+    trusted hop; keeps the XFCC it is given) behind a front listener that
+    terminates the workloads' mTLS, appends their certificate to
+    x-forwarded-client-cert and calls the gateway with its own SVID."""
     listeners = config["static_resources"]["listeners"]
     gateway = listeners[0]
     gateway_hcm = gateway["filter_chains"][0]["filters"][0]["typed_config"]
     gateway_hcm["forward_client_cert_details"] = "ALWAYS_FORWARD_ONLY"
     front = json.loads(json.dumps(gateway))
+    with_mtls(config, ports)
     front["name"] = "front"
     front["address"]["socket_address"]["port_value"] = ports["front"]
     with_mtls({"static_resources": {"listeners": [front]}}, ports)
@@ -174,6 +179,13 @@ def behind_a_front_proxy(config, ports):
     cluster["name"] = cluster["load_assignment"]["cluster_name"] = "gateway"
     cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = \
         gateway["address"]["socket_address"]["port_value"]
+    cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "sni": "localhost",
+        "common_tls_context": {
+            "tls_certificates": [{"certificate_chain": {"filename": str(FIXTURES / "server.pem")},
+                                  "private_key": {"filename": str(FIXTURES / "server.key")}}],
+            "validation_context": {"trusted_ca": {"filename": str(FIXTURES / "ca.pem")}}}}}
     config["static_resources"]["clusters"].append(cluster)
 
 
@@ -196,14 +208,18 @@ def test_the_certificate_a_trusted_proxy_forwards_identifies_the_caller():
         record = gw.audit_for(ok.headers["x-request-id"])
         assert (record["workload"]["spiffe_id"], record["workload"]["svid"]) == (BOT, "x509")
         [seen] = gw.requests_seen()
+        assert not [k for k, _ in seen["headers"] if k == "x-forwarded-client-cert"], "the workload's certificate stays here"
         bad = requests.post(f"{front}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI}, timeout=10,
                             verify=str(FIXTURES / "ca.pem"), cert=(str(FIXTURES / "two_uri_sans.pem"), str(FIXTURES / "two_uri_sans.key")))
         assert (bad.status_code, bad.headers["x-modelgate-reason"]) == (401, "invalid_svid")
-        # Sent straight to the gateway: an element no trusted hop added.
-        forged = requests.post(f"{gw.url}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI}, timeout=10,
-                               headers={"x-forwarded-client-cert": "By=spiffe://example.org/evil;URI=" + BOT})
+        # Sent straight to the gateway by a workload: its peer is no trusted hop.
+        direct = gw.url.replace("http://127.0.0.1", "https://localhost")
+        bot_tls = {"verify": str(FIXTURES / "ca.pem"), "cert": (str(FIXTURES / "bot.pem"), str(FIXTURES / "bot.key"))}
+        forged = requests.post(f"{direct}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI}, timeout=10,
+                               headers={"x-forwarded-client-cert": "By=spiffe://example.org/evil;URI=" + BOT}, **bot_tls)
         assert (forged.status_code, forged.headers["x-modelgate-reason"]) == (401, "invalid_svid")
-        assert gw.audit_for(forged.headers["x-request-id"])["detail"] == "xfcc_untrusted_hop"
+        assert gw.audit_for(forged.headers["x-request-id"])["detail"] == "xfcc_untrusted_peer"
         # No certificate forwarded at all: missing identity.
-        none = requests.post(f"{gw.url}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI}, timeout=10)
+        none = requests.post(f"{direct}/openai/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI}, timeout=10,
+                             **bot_tls)
         assert (none.status_code, none.headers["x-modelgate-reason"]) == (401, "missing_identity")

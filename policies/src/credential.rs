@@ -22,6 +22,11 @@ pub const CALLER_CREDENTIAL_HEADERS: &[&str] =
 /// request, with each api's account and project selectors.
 pub const STEERING_HEADERS: &[&str] = &["cookie", "x-http-method-override", "x-http-method", "x-method-override"];
 
+/// Headers that carry the caller's identity as a hop in front of the
+/// gateway saw it (the workload's certificate): for modelgate only, never
+/// for the provider.
+pub const HOP_IDENTITY_HEADERS: &[&str] = &["x-forwarded-client-cert"];
+
 /// Finds the caller's JWT-SVID. Exactly one carrier may hold a credential,
 /// once: two filled carriers, or a repeated carrier header, are ambiguous
 /// (we might validate one token and the provider read another).
@@ -143,7 +148,7 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
             out.remove_headers.push(name.to_string());
         }
     };
-    for name in CALLER_CREDENTIAL_HEADERS.iter().chain(STEERING_HEADERS) {
+    for name in CALLER_CREDENTIAL_HEADERS.iter().chain(STEERING_HEADERS).chain(HOP_IDENTITY_HEADERS) {
         remove(name);
     }
     if let Carrier::Header { name, .. } = carrier {

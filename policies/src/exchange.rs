@@ -689,7 +689,6 @@ impl Exchange {
         let d = Denial::new(Reason::CredentialUnavailable, "the gateway could not swap the request's credentials")
             .with_detail("rewrite_failed");
         self.denial = None;
-        self.record.credential = None;
         self.refuse(env, d)
     }
 
@@ -813,10 +812,11 @@ impl Exchange {
     fn guard(&mut self, policy: &Policy, rule: &Rule, endpoint: &Endpoint, body: &[u8]) -> Result<(), Denial> {
         let Some(guard) = &policy.prompt_guard else { return Ok(()) };
         let Some(action) = rule.prompt_guard.unwrap_or(Some(guard.action)) else { return Ok(()) };
-        if !matches!(endpoint.body, BodyFormat::Json | BodyFormat::JsonByDefault) {
-            return Ok(());
-        }
-        let findings = guard.scan_json(body);
+        let findings = match endpoint.body {
+            BodyFormat::Json | BodyFormat::JsonByDefault => guard.scan_json(body),
+            BodyFormat::Multipart => guard.scan_multipart(body, self.content_type.as_deref().unwrap_or("")),
+            BodyFormat::None => return Ok(()),
+        };
         let found: Vec<&str> = findings.keys().map(String::as_str).collect();
         let detail = found.join(",");
         self.record.prompt_guard = Some(Findings { action: Some(action), findings: findings.clone() });
@@ -948,6 +948,8 @@ impl Exchange {
 
     /// Refuses with a local reply, in every mode.
     fn refuse(&mut self, env: &Env<'_>, d: Denial) -> Step {
+        // Nothing went upstream: no credential was used.
+        self.record.credential = None;
         self.record.reason = Verdict::Denied(d.reason);
         self.record.detail = d.detail.clone();
         self.record.rule = d.rule.clone();

@@ -13,6 +13,8 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::multipart;
+
 /// A detector: a built-in or a configured pattern.
 #[derive(Debug)]
 pub struct Detector {
@@ -171,16 +173,18 @@ impl Guard {
         Ok(Guard { action, detectors, any, custom })
     }
 
-    /// The findings in a JSON body's text: every string value, decoded.
-    /// The body as sent is read first, in one pass for all detectors: with
-    /// nothing found there and no `\u` escape that could spell something,
-    /// the decoded strings hold nothing either (every other JSON escape
-    /// stands for a character no detector's match contains).
+    /// The findings in a JSON body's text: every string value, decoded —
+    /// what the provider reads. The body as sent is read first, in one pass
+    /// for all detectors: a body with no `\` at all spells each string
+    /// exactly as it decodes, and each string sits between quotes there
+    /// (no word character), so with nothing found in it the decoded strings
+    /// hold nothing either. Any escape — `\n` as much as `\u` — spells a
+    /// character differently from how it decodes (the `n` of `\n` is a word
+    /// character, the newline is not), so then the strings are decoded and
+    /// read one by one.
     pub fn scan_json(&self, body: &[u8]) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
-        let raw = String::from_utf8_lossy(body);
-        let escapes = raw.contains("\\u") || raw.contains("\\/");
-        if !self.custom && !escapes && !self.any.is_match(&raw) {
+        if !self.custom && !body.contains(&b'\\') && !self.any.is_match(&String::from_utf8_lossy(body)) {
             return found;
         }
         let Ok(value) = serde_json::from_slice::<Value>(body) else { return found };
@@ -191,6 +195,24 @@ impl Guard {
                 Value::Array(items) => stack.extend(items),
                 Value::Object(members) => stack.extend(members.values()),
                 _ => {}
+            }
+        }
+        found
+    }
+
+    /// The findings in a form's text (the transcription `prompt`, any other
+    /// text field): every part that is no file, and every file part sent as
+    /// text. Audio and other binary files are not read.
+    pub fn scan_multipart(&self, body: &[u8], content_type: &str) -> BTreeMap<String, usize> {
+        let mut found = BTreeMap::new();
+        let fields = multipart::boundary(content_type).and_then(|b| multipart::fields(body, &b)).unwrap_or_default();
+        for field in fields {
+            let textual = field.content_type.as_deref().is_none_or(|ct| {
+                multipart::media_type(ct)
+                    .is_ok_and(|m| m.essence.starts_with("text/") || m.essence == "application/json")
+            });
+            if field.filename.is_none() || (textual && field.content_type.is_some()) {
+                self.scan_text(&String::from_utf8_lossy(field.value), &mut found);
             }
         }
         found

@@ -347,3 +347,49 @@ fn scanning_is_linear() {
     guard.scan_json(nasty.to_string().as_bytes());
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }
+
+/// A secret right after a JSON escape: the body spells `\n` with the word
+/// character `n` before the key, the provider reads a newline. Every escape
+/// is decoded before the detectors read, for every detector.
+#[test]
+fn a_secret_right_after_an_escape_is_found_in_what_the_provider_reads() {
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let key = format!("sk-proj-{}", "Ab3".repeat(16));
+    for escape in ["\\n", "\\t", "\\r", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\u000a"] {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"config:{escape}{key}"}}]}}"#);
+        assert_eq!(guard.scan_json(body.as_bytes()).get("openai_key"), Some(&1), "after {escape}: {body}");
+    }
+    for (escape, detector, secret) in [
+        ("\\n", "aws_access_key", "AKIAIOSFODNN7EXAMPLE"),
+        ("\\t", "us_ssn", "078-05-1120"),
+        ("\\n", "email", "someone@example.com"),
+        ("\\r", "card_number", "4111 1111 1111 1111"),
+    ] {
+        let body = format!(r#"{{"input":"x{escape}{secret}"}}"#);
+        assert_eq!(guard.scan_json(body.as_bytes()).get(detector), Some(&1), "{detector} after {escape}");
+    }
+    // The same text with no escape before it: still no word boundary.
+    let glued = format!(r#"{{"input":"configxn{key}"}}"#);
+    assert_eq!(guard.scan_json(glued.as_bytes()).get("openai_key"), None);
+}
+
+/// A form's text fields are what the provider reads of a transcription
+/// request: its `prompt` is scanned, its audio file is not.
+#[test]
+fn a_secret_in_a_forms_text_field_is_found() {
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let form = |prompt: &str| {
+        format!(
+            "--b\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n\
+             --b\r\ncontent-disposition: form-data; name=\"prompt\"\r\n\r\n{prompt}\r\n\
+             --b\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\ncontent-type: audio/wav\r\n\r\n\
+             RIFF AKIAIOSFODNN7EXAMPLE\r\n--b--\r\n"
+        )
+    };
+    let ct = "multipart/form-data; boundary=b";
+    let found = guard.scan_multipart(form("the key is AKIAIOSFODNN7EXAMPLE").as_bytes(), ct);
+    assert_eq!(found.get("aws_access_key"), Some(&1), "the prompt counts, the audio does not: {found:?}");
+    assert!(guard.scan_multipart(form("plain words").as_bytes(), ct).is_empty());
+    let text_file = "--b\r\ncontent-disposition: form-data; name=\"file\"; filename=\"n.txt\"\r\ncontent-type: text/plain\r\n\r\nssn 078-05-1120\r\n--b--\r\n";
+    assert_eq!(guard.scan_multipart(text_file.as_bytes(), ct).get("us_ssn"), Some(&1));
+}

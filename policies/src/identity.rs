@@ -66,7 +66,7 @@ pub fn identify(policy: &Policy, s: &Sources<'_>) -> Result<Identity, Denial> {
             Some((peer, digest)) => {
                 let key = hex_key(&digest).ok_or_else(|| X509SvidError::Unreadable.denial())?;
                 let der = || peer.certificate().ok_or(X509SvidError::Unreadable).and_then(|pem| x509::leaf_der(&pem));
-                Some(s.svids.validate_x509(key, der, s.trust, s.now_secs).map_err(|e| e.denial())?)
+                Some(s.svids.validate_x509(key, der, false, s.trust, s.now_secs).map_err(|e| e.denial())?)
             }
         },
         X509Source::Xfcc { trusted_hop } => {
@@ -75,7 +75,11 @@ pub fn identify(policy: &Policy, s: &Sources<'_>) -> Result<Identity, Denial> {
                 None => None,
                 Some(der) => {
                     let key = crate::svid::cache::digest(&der);
-                    Some(s.svids.validate_x509(key, || Ok(der.clone()), s.trust, s.now_secs).map_err(|e| e.denial())?)
+                    Some(
+                        s.svids
+                            .validate_x509(key, || Ok(der.clone()), true, s.trust, s.now_secs)
+                            .map_err(|e| e.denial())?,
+                    )
                 }
             }
         }

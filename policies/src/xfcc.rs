@@ -119,8 +119,11 @@ pub fn parse(value: &str) -> Result<Vec<Element>, XfccError> {
 
 /// The leaf certificate (DER) the trusted hop forwarded, if the request
 /// carries one. `headers` are the request's (lower-case names);
-/// `connection_peer` is the SPIFFE ID of the mTLS peer of this connection,
-/// when there is one: it must be the trusted hop itself.
+/// `connection_peer` is the SPIFFE ID of the mTLS peer of this connection
+/// as Envoy verified it. A header is only as trustworthy as the connection
+/// it came over: the header is read only when that peer is the trusted hop
+/// itself. Over plaintext, or from any other peer, a request that carries
+/// it is refused — never read, never silently ignored.
 pub fn forwarded_leaf(
     headers: &[(String, String)],
     trusted_hop: &SpiffeId,
@@ -133,11 +136,20 @@ pub fn forwarded_leaf(
     if values.next().is_some() {
         return refuse("xfcc_repeated_header", "x-forwarded-client-cert appears more than once");
     }
-    if connection_peer.is_some_and(|peer| peer != trusted_hop.as_str()) {
-        return refuse(
-            "xfcc_untrusted_hop",
-            "x-forwarded-client-cert came over a connection from another peer than the trusted hop",
-        );
+    match connection_peer {
+        Some(peer) if peer == trusted_hop.as_str() => {}
+        Some(_) => {
+            return refuse(
+                "xfcc_untrusted_peer",
+                "x-forwarded-client-cert came over a connection from another peer than the trusted hop",
+            )
+        }
+        None => {
+            return refuse(
+                "xfcc_no_verified_peer",
+                "x-forwarded-client-cert came over a connection with no verified client certificate; only the trusted hop may send it, over mTLS",
+            )
+        }
     }
     let elements = match parse(value) {
         Ok(e) => e,

@@ -52,12 +52,13 @@ fn takes_the_leaf_from_the_last_element_of_the_trusted_hop() {
     let value = format!(
         r#"By={HOP};Cert="garbage";URI=spiffe://example.org/admin,By={HOP};Cert="{cert}";URI=spiffe://example.org/ns/support/sa/bot"#
     );
-    let der = forwarded_leaf(&header(&value), &hop(), None).unwrap().unwrap();
+    let der = forwarded_leaf(&header(&value), &hop(), Some(HOP)).unwrap().unwrap();
     assert_eq!(der, x509::leaf_der(BOT_PEM).unwrap());
-    // Over mTLS, the peer must be the trusted hop.
-    assert!(forwarded_leaf(&header(&value), &hop(), Some(HOP)).unwrap().is_some());
+    // Only the trusted hop, as the verified mTLS peer, may send it.
     let d = forwarded_leaf(&header(&value), &hop(), Some("spiffe://example.org/ns/other/sa/x")).unwrap_err();
-    assert_eq!(d.detail.as_deref(), Some("xfcc_untrusted_hop"));
+    assert_eq!(d.detail.as_deref(), Some("xfcc_untrusted_peer"));
+    let d = forwarded_leaf(&header(&value), &hop(), None).unwrap_err();
+    assert_eq!((d.reason, d.detail.as_deref()), (Reason::InvalidSvid, Some("xfcc_no_verified_peer")));
     assert_eq!(forwarded_leaf(&[], &hop(), None).unwrap(), None);
 }
 
@@ -74,15 +75,15 @@ fn refuses_elements_the_trusted_hop_did_not_add() {
     ];
     for (value, detail) in cases {
         assert_eq!(
-            forwarded_leaf(&header(&value), &hop(), None).unwrap_err().detail.as_deref(),
+            forwarded_leaf(&header(&value), &hop(), Some(HOP)).unwrap_err().detail.as_deref(),
             Some(detail),
             "{value}"
         );
     }
     let good = format!(r#"By={HOP};Hash={digest};Cert="{cert}""#);
-    assert!(forwarded_leaf(&header(&good), &hop(), None).unwrap().is_some());
+    assert!(forwarded_leaf(&header(&good), &hop(), Some(HOP)).unwrap().is_some());
     let twice = [header(&good), header(&good)].concat();
-    assert_eq!(forwarded_leaf(&twice, &hop(), None).unwrap_err().detail.as_deref(), Some("xfcc_repeated_header"));
+    assert_eq!(forwarded_leaf(&twice, &hop(), Some(HOP)).unwrap_err().detail.as_deref(), Some("xfcc_repeated_header"));
 }
 
 #[test]

@@ -87,7 +87,17 @@ fn trust_domains(raw: Vec<RawTrustDomain>, jwt_svids: bool) -> Result<Vec<TrustD
                 ))
             }
         };
-        out.push(TrustDomainConfig { name, keys, endpoint });
+        let x509_authorities = td
+            .x509_authorities
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(j, pem)| {
+                crate::svid::x509::Authority::from_pem(pem.as_bytes())
+                    .map_err(|e| ConfigError::new(format!("{at}.x509_authorities[{j}]"), e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(TrustDomainConfig { name, keys, endpoint, x509_authorities });
     }
     Ok(out)
 }

@@ -53,6 +53,8 @@ pub struct TrustDomainConfig {
     /// a bundle endpoint).
     pub keys: Vec<JwtKey>,
     pub endpoint: Option<BundleEndpoint>,
+    /// The X.509 authorities (DER) forwarded leaves are checked against.
+    pub x509_authorities: Vec<crate::svid::x509::Authority>,
 }
 
 /// Where a trust domain's bundle is fetched from, through an Envoy cluster.

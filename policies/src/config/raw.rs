@@ -70,6 +70,10 @@ pub struct RawTrustDomain {
     pub jwt_bundle: Option<Value>,
     #[serde(default)]
     pub bundle_endpoint: Option<RawBundleEndpoint>,
+    /// The trust domain's X.509 authorities (PEM CA certificates): a leaf a
+    /// trusted hop forwards must be issued by one of them.
+    #[serde(default)]
+    pub x509_authorities: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -619,6 +619,7 @@ fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
         assert_eq!(reply(&s).status, 503, "{answer:?}");
         let rec = vm.log(&mut x, Some(503));
         assert_eq!((rec["decision"].as_str(), rec["reason"].as_str()), (Some("deny"), Some("credential_unavailable")));
+        assert_eq!(rec["credential"], Value::Null, "a refused exchange used no credential");
     }
 
     // The client leaves while the credential is fetched: nothing went on.

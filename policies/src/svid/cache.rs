@@ -95,11 +95,14 @@ impl SvidCache {
     /// Validates a leaf certificate as an X.509-SVID, from the cache when
     /// it holds one under `key` (the SHA-256 of its DER); `der` reads the
     /// certificate only on a miss. The validity period is checked against
-    /// now on every use.
+    /// now on every use. A `forwarded` leaf (one a trusted hop passed on)
+    /// must also be issued by its trust domain's X.509 authorities, when
+    /// they are configured; the cache lives as long as the configuration.
     pub fn validate_x509(
         &self,
         key: Key,
         der: impl FnOnce() -> Result<Vec<u8>, X509SvidError>,
+        forwarded: bool,
         trust: &TrustStore,
         now_secs: u64,
     ) -> Result<Rc<X509Svid>, X509SvidError> {
@@ -119,7 +122,8 @@ impl SvidCache {
             // The certificate is not the one the digest names.
             return Err(X509SvidError::Unreadable);
         }
-        let svid = Rc::new(x509::validate(&der, &known, now_secs)?);
+        let authorities = |td: &str| if forwarded { trust.x509_authorities(td) } else { &[] };
+        let svid = Rc::new(x509::validate_forwarded(&der, &known, authorities, now_secs)?);
         if let Ok(mut lru) = self.x509.try_borrow_mut() {
             lru.insert(key, Rc::clone(&svid));
         }

@@ -12,6 +12,7 @@
 use std::rc::Rc;
 
 use super::bundle::{Bundle, JwtKey};
+use super::x509::Authority;
 use crate::config::TrustDomainConfig;
 use crate::spiffe::TrustDomain;
 
@@ -23,6 +24,7 @@ pub struct Domain {
     pub available: bool,
     pub sequence: Option<u64>,
     pub generation: u64,
+    pub x509_authorities: Rc<[Authority]>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -55,6 +57,7 @@ impl TrustStore {
                 available: d.endpoint.is_none() || !d.keys.is_empty(),
                 sequence: None,
                 generation,
+                x509_authorities: d.x509_authorities.clone().into(),
             })
             .collect();
         TrustStore { generations: domains.len() as u64, domains }
@@ -66,6 +69,11 @@ impl TrustStore {
 
     pub fn knows(&self, name: &str) -> bool {
         self.domain(name).is_some()
+    }
+
+    /// The X.509 authorities configured for `name` (none: not checked).
+    pub fn x509_authorities(&self, name: &str) -> &[Authority] {
+        self.domain(name).map_or(&[], |d| &d.x509_authorities)
     }
 
     /// Whether `bundle` would replace the installed bundle of `name`.

@@ -87,7 +87,7 @@ impl SignatureVerifier for PureRustVerifier {
     }
 }
 
-fn verify_rsa(key: &rsa::RsaPublicKey, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
+pub(crate) fn verify_rsa(key: &rsa::RsaPublicKey, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
     use rsa::{pkcs1v15, pss};
     use sha2::{Sha256, Sha384, Sha512};
     let key = key.clone();

@@ -48,6 +48,9 @@ pub enum X509SvidError {
     SigningKeyUsage,
     NotYetValid,
     Expired,
+    /// Forwarded by a trusted hop, but issued by none of the trust
+    /// domain's configured X.509 authorities.
+    UntrustedIssuer,
 }
 
 impl X509SvidError {
@@ -64,6 +67,7 @@ impl X509SvidError {
             X509SvidError::SigningKeyUsage => "x509_signing_key_usage",
             X509SvidError::NotYetValid => "x509_not_yet_valid",
             X509SvidError::Expired => "x509_expired",
+            X509SvidError::UntrustedIssuer => "x509_untrusted_issuer",
         }
     }
 
@@ -86,6 +90,9 @@ impl X509SvidError {
             }
             X509SvidError::NotYetValid => "the client certificate is not valid yet",
             X509SvidError::Expired => "the client certificate has expired",
+            X509SvidError::UntrustedIssuer => {
+                "the forwarded client certificate was not issued by the trust domain's X.509 authorities"
+            }
         }
     }
 
@@ -131,6 +138,23 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Validates a leaf a trusted hop forwarded: as [`validate`], and issued
+/// by one of its trust domain's X.509 authorities when the operator
+/// configured them (`authorities` answers per trust domain).
+pub fn validate_forwarded<'t>(
+    der: &[u8],
+    trust_domains: &dyn Fn(&str) -> bool,
+    authorities: impl Fn(&str) -> &'t [Authority],
+    now_secs: u64,
+) -> Result<X509Svid> {
+    let svid = validate(der, trust_domains, now_secs)?;
+    let list = authorities(svid.spiffe_id.trust_domain());
+    if !list.is_empty() && !list.iter().any(|a| a.issued(der)) {
+        return Err(X509SvidError::UntrustedIssuer);
+    }
+    Ok(svid)
 }
 
 /// Validates a leaf certificate (DER) as an X.509-SVID of one of
@@ -200,11 +224,106 @@ pub fn validate(der: &[u8], trust_domains: &dyn Fn(&str) -> bool, now_secs: u64)
     Ok(X509Svid { spiffe_id, serial, not_before, not_after })
 }
 
+/// A trust domain's X.509 authority (a CA certificate of its bundle): a
+/// leaf that a trusted hop forwards must carry its signature. Envoy checked
+/// the certificate of the hop's own connection; the one the hop forwards it
+/// checked only at the hop, so it is checked again here when the operator
+/// gives the authorities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authority {
+    /// The DER of the CA's subject name: a leaf it issued names it as issuer.
+    subject: Vec<u8>,
+    key: AuthorityKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum AuthorityKey {
+    P256(p256::ecdsa::VerifyingKey),
+    Rsa(rsa::RsaPublicKey),
+}
+
+/// The largest RSA authority key read.
+const MAX_RSA_BITS: usize = 8192;
+
+impl Authority {
+    /// A CA certificate, PEM. Refused: anything but one readable CA
+    /// certificate with a P-256 or RSA key.
+    pub fn from_pem(pem: &[u8]) -> std::result::Result<Authority, String> {
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        use x509_cert::der::Encode as _;
+        let der = leaf_der(pem).map_err(|_| "not a PEM certificate".to_string())?;
+        let cert = Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let tbs = &cert.tbs_certificate;
+        let is_ca = tbs.extensions.iter().flatten().any(|ext| {
+            ext.extn_id == BASIC_CONSTRAINTS
+                && BasicConstraints::from_der(ext.extn_value.as_bytes()).is_ok_and(|bc| bc.ca)
+        });
+        if !is_ca {
+            return Err("not a CA certificate (basicConstraints cA is not set)".into());
+        }
+        let spki = &tbs.subject_public_key_info;
+        let bits = spki.subject_public_key.raw_bytes();
+        let key = match spki.algorithm.oid {
+            EC_PUBLIC_KEY => {
+                let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+                if curve != Some(PRIME256V1) {
+                    return Err("an EC key on another curve than P-256".into());
+                }
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(bits)
+                    .map(AuthorityKey::P256)
+                    .map_err(|_| "an unreadable P-256 key".to_string())?
+            }
+            RSA_ENCRYPTION => rsa::RsaPublicKey::from_pkcs1_der(bits)
+                .ok()
+                .and_then(|k| {
+                    use rsa::traits::PublicKeyParts as _;
+                    rsa::RsaPublicKey::new_with_max_size(k.n().clone(), k.e().clone(), MAX_RSA_BITS).ok()
+                })
+                .map(AuthorityKey::Rsa)
+                .ok_or_else(|| "an unreadable RSA key".to_string())?,
+            _ => return Err("a key of a kind modelgate does not verify (P-256 and RSA only)".into()),
+        };
+        let subject = tbs.subject.to_der().map_err(|e| format!("an unreadable subject: {e}"))?;
+        Ok(Authority { subject, key })
+    }
+
+    /// Whether this authority issued the certificate `der`: it names this
+    /// authority as issuer and carries its signature (ECDSA P-256 with
+    /// SHA-256, or RSA PKCS#1 v1.5 with SHA-256).
+    pub fn issued(&self, der: &[u8]) -> bool {
+        use x509_cert::der::Encode as _;
+        let Ok(cert) = Certificate::from_der(der) else { return false };
+        let tbs = &cert.tbs_certificate;
+        if tbs.issuer.to_der().ok().as_deref() != Some(self.subject.as_slice())
+            || tbs.signature != cert.signature_algorithm
+        {
+            return false;
+        }
+        let Ok(message) = tbs.to_der() else { return false };
+        let Some(signature) = cert.signature.as_bytes() else { return false };
+        match (&self.key, cert.signature_algorithm.oid) {
+            (AuthorityKey::P256(key), ECDSA_WITH_SHA256) => {
+                use p256::ecdsa::signature::Verifier as _;
+                p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| key.verify(&message, &s).is_ok())
+            }
+            (AuthorityKey::Rsa(key), SHA256_WITH_RSA) => {
+                super::verify::verify_rsa(key, super::Alg::RS256, &message, signature)
+            }
+            _ => false,
+        }
+    }
+}
+
 use x509_cert::der::oid::ObjectIdentifier;
 
 const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
 #[cfg(test)]
 #[path = "x509_tests.rs"]

@@ -62,3 +62,36 @@ fn garbage_is_unreadable_not_a_panic() {
         assert_eq!(r.unwrap_err(), X509SvidError::Unreadable);
     }
 }
+
+/// A forwarded leaf is checked against the trust domain's X.509
+/// authorities when they are configured: P-256 and RSA, the right CA only.
+#[test]
+fn a_forwarded_leaf_must_carry_a_configured_authoritys_signature() {
+    let ca = Authority::from_pem(fixture!("ca")).unwrap();
+    let impostor = Authority::from_pem(fixture!("ca_impostor")).unwrap();
+    let rsa_ca = Authority::from_pem(fixture!("rsa_ca")).unwrap();
+    let bot = leaf_der(fixture!("bot")).unwrap();
+    let impostor_bot = leaf_der(fixture!("impostor_bot")).unwrap();
+    let rsa_bot = leaf_der(fixture!("rsa_bot")).unwrap();
+    assert!(ca.issued(&bot));
+    assert!(!ca.issued(&impostor_bot), "the same subject, another key");
+    assert!(impostor.issued(&impostor_bot) && !impostor.issued(&bot));
+    assert!(rsa_ca.issued(&rsa_bot) && !rsa_ca.issued(&bot) && !ca.issued(&rsa_bot));
+    // A flipped bit in the signed part breaks the signature.
+    let mut tampered = bot.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 1;
+    assert!(!ca.issued(&tampered));
+
+    let known = |td: &str| td == "example.org";
+    let authorities = [ca.clone()];
+    let only_ca = |_: &str| &authorities[..];
+    assert!(validate_forwarded(&bot, &known, only_ca, NOW).is_ok());
+    assert_eq!(validate_forwarded(&impostor_bot, &known, only_ca, NOW), Err(X509SvidError::UntrustedIssuer));
+    assert_eq!(X509SvidError::UntrustedIssuer.denial().detail.as_deref(), Some("x509_untrusted_issuer"));
+    // None configured: the hop's word is taken, as before.
+    assert!(validate_forwarded(&impostor_bot, &known, |_: &str| &[][..], NOW).is_ok());
+    // Not a CA, not a certificate: refused as configuration.
+    assert!(Authority::from_pem(fixture!("bot")).unwrap_err().contains("not a CA"));
+    assert!(Authority::from_pem(b"hello").is_err());
+}

@@ -1,0 +1,147 @@
+"""Every trust boundary an attack review broke, one named test per class
+(docs/threat-model.md lists each boundary with its test). Each attack is
+refused with its documented status and reason, leaves exactly one
+well-formed audit record, and nothing reaches the stand-in provider.
+"""
+
+import json
+import urllib.parse
+
+import pytest
+import requests
+import yaml
+
+import svid
+from conftest import running_gateway
+from harness import ENVOY_YAML, free_port, policy_text
+from test_bypasses import FILE, form, post_form, refused
+from test_e2e import BOT, HI, RESEARCH
+from test_identity import FIXTURES, FRONT_PROXY_ID, behind_a_front_proxy, with_mtls
+
+CHAT = "/openai/v1/chat/completions"
+
+
+def shipped_policy() -> dict:
+    return json.loads(policy_text(yaml.safe_load(ENVOY_YAML.read_text())))
+
+
+def pem(name: str) -> str:
+    return (FIXTURES / f"{name}.pem").read_text()
+
+
+def xfcc(cert_name: str, by: str = FRONT_PROXY_ID, with_hash: bool = True) -> str:
+    """An x-forwarded-client-cert element as Envoy's front proxy writes it,
+    here forged by whoever sends it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    cert = x509.load_pem_x509_certificate(pem(cert_name).encode())
+    element = f'By={by};'
+    if with_hash:
+        element += f'Hash={cert.fingerprint(hashes.SHA256()).hex()};'
+    der_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return element + f'Cert="{urllib.parse.quote(der_pem, safe="")}";URI={cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)[0]}'
+
+
+XFCC_POLICY = {"identity": {"x509_svid": {"source": "xfcc", "trusted_hop": FRONT_PROXY_ID}, "require": "x509"}}
+
+
+def tls(name: str) -> dict:
+    return {"verify": str(FIXTURES / "ca.pem"), "cert": (str(FIXTURES / f"{name}.pem"), str(FIXTURES / f"{name}.key"))}
+
+
+def ask(url: str, **kwargs) -> requests.Response:
+    return requests.post(f"{url}{CHAT}", json={"model": "gpt-4o-mini", "messages": HI}, timeout=10, **kwargs)
+
+
+# --- chain of custody: x-forwarded-client-cert ----------------------------------------------------
+
+
+def test_a_forged_xfcc_over_plaintext_is_refused_and_nothing_reaches_the_provider():
+    """The attack as found: the listener configured for a trusted hop is
+    reached directly over plaintext, with the trusted hop's `By`, another
+    workload's certificate and a matching Hash."""
+    def keeps_xfcc(config, _):
+        hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["forward_client_cert_details"] = "ALWAYS_FORWARD_ONLY"
+
+    with running_gateway(XFCC_POLICY, mutate=keeps_xfcc) as gw:
+        gw.reset()
+        r = ask(gw.url, headers={"x-forwarded-client-cert": xfcc("research")})
+        record = refused(gw, r, 401, "invalid_svid", "xfcc_no_verified_peer")
+        assert record["workload"] is None or record["workload"].get("spiffe_id") != RESEARCH
+
+
+@pytest.fixture(scope="module")
+def fronted():
+    """A gateway behind a front proxy over mTLS; the trust domain's X.509
+    authority configured, so forwarded leaves are checked again."""
+    ports = {}
+
+    def mutate(config, _):
+        ports["front"] = free_port()
+        behind_a_front_proxy(config, ports)
+
+    trust = shipped_policy()["trust_domains"]
+    for td in trust:
+        if td["name"] == "example.org":
+            td["x509_authorities"] = [pem("ca")]
+    with running_gateway({**XFCC_POLICY, "trust_domains": trust}, mutate=mutate) as gw:
+        gw.direct = gw.url.replace("http://127.0.0.1", "https://localhost")
+        gw.front = f"https://localhost:{ports['front']}"
+        yield gw
+
+
+def test_a_workload_sending_its_own_xfcc_over_mtls_is_refused(fronted):
+    """Any CA-issued workload certificate, straight to the gateway, with
+    the trusted hop's By and another workload's certificate: refused."""
+    fronted.reset()
+    r = ask(fronted.direct, headers={"x-forwarded-client-cert": xfcc("research")}, **tls("bot"))
+    refused(fronted, r, 401, "invalid_svid", "xfcc_untrusted_peer")
+
+
+def test_a_trusted_hop_forwarding_a_leaf_no_configured_authority_issued_is_refused(fronted):
+    """Even the trusted hop's word is checked where the authorities are
+    configured: a self-made CA's certificate for the bot is refused."""
+    fronted.reset()
+    r = ask(fronted.direct, headers={"x-forwarded-client-cert": xfcc("impostor_bot")}, **tls("server"))
+    refused(fronted, r, 401, "invalid_svid", "x509_untrusted_issuer")
+
+
+def test_the_trusted_hop_identifies_the_caller_and_its_xfcc_never_reaches_the_provider(fronted):
+    fronted.reset()
+    r = ask(fronted.front, **tls("research"))
+    assert r.status_code in (200, 403), r.text
+    record = fronted.audit_for(r.headers["x-request-id"])
+    assert record["workload"]["spiffe_id"] == RESEARCH
+    r = ask(fronted.front, **tls("bot"))
+    assert r.status_code == 200, r.text
+    assert fronted.audit_for(r.headers["x-request-id"])["workload"]["spiffe_id"] == BOT
+    seen = fronted.requests_seen()
+    assert seen and all(k != "x-forwarded-client-cert" for s in seen for k, _ in s["headers"])
+
+
+# --- check what the provider will read: the prompt guard ----------------------------------------
+
+
+SECRET = "sk-proj-" + "Ab3x" * 12
+
+
+@pytest.mark.parametrize("escape", ["\n", "\t", '"', "\\", "/"])
+def test_a_secret_right_after_a_json_escape_never_reaches_the_provider(gateway, escape):
+    gateway.reset()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"config:{escape}{SECRET}"}]}
+    r = requests.post(f"{gateway.url}{CHAT}", json=body, headers={"authorization": f"Bearer {svid.mint(BOT)}"}, timeout=10)
+    record = refused(gateway, r, 403, "prompt_blocked", "openai_key")
+    assert SECRET not in json.dumps(record)
+
+
+def test_a_secret_in_a_transcription_prompt_never_reaches_the_provider(gateway):
+    gateway.reset()
+    prompt = ('Content-Disposition: form-data; name="prompt"', b"names: AKIAIOSFODNN7EXAMPLE")
+    model = ('Content-Disposition: form-data; name="model"', b"whisper-1")
+    r = post_form(gateway, form([model, prompt, FILE]), workload=RESEARCH)
+    refused(gateway, r, 403, "prompt_blocked", "aws_access_key")
+    # The same form without the secret goes through.
+    r = post_form(gateway, form([model, ('Content-Disposition: form-data; name="prompt"', b"names: Ada"), FILE]),
+                  workload=RESEARCH)
+    assert r.status_code == 200, r.text
