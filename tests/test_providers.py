@@ -30,6 +30,8 @@ RESEARCH = "spiffe://example.org/ns/research/sa/agent"
 HI = [{"role": "user", "content": "hi"}]
 CLAUDE_BEDROCK = "anthropic.claude-haiku-4-5-20251001-v1:0"
 PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
+# The same kind of ARN for a model the bot may not use.
+OPUS_PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-1-20250805-v1:0"
 X509 = ROOT / "tests" / "fixtures" / "x509"
 
 
@@ -171,14 +173,21 @@ def test_azure_embeddings_and_listing(gateway):
     assert not {"gpt-4o", "gpt-3.5-turbo", "claude-opus-4-1"} & set(ids)
 
 
-def test_azure_v1_surface_reads_the_body_model(gateway):
+def test_azure_v1_surface_maps_the_body_deployment_to_its_model(gateway):
+    """On the /openai/v1/ surface the SDK's `model` is a deployment name,
+    mapped like the deployment path's; a bare model name is no deployment."""
     gateway.reset()
     client = openai.OpenAI(base_url=f"{gateway.url}/azure/openai/v1/", api_key=svid.mint(BOT), max_retries=0)
-    assert client.chat.completions.create(model="gpt-4o-mini", messages=HI).choices
-    with pytest.raises(openai.PermissionDeniedError):
-        client.chat.completions.create(model="gpt-4o", messages=HI)
+    reply = client.chat.completions.create(model="prod-gpt", messages=HI)
+    assert reply.choices
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert refused.value.response.headers["x-modelgate-reason"] == "model_not_allowed"
     [seen] = gateway.requests_seen()
     assert seen["path"] == "/openai/v1/chat/completions"
+    record = audit(gateway, headers_of(seen, "x-request-id")[0])
+    assert (record["model"], record["requested_model"]) == ("gpt-4o-mini", "prod-gpt")
+    assert audit(gateway, refused.value.response.headers["x-request-id"])["detail"] == "unknown_deployment"
 
 
 # --- Bedrock ------------------------------------------------------------------
@@ -218,17 +227,18 @@ def test_bedrock_anthropic_sdk_streams(gateway):
 
 
 def test_bedrock_an_inference_profile_arn_is_decoded_once(gateway):
-    """The SDK sends the ARN's `/` as %2F: Envoy keeps it, modelgate decides
-    the decoded ARN, and the provider receives the path as sent."""
+    """The SDK sends the ARN's `/` as %2F: Envoy keeps it, modelgate decodes
+    the ARN once and decides the model the profile runs, and the provider
+    receives the path as sent."""
     gateway.reset()
     anthropic_bedrock(gateway, svid.mint(RESEARCH)).messages.create(model=PROFILE_ARN, max_tokens=8, messages=HI)
     [seen] = gateway.requests_seen()
     assert "inference-profile%2Fus.anthropic" in seen["path"], seen["path"]
     record = audit(gateway, headers_of(seen, "x-request-id")[0])
-    assert record["model"] == PROFILE_ARN
+    assert (record["model"], record["requested_model"]) == ("anthropic.claude-haiku-4-5-20251001-v1:0", PROFILE_ARN)
     gateway.reset()
     with pytest.raises(anthropic.PermissionDeniedError):
-        anthropic_bedrock(gateway, svid.mint(BOT)).messages.create(model=PROFILE_ARN, max_tokens=8, messages=HI)
+        anthropic_bedrock(gateway, svid.mint(BOT)).messages.create(model=OPUS_PROFILE_ARN, max_tokens=8, messages=HI)
     assert gateway.requests_seen() == []
 
 

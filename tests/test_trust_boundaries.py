@@ -145,3 +145,48 @@ def test_a_secret_in_a_transcription_prompt_never_reaches_the_provider(gateway):
     r = post_form(gateway, form([model, ('Content-Disposition: form-data; name="prompt"', b"names: Ada"), FILE]),
                   workload=RESEARCH)
     assert r.status_code == 200, r.text
+
+
+# --- decide in the provider's namespace ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("surface", ["/azure/openai/v1/chat/completions", "/azure/openai/responses",
+                                     "/azure/openai/v1/responses"])
+def test_an_azure_deployment_of_a_denied_model_is_refused_on_every_surface(gateway, surface):
+    """The shipped policy: research may call anything but gpt-3.5-*; its
+    deployment legacy-gpt serves gpt-3.5-turbo, named in the body."""
+    gateway.reset()
+    body = {"model": "legacy-gpt", "messages": HI} if "chat" in surface else {"model": "legacy-gpt", "input": "hi"}
+    r = requests.post(f"{gateway.url}{surface}", json=body, timeout=10,
+                      headers={"api-key": svid.mint(RESEARCH), "content-type": "application/json"})
+    record = refused(gateway, r, 403, "model_not_allowed")
+    assert (record["rule"], record["model"], record["requested_model"]) == ("no-legacy", "gpt-3.5-turbo", "legacy-gpt")
+
+
+def test_a_nested_azure_deployment_is_mapped_too(gateway):
+    gateway.reset()
+    body = {"model": "prod-gpt", "input": "draw", "tools": [{"type": "image_generation", "model": "unmapped-dalle"}]}
+    r = requests.post(f"{gateway.url}/azure/openai/v1/responses", json=body, timeout=10,
+                      headers={"api-key": svid.mint(RESEARCH)})
+    refused(gateway, r, 403, "model_not_allowed", "unknown_deployment")
+
+
+@pytest.mark.parametrize("model_id", [
+    "us.anthropic.claude-opus-4-1-20250805-v1:0",
+    "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-1-20250805-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+])
+def test_a_bedrock_profile_or_arn_is_decided_as_its_model_or_refused(gateway, model_id):
+    """The bot may call claude-haiku-4-5 only: another model behind a
+    profile or an ARN is refused, and an opaque ARN is refused unmapped."""
+    gateway.reset()
+    encoded = urllib.parse.quote(model_id, safe="")
+    r = requests.post(f"{gateway.url}/bedrock/model/{encoded}/converse", timeout=10,
+                      json={"messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                            "inferenceConfig": {"maxTokens": 8}},
+                      headers={"authorization": f"Bearer {svid.mint(BOT)}"})
+    record = refused(gateway, r, 403, "model_not_allowed")
+    if "application-inference-profile" in model_id:
+        assert record["detail"] == "unmapped_model_arn"
+    else:
+        assert record["model"] == "anthropic.claude-opus-4-1-20250805-v1:0"

@@ -29,6 +29,9 @@ pub struct Record {
     pub api: Option<&'static str>,
     pub endpoint: Option<String>,
     pub model: Option<String>,
+    /// The name the request selected `model` by, when the provider maps it
+    /// (an Azure deployment, a Bedrock inference profile or ARN).
+    pub requested_model: Option<String>,
     pub response_model: Option<String>,
     pub stream: Option<bool>,
     pub credential: Option<CredentialUsed>,

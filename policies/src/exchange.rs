@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::api::{self, Api, BodyFormat, Captures, Endpoint, ModelAt};
+use crate::api::{self, Api, BodyFormat, Captures, Endpoint, ModelAt, Selects};
 use crate::audit::{Client, CredentialUsed, Prompt, Record, Upstream};
 use crate::body::{self, Edit};
 use crate::callout::{CalloutRequest, CalloutResult};
@@ -551,12 +551,24 @@ impl Exchange {
             Ok(parsed) => parsed,
             Err(d) => return self.deny_or_forward(env, d),
         };
-        let model = match self.model_of(provider, endpoint, parsed.model.as_deref()) {
+        let named = match self.model_of(endpoint, parsed.model.as_deref()) {
             Ok(Some(model)) => model,
             Ok(None) => {
                 return self.deny_or_forward(env, Denial::new(Reason::ModelMissing, "the request names no model"))
             }
             Err(d) => return self.deny_or_forward(env, d),
+        };
+        // Rules decide on the model the provider runs, never on an alias.
+        let model = match in_provider_namespace(provider, &named) {
+            Ok(None) => named,
+            Ok(Some(model)) => {
+                self.record.requested_model = Some(bounded(&named));
+                model
+            }
+            Err(d) => {
+                self.record.requested_model = Some(bounded(&named));
+                return self.deny_or_forward(env, d);
+            }
         };
         self.record.model = Some(bounded(&model));
         self.model = Some(model.clone());
@@ -573,6 +585,12 @@ impl Exchange {
         // allowed too (a tool's image model, a moderation model, …).
         for other in &parsed.other_models {
             let other = (provider.api.spec().model_name)(other);
+            let other = match in_provider_namespace(provider, other) {
+                Ok(None) => other.to_string(),
+                Ok(Some(model)) => model,
+                Err(d) => return self.deny_or_forward(env, d),
+            };
+            let other = other.as_str();
             let mut seen = Vec::new();
             let decided =
                 decision::decide_for(&policy.rules, &identity, &provider.name, other, &self.facts(env), &mut seen);
@@ -830,8 +848,8 @@ impl Exchange {
         Ok(())
     }
 
-    /// The model the request asks for, wherever its api names it.
-    fn model_of(&self, provider: &Provider, endpoint: &Endpoint, body: Option<&str>) -> Result<Option<String>, Denial> {
+    /// The name the request selects its model by, wherever its api puts it.
+    fn model_of(&self, endpoint: &Endpoint, body: Option<&str>) -> Result<Option<String>, Denial> {
         let capture = |name: &str| self.captures.get(name);
         Ok(match endpoint.model {
             ModelAt::EncodedCapture(name) => capture(name).map(path::bedrock_model).transpose()?,
@@ -840,23 +858,6 @@ impl Exchange {
                 (Some(p), Some(m)) => Some(format!("{p}/{m}")),
                 _ => None,
             },
-            ModelAt::Deployment(name) => {
-                let Some(deployment) = capture(name) else { return Ok(None) };
-                match provider.deployments.iter().find(|(d, _)| d == deployment) {
-                    Some((_, model)) => Some(model.clone()),
-                    None => {
-                        return Err(Denial::new(
-                            Reason::ModelNotAllowed,
-                            format!(
-                                "the deployment {:?} is not in provider {:?}'s deployments",
-                                bounded(deployment),
-                                provider.name
-                            ),
-                        )
-                        .with_detail("unknown_deployment"))
-                    }
-                }
-            }
             ModelAt::BodyOf(_, prefix) => body.map(|m| format!("{prefix}{m}")),
             ModelAt::Body(_) | ModelAt::Listing => body.map(str::to_string),
         })
@@ -976,6 +977,26 @@ impl Exchange {
             self.denial = Some(d);
         }
         self.forward(env, Vec::new())
+    }
+}
+
+/// The model `name` selects in `provider`'s namespace: `None` when it is
+/// the model itself, the model when it is an alias (a deployment, an
+/// inference profile, an ARN); refused when it selects nothing a rule can
+/// decide on.
+fn in_provider_namespace(provider: &Provider, name: &str) -> Result<Option<String>, Denial> {
+    match (provider.api.spec().resolve)(name, &provider.deployments) {
+        Selects::Model => Ok(None),
+        Selects::Alias(model) => Ok(Some(model)),
+        Selects::Unmapped(detail) => Err(Denial::new(
+            Reason::ModelNotAllowed,
+            format!(
+                "{:?} names no model provider {:?} maps (add it to the provider's deployments)",
+                bounded(name),
+                provider.name
+            ),
+        )
+        .with_detail(detail)),
     }
 }
 

@@ -22,6 +22,7 @@ pub static SPEC: Spec = Spec {
     listing: super::Listing::Data,
     model_name: super::same_name,
     encoded_segment: None,
+    resolve: super::model_itself,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

@@ -1,10 +1,12 @@
-//! Azure OpenAI: `/openai/deployments/{deployment}/…` (the model is the one
-//! the provider's `deployments` map names for the deployment; the body's
-//! own `model`, which the SDK sets to the deployment name, is not read),
-//! and the `/openai/v1/…` surface, where the body names the model as
-//! OpenAI's does. The key goes in `api-key`.
+//! Azure OpenAI: `/openai/deployments/{deployment}/…` (the body's own
+//! `model`, which the SDK sets to the deployment name, is not read) and the
+//! `/openai/v1/…` and `/openai/responses` surfaces, where the body's `model`
+//! is a deployment name too. Every name a request gives — in the path, the
+//! body, or nested in a tool — selects a *deployment*: the model is the one
+//! the provider's `deployments` map names for it, and a deployment it does
+//! not name is refused. The key goes in `api-key`.
 
-use super::{openai, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, MODEL_LIST, NO_ENDPOINT, STREAM};
+use super::{openai, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, MODEL_LIST, NO_ENDPOINT, STREAM};
 use crate::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -21,6 +23,7 @@ pub static SPEC: Spec = Spec {
     listing: Listing::Data,
     model_name: super::same_name,
     encoded_segment: None,
+    resolve,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
@@ -29,12 +32,20 @@ const MAX_OUTPUT_TOKENS: Path = &[Step::Key("max_output_tokens")];
 const N: Path = &[Step::Key("n")];
 const MESSAGES: Path = &[Step::Key("messages")];
 
+/// Every name an Azure request gives is a deployment.
+fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
+    match super::deployment(name, deployments) {
+        Some(model) => Selects::Alias(model.to_string()),
+        None => Selects::Unmapped("unknown_deployment"),
+    }
+}
+
 const fn deployment(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
     Endpoint {
         method: "POST",
         path,
         body: BodyFormat::Json,
-        model: ModelAt::Deployment("deployment"),
+        model: ModelAt::Capture("deployment"),
         stream: StreamAt::Body(STREAM),
         max_tokens,
         max_tokens_default: default,
@@ -96,7 +107,7 @@ mod tests {
     #[test]
     fn deployments_and_the_v1_surface() {
         let (e, c) = Api::AzureOpenAi.classify("POST", "/openai/deployments/my-gpt4o/chat/completions").unwrap();
-        assert_eq!((e.model, c.get("deployment")), (ModelAt::Deployment("deployment"), Some("my-gpt4o")));
+        assert_eq!((e.model, c.get("deployment")), (ModelAt::Capture("deployment"), Some("my-gpt4o")));
         let (e, _) = Api::AzureOpenAi.classify("POST", "/openai/v1/chat/completions").unwrap();
         assert_eq!(e.model, ModelAt::Body(super::super::MODEL));
         assert_eq!(Api::AzureOpenAi.classify("GET", "/openai/models").unwrap().0.model, ModelAt::Listing);

@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
+use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Usage, NO_ENDPOINT};
 use crate::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -37,7 +37,45 @@ pub static SPEC: Spec = Spec {
     listing: Listing::Data,
     model_name: super::same_name,
     encoded_segment: Some(2),
+    resolve,
 };
+
+/// The geographies of Bedrock's system-defined (cross-region) inference
+/// profiles: `us.anthropic.claude-…` runs `anthropic.claude-…`.
+const PROFILE_GEOGRAPHIES: &[&str] = &["us", "us-gov", "eu", "apac", "global", "jp", "au", "ca"];
+
+/// What a Bedrock model id selects. A model id is the model; a
+/// system-defined inference profile or a foundation-model or
+/// inference-profile ARN runs the model it names; any other ARN
+/// (application inference profiles, provisioned throughput, custom and
+/// imported models, prompts, prompt routers) names nothing a rule can read,
+/// so it must be in the provider's `deployments`, or it is refused.
+fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
+    if let Some(model) = super::deployment(name, deployments) {
+        return Selects::Alias(model.to_string());
+    }
+    let unprofiled = |id: &str| {
+        PROFILE_GEOGRAPHIES
+            .iter()
+            .find_map(|geo| id.strip_prefix(geo).and_then(|rest| rest.strip_prefix('.')))
+            .map(str::to_string)
+    };
+    if let Some(rest) = name.strip_prefix("arn:") {
+        // arn:PARTITION:bedrock:REGION:ACCOUNT:TYPE/ID
+        let resource = rest.splitn(5, ':').nth(4).unwrap_or("");
+        return match resource.split_once('/') {
+            Some(("foundation-model", id)) if !id.contains('/') => Selects::Alias(id.to_string()),
+            Some(("inference-profile", id)) if !id.contains('/') => {
+                Selects::Alias(unprofiled(id).unwrap_or_else(|| id.to_string()))
+            }
+            _ => Selects::Unmapped("unmapped_model_arn"),
+        };
+    }
+    match unprofiled(name) {
+        Some(model) => Selects::Alias(model),
+        None => Selects::Model,
+    }
+}
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 const CONVERSE_MAX_TOKENS: Path = &[Step::Key("inferenceConfig"), Step::Key("maxTokens")];

@@ -22,6 +22,7 @@ pub static SPEC: Spec = Spec {
     listing: Listing::Models,
     model_name,
     encoded_segment: None,
+    resolve: super::model_itself,
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];

@@ -69,6 +69,32 @@ pub struct Spec {
     /// The one path segment (from 1) that may hold percent-encoding: the
     /// model id Bedrock's SDKs encode.
     pub encoded_segment: Option<usize>,
+    /// What a name the request gives (in its path or body, own or nested)
+    /// selects in the provider's namespace, given the provider's
+    /// `deployments`: rules decide on the model it runs, never the alias.
+    pub resolve: fn(name: &str, deployments: &[(String, String)]) -> Selects,
+}
+
+/// What a name a request gives selects, in the provider's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selects {
+    /// The model itself.
+    Model,
+    /// An alias of this model: a deployment, an inference profile, an ARN.
+    Alias(String),
+    /// A name that selects something no rule can be decided on (an
+    /// unmapped deployment or ARN): refused, with this detail.
+    Unmapped(&'static str),
+}
+
+/// For apis whose requests name models directly.
+pub(crate) fn model_itself(_name: &str, _deployments: &[(String, String)]) -> Selects {
+    Selects::Model
+}
+
+/// A configured `deployments` entry for `name`, if any.
+pub(crate) fn deployment<'d>(name: &str, deployments: &'d [(String, String)]) -> Option<&'d str> {
+    deployments.iter().find(|(d, _)| d == name).map(|(_, model)| model.as_str())
 }
 
 /// How an api lists its models.
@@ -114,9 +140,6 @@ pub enum ModelAt {
     /// A capture the SDKs percent-encode (Bedrock's model id: `:` and `/`
     /// of ARNs), decoded once ([`crate::path::bedrock_model`]).
     EncodedCapture(&'static str),
-    /// Azure: the deployment capture, mapped to its model by the
-    /// provider's `deployments`.
-    Deployment(&'static str),
     /// Vertex: `{publisher}/{model}` from the two captures.
     Publisher(&'static str, &'static str),
     /// Nowhere: the model listing, which modelgate filters.

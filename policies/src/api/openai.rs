@@ -20,6 +20,7 @@ pub static SPEC: Spec = Spec {
     listing: super::Listing::Data,
     model_name: super::same_name,
     encoded_segment: None,
+    resolve: super::model_itself,
 };
 
 /// The same api at a private endpoint.

@@ -28,6 +28,7 @@ pub static SPEC: Spec = Spec {
     listing: Listing::Models,
     model_name: gemini::model_name,
     encoded_segment: None,
+    resolve: super::model_itself,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

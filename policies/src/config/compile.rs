@@ -346,8 +346,10 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
     Ok(out)
 }
 
-/// azure_openai's deployment → model map: a deployment path names its
-/// model only through it, so it is required there and nowhere else.
+/// The names a request may select a model by → the model each runs:
+/// azure_openai's deployments (required: every Azure request names a
+/// deployment), Bedrock's application inference profiles, provisioned
+/// and custom model ARNs (optional: unmapped ones are refused).
 fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) -> Result<Vec<(String, String)>> {
     let raw = match (raw, api) {
         (None, Api::AzureOpenAi) => {
@@ -357,10 +359,10 @@ fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) 
             ))
         }
         (None, _) => return Ok(Vec::new()),
-        (Some(_), api) if api != Api::AzureOpenAi => {
+        (Some(_), api) if !matches!(api, Api::AzureOpenAi | Api::Bedrock) => {
             return Err(ConfigError::new(
                 at,
-                format!("only azure_openai providers have deployments, not {}", api.name()),
+                format!("only azure_openai and bedrock providers have deployments, not {}", api.name()),
             ))
         }
         (Some(map), _) => map,
@@ -368,8 +370,18 @@ fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) 
     let mut out = Vec::with_capacity(raw.len());
     for (name, model) in raw {
         let path = format!("{at}.{name}");
-        if !is_segment(&name) {
-            return Err(ConfigError::new(path, format!("{name:?} is not a deployment name (letters, digits, . - _)")));
+        let named = match api {
+            Api::Bedrock => crate::path::bedrock_model(&name).is_ok_and(|id| id == name),
+            _ => is_segment(&name),
+        };
+        if !named {
+            return Err(ConfigError::new(
+                path,
+                match api {
+                    Api::Bedrock => format!("{name:?} is not a Bedrock model id, inference profile id or ARN"),
+                    _ => format!("{name:?} is not a deployment name (letters, digits, . - _)"),
+                },
+            ));
         }
         match model {
             Value::String(m) if !m.is_empty() && !m.bytes().any(|b| b.is_ascii_control()) => out.push((name, m)),

@@ -691,3 +691,84 @@ fn envoys_own_replies_pass_in_any_phase() {
     let s = x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(408), content_type: None });
     assert_eq!(s, Step::Continue(Rewrite::default()));
 }
+
+/// Every name that selects what the provider runs is mapped to the model
+/// before a rule sees it: Azure deployments on every surface (path, body,
+/// nested), Bedrock inference profiles and ARNs; an unmapped one is refused.
+#[test]
+fn aliases_are_decided_as_the_model_they_run() {
+    let providers = json!([
+        {"name": "azure", "api": "azure_openai", "match": {"path_prefix": "/azure/"},
+         "credential": {"type": "none"},
+         "deployments": {"prod-gpt": "gpt-4o-mini", "legacy-gpt": "gpt-3.5-turbo"}},
+        {"name": "bedrock", "api": "bedrock", "match": {"path_prefix": "/bedrock/"}, "credential": {"type": "none"},
+         "deployments": {"arn:aws:bedrock:us-east-1:1:application-inference-profile/abc": "anthropic.claude-3-haiku-v1:0"}}
+    ]);
+    let vm = Vm::new(json!({"providers": providers, "rules": [
+        {"id": "research", "effect": "allow", "workloads": ["spiffe://example.org/ns/research/**"],
+         "providers": ["*"], "models": ["*"]},
+        {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
+    ]}));
+    let research = svid("spiffe://example.org/ns/research/sa/agent");
+    let run = |path: &str, body: Value| {
+        let c = call(path, None, body).header("authorization", &format!("Bearer {research}"));
+        vm.run(&c)
+    };
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    // The deny rule covers gpt-3.5-*: whichever surface names the deployment.
+    for path in ["/azure/openai/v1/chat/completions", "/azure/openai/deployments/legacy-gpt/chat/completions"] {
+        let (s, rec) = run(path, json!({"model": "legacy-gpt", "messages": hi}));
+        assert_eq!(reply(&s).status, 403, "{path}");
+        assert_eq!(
+            (rec["model"].as_str(), rec["requested_model"].as_str()),
+            (Some("gpt-3.5-turbo"), Some("legacy-gpt"))
+        );
+        assert_eq!(rec["rule"], "no-legacy", "{path}");
+    }
+    let (s, rec) = run("/azure/openai/v1/chat/completions", json!({"model": "prod-gpt", "messages": hi}));
+    forwarded(&s);
+    assert_eq!((rec["model"].as_str(), rec["requested_model"].as_str()), (Some("gpt-4o-mini"), Some("prod-gpt")));
+    // A model name is no deployment: unmapped, refused.
+    let (s, rec) = run("/azure/openai/v1/chat/completions", json!({"model": "gpt-4o-mini", "messages": hi}));
+    assert_eq!((reply(&s).status, rec["detail"].as_str()), (403, Some("unknown_deployment")));
+    // Nested: a tool's model is a deployment too.
+    let nested =
+        json!({"model": "prod-gpt", "input": "hi", "tools": [{"type": "image_generation", "model": "legacy-gpt"}]});
+    let (s, rec) = run("/azure/openai/v1/responses", nested);
+    assert_eq!((reply(&s).status, rec["detail"].as_str()), (403, Some("nested_model")));
+
+    // Bedrock: the deny covers the model whatever profile or ARN names it.
+    let vm = Vm::new(json!({"providers": providers, "rules": [
+        {"id": "all", "effect": "allow", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["*"]},
+        {"id": "no-haiku", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"],
+         "models": ["anthropic.claude-3-haiku*"]}
+    ]}));
+    let run = |id: &str| {
+        let c = call(&format!("/bedrock/model/{id}/converse"), None, json!({"messages": []}))
+            .header("authorization", &format!("Bearer {research}"));
+        vm.run(&c)
+    };
+    for id in [
+        "anthropic.claude-3-haiku-v1:0",
+        "us.anthropic.claude-3-haiku-v1:0",
+        "global.anthropic.claude-3-haiku-v1:0",
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fanthropic.claude-3-haiku-v1%3A0",
+        "arn%3Aaws%3Abedrock%3Aeu-west-1%3A1%3Ainference-profile%2Feu.anthropic.claude-3-haiku-v1%3A0",
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aapplication-inference-profile%2Fabc",
+    ] {
+        let (s, rec) = run(id);
+        assert_eq!((reply(&s).status, rec["rule"].as_str()), (403, Some("no-haiku")), "{id}");
+        assert_eq!(rec["model"], "anthropic.claude-3-haiku-v1:0", "{id}");
+    }
+    let (s, rec) = run("us.anthropic.claude-3-5-sonnet-v2:0");
+    forwarded(&s);
+    assert_eq!(rec["model"], "anthropic.claude-3-5-sonnet-v2:0");
+    for id in [
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Aprovisioned-model%2Fxyz",
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Acustom-model%2Fa.b",
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Adefault-prompt-router%2Fanthropic.claude%3A1",
+    ] {
+        let (s, rec) = run(id);
+        assert_eq!((reply(&s).status, rec["detail"].as_str()), (403, Some("unmapped_model_arn")), "{id}");
+    }
+}
