@@ -190,3 +190,99 @@ def test_a_bedrock_profile_or_arn_is_decided_as_its_model_or_refused(gateway, mo
         assert record["detail"] == "unmapped_model_arn"
     else:
         assert record["model"] == "anthropic.claude-opus-4-1-20250805-v1:0"
+
+
+# --- no header decides a peer address ------------------------------------------------------------
+
+NETWORK_RULES = [
+    {"id": "office-only", "effect": "allow", "workloads": [BOT], "providers": ["openai"], "models": ["gpt-4.1-mini"],
+     "when": {"source_cidrs": ["10.0.0.0/8"]}},
+    {"id": "local-only", "effect": "allow", "workloads": [BOT], "providers": ["openai"], "models": ["gpt-4o-mini"],
+     "when": {"source_cidrs": ["127.0.0.0/8"]}},
+    {"id": "no-o3-from-office", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"],
+     "models": ["o3"], "when": {"source_cidrs": ["10.0.0.0/8"]}},
+    {"id": "research", "effect": "allow", "workloads": [RESEARCH], "providers": ["openai"], "models": ["o3"]},
+]
+
+
+@pytest.fixture(scope="module")
+def xff_listener():
+    """A listener without use_remote_address (Envoy's default, Istio's
+    sidecar outbound): Envoy takes source.address from x-forwarded-for."""
+    def trusts_xff(config, _):
+        hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["use_remote_address"] = False
+
+    with running_gateway({"rules": NETWORK_RULES}, mutate=trusts_xff) as gw:
+        yield gw
+
+
+def chat_as(gw, workload, model, **headers):
+    return requests.post(f"{gw.url}{CHAT}", json={"model": model, "messages": HI}, timeout=10,
+                         headers={"authorization": f"Bearer {svid.mint(workload)}", **headers})
+
+
+def test_a_forged_x_forwarded_for_satisfies_no_network_condition(xff_listener):
+    xff_listener.reset()
+    r = chat_as(xff_listener, BOT, "gpt-4.1-mini", **{"x-forwarded-for": "10.1.2.3"})
+    record = refused(xff_listener, r, 403, "condition_not_met", "source_cidrs")
+    assert record["client"] == {"address": "10.1.2.3:0", "from_header": True}
+    assert {"rule": "office-only", "condition": "source_cidrs", "ok": False, "unknown": True} in record["conditions"]
+    log = xff_listener.envoy_log.read_text()
+    assert "source_cidrs conditions fail closed" in log and "10.1.2.3" not in log
+
+
+def test_a_forged_x_forwarded_for_dodges_no_network_deny_rule(xff_listener):
+    """A deny rule on a network the request may come from holds when the
+    address may be the caller's own words."""
+    xff_listener.reset()
+    r = chat_as(xff_listener, RESEARCH, "o3", **{"x-forwarded-for": "192.0.2.1"})
+    record = refused(xff_listener, r, 403, "model_not_allowed")
+    assert record["rule"] == "no-o3-from-office"
+
+
+def test_the_direct_peer_still_decides_without_a_forwarded_header(xff_listener):
+    xff_listener.reset()
+    assert chat_as(xff_listener, BOT, "gpt-4o-mini").status_code == 200
+    r = chat_as(xff_listener, RESEARCH, "o3")
+    assert r.status_code == 200, r.text
+    record = xff_listener.audit_for(r.headers["x-request-id"])
+    assert "from_header" not in record["client"] and record["client"]["address"].startswith("127.0.0.1:")
+
+
+# --- claims: a deny condition that cannot read its claim holds -----------------------------------
+
+CLAIM_RULES = [
+    {"id": "no-gpt4o-for-contractors", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"],
+     "models": ["gpt-4o"], "when": {"claims": {"role": ["contractor"]}}},
+    {"id": "research", "effect": "allow", "workloads": [RESEARCH], "providers": ["openai"], "models": ["gpt-4o"]},
+]
+
+
+@pytest.fixture(scope="module")
+def claims_gateway():
+    with running_gateway({"rules": CLAIM_RULES}) as gw:
+        yield gw
+
+
+@pytest.mark.parametrize("name,claims", [
+    ("array_with_a_number", {"role": ["contractor", 7]}),
+    ("past_the_kept_claims", {**{f"c{i:02}": "x" for i in range(40)}, "role": "contractor"}),
+])
+def test_a_deny_rule_on_a_claim_the_svid_hides_still_holds(claims_gateway, name, claims):
+    claims_gateway.reset()
+    token = svid.mint(RESEARCH, claims_extra=claims)
+    r = requests.post(f"{claims_gateway.url}{CHAT}", json={"model": "gpt-4o", "messages": HI}, timeout=10,
+                      headers={"authorization": f"Bearer {token}"})
+    record = refused(claims_gateway, r, 403, "model_not_allowed")
+    assert record["rule"] == "no-gpt4o-for-contractors"
+    assert {"rule": "no-gpt4o-for-contractors", "condition": "claims.role", "ok": True, "unknown": True} \
+        in record["conditions"]
+
+
+def test_a_claim_read_in_full_decides_as_before(claims_gateway):
+    claims_gateway.reset()
+    for role, status in [("engineer", 200), ("contractor", 403)]:
+        r = requests.post(f"{claims_gateway.url}{CHAT}", json={"model": "gpt-4o", "messages": HI}, timeout=10,
+                          headers={"authorization": f"Bearer {svid.mint(RESEARCH, claims_extra={'role': role})}"})
+        assert r.status_code == status, r.text

@@ -243,6 +243,20 @@ impl Context for Request {
     }
 }
 
+/// Envoy took the client address from a header (port 0): say once per VM
+/// that it proves nothing, so `source_cidrs` fails closed.
+fn warn_once_if_forwarded(client: Option<&str>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if client.is_some_and(modelgate_policies::conditions::is_forwarded_address) && !WARNED.swap(true, Ordering::Relaxed)
+    {
+        host::log(
+            LogLevel::Warn,
+            "modelgate: Envoy reports client addresses taken from x-forwarded-for (use_remote_address is not set on this listener): they prove nothing, so source_cidrs conditions fail closed and records mark client.from_header",
+        );
+    }
+}
+
 /// The answer to a call-out, as the host delivers it.
 pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
     match host::call_status() {
@@ -293,6 +307,7 @@ impl HttpContext for Request {
         headers.retain(|(k, _)| !k.starts_with(':'));
         let request_id = headers.iter().find(|(k, _)| k == "x-request-id").map(|(_, v)| v.clone());
         let client = host::property_string(&["source", "address"]);
+        warn_once_if_forwarded(client.as_deref());
         let reads_peer = self.shared.policy.as_deref().is_some_and(|p| p.identity.x509 != X509Source::Off);
         // Only the metadata some rule's conditions read (none: no host call).
         let metadata: Vec<MetadataValue> = self

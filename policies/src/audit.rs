@@ -101,6 +101,10 @@ pub struct Upstream {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Client {
     pub address: Option<String>,
+    /// True when Envoy took `address` from a header the caller can set (it
+    /// reports port 0 then): it is no proof of where the request came from.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_header: bool,
 }
 
 impl Record {

@@ -75,12 +75,37 @@ pub struct Facts<'a> {
     pub metadata: &'a [MetadataValue],
 }
 
-/// One evaluated condition, for the audit record.
+/// One evaluated condition, for the audit record. `ok` is what the rule
+/// took it as: for a fact that could not be read with certainty
+/// (`unknown`), false on an allow rule and true on a deny rule — each
+/// fails closed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Evaluated {
     pub rule: String,
     pub condition: String,
     pub ok: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+}
+
+/// What a condition says of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Truth {
+    Holds,
+    Fails,
+    /// The fact it reads could not be read with certainty: a peer address
+    /// Envoy took from a header, a claim the SVID cache did not keep.
+    Unknown,
+}
+
+impl Truth {
+    fn of(ok: bool) -> Truth {
+        if ok {
+            Truth::Holds
+        } else {
+            Truth::Fails
+        }
+    }
 }
 
 impl Conditions {
@@ -94,31 +119,41 @@ impl Conditions {
 
     /// Each condition with its result, in a fixed order; the first that
     /// failed is the `detail` of a refusal.
-    pub fn evaluate(&self, facts: &Facts<'_>) -> Vec<(String, bool)> {
+    pub fn evaluate(&self, facts: &Facts<'_>) -> Vec<(String, Truth)> {
         let mut out = Vec::new();
         if let Some(t) = &self.time {
-            out.push(("time".to_string(), t.holds(facts.now_secs)));
+            out.push(("time".to_string(), Truth::of(t.holds(facts.now_secs))));
         }
         if let Some(cidrs) = &self.source {
-            let peer = facts.peer.and_then(peer_ip);
-            out.push(("source_cidrs".to_string(), peer.is_some_and(|ip| cidrs.iter().any(|c| c.contains(ip)))));
+            let truth = match facts.peer.and_then(direct_peer_ip) {
+                Some(ip) => Truth::of(cidrs.iter().any(|c| c.contains(ip))),
+                None => Truth::Unknown,
+            };
+            out.push(("source_cidrs".to_string(), truth));
         }
         if let Some(s) = &self.svid {
             let kinds = (s.jwt && facts.jwt.is_some()) || (s.x509 && facts.x509.is_some());
-            out.push(("svid.types".to_string(), kinds));
+            out.push(("svid.types".to_string(), Truth::of(kinds)));
             if let Some(max) = s.max_age_seconds {
                 // Every SVID the request presented must be this fresh.
                 let issued = [facts.jwt.map(|j| j.iat), facts.x509.map(|x| Some(x.not_before))];
                 let fresh =
                     issued.iter().flatten().all(|iat| iat.is_some_and(|t| facts.now_secs.saturating_sub(t) <= max));
-                out.push(("svid.max_age_seconds".to_string(), fresh && issued.iter().any(Option::is_some)));
+                out.push(("svid.max_age_seconds".to_string(), Truth::of(fresh && issued.iter().any(Option::is_some))));
             }
         }
         for (claim, allowed) in &self.claims {
-            let ok = facts.jwt.is_some_and(|j| {
-                j.claims.iter().any(|(name, values)| name == claim && values.iter().any(|v| allowed.contains(v)))
-            });
-            out.push((format!("claims.{claim}"), ok));
+            let truth = match facts.jwt {
+                None => Truth::Fails,
+                Some(j) => match j.claims.iter().find(|(name, _)| name == claim) {
+                    Some((_, values)) => Truth::of(values.iter().any(|v| allowed.contains(v))),
+                    // Not kept (a value that is no string, or past the
+                    // claims kept): it may be there.
+                    None if j.unread_claims => Truth::Unknown,
+                    None => Truth::Fails,
+                },
+            };
+            out.push((format!("claims.{claim}"), truth));
         }
         for m in &self.metadata {
             let found = facts
@@ -126,7 +161,7 @@ impl Conditions {
                 .iter()
                 .find(|((ns, key), _)| *ns == m.namespace && *key == m.key)
                 .and_then(|(_, v)| v.as_deref());
-            out.push((format!("metadata.{}.{}", m.namespace, m.key), found.is_some_and(|v| m.matches(v))));
+            out.push((format!("metadata.{}.{}", m.namespace, m.key), Truth::of(found.is_some_and(|v| m.matches(v)))));
         }
         out
     }
@@ -180,6 +215,29 @@ impl Cidr {
 
 /// `10.0.0.7:51234`, `[fd00::1]:443`, or a bare address → IPv6 (IPv4 as
 /// IPv4-mapped, so `::ffff:10.0.0.7` and `10.0.0.7` are one peer).
+/// The address of the connection's own peer, from Envoy's `ip:port`.
+/// Envoy reports a port of 0 for an address it took from a header
+/// (`x-forwarded-for` with `use_remote_address: false` — its default, and
+/// Istio's sidecar — or trusted hops, or an original-IP extension): the
+/// caller may have written it, so it is no peer address (`None`).
+fn direct_peer_ip(peer: &str) -> Option<Ipv6Addr> {
+    let port = if let Some(rest) = peer.strip_prefix('[') {
+        rest.split_once("]:").map(|(_, port)| port)
+    } else {
+        peer.rsplit_once(':').filter(|(host, _)| !host.contains(':')).map(|(_, port)| port)
+    };
+    match port.map(str::parse::<u16>) {
+        Some(Ok(port)) if port != 0 => peer_ip(peer),
+        _ => None,
+    }
+}
+
+/// Whether Envoy took this client address from a header (its port is 0),
+/// for the record and the log.
+pub fn is_forwarded_address(peer: &str) -> bool {
+    direct_peer_ip(peer).is_none() && peer_ip(peer).is_some()
+}
+
 fn peer_ip(peer: &str) -> Option<Ipv6Addr> {
     let host = if let Some(rest) = peer.strip_prefix('[') {
         rest.split(']').next()?

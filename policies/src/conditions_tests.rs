@@ -78,7 +78,7 @@ fn source(cidrs: &[&str]) -> Conditions {
 }
 
 fn holds(c: &Conditions, f: &Facts<'_>) -> bool {
-    c.evaluate(f).iter().all(|(_, ok)| *ok)
+    c.evaluate(f).iter().all(|(_, t)| *t == Truth::Holds)
 }
 
 #[test]
@@ -124,6 +124,7 @@ fn jwt(iat: Option<u64>, claims: &[(&str, &[&str])]) -> Rc<JwtSvid> {
         iat,
         jti: None,
         claims: claims.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect(),
+        unread_claims: false,
     })
 }
 
@@ -173,7 +174,7 @@ fn claims_match_a_string_or_an_array_element() {
     let x = x509(1);
     assert!(!holds(&c, &Facts { x509: Some(&x), ..facts(None) }), "an X.509-only request has no claims");
     let evaluated = c.evaluate(&Facts { jwt: Some(&wrong), ..facts(None) });
-    assert_eq!(evaluated, [("claims.env".to_string(), false), ("claims.team".to_string(), true)]);
+    assert_eq!(evaluated, [("claims.env".to_string(), Truth::Fails), ("claims.team".to_string(), Truth::Holds)]);
 }
 
 #[test]
@@ -195,7 +196,10 @@ fn metadata_values_by_type() {
     ];
     assert!(holds(&c, &Facts { metadata: &good, ..facts(None) }));
     let bad = [value("compliant", Some(b"false".to_vec())), value("managed", Some(vec![0])), value("score", None)];
-    assert_eq!(c.evaluate(&Facts { metadata: &bad, ..facts(None) }).iter().filter(|(_, ok)| *ok).count(), 0);
+    assert_eq!(
+        c.evaluate(&Facts { metadata: &bad, ..facts(None) }).iter().filter(|(_, t)| *t == Truth::Holds).count(),
+        0
+    );
     assert!(!holds(&c, &facts(None)), "absent metadata fails");
     for (when, path) in [
         (json!({"metadata": []}), "when.metadata"),
@@ -208,4 +212,38 @@ fn metadata_values_by_type() {
     ] {
         assert_eq!(compile(&when, "when").unwrap_err().path, path, "{when}");
     }
+}
+
+/// A fact that cannot be read with certainty fails closed: a peer address
+/// Envoy took from a header (its port is 0), a claim the SVID did not keep.
+/// An allow rule's condition then fails; a deny rule's holds (decision.rs).
+#[test]
+fn what_cannot_be_read_with_certainty_is_unknown() {
+    let c = source(&["10.0.0.0/8"]);
+    let truth = |peer: Option<&str>| c.evaluate(&facts(peer))[0].1;
+    assert_eq!(truth(Some("10.1.2.3:5000")), Truth::Holds);
+    assert_eq!(truth(Some("192.0.2.1:5000")), Truth::Fails);
+    for forwarded in [Some("10.1.2.3:0"), Some("[fd00::1]:0"), Some("10.1.2.3"), Some("envoy://internal"), None] {
+        assert_eq!(truth(forwarded), Truth::Unknown, "{forwarded:?}");
+    }
+    assert!(is_forwarded_address("10.1.2.3:0") && !is_forwarded_address("10.1.2.3:80"));
+
+    let c = compile(&json!({"claims": {"env": ["prod"]}}), "when").unwrap();
+    let token = |claims: Value| {
+        let (claims, unread_claims) = crate::svid::jwt::kept_claims(claims.as_object().unwrap());
+        Rc::new(JwtSvid { claims, unread_claims, ..(*jwt(None, &[])).clone() })
+    };
+    let truth = |t: Rc<JwtSvid>| c.evaluate(&Facts { jwt: Some(&t), ..facts(None) })[0].1;
+    assert_eq!(truth(token(json!({"env": "prod"}))), Truth::Holds);
+    assert_eq!(truth(token(json!({"env": "dev"}))), Truth::Fails);
+    assert_eq!(truth(token(json!({}))), Truth::Fails);
+    // An array with a non-string element is not kept: env may be prod.
+    assert_eq!(truth(token(json!({"env": ["dev", 1]}))), Truth::Unknown);
+    // Past the claims kept.
+    let mut many = serde_json::Map::new();
+    for i in 0..40 {
+        many.insert(format!("c{i:02}"), json!("x"));
+    }
+    many.insert("env".into(), json!("prod"));
+    assert_eq!(truth(token(Value::Object(many))), Truth::Unknown);
 }

@@ -8,7 +8,7 @@
 //! `provider/model`, a version suffix (`model@2024…`), a Bedrock vendor
 //! prefix — so no spelling slips past a deny (deny wins, and wins wide).
 
-use crate::conditions::{Evaluated, Facts};
+use crate::conditions::{Evaluated, Facts, Truth};
 use crate::config::{Effect, Rule};
 use crate::reason::{Denial, Reason};
 use crate::spiffe::SpiffeId;
@@ -81,11 +81,18 @@ fn holds(rule: &Rule, facts: &Facts<'_>, seen: &mut Vec<Evaluated>) -> Result<()
         return Ok(());
     }
     let mut failed = None;
-    for (condition, ok) in rule.conditions.evaluate(facts) {
+    for (condition, truth) in rule.conditions.evaluate(facts) {
+        // What cannot be read with certainty fails closed: an allow rule
+        // does not apply, a deny rule does.
+        let ok = match truth {
+            Truth::Holds => true,
+            Truth::Fails => false,
+            Truth::Unknown => rule.effect == Effect::Deny,
+        };
         if !ok && failed.is_none() {
             failed = Some(condition.clone());
         }
-        let e = Evaluated { rule: rule.id.clone(), condition, ok };
+        let e = Evaluated { rule: rule.id.clone(), condition, ok, unknown: truth == Truth::Unknown };
         if !seen.contains(&e) {
             seen.push(e);
         }

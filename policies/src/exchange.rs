@@ -384,7 +384,10 @@ impl Exchange {
         self.request_id = head.request_id.map(bounded);
         self.record.request_id = self.request_id.clone();
         self.record.trace_id = trace_id(head.headers);
-        self.record.client = Client { address: head.client_address.map(bounded) };
+        self.record.client = Client {
+            address: head.client_address.map(bounded),
+            from_header: head.client_address.is_some_and(crate::conditions::is_forwarded_address),
+        };
         self.headers = head.headers.to_vec();
         // Until the endpoint is known, only credentials leave the query.
         self.forward_path = query::strip_credentials(head.path);
@@ -916,6 +919,8 @@ impl Exchange {
         }
         if self.record.client.address.is_none() {
             self.record.client.address = log.client_address.as_deref().map(bounded);
+            self.record.client.from_header =
+                log.client_address.as_deref().is_some_and(crate::conditions::is_forwarded_address);
         }
         match self.phase {
             Phase::Forwarded | Phase::Replied => {}

@@ -102,6 +102,8 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
     let kinds = q.svid.as_deref().unwrap_or("jwt");
     let issued = now.saturating_sub(q.svid_age_seconds.unwrap_or(0));
     let jwt = kinds.contains("jwt").then(|| {
+        // The claims as a verified SVID would keep them.
+        let (claims, unread_claims) = crate::svid::jwt::kept_claims(&q.claims);
         Rc::new(JwtSvid {
             spiffe_id: workload.clone(),
             kid: "explain".into(),
@@ -109,18 +111,8 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
             nbf: None,
             iat: Some(issued),
             jti: None,
-            claims: q
-                .claims
-                .iter()
-                .map(|(k, v)| {
-                    let values = match v {
-                        Value::String(s) => vec![s.clone()],
-                        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-                        _ => Vec::new(),
-                    };
-                    (k.clone(), values)
-                })
-                .collect(),
+            claims,
+            unread_claims,
         })
     });
     let x509 = kinds.contains("x509").then(|| X509Svid {

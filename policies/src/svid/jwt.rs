@@ -44,6 +44,10 @@ pub struct JwtSvid {
     /// rule conditions on claims compare), by name; never `sub`, `aud` or
     /// the times. Kept small: the verified-SVID cache holds it.
     pub claims: Vec<(String, Vec<String>)>,
+    /// Whether a claim was not kept (a value that is no string or array of
+    /// strings, or past the claims kept): a condition on a claim that is
+    /// not in `claims` then cannot say it is absent.
+    pub unread_claims: bool,
 }
 
 /// Registered claims, read into their own fields.
@@ -52,19 +56,24 @@ const REGISTERED: &[&str] = &["sub", "aud", "exp", "nbf", "iat", "jti", "iss"];
 /// At most this many other claims are kept.
 const MAX_KEPT_CLAIMS: usize = 32;
 
-fn kept_claims(claims: &Object) -> Vec<(String, Vec<String>)> {
-    claims
-        .iter()
-        .filter(|(name, _)| !REGISTERED.contains(&name.as_str()))
-        .filter_map(|(name, value)| match value {
-            Value::String(s) => Some((name.clone(), vec![s.clone()])),
+/// The claims conditions can compare, and whether any other was left out.
+pub(crate) fn kept_claims(claims: &Object) -> (Vec<(String, Vec<String>)>, bool) {
+    let mut kept = Vec::new();
+    let mut unread = false;
+    for (name, value) in claims.iter().filter(|(name, _)| !REGISTERED.contains(&name.as_str())) {
+        let values = match value {
+            Value::String(s) => Some(vec![s.clone()]),
             Value::Array(items) if items.iter().all(Value::is_string) => {
-                Some((name.clone(), items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()))
+                Some(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             }
             _ => None,
-        })
-        .take(MAX_KEPT_CLAIMS)
-        .collect()
+        };
+        match values {
+            Some(values) if kept.len() < MAX_KEPT_CLAIMS => kept.push((name.clone(), values)),
+            _ => unread = true,
+        }
+    }
+    (kept, unread)
 }
 
 impl JwtSvid {
@@ -250,7 +259,8 @@ pub fn validate(
         }
         Some(_) => {}
     }
-    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, nbf: times.nbf, iat: times.iat, jti, claims: kept_claims(&claims) })
+    let (kept, unread_claims) = kept_claims(&claims);
+    Ok(JwtSvid { spiffe_id, kid, exp: times.exp, nbf: times.nbf, iat: times.iat, jti, claims: kept, unread_claims })
 }
 
 fn decode_object(part: &str, malformed: JwtSvidError) -> Result<Object> {
