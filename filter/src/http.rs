@@ -248,6 +248,7 @@ pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
     match host::call_status() {
         Some(status) if headers > 0 => CalloutResult::Response {
             status,
+            content_type: host::header_value(MapType::HttpCallResponseHeaders, "content-type"),
             body: host::buffer_prefix(BufferType::HttpCallResponseBody, body_size.min(MAX_CALL_RESPONSE_BYTES)),
         },
         _ => CalloutResult::Failed("no response (connect failure, reset or timeout)".into()),
