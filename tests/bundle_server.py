@@ -1,8 +1,11 @@
 """A stand-in SPIFFE bundle endpoint for the rotation tests: it serves
 whatever a test sets — a bundle, an error status, garbage, a reset
-connection, a slow answer — and records every fetch."""
+connection, a slow answer, an answer cut mid-body by a reset — and records
+every fetch."""
 
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +29,19 @@ class BundleServer:
                 with server.lock:
                     route = dict(server.routes.get(self.path, {"status": 404, "body": b"no such bundle"}))
                 time.sleep(route.get("delay", 0))
-                if route.get("reset"):
+                if route.get("cut"):
+                    # Headers that announce the whole body, half of it, then a reset.
+                    body = route["body"]
+                    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+                    try:
+                        self.connection.sendall(head.encode() + body[: len(body) // 2])
+                        time.sleep(0.05)
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.connection.close()
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                elif route.get("reset"):
                     self.connection.close()
                     self.close_connection = True
                 else:
@@ -44,10 +59,10 @@ class BundleServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def serve(self, path: str, doc: dict | None = None, *, status: int = 200, body: bytes | None = None,
-              delay: float = 0, reset: bool = False):
+              delay: float = 0, reset: bool = False, cut: bool = False):
         with self.lock:
             self.routes[path] = {"status": status, "body": body if body is not None else json.dumps(doc).encode(),
-                                 "delay": delay, "reset": reset}
+                                 "delay": delay, "reset": reset, "cut": cut}
 
     def fetches_of(self, path: str) -> list[tuple[float, float]]:
         with self.lock:

@@ -9,10 +9,17 @@ and Anthropic's workload identity federation and the generic RFCs speak:
 
 and issues short-lived access tokens: ES256 JWTs naming the workload
 (`sub`), the provider account and, when the assertion named one, the
-model. Tests switch a route to failure modes and count exchanges."""
+model. Tests switch a route to failure modes and count exchanges.
+
+Some modes are answers no HTTP library writes (`RAW_MODES`): written on
+the socket as they would arrive from a broken or hostile endpoint — cut
+mid-body by a reset, stalled after the headers, a status that is not a
+final answer, an oversized or mislabelled answer."""
 
 import base64
 import json
+import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -26,6 +33,54 @@ from jwcrypto import jwk
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+
+# A token answer's first bytes, as a cut answer would start.
+PARTIAL = b'{"access_token": "eyJhbGciOiJFUzI1NiJ9.'
+GOOD_JSON = b'{"access_token": "opaque-token", "token_type": "Bearer", "expires_in": 300}'
+
+
+def _whole(body: bytes, content_type: bytes = b"application/json", status: bytes = b"200 OK") -> tuple[bytes, str]:
+    head = b"HTTP/1.1 " + status + b"\r\ncontent-type: " + content_type + b"\r\ncontent-length: " + str(len(body)).encode()
+    return head + b"\r\n\r\n" + body, "close"
+
+
+CUT_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n"
+RAW_MODES = {
+    # 200, its headers and part of its body, then a TCP reset.
+    "cut_after_headers": lambda: (CUT_HEAD + PARTIAL, "reset"),
+    # The request read, then a reset: no byte of answer.
+    "reset_before_headers": lambda: (b"", "reset"),
+    # 200, its headers and part of its body, then nothing until long past
+    # the call-out's timeout.
+    "stall_after_headers": lambda: (CUT_HEAD + PARTIAL, "stall"),
+    # An informational answer and no final one: the connection is reset.
+    "informational_only": lambda: (b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n", "reset"),
+    # A status no HTTP class has, on an otherwise good token answer.
+    "odd_status": lambda: _whole(GOOD_JSON, status=b"099 Odd"),
+    # A well-formed token answer padded past the token reader's 64 KiB.
+    "oversized": lambda: _whole(GOOD_JSON[:-1] + b" " * (100 * 1024) + b"}"),
+    # Past the 1 MiB a call-out was once read to.
+    "huge": lambda: _whole(GOOD_JSON[:-1] + b" " * (2 * 1024 * 1024) + b"}"),
+    # A good token answer, labelled as a web page.
+    "wrong_content_type": lambda: _whole(GOOD_JSON, b"text/html; charset=utf-8"),
+    # JSON that stops in the middle of a member.
+    "garbage_json": lambda: _whole(b'{"access_token": "opaque-token", "token_type": "Bearer", "expires_in": '),
+}
+
+
+def write_raw(connection: socket.socket, data: bytes, then: str, stall: float = 3.0) -> None:
+    """Writes `data` on the socket, then resets it (`reset`), leaves it
+    silent for `stall` seconds (`stall`) or closes it (`close`)."""
+    try:
+        connection.sendall(data)
+        if then == "stall":
+            time.sleep(stall)
+        elif then == "reset":
+            time.sleep(0.05)  # the bytes leave before the reset
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    except OSError:
+        pass
 
 
 def b64(data: bytes) -> str:
@@ -72,6 +127,13 @@ class TokenServer:
                 body = self.rfile.read(length)
                 with server.lock:
                     route = dict(server.routes.get(self.path, {}))
+                if route.get("mode") in RAW_MODES:
+                    with server.lock:
+                        server.exchanges.append({"path": route["path"], "at": time.time()})
+                    data, then = RAW_MODES[route["mode"]]()
+                    self.close_connection = True
+                    write_raw(self.connection, data, then, route.get("delay", 3.0))
+                    return
                 status, answer, delay = server.answer(route, self.headers, body)
                 time.sleep(delay)
                 try:

@@ -7,13 +7,12 @@
 
 use std::rc::Rc;
 
-use modelgate_policies::callout::CalloutRequest;
+use modelgate_policies::callout::{CalloutRequest, CalloutResult};
 use modelgate_policies::config::{BundleEndpoint, Policy};
 use modelgate_policies::svid::bundle::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
 use modelgate_policies::svid::refresh::{self, Fetched, Lease};
 use modelgate_policies::svid::Installed;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MetricType};
+use proxy_wasm::types::{LogLevel, MetricType};
 
 use crate::host;
 use crate::root::Shared;
@@ -46,7 +45,7 @@ struct Metrics {
 
 impl Metrics {
     fn new(domain: &str) -> Self {
-        let define = |kind, what| hostcalls::define_metric(kind, &format!("modelgate.bundle.{domain}.{what}")).ok();
+        let define = |kind, what| host::define_metric(kind, &format!("modelgate.bundle.{domain}.{what}"));
         Metrics {
             refreshes: define(MetricType::Counter, "refreshes"),
             failures: define(MetricType::Counter, "failures"),
@@ -56,7 +55,7 @@ impl Metrics {
 
     fn count(id: Option<u32>) {
         if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
+            host::increment_metric(id, 1);
         }
     }
 }
@@ -101,13 +100,18 @@ impl Bundles {
     pub fn answered(&mut self, shared: &Shared, token: u32, headers: usize, body_size: usize, now_ms: u64) -> bool {
         let Some(e) = self.endpoints.iter_mut().find(|e| e.fetching == Some(token)) else { return false };
         e.fetching = None;
-        let status = if headers > 0 { host::call_status() } else { None };
-        let body = host::buffer_prefix(BufferType::HttpCallResponseBody, body_size.min(MAX_FETCHED_BUNDLE_BYTES + 1));
-        let current = hostcalls::get_shared_data(&e.key).ok().and_then(|(value, _)| value);
+        // Every answer shape is judged (a reset, a cut body, no final
+        // status: refused, the last good bundle stays), with no host read
+        // the host would refuse.
+        let (status, body) = match host::call_response(headers, body_size, MAX_FETCHED_BUNDLE_BYTES) {
+            CalloutResult::Response { status, body, .. } => (Some(status), body),
+            CalloutResult::Failed(_) => (None, Vec::new()),
+        };
+        let (current, _) = host::shared_get(&e.key);
         let refresh_seconds = e.endpoint.refresh_seconds;
         let lease = match refresh::judge(current.as_deref(), status, &body, e.endpoint.format) {
             Fetched::Publish { bundle, value } => {
-                if hostcalls::set_shared_data(&e.key, Some(&value), None).is_err() {
+                if !host::shared_set(&e.key, &value, None) {
                     e.failed("the bundle could not be shared with the other workers");
                     let next = e.lease().0.failed(now_ms, refresh::interval_ms(refresh_seconds, None), random());
                     e.release(self.nonce, next);
@@ -148,15 +152,13 @@ impl Bundles {
 
 impl Endpoint {
     fn lease(&self) -> (Lease, Option<u32>) {
-        match hostcalls::get_shared_data(&self.lease_key) {
-            Ok((value, cas)) => (value.map_or_else(Lease::default, |v| Lease::parse(&v)), cas),
-            Err(_) => (Lease::default(), None),
-        }
+        let (value, cas) = host::shared_get(&self.lease_key);
+        (value.map_or_else(Lease::default, |v| Lease::parse(&v)), cas)
     }
 
     /// Installs the published bundle if it is newer than this VM's.
     fn install_published(&mut self, shared: &Shared) {
-        let Ok((Some(value), Some(cas))) = hostcalls::get_shared_data(&self.key) else { return };
+        let (Some(value), Some(cas)) = host::shared_get(&self.key) else { return };
         if self.installed == Some(cas) {
             return;
         }
@@ -173,7 +175,7 @@ impl Endpoint {
         if store.install(&self.domain, bundle) == Installed::Replaced {
             *shared.trust.borrow_mut() = Rc::new(store);
             if let (Some(id), Some(sequence)) = (self.metrics.sequence, sequence) {
-                let _ = hostcalls::record_metric(id, sequence);
+                host::record_metric(id, sequence);
             }
         }
     }
@@ -185,7 +187,7 @@ impl Endpoint {
         }
         let taken = lease.taken_by(nonce, now_ms, self.endpoint.timeout_ms);
         // Another VM may have swapped first: then it fetches, not this one.
-        if hostcalls::set_shared_data(&self.lease_key, Some(&taken.encode()), cas).is_err() {
+        if !host::shared_set(&self.lease_key, &taken.encode(), cas) {
             return;
         }
         let call = CalloutRequest {
@@ -225,7 +227,7 @@ impl Endpoint {
     fn release(&self, nonce: u64, next: Lease) {
         let (lease, cas) = self.lease();
         if lease.holder == nonce {
-            let _ = hostcalls::set_shared_data(&self.lease_key, Some(&next.encode()), cas);
+            let _ = host::shared_set(&self.lease_key, &next.encode(), cas);
         }
     }
 }

@@ -14,7 +14,6 @@ use modelgate_policies::credential::Rewrite;
 use modelgate_policies::identity::Peer;
 use modelgate_policies::reason::LocalReply;
 use modelgate_policies::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, Step};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
@@ -22,8 +21,9 @@ use crate::host;
 use crate::root::Shared;
 use crate::tokens::{self, Join};
 
-/// The most of a call-out's answer read (a token endpoint's is small).
-const MAX_CALL_RESPONSE_BYTES: usize = 1 << 20;
+/// The most of a token endpoint's answer the reader accepts; one byte more
+/// is read, so a larger answer is refused as too large, not as cut.
+const MAX_CALL_RESPONSE_BYTES: usize = modelgate_policies::token::MAX_RESPONSE_BYTES;
 
 /// Where the audit record goes: Envoy's access log prints it with
 /// `%FILTER_STATE(wasm.modelgate.audit:PLAIN)%`.
@@ -257,22 +257,18 @@ fn warn_once_if_forwarded(client: Option<&str>) {
     }
 }
 
-/// The answer to a call-out, as the host delivers it.
+/// The answer to a token call-out, as the host delivers it: every shape
+/// (reset, cut, timed out, no final status, oversized) is a result, never
+/// a read the host would refuse.
 pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
-    match host::call_status() {
-        Some(status) if headers > 0 => CalloutResult::Response {
-            status,
-            body: host::buffer_prefix(BufferType::HttpCallResponseBody, body_size.min(MAX_CALL_RESPONSE_BYTES)),
-        },
-        _ => CalloutResult::Failed("no response (connect failure, reset or timeout)".into()),
-    }
+    host::call_response(headers, body_size, MAX_CALL_RESPONSE_BYTES)
 }
 
 /// Carries out a step of a paused request from outside its callbacks (the
 /// root's tick, another request's call-out): resumed, answered or reset
 /// through the host.
 pub fn carry_out_detached(shared: &Shared, id: u32, exchange: &RefCell<Exchange>, step: Option<Step>) {
-    if hostcalls::set_effective_context(id).is_err() {
+    if !host::set_effective_context(id) {
         host::log(LogLevel::Error, &format!("[{id}] the request is gone"));
         return;
     }

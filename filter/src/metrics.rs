@@ -4,8 +4,9 @@
 
 use std::cell::RefCell;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
+
+use crate::host;
 
 #[derive(Default)]
 pub struct Counters {
@@ -17,14 +18,14 @@ impl Counters {
         let Ok(mut ids) = self.ids.try_borrow_mut() else { return };
         let id = match ids.iter().find(|(k, _)| k == name) {
             Some((_, id)) => *id,
-            None => match hostcalls::define_metric(MetricType::Counter, name) {
-                Ok(id) => {
+            None => match host::define_metric(MetricType::Counter, name) {
+                Some(id) => {
                     ids.push((name.to_string(), id));
                     id
                 }
-                Err(_) => return,
+                None => return,
             },
         };
-        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        host::increment_metric(id, n);
     }
 }

@@ -12,9 +12,8 @@ use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
 use modelgate_policies::svid::{SvidCache, TrustStore};
 use modelgate_policies::token::{TokenCache, TokenStats};
 use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{ContextType, LogLevel, MetricType};
 
 use crate::bundles::Bundles;
 use crate::host;
@@ -184,7 +183,7 @@ impl TokenMetrics {
         for (name, now, before) in counts {
             if now > before {
                 if let Some(id) = self.id(&name) {
-                    let _ = hostcalls::increment_metric(id, i64::try_from(now - before).unwrap_or(i64::MAX));
+                    host::increment_metric(id, now - before);
                 }
             }
         }
@@ -195,7 +194,7 @@ impl TokenMetrics {
         if let Some((_, id)) = self.ids.iter().find(|(n, _)| n == name) {
             return Some(*id);
         }
-        let id = hostcalls::define_metric(MetricType::Counter, &format!("modelgate.token.{name}")).ok()?;
+        let id = host::define_metric(MetricType::Counter, &format!("modelgate.token.{name}"))?;
         self.ids.push((name.to_string(), id));
         Some(id)
     }
@@ -219,7 +218,7 @@ impl RootContext for Root {
     /// A config error returns false, so Envoy refuses the configuration; the
     /// log line names the bad field.
     fn on_configure(&mut self, size: usize) -> bool {
-        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size).ok().flatten().unwrap_or_default();
+        let config = host::plugin_configuration(size);
         match Policy::from_json(&config, &|name| std::env::var(name).ok()) {
             Ok(policy) => {
                 host::log(
@@ -234,7 +233,7 @@ impl RootContext for Root {
                 );
                 self.bundles = Bundles::new(Some(&policy));
                 self.shared = Rc::new(Shared::new(Some(Rc::new(policy))));
-                if hostcalls::set_tick_period(TICK).is_ok() {
+                if host::set_tick_period(TICK) {
                     self.tick = TICK;
                 }
                 true
@@ -255,7 +254,7 @@ impl RootContext for Root {
         self.shared.broker.tick(&self.shared, now_ms);
         self.metrics.export(&self.shared.tokens);
         let period = if self.shared.broker.busy() { FAST_TICK } else { TICK };
-        if period != self.tick && hostcalls::set_tick_period(period).is_ok() {
+        if period != self.tick && host::set_tick_period(period) {
             self.tick = period;
         }
         for (id, exchange) in self.shared.holds.expired(now_ms) {

@@ -12,10 +12,9 @@ use std::cell::Cell;
 
 use modelgate_policies::svid::verify::{ecdsa_der, ecdsa_raw, MintKey, SignedToken};
 use modelgate_policies::svid::{Alg, JwtKey, PureRustVerifier, SignatureVerifier};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{LogLevel, Status};
+use proxy_wasm::types::LogLevel;
 
-use crate::host;
+use crate::host::{self, HostStatus};
 
 #[derive(Default)]
 pub struct HostVerifier {
@@ -53,12 +52,12 @@ impl SignatureVerifier for HostVerifier {
             _ => token.signature.to_vec(),
         };
         let args = arguments(hash, &key.spki, &signature, token.signing_input.as_bytes());
-        match hostcalls::call_foreign_function("verify_signature", Some(&args)) {
+        match host::foreign_function("verify_signature", &args) {
             Ok(result) => {
                 self.available.set(Some(true));
                 result.is_some_and(|r| verified(&r))
             }
-            Err(Status::NotFound) => {
+            Err(HostStatus::NOT_FOUND) => {
                 host::log(LogLevel::Info, "modelgate: the host has no verify_signature; verifying in the VM");
                 self.available.set(Some(false));
                 PureRustVerifier.verify(token, key)
@@ -74,12 +73,12 @@ impl SignatureVerifier for HostVerifier {
         }
         // `SignArguments { hash_function = 1; private_key = 2 (PKCS#8 DER); text = 3 }`.
         let args = fields(&[(1, b"sha256"), (2, &key.pkcs8_der), (3, input)]);
-        let signed = match hostcalls::call_foreign_function("sign", Some(&args)) {
+        let signed = match host::foreign_function("sign", &args) {
             Ok(Some(result)) => {
                 self.signs.set(Some(true));
                 field_bytes(&result, 2).and_then(|der| ecdsa_raw(&der, 32))
             }
-            Err(Status::NotFound) => {
+            Err(HostStatus::NOT_FOUND) => {
                 host::log(LogLevel::Info, "modelgate: the host has no sign; minting in the VM");
                 self.signs.set(Some(false));
                 None

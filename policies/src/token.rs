@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::callout::{CalloutRequest, CalloutResult};
+use crate::callout::{is_json, CalloutRequest, CalloutResult};
 use crate::config::{Encoding, Grant, Provider, TokenExchange};
 use crate::reason::{Denial, Reason};
 
@@ -239,14 +239,20 @@ pub fn read(provider: &Provider, result: &CalloutResult) -> Result<Token, Denial
         .with_detail(detail)
     };
     let body = match result {
-        CalloutResult::Response { status: 200..=299, body } => body,
+        CalloutResult::Response { status: 200..=299, content_type: Some(c), .. } if !is_json(c) => {
+            return Err(unavailable(
+                "token_response_invalid",
+                format!("the token endpoint's answer is {c:?}, not JSON"),
+            ))
+        }
+        CalloutResult::Response { status: 200..=299, body, .. } => body,
         // Envoy's own answer when the call's timeout passes (or the
         // endpoint's gateway timed out).
         CalloutResult::Response { status: 504, .. } => {
             return Err(unavailable("token_endpoint_timeout", "the token endpoint did not answer in time (504)".into()))
         }
         // Envoy's own answers when it could not reach the endpoint.
-        CalloutResult::Response { status: 503, body }
+        CalloutResult::Response { status: 503, body, .. }
             if body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream") =>
         {
             return Err(unavailable(

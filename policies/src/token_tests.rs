@@ -145,15 +145,25 @@ fn answers_are_read_strictly() {
         "subject": "svid"
     }));
     let provider = openai(&p);
-    let ok = |body: serde_json::Value| CalloutResult::Response { status: 200, body: body.to_string().into_bytes() };
+    let ok = |body: serde_json::Value| CalloutResult::Response {
+        content_type: None,
+        status: 200,
+        body: body.to_string().into_bytes(),
+    };
     assert_eq!(
         read(provider, &ok(json!({"access_token": "at", "token_type": "bearer", "expires_in": 60}))),
         Ok(Token { value: "at".into(), expires_in: 60 })
     );
     let detail = |r: &CalloutResult| read(provider, r).unwrap_err().detail.unwrap();
     assert_eq!(detail(&CalloutResult::Failed("timeout".into())), "token_endpoint_unreachable");
-    assert_eq!(detail(&CalloutResult::Response { status: 500, body: vec![] }), "token_endpoint_status");
-    assert_eq!(detail(&CalloutResult::Response { status: 200, body: b"<html>".to_vec() }), "token_response_invalid");
+    assert_eq!(
+        detail(&CalloutResult::Response { content_type: None, status: 500, body: vec![] }),
+        "token_endpoint_status"
+    );
+    assert_eq!(
+        detail(&CalloutResult::Response { content_type: None, status: 200, body: b"<html>".to_vec() }),
+        "token_response_invalid"
+    );
     for bad in [
         json!({"token_type": "Bearer", "expires_in": 60}),
         json!({"access_token": "", "token_type": "Bearer", "expires_in": 60}),
@@ -195,4 +205,48 @@ fn the_cache_serves_until_the_margin_and_across_vms() {
     assert_eq!(cache.get(&k, 2_000), None);
     assert_eq!(cache.failure(&k), Some(d));
     assert_eq!(cache.stats().failures, vec![("token_endpoint_status".to_string(), 1)]);
+}
+
+/// Every shape a call-out's answer takes on its way from the host ends in
+/// a refusal with a detail that names it, never a token.
+#[test]
+fn every_broken_answer_shape_is_refused() {
+    use crate::callout::delivered;
+    let p = with_exchange(json!({
+        "type": "token_exchange", "cluster": "sts", "authority": "sts", "path": "/t", "grant": "jwt_bearer",
+        "subject": "svid"
+    }));
+    let provider = openai(&p);
+    let good = br#"{"access_token": "at", "token_type": "Bearer", "expires_in": 60}"#.to_vec();
+    let limit = MAX_RESPONSE_BYTES;
+    let detail = |r: CalloutResult| read(provider, &r).unwrap_err().detail.unwrap();
+    // Cut after the headers, reset, timed out after the headers: 0 headers.
+    assert_eq!(detail(delivered(0, None, None, None, 0, limit)), "token_endpoint_unreachable");
+    // Headers but no final status, or a body the host would not give.
+    assert_eq!(detail(delivered(2, None, None, Some(good.clone()), good.len(), limit)), "token_endpoint_unreachable");
+    assert_eq!(
+        detail(delivered(2, Some("103"), None, Some(good.clone()), good.len(), limit)),
+        "token_endpoint_unreachable"
+    );
+    assert_eq!(detail(delivered(2, Some("200"), None, None, good.len(), limit)), "token_endpoint_unreachable");
+    // Oversized: read to one byte past the limit, refused as too large.
+    let mut big = good[..good.len() - 1].to_vec();
+    big.resize(limit + 1, b' ');
+    let r = delivered(2, Some("200"), Some("application/json"), Some(big), 2 << 20, limit);
+    assert!(read(provider, &r).unwrap_err().message.contains("too large"));
+    // A good answer labelled as something else than JSON.
+    assert_eq!(
+        detail(delivered(2, Some("200"), Some("text/html"), Some(good.clone()), good.len(), limit)),
+        "token_response_invalid"
+    );
+    // Broken JSON.
+    assert_eq!(
+        detail(delivered(2, Some("200"), Some("application/json"), Some(good[..40].to_vec()), 40, limit)),
+        "token_response_invalid"
+    );
+    // And the good answer, labelled as JSON (with parameters) or not at all, is a token.
+    for content_type in [Some("application/json; charset=utf-8"), None] {
+        let r = delivered(2, Some("200"), content_type, Some(good.clone()), good.len(), limit);
+        assert_eq!(read(provider, &r), Ok(Token { value: "at".into(), expires_in: 60 }));
+    }
 }

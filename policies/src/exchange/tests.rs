@@ -599,6 +599,7 @@ fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
     // Nothing else moves it while it waits.
     assert_eq!(x.drive(&vm.env(NOW_MS), Event::RequestTrailers { body: &c.body.as_slice() }), Step::Hold);
     let answer = CalloutResult::Response {
+        content_type: None,
         status: 200,
         body: br#"{"access_token":"at-1","token_type":"Bearer","expires_in":60}"#.to_vec(),
     };
@@ -610,8 +611,8 @@ fn a_credential_from_a_call_out_is_awaited_and_failures_refused() {
 
     for answer in [
         CalloutResult::Failed("timeout".into()),
-        CalloutResult::Response { status: 500, body: vec![] },
-        CalloutResult::Response { status: 200, body: b"not json".to_vec() },
+        CalloutResult::Response { content_type: None, status: 500, body: vec![] },
+        CalloutResult::Response { content_type: None, status: 200, body: b"not json".to_vec() },
     ] {
         let mut x = Exchange::new(Some(&vm.policy), NOW_MS);
         assert!(matches!(vm.send(&mut x, &c), Step::Callout { .. }));
@@ -644,7 +645,7 @@ fn requests_waiting_on_the_same_credential_share_its_answer() {
     let Step::Callout { key: k1, .. } = vm.send(&mut first, &c) else { panic!("a call-out") };
     let Step::Callout { key: k2, .. } = vm.send(&mut second, &c) else { panic!("a call-out") };
     assert_eq!(k1, k2, "the same key: one call can serve both");
-    let failed = CalloutResult::Response { status: 500, body: vec![] };
+    let failed = CalloutResult::Response { content_type: None, status: 500, body: vec![] };
     assert_eq!(reply(&first.drive(&vm.env(NOW_MS), Event::Callout(failed))).status, 503);
     let shared = reply(&second.drive(&vm.env(NOW_MS), Event::CredentialShared)).clone();
     assert_eq!(shared.status, 503);
@@ -655,6 +656,7 @@ fn requests_waiting_on_the_same_credential_share_its_answer() {
     let mut fourth = Exchange::new(Some(&vm.policy), NOW_MS);
     assert!(matches!(vm.send(&mut fourth, &c), Step::Callout { .. }));
     let ok = CalloutResult::Response {
+        content_type: None,
         status: 200,
         body: br#"{"access_token":"at-2","token_type":"Bearer","expires_in":60}"#.to_vec(),
     };
