@@ -365,12 +365,15 @@ def test_identity_to_provider_names_the_workload_to_openai_and_anthropic():
     with running_gateway({"providers": with_identity(policy)["providers"]}) as gw:
         token = svid.mint(BOT)
         oa = openai.OpenAI(api_key=token, base_url=f"{gw.url}/openai/v1", max_retries=0)
-        oa.chat.completions.create(model="gpt-4o-mini", messages=HI, safety_identifier="pretending-to-be-someone")
+        # A workload naming another one to the provider, in either field.
+        oa.chat.completions.create(model="gpt-4o-mini", messages=HI, safety_identifier="pretending-to-be-someone",
+                                   user="spiffe://example.org/ns/research/sa/agent")
         an = anthropic.Anthropic(api_key=token, base_url=f"{gw.url}/anthropic", max_retries=0)
         an.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=HI, metadata={"user_id": "spoofed"})
         chat, messages = gw.requests_seen()
         expected = "sha256:" + hashlib.sha256(BOT.encode()).hexdigest()[:32]
-        assert json.loads(chat["body"])["safety_identifier"] == expected
+        sent = json.loads(chat["body"])
+        assert (sent["safety_identifier"], sent["user"]) == (expected, expected)
         assert json.loads(messages["body"])["metadata"] == {"user_id": expected}
 
 

@@ -34,8 +34,9 @@ pub struct RequestBody {
     /// Where a streaming request's usage switch goes (OpenAI's
     /// `stream_options.include_usage`) when it has none.
     stream_usage: Option<Insert>,
-    /// Where the end user a request is for goes (the provider's field).
-    end_user: Option<EndUser>,
+    /// Where the end user a request is for goes (each of the provider's
+    /// fields).
+    end_user: Vec<EndUser>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -162,8 +163,9 @@ struct Layout {
     any_model: usize,
     /// The stream options object and its usage switch.
     stream_usage: Option<usize>,
-    /// The end-user field's parent (or itself, for a top-level field) and it.
-    end_user: Option<usize>,
+    /// Each end-user field's parent (or itself, for a top-level field) and
+    /// it, in pairs.
+    end_user: usize,
 }
 
 fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> Result<RequestBody, Denial> {
@@ -196,7 +198,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         history: at(&mut paths, endpoint.history),
         any_model: at(&mut paths, &[ANY_MODEL]),
         stream_usage: endpoint.stream_usage.map(|p| at(&mut paths, &[&p[..1], p])),
-        end_user: endpoint.end_user.map(|p| at(&mut paths, &[&p[..1], p])),
+        end_user: at(&mut paths, &endpoint.end_user.iter().flat_map(|p| [&p[..1], *p]).collect::<Vec<Path>>()),
     };
 
     let doc = json::scan(body, &paths).map_err(json_denial)?;
@@ -252,13 +254,14 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
     };
     // Where the workload's identity goes for the provider's abuse reports:
     // over whatever the request said there, or inserted.
-    let end_user = match (endpoint.end_user, layout.end_user) {
-        (Some(path), Some(i)) => match doc.get(i + 1) {
-            Some(v) => Some(EndUser::Replace { start: v.found.start, end: v.found.end }),
-            None => insertion(&doc, Some(path), Some(i))?.map(EndUser::Insert),
-        },
-        _ => None,
-    };
+    let mut end_user = Vec::with_capacity(endpoint.end_user.len());
+    for (j, path) in endpoint.end_user.iter().enumerate() {
+        let i = layout.end_user + 2 * j;
+        match doc.get(i + 1) {
+            Some(v) => end_user.push(EndUser::Replace { start: v.found.start, end: v.found.end }),
+            None => end_user.extend(insertion(&doc, Some(path), Some(i))?.map(EndUser::Insert)),
+        }
+    }
     Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required, stream_usage, end_user })
 }
 
@@ -463,7 +466,7 @@ impl RequestBody {
             multiplier: 1,
             bound_required: false,
             stream_usage: None,
-            end_user: None,
+            end_user: Vec::new(),
         }
     }
 }
@@ -533,14 +536,29 @@ impl RequestBody {
 
     /// The edit that names the end user (`value`, a JSON-safe string) in
     /// the provider's field, replacing what the workload put there.
-    pub fn name_end_user(&self, value: &str) -> Option<Edit> {
+    pub fn name_end_user(&self, value: &str) -> Vec<Edit> {
         let quoted = format!("\"{value}\"");
-        match self.end_user.as_ref()? {
-            EndUser::Replace { start, end } => {
-                Some(Edit { at: *start, remove: end - start, insert: quoted.into_bytes() })
+        let mut edits: Vec<Edit> = Vec::with_capacity(self.end_user.len());
+        for field in &self.end_user {
+            let edit = match field {
+                EndUser::Replace { start, end } => {
+                    Edit { at: *start, remove: end - start, insert: quoted.clone().into_bytes() }
+                }
+                EndUser::Insert(i) => i.edit(&quoted),
+            };
+            // Two members inserted in one object: one edit, comma-joined.
+            match edits.iter_mut().find(|e| e.remove == 0 && edit.remove == 0 && e.at == edit.at) {
+                Some(joined) => {
+                    if joined.insert.last() != Some(&b',') {
+                        joined.insert.push(b',');
+                    }
+                    joined.insert.extend(edit.insert);
+                }
+                None => edits.push(edit),
             }
-            EndUser::Insert(i) => Some(i.edit(quoted)),
         }
+        edits.sort_by_key(|e| e.at);
+        edits
     }
 
     fn multiplied(&self, per_output: u64, cap: u64) -> Denial {

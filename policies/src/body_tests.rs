@@ -175,7 +175,7 @@ const NESTED: Endpoint = Endpoint {
     history: &[],
     query: &[],
     stream_usage: None,
-    end_user: None,
+    end_user: &[],
 };
 
 #[test]
@@ -483,15 +483,25 @@ fn the_end_user_field_is_the_gateways() {
         String::from_utf8(apply_edits(body, &edits)).unwrap()
     };
     let chat = |b: &[u8]| name(Api::OpenAi, "/v1/chat/completions", b);
-    assert_eq!(chat(br#"{"model":"m"}"#), r#"{"safety_identifier":"sha256:ab","model":"m"}"#);
+    // Every field the api has for the end user: safety_identifier and user.
+    assert_eq!(chat(br#"{"model":"m"}"#), r#"{"safety_identifier":"sha256:ab","user":"sha256:ab","model":"m"}"#);
     assert_eq!(
         chat(br#"{"model":"m","safety_identifier":"someone-else"}"#),
-        r#"{"model":"m","safety_identifier":"sha256:ab"}"#
+        r#"{"user":"sha256:ab","model":"m","safety_identifier":"sha256:ab"}"#
     );
     assert_eq!(
-        chat(br#"{"model":"m","safety_identifier":{"x":[1]}}"#),
-        r#"{"model":"m","safety_identifier":"sha256:ab"}"#
+        chat(br#"{"model":"m","user":"spiffe://example.org/ns/other/sa/x","safety_identifier":{"x":[1]}}"#),
+        r#"{"model":"m","user":"sha256:ab","safety_identifier":"sha256:ab"}"#
     );
+    for path in ["/v1/completions", "/v1/embeddings", "/v1/images/generations"] {
+        assert_eq!(
+            name(Api::OpenAi, path, br#"{"model":"m","user":"someone-else"}"#),
+            r#"{"model":"m","user":"sha256:ab"}"#,
+            "{path}"
+        );
+    }
+    let parsed = parse(Api::OpenAi.classify("POST", "/v1/responses").unwrap().0, JSON, br#"{"model":"m"}"#).unwrap();
+    assert_eq!(parsed.name_end_user("h").len(), 1, "two members inserted in one object are one edit");
     let messages = |b: &[u8]| name(Api::Anthropic, "/v1/messages", b);
     assert_eq!(messages(br#"{"model":"m"}"#), r#"{"metadata":{"user_id":"sha256:ab"},"model":"m"}"#);
     assert_eq!(messages(br#"{"model":"m","metadata":{}}"#), r#"{"model":"m","metadata":{"user_id":"sha256:ab"}}"#);
@@ -499,5 +509,5 @@ fn the_end_user_field_is_the_gateways() {
         messages(br#"{"model":"m","metadata":{"user_id":"spoofed","x":1}}"#),
         r#"{"model":"m","metadata":{"user_id":"sha256:ab","x":1}}"#
     );
-    assert_eq!(name(Api::OpenAi, "/v1/embeddings", br#"{"model":"m"}"#), r#"{"model":"m"}"#);
+    assert_eq!(name(Api::OpenAi, "/v1/moderations", br#"{"model":"m"}"#), r#"{"model":"m"}"#);
 }

@@ -27,7 +27,7 @@ pub static SPEC: Spec = Spec {
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 /// Where Anthropic records the end user a request is for.
-const END_USER: Option<Path> = Some(&[Step::Key("metadata"), Step::Key("user_id")]);
+const END_USER: &[Path] = &[&[Step::Key("metadata"), Step::Key("user_id")]];
 
 static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -59,7 +59,7 @@ static ENDPOINTS: &[Endpoint] = &[
         history: &[&[Step::Key("messages")]],
         query: &["beta"],
         stream_usage: None,
-        end_user: None,
+        end_user: &[],
     },
     MODEL_LIST,
 ];

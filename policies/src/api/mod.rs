@@ -201,10 +201,11 @@ pub struct Endpoint {
     /// Where a streaming request asks for its usage in the stream (OpenAI's
     /// `stream_options.include_usage`), for providers with `include_usage`.
     pub stream_usage: Option<Path>,
-    /// Where the provider records the end user a request is for (OpenAI's
-    /// `safety_identifier`, Anthropic's `metadata.user_id`): a provider with
-    /// `identity_to_provider` puts the workload there.
-    pub end_user: Option<Path>,
+    /// Every field where the provider records the end user a request is
+    /// for (OpenAI's `safety_identifier` and `user`, Anthropic's
+    /// `metadata.user_id`): a provider with `identity_to_provider` puts the
+    /// workload in each, over whatever the request said there.
+    pub end_user: &'static [Path],
 }
 
 /// The values a path pattern captured.
@@ -279,7 +280,7 @@ pub const NO_ENDPOINT: Endpoint = Endpoint {
     history: &[],
     query: &[],
     stream_usage: None,
-    end_user: None,
+    end_user: &[],
 };
 
 /// `GET /v1/models`, the same for OpenAI's and Anthropic's apis.

@@ -52,6 +52,10 @@ const BEST_OF: Path = &[Step::Key("best_of")];
 /// OpenAI's end-user field for abuse reports (`user` is its deprecated
 /// predecessor).
 pub(super) const SAFETY_IDENTIFIER: Path = &[Step::Key("safety_identifier")];
+/// The older end-user field, still read by the provider.
+pub(super) const USER: Path = &[Step::Key("user")];
+/// Where chat and responses name the end user: both fields.
+const END_USER: &[Path] = &[SAFETY_IDENTIFIER, USER];
 pub(super) const INCLUDE_USAGE: Path = &[Step::Key("stream_options"), Step::Key("include_usage")];
 
 /// `/v1/audio/speech` streams server-sent events with `stream_format: "sse"`.
@@ -71,7 +75,7 @@ const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<P
         history: &[],
         query: &[],
         stream_usage: None,
-        end_user: None,
+        end_user: &[],
     }
 }
 
@@ -86,23 +90,24 @@ static ENDPOINTS: &[Endpoint] = &[
         multipliers: &[N],
         history: &[&[Step::Key("messages")]],
         stream_usage: Some(INCLUDE_USAGE),
-        end_user: Some(SAFETY_IDENTIFIER),
+        end_user: END_USER,
         ..json("/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
     },
     Endpoint {
         multipliers: &[N, BEST_OF],
         stream_usage: Some(INCLUDE_USAGE),
+        end_user: &[USER],
         ..json("/v1/completions", &[MAX_TOKENS], Some(MAX_TOKENS))
     },
     Endpoint {
         refuse: RESPONSES_REFUSE,
         history: &[&[Step::Key("input")]],
-        end_user: Some(SAFETY_IDENTIFIER),
+        end_user: END_USER,
         ..json("/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
     },
-    json("/v1/embeddings", &[], None),
+    Endpoint { end_user: &[USER], ..json("/v1/embeddings", &[], None) },
     json("/v1/moderations", &[], None),
-    json("/v1/images/generations", &[], None),
+    Endpoint { end_user: &[USER], ..json("/v1/images/generations", &[], None) },
     Endpoint { stream: StreamAt::Body(SPEECH_STREAM), ..json("/v1/audio/speech", &[], None) },
     multipart("/v1/audio/transcriptions"),
     multipart("/v1/audio/translations"),
