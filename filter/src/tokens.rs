@@ -103,7 +103,7 @@ impl Broker {
         };
         // Created before any traffic, so that marking a slot can always
         // compare-and-swap (there is no "create if absent").
-        if shared_get(&broker.marks_key()).0.is_none() {
+        if !generation.is_empty() && shared_get(&broker.marks_key()).0.is_none() {
             shared_set(&broker.marks_key(), &vec![0; slots.div_ceil(8)], None);
         }
         broker
