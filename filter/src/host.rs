@@ -556,6 +556,11 @@ pub fn increment_metric(id: u32, by: u64) {
     }
 }
 
+/// Moves a gauge by `delta` (either way). False if the host refused.
+pub fn add_to_gauge(id: u32, delta: i64) -> bool {
+    abi::increment_metric(id, delta).is_ok()
+}
+
 /// Sets a gauge.
 pub fn record_metric(id: u32, value: u64) {
     let _ = abi::record_metric(id, value);

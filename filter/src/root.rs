@@ -18,7 +18,7 @@ use proxy_wasm::types::{ContextType, LogLevel, MetricType};
 use crate::bundles::Bundles;
 use crate::host;
 use crate::http::{self, Request};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Gauges};
 use crate::tokens::Broker;
 use crate::verifier::HostVerifier;
 
@@ -68,6 +68,7 @@ impl Shared {
         let (cache_size, host) = policy
             .as_deref()
             .map_or((0, false), |p| (p.jwt_svid.cache_size, p.jwt_svid.verifier == VerifierChoice::Auto));
+        let (generation, tokens) = policy.as_deref().map_or(("", 1), |p| (p.generation.as_str(), p.token_cache_size));
         Shared {
             memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
             holds: HoldWatch::default(),
@@ -76,8 +77,8 @@ impl Shared {
             trust: RefCell::new(Rc::new(
                 policy.as_deref().map_or_else(TrustStore::default, |p| TrustStore::new(&p.trust_domains)),
             )),
-            tokens: TokenCache::default(),
-            broker: Broker::new(),
+            tokens: TokenCache::new(tokens),
+            broker: Broker::new(generation, tokens),
             counters: Counters::default(),
             metadata_keys: policy.as_deref().map(Policy::metadata_keys).unwrap_or_default(),
             chain: RefCell::new(Chain::new(host::random::<8>().iter().map(|b| format!("{b:02x}")).collect())),
@@ -142,6 +143,7 @@ pub struct Root {
     shared: Rc<Shared>,
     bundles: Bundles,
     metrics: TokenMetrics,
+    gauges: Gauges,
     /// The tick period in force.
     tick: Duration,
 }
@@ -152,6 +154,7 @@ impl Default for Root {
             shared: Rc::new(Shared::new(None)),
             bundles: Bundles::new(None),
             metrics: TokenMetrics::default(),
+            gauges: Gauges::default(),
             tick: Duration::ZERO,
         }
     }
@@ -200,7 +203,33 @@ impl TokenMetrics {
     }
 }
 
+impl Root {
+    /// The stores' sizes, as gauges (each VM adds its part).
+    fn export_gauges(&self) {
+        let (tokens, failures) = self.shared.tokens.sizes();
+        let (flights, slots) = self.shared.broker.sizes();
+        for (name, value) in [
+            ("modelgate.token.cached", tokens as u64),
+            ("modelgate.token.failures_kept", failures as u64),
+            ("modelgate.token.flights", flights as u64),
+            ("modelgate.token.shared_slots_used", slots),
+            ("modelgate.svid.cached", self.shared.svids.entries() as u64),
+            ("modelgate.response.held_bytes", self.shared.memory.in_use() as u64),
+        ] {
+            self.gauges.set(name, value);
+        }
+    }
+}
+
 impl Context for Root {
+    /// The configuration goes: its tokens leave shared data, and its parts
+    /// of the gauges go (the shared slots' keys stay: there is no delete).
+    fn on_done(&mut self) -> bool {
+        self.shared.broker.empty_slots();
+        self.gauges.clear(&["modelgate.token.shared_slots_used"]);
+        true
+    }
+
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
         if !self.bundles.answered(&self.shared, token, headers, body_size, host::now_ms()) {
             let result = http::call_result(headers, body_size);
@@ -253,6 +282,7 @@ impl RootContext for Root {
         self.bundles.tick(&self.shared, now_ms);
         self.shared.broker.tick(&self.shared, now_ms);
         self.metrics.export(&self.shared.tokens);
+        self.export_gauges();
         let period = if self.shared.broker.busy() { FAST_TICK } else { TICK };
         if period != self.tick && host::set_tick_period(period) {
             self.tick = period;

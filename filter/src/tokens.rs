@@ -1,8 +1,20 @@
 //! One token exchange per credential key, whatever the concurrency: the
 //! requests of a VM that need the same token wait for the one fetching it,
 //! and the VMs of the other workers either take the token it published in
-//! Envoy's shared data (`modelgate.token.<key hash>`) or wait while the
-//! fetching VM holds the key's lease (`….lease`, taken by compare-and-swap).
+//! Envoy's shared data or wait while the fetching VM holds the key's lease
+//! (taken by compare-and-swap).
+//!
+//! Shared data has no delete (proxy-wasm ABI 0.2), so modelgate creates a
+//! bounded set of keys per configuration: the credential key is hashed
+//! into one of N slots (N = `limits.token_cache_size`),
+//! `modelgate.token.<generation>.<slot>` with its `….lease`, and one
+//! `modelgate.token.<generation>.slots` that marks the slots in use — at
+//! most 2N + 1 keys per configuration, namespaced by the digest of the
+//! configuration text so two configurations share nothing unless they are
+//! equal. A slot holds its full key beside the token and is read only for
+//! that key: two keys in one slot cost a miss (the last writer wins),
+//! never a wrong token. A root whose configuration goes empties the slots
+//! it wrote.
 //!
 //! Whoever is woken — by the fetch's answer in this VM, or by the root's
 //! tick that finds the token another VM published — is driven with
@@ -10,13 +22,13 @@
 //! answer as [`Event::Callout`]. A fetch that never answers (its request
 //! went away, the other VM died) is taken over after its timeout.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
+use modelgate_policies::reason::{Denial, Reason};
 use modelgate_policies::{Event, Exchange};
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
 use crate::host;
@@ -53,18 +65,47 @@ pub enum Join {
     Shared,
 }
 
-#[derive(Default)]
 pub struct Broker {
     flights: RefCell<HashMap<String, Flight>>,
     nonce: u64,
+    /// `modelgate.token.<generation>`: this configuration's keys.
+    namespace: String,
+    slots: usize,
+    /// The slots this VM knows are marked in use (a bit each).
+    marked: RefCell<Vec<u64>>,
+    /// The slots this VM marked itself: its part of the gauge.
+    marked_here: Cell<u64>,
+    /// The slots this VM wrote a token to: emptied when the configuration goes.
+    written: RefCell<Vec<u64>>,
 }
 
 /// Time a fetch may take beyond its own timeout before it is taken over.
 const GRACE_MS: u64 = 1_000;
+/// Distinct keys a VM fetches at once; beyond, a request is refused
+/// (`token_fetches_busy`) rather than the map grown.
+pub const MAX_FLIGHTS: usize = 1_024;
 
 impl Broker {
-    pub fn new() -> Self {
-        Broker { flights: RefCell::default(), nonce: u64::from_le_bytes(host::random::<8>()).max(1) }
+    /// The broker of a configuration whose text has digest `generation`,
+    /// with `slots` shared-data slots.
+    pub fn new(generation: &str, slots: usize) -> Self {
+        let slots = slots.max(1);
+        let words = slots.div_ceil(64);
+        let broker = Broker {
+            flights: RefCell::default(),
+            nonce: u64::from_le_bytes(host::random::<8>()).max(1),
+            namespace: format!("modelgate.token.{}", generation.get(..16).unwrap_or(generation)),
+            slots,
+            marked: RefCell::new(vec![0; words]),
+            marked_here: Cell::new(0),
+            written: RefCell::new(vec![0; words]),
+        };
+        // Created before any traffic, so that marking a slot can always
+        // compare-and-swap (there is no "create if absent").
+        if !generation.is_empty() && host::shared_get(&broker.marks_key()).0.is_none() {
+            host::shared_set(&broker.marks_key(), &vec![0; slots.div_ceil(8)], None);
+        }
+        broker
     }
 
     /// A request needs the credential of `key`, which `call` would fetch.
@@ -75,6 +116,19 @@ impl Broker {
             return Join::Wait;
         }
         if self.take_published(shared, key, now_ms) {
+            return Join::Shared;
+        }
+        if flights.len() >= MAX_FLIGHTS {
+            // Flights whose every request went away and that fetch nothing.
+            flights.retain(|_, f| f.fetching.is_some() || f.waiters.iter().any(|(_, x)| x.strong_count() > 0));
+        }
+        if flights.len() >= MAX_FLIGHTS {
+            let busy = Denial::new(
+                Reason::CredentialUnavailable,
+                "the gateway could not obtain a credential: too many credential fetches are in progress",
+            )
+            .with_detail("token_fetches_busy");
+            shared.tokens.fail(key, &busy, now_ms);
             return Join::Shared;
         }
         let timeout_ms = call.timeout_ms;
@@ -102,7 +156,11 @@ impl Broker {
     /// back, and wake everyone else.
     pub fn done(&self, shared: &Shared, key: &str, answered: Option<u32>) {
         if let Some(value) = shared.tokens.export(key) {
-            if hostcalls::set_shared_data(&token_key(key), Some(&value), None).is_err() {
+            let slot = self.slot(key);
+            if host::shared_set(&self.slot_key(slot), &value, None) {
+                set_bit(&self.written, slot);
+                self.mark(slot);
+            } else {
                 host::log(LogLevel::Warn, "modelgate: a token could not be shared with the other workers");
             }
         }
@@ -200,42 +258,128 @@ impl Broker {
 
     /// Takes another VM's fresh token for `key` into this VM's cache.
     fn take_published(&self, shared: &Shared, key: &str, now_ms: u64) -> bool {
-        match hostcalls::get_shared_data(&token_key(key)) {
-            Ok((Some(value), _)) => shared.tokens.import(key, &value, now_ms),
+        match host::shared_get(&self.slot_key(self.slot(key))) {
+            (Some(value), _) => shared.tokens.import(key, &value, now_ms),
             _ => false,
         }
     }
 
+    /// The lease of `key`'s slot: `<holder nonce>,<until ms>,<key tag>`.
     fn take_lease(&self, key: &str, now_ms: u64, timeout_ms: u64) -> bool {
-        let lease = format!("{}.lease", token_key(key));
-        let (value, cas) = hostcalls::get_shared_data(&lease).unwrap_or((None, None));
+        let slot = self.slot(key);
+        let lease = self.lease_key(slot);
+        let (value, cas) = host::shared_get(&lease);
         let held = value
             .as_deref()
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.split_once(','))
-            .and_then(|(holder, until)| Some((holder.parse::<u64>().ok()?, until.parse::<u64>().ok()?)))
+            .and_then(|v| {
+                let mut parts = v.split(',');
+                Some((parts.next()?.parse::<u64>().ok()?, parts.next()?.parse::<u64>().ok()?))
+            })
             .is_some_and(|(holder, until)| holder != 0 && now_ms < until);
         if held {
             return false;
         }
-        let mine = format!("{},{}", self.nonce, now_ms + timeout_ms + GRACE_MS);
-        hostcalls::set_shared_data(&lease, Some(mine.as_bytes()), cas).is_ok()
+        let mine = format!("{},{},{}", self.nonce, now_ms + timeout_ms + GRACE_MS, tag(key));
+        let taken = host::shared_set(&lease, mine.as_bytes(), cas);
+        if taken {
+            self.mark(slot);
+        }
+        taken
     }
 
+    /// Hands back the lease of `key`, if this VM holds it for `key` (not
+    /// for another key of the same slot).
     fn release_lease(&self, key: &str) {
-        let lease = format!("{}.lease", token_key(key));
-        if let Ok((Some(value), cas)) = hostcalls::get_shared_data(&lease) {
-            if value.starts_with(format!("{},", self.nonce).as_bytes()) {
-                let _ = hostcalls::set_shared_data(&lease, Some(b"0,0"), cas);
+        let lease = self.lease_key(self.slot(key));
+        if let (Some(value), cas) = host::shared_get(&lease) {
+            let mut parts = value.split(|b| *b == b',');
+            let mine =
+                parts.next() == Some(self.nonce.to_string().as_bytes()) && parts.nth(1) == Some(tag(key).as_bytes());
+            if mine {
+                host::shared_set(&lease, b"0,0", cas);
             }
+        }
+    }
+
+    /// The slot of a credential key (itself a SHA-256 in hex).
+    fn slot(&self, key: &str) -> usize {
+        let hash = key.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or_else(|| {
+            let digest = modelgate_policies::chain::sha256_hex(key.as_bytes());
+            digest.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
+        });
+        usize::try_from(hash % self.slots as u64).unwrap_or(0)
+    }
+
+    fn slot_key(&self, slot: usize) -> String {
+        format!("{}.{slot}", self.namespace)
+    }
+
+    fn lease_key(&self, slot: usize) -> String {
+        format!("{}.{slot}.lease", self.namespace)
+    }
+
+    fn marks_key(&self) -> String {
+        format!("{}.slots", self.namespace)
+    }
+
+    /// Marks `slot` in use in shared data, once across every VM (compare-
+    /// and-swap), so that the VMs' parts of the gauge add up to the slots
+    /// used.
+    fn mark(&self, slot: usize) {
+        if has_bit(&self.marked, slot) {
+            return;
+        }
+        let (byte, bit) = (slot / 8, 1u8 << (slot % 8));
+        for _ in 0..8 {
+            let (value, cas) = host::shared_get(&self.marks_key());
+            let mut marks = value.unwrap_or_default();
+            marks.resize(self.slots.div_ceil(8), 0);
+            if marks[byte] & bit != 0 {
+                set_bit(&self.marked, slot);
+                return;
+            }
+            marks[byte] |= bit;
+            if cas.is_some() && host::shared_set(&self.marks_key(), &marks, cas) {
+                set_bit(&self.marked, slot);
+                self.marked_here.set(self.marked_here.get() + 1);
+                return;
+            }
+            if cas.is_none() {
+                // Gone or never made: make it (empty) and mark again.
+                host::shared_set(&self.marks_key(), &vec![0; self.slots.div_ceil(8)], None);
+            }
+        }
+    }
+
+    /// The sizes for the gauges: flights, and the slots this VM marked.
+    pub fn sizes(&self) -> (usize, u64) {
+        (self.flights.try_borrow().map_or(0, |f| f.len()), self.marked_here.get())
+    }
+
+    /// The configuration goes: empty the slots this VM wrote (their keys
+    /// stay; their tokens need not).
+    pub fn empty_slots(&self) {
+        let Ok(written) = self.written.try_borrow() else { return };
+        for slot in (0..self.slots).filter(|s| written.get(s / 64).is_some_and(|w| w & (1 << (s % 64)) != 0)) {
+            host::shared_set(&self.slot_key(slot), b"", None);
         }
     }
 }
 
-/// The shared-data key of a credential key: its digest, so no SPIFFE ID
-/// or model name shapes the key.
-fn token_key(key: &str) -> String {
-    format!("modelgate.token.{}", &modelgate_policies::chain::sha256_hex(key.as_bytes())[..32])
+/// A credential key's tag in its slot's lease.
+fn tag(key: &str) -> &str {
+    key.get(..16).unwrap_or(key)
+}
+
+fn has_bit(bits: &RefCell<Vec<u64>>, n: usize) -> bool {
+    bits.try_borrow().ok().and_then(|b| b.get(n / 64).map(|w| w & (1 << (n % 64)) != 0)).unwrap_or(false)
+}
+
+fn set_bit(bits: &RefCell<Vec<u64>>, n: usize) {
+    if let Some(w) = bits.try_borrow_mut().ok().as_mut().and_then(|b| b.get_mut(n / 64)) {
+        *w |= 1 << (n % 64);
+    }
 }
 
 /// The exchange a waiter holds, for the request that answers for it.

@@ -223,26 +223,29 @@ pub fn plan(
             Ok(Plan::Ready(vec![(header.clone(), format!("{prefix}{jwt}"))]))
         }
         Credential::TokenExchange(te) => {
-            let account: &[(String, String)] = match &te.accounts {
-                None => &[],
+            let (index, account): (Option<usize>, &[(String, String)]) = match &te.accounts {
+                None => (None, &[]),
                 Some(accounts) => {
                     let id = SpiffeId::parse(caller.spiffe_id)
                         .map_err(|_| unavailable(provider, "no_account", "the caller has no SPIFFE ID"))?;
-                    let account = accounts.iter().find(|a| a.workloads.iter().any(|w| w.matches(&id)));
-                    &account
+                    let (index, account) = accounts
+                        .iter()
+                        .enumerate()
+                        .find(|(_, a)| a.workloads.iter().any(|w| w.matches(&id)))
                         .ok_or_else(|| {
                             unavailable(
                                 provider,
                                 "no_account",
                                 &format!("no provider account is configured for {}", caller.spiffe_id),
                             )
-                        })?
-                        .params
+                        })?;
+                    (Some(index), &account.params)
                 }
             };
-            // A minted assertion names the model: its token is bound to it.
+            // A minted assertion names the model: its token is bound to it
+            // (the caches' bounds hold however many models the rules allow).
             let bound = matches!(te.subject, Subject::Minted(_));
-            let key = token::key(&provider.name, caller.spiffe_id, if bound { caller.model } else { None });
+            let key = token::key(&te.digest, index, caller.spiffe_id, if bound { caller.model } else { None });
             if let Some(token) = tokens.get(&key, now_ms) {
                 return Ok(Plan::Ready(token::headers(te, &token, request)));
             }
@@ -290,7 +293,7 @@ pub fn finish(
     let token = match read {
         Ok(token) => token,
         Err(d) => {
-            tokens.fail(key, &d);
+            tokens.fail(key, &d, now_ms);
             return Err(d);
         }
     };
@@ -323,7 +326,7 @@ pub fn shared(
         return Ok(with_token(provider, &token, request));
     }
     Err(tokens
-        .failure(key)
+        .failure(key, now_ms)
         .unwrap_or_else(|| unavailable(provider, "token_unavailable", "the token fetched for this workload is gone")))
 }
 

@@ -3,18 +3,23 @@
 //! that lets one exchange serve every request of a workload until the token
 //! is about to expire.
 //!
-//! - A token is cached under its key: the provider, the workload's SPIFFE
-//!   ID and, when the assertion names it, the model. Never across
-//!   workloads; never an SVID.
+//! - A token is cached under its key ([`key`]): the digest of the
+//!   provider's whole credential configuration and the policy generation
+//!   ([`crate::config::TokenExchange::digest`]), the account chosen for the
+//!   workload, its SPIFFE ID and, when the assertion names it, the model.
+//!   Never across workloads or configurations; never an SVID.
 //! - It is used until `expires_in − refresh_margin_seconds`; after that the
 //!   next request fetches a new one.
 //! - A failed fetch is kept only long enough for the requests that waited
 //!   on it to get the same answer; the next request tries again.
+//! - Both stores are bounded: at most `limits.token_cache_size` tokens and
+//!   [`MAX_FAILURES`] failures; when full, the expired go first, then the
+//!   oldest.
 //! - Other worker VMs reuse a token through Envoy's shared data
 //!   ([`TokenCache::export`], [`TokenCache::import`]).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -22,30 +27,96 @@ use crate::callout::{is_json, CalloutRequest, CalloutResult};
 use crate::config::{Encoding, Grant, Provider, TokenExchange};
 use crate::reason::{Denial, Reason};
 
-/// Tokens a VM keeps; beyond this the expired ones go, then all.
-const MAX_TOKENS: usize = 16_384;
+/// Tokens a VM keeps (and shared-data slots a configuration uses) unless
+/// `limits.token_cache_size` says otherwise.
+pub const DEFAULT_CACHE_SIZE: usize = 1_024;
+/// The most `limits.token_cache_size` may be.
+pub const MAX_CACHE_SIZE: usize = 65_536;
+/// Failures a VM keeps for the requests that waited on them.
+pub const MAX_FAILURES: usize = 256;
+/// How long a failure is kept: the longest a waiter can wait (the longest
+/// `timeout_ms`); waiters are normally told at once.
+const FAILURE_KEPT_MS: u64 = 60_000;
+/// Expired entries are swept at most this often (a sweep reads them all).
+const SWEEP_EVERY_MS: u64 = 1_000;
 /// The longest token lifetime believed (a day).
 const MAX_EXPIRES_IN: u64 = 86_400;
 /// The largest token endpoint answer read.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// What the cache is keyed by.
-pub fn key(provider: &str, spiffe_id: &str, model: Option<&str>) -> String {
-    format!("{provider}\n{spiffe_id}\n{}", model.unwrap_or(""))
+/// What the cache is keyed by: the SHA-256 (hex) of the credential's
+/// digest (its whole configuration and the policy generation), the
+/// chosen account, the workload and the model a minted assertion names.
+/// Length-prefixed, so no two different inputs run together.
+pub fn key(credential: &str, account: Option<usize>, spiffe_id: &str, model: Option<&str>) -> String {
+    let account = account.map_or_else(String::new, |i| i.to_string());
+    let mut text = String::new();
+    for part in [credential, &account, spiffe_id, model.unwrap_or("")] {
+        text.push_str(&format!("{}:{part}\n", part.len()));
+    }
+    crate::chain::sha256_hex(text.as_bytes())
 }
 
-/// A token and when it is to be replaced.
-#[derive(Clone, PartialEq, Eq)]
-struct Cached {
-    value: String,
-    refresh_at_ms: u64,
+/// A map of at most `capacity` entries that expire: an expired entry is
+/// never served, and when the map is full the expired go first, then the
+/// oldest.
+struct Bounded<V> {
+    map: HashMap<String, (V, u64, u64)>,
+    /// Insertion order: sequence number → key.
+    order: BTreeMap<u64, String>,
+    next: u64,
+    capacity: usize,
+    swept_ms: Option<u64>,
 }
 
-#[derive(Default)]
+impl<V> Bounded<V> {
+    fn new(capacity: usize) -> Self {
+        Bounded { map: HashMap::new(), order: BTreeMap::new(), next: 0, capacity, swept_ms: None }
+    }
+
+    fn get(&mut self, key: &str, now_ms: u64) -> Option<&V> {
+        if self.map.get(key).is_some_and(|(_, expires, _)| now_ms >= *expires) {
+            self.remove(key);
+        }
+        self.map.get(key).map(|(v, _, _)| v)
+    }
+
+    fn insert(&mut self, key: &str, value: V, expires_ms: u64, now_ms: u64) {
+        self.remove(key);
+        if self.capacity == 0 {
+            return;
+        }
+        if self.map.len() >= self.capacity && self.swept_ms.is_none_or(|t| now_ms >= t + SWEEP_EVERY_MS) {
+            self.swept_ms = Some(now_ms);
+            self.map.retain(|_, (_, expires, _)| *expires > now_ms);
+            let map = &self.map;
+            self.order.retain(|_, k| map.contains_key(k));
+        }
+        while self.map.len() >= self.capacity {
+            let Some((_, oldest)) = self.order.pop_first() else { break };
+            self.map.remove(&oldest);
+        }
+        self.next += 1;
+        self.order.insert(self.next, key.to_string());
+        self.map.insert(key.to_string(), (value, expires_ms, self.next));
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((_, _, seq)) = self.map.remove(key) {
+            self.order.remove(&seq);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 struct Inner {
-    tokens: HashMap<String, Cached>,
+    /// Tokens until their refresh time.
+    tokens: Bounded<String>,
     /// The last failure per key, for the requests that waited on it.
-    failures: HashMap<String, Denial>,
+    failures: Bounded<Denial>,
     stats: TokenStats,
 }
 
@@ -57,9 +128,14 @@ pub struct TokenStats {
     pub failures: Vec<(String, u64)>,
 }
 
-#[derive(Default)]
 pub struct TokenCache {
     inner: RefCell<Inner>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::new(DEFAULT_CACHE_SIZE)
+    }
 }
 
 /// A token endpoint's answer, read strictly.
@@ -70,10 +146,21 @@ pub struct Token {
 }
 
 impl TokenCache {
+    /// A cache of at most `capacity` tokens (and [`MAX_FAILURES`] failures).
+    pub fn new(capacity: usize) -> Self {
+        TokenCache {
+            inner: RefCell::new(Inner {
+                tokens: Bounded::new(capacity),
+                failures: Bounded::new(MAX_FAILURES.min(capacity.max(1))),
+                stats: TokenStats::default(),
+            }),
+        }
+    }
+
     /// The cached token of `key`, if it is not due for refresh.
     pub fn get(&self, key: &str, now_ms: u64) -> Option<String> {
         let mut inner = self.inner.try_borrow_mut().ok()?;
-        let hit = inner.tokens.get(key).filter(|c| now_ms < c.refresh_at_ms).map(|c| c.value.clone());
+        let hit = inner.tokens.get(key, now_ms).cloned();
         if hit.is_some() {
             inner.stats.hits += 1;
         }
@@ -82,21 +169,14 @@ impl TokenCache {
 
     /// Keeps a fetched token until `expires_in − margin`.
     pub fn store(&self, key: &str, token: &Token, margin_seconds: u64, now_ms: u64) {
-        let lifetime = token.expires_in.saturating_sub(margin_seconds).saturating_mul(1_000);
-        self.insert(key, Cached { value: token.value.clone(), refresh_at_ms: now_ms + lifetime });
+        let lifetime = token.expires_in.min(MAX_EXPIRES_IN).saturating_sub(margin_seconds).saturating_mul(1_000);
+        self.insert(key, token.value.clone(), now_ms.saturating_add(lifetime), now_ms);
     }
 
-    fn insert(&self, key: &str, cached: Cached) {
+    fn insert(&self, key: &str, value: String, refresh_at_ms: u64, now_ms: u64) {
         let Ok(mut inner) = self.inner.try_borrow_mut() else { return };
         inner.failures.remove(key);
-        if inner.tokens.len() >= MAX_TOKENS {
-            let now = cached.refresh_at_ms.saturating_sub(MAX_EXPIRES_IN * 1_000);
-            inner.tokens.retain(|_, c| c.refresh_at_ms > now);
-            if inner.tokens.len() >= MAX_TOKENS {
-                inner.tokens.clear();
-            }
-        }
-        inner.tokens.insert(key.to_string(), cached);
+        inner.tokens.insert(key, value, refresh_at_ms, now_ms);
     }
 
     pub fn counted_exchange(&self) {
@@ -106,7 +186,7 @@ impl TokenCache {
     }
 
     /// Remembers why `key` could not be fetched, for its waiters.
-    pub fn fail(&self, key: &str, denial: &Denial) {
+    pub fn fail(&self, key: &str, denial: &Denial, now_ms: u64) {
         let Ok(mut inner) = self.inner.try_borrow_mut() else { return };
         let detail = denial.detail.clone().unwrap_or_else(|| "unknown".into());
         match inner.stats.failures.iter_mut().find(|(d, _)| *d == detail) {
@@ -114,22 +194,30 @@ impl TokenCache {
             None => inner.stats.failures.push((detail, 1)),
         }
         inner.tokens.remove(key);
-        inner.failures.insert(key.to_string(), denial.clone());
+        inner.failures.insert(key, denial.clone(), now_ms.saturating_add(FAILURE_KEPT_MS), now_ms);
     }
 
-    pub fn failure(&self, key: &str) -> Option<Denial> {
-        self.inner.try_borrow().ok()?.failures.get(key).cloned()
+    pub fn failure(&self, key: &str, now_ms: u64) -> Option<Denial> {
+        self.inner.try_borrow_mut().ok()?.failures.get(key, now_ms).cloned()
     }
 
     pub fn stats(&self) -> TokenStats {
         self.inner.try_borrow().map(|i| i.stats.clone()).unwrap_or_default()
     }
 
-    /// `key`'s token as other VMs read it from shared data.
+    /// How many tokens and failures are kept (expired ones included until
+    /// they are swept), for the gauges.
+    pub fn sizes(&self) -> (usize, usize) {
+        self.inner.try_borrow().map_or((0, 0), |i| (i.tokens.len(), i.failures.len()))
+    }
+
+    /// `key`'s token as other VMs read it from shared data: its refresh
+    /// time, the key (compared on import: a slot another key took is a
+    /// miss, never a wrong token), and the token.
     pub fn export(&self, key: &str) -> Option<Vec<u8>> {
         let inner = self.inner.try_borrow().ok()?;
-        let c = inner.tokens.get(key)?;
-        Some(format!("{}\n{key}\n{}", c.refresh_at_ms, c.value).into_bytes())
+        let (value, refresh_at_ms, _) = inner.tokens.map.get(key)?;
+        Some(format!("{refresh_at_ms}\n{key}\n{value}").into_bytes())
     }
 
     /// Takes another VM's token for `key`, if it is fresh. True if taken.
@@ -139,7 +227,7 @@ impl TokenCache {
         let Some(value) = rest.strip_prefix(key).and_then(|r| r.strip_prefix('\n')) else { return false };
         match refresh.parse::<u64>() {
             Ok(refresh_at_ms) if now_ms < refresh_at_ms && valid_token(value) => {
-                self.insert(key, Cached { value: value.to_string(), refresh_at_ms });
+                self.insert(key, value.to_string(), refresh_at_ms, now_ms);
                 true
             }
             _ => false,

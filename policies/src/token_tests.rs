@@ -185,25 +185,26 @@ fn answers_are_read_strictly() {
 #[test]
 fn the_cache_serves_until_the_margin_and_across_vms() {
     let cache = TokenCache::default();
-    let k = key("openai", "spiffe://example.org/a", None);
+    let k = key("digest", None, "spiffe://example.org/a", None);
     cache.store(&k, &Token { value: "at-1".into(), expires_in: 100 }, 30, 1_000);
     assert_eq!(cache.get(&k, 70_999).as_deref(), Some("at-1"));
     assert_eq!(cache.get(&k, 71_000), None, "refreshed 30 s before expiry");
+    cache.store(&k, &Token { value: "at-1".into(), expires_in: 100 }, 30, 1_000);
     // Never across workloads or models.
-    assert_eq!(cache.get(&key("openai", "spiffe://example.org/b", None), 2_000), None);
-    assert_eq!(cache.get(&key("openai", "spiffe://example.org/a", Some("m")), 2_000), None);
+    assert_eq!(cache.get(&key("digest", None, "spiffe://example.org/b", None), 2_000), None);
+    assert_eq!(cache.get(&key("digest", None, "spiffe://example.org/a", Some("m")), 2_000), None);
     // Another VM takes it from shared data, only for the same key.
     let other = TokenCache::default();
     let shared = cache.export(&k).unwrap();
-    assert!(!other.import(&key("openai", "spiffe://example.org/b", None), &shared, 2_000));
+    assert!(!other.import(&key("digest", None, "spiffe://example.org/b", None), &shared, 2_000));
     assert!(!other.import(&k, &shared, 71_000), "stale");
     assert!(other.import(&k, &shared, 2_000));
     assert_eq!(other.get(&k, 2_000).as_deref(), Some("at-1"));
     // A failure is remembered for the waiters, and replaces the token.
     let d = Denial::new(Reason::CredentialUnavailable, "x").with_detail("token_endpoint_status");
-    cache.fail(&k, &d);
+    cache.fail(&k, &d, 2_000);
     assert_eq!(cache.get(&k, 2_000), None);
-    assert_eq!(cache.failure(&k), Some(d));
+    assert_eq!(cache.failure(&k, 2_000), Some(d));
     assert_eq!(cache.stats().failures, vec![("token_endpoint_status".to_string(), 1)]);
 }
 
@@ -248,5 +249,205 @@ fn every_broken_answer_shape_is_refused() {
     for content_type in [Some("application/json; charset=utf-8"), None] {
         let r = delivered(2, Some("200"), content_type, Some(good.clone()), good.len(), limit);
         assert_eq!(read(provider, &r), Ok(Token { value: "at".into(), expires_in: 60 }));
+    }
+}
+
+/// The openai exchange of `with_exchange`, to vary one field at a time.
+fn base_exchange() -> serde_json::Value {
+    json!({
+        "type": "token_exchange", "cluster": "sts_a", "authority": "sts.a", "path": "/token",
+        "timeout_ms": 1000, "grant": "token_exchange", "encoding": "form", "subject": "minted",
+        "mint": {"env": "SIGNING_KEY", "issuer": "https://gw.example", "audience": "https://sts.a", "ttl_seconds": 60},
+        "audience": "https://llm", "scope": "llm.invoke", "client_id": "gw", "params": {"resource": "r"},
+        "accounts": [{"workloads": ["spiffe://example.org/ns/support/**"], "params": {"account": "a"}},
+                     {"workloads": ["spiffe://example.org/**"], "params": {"account": "b"}}],
+        "exchange_headers": {"x-tenant": "t1"}, "refresh_margin_seconds": 30,
+        "header": "authorization", "prefix": "Bearer "
+    })
+}
+
+fn digest_of(credential: &serde_json::Value, patch: serde_json::Value, key_seed: u8) -> String {
+    let mut c = config(patch);
+    for p in c["providers"].as_array_mut().unwrap() {
+        if p["name"] == "openai" {
+            p["credential"] = credential.clone();
+        }
+    }
+    let signing = {
+        let key = ec_key(key_seed);
+        let mut jwk = ec_jwk(&key, "gw-1");
+        jwk["d"] = json!(b64(&key.to_bytes()));
+        jwk.to_string()
+    };
+    let p = Policy::from_json(c.to_string().as_bytes(), &|name| match name {
+        "SIGNING_KEY" => Some(signing.clone()),
+        other => env(other),
+    })
+    .unwrap();
+    exchange_of(&p).digest.clone()
+}
+
+#[test]
+fn every_credential_field_and_the_policy_generation_change_the_key() {
+    let base = base_exchange();
+    let first = digest_of(&base, json!({}), 3);
+    assert_eq!(first.len(), 64);
+    assert_eq!(digest_of(&base, json!({}), 3), first, "equal configurations, equal keys");
+    let changes: Vec<(&str, serde_json::Value)> = vec![
+        ("cluster", json!("sts_b")),
+        ("authority", json!("sts.b")),
+        ("path", json!("/token2")),
+        ("timeout_ms", json!(2000)),
+        ("grant", json!("jwt_bearer")),
+        ("encoding", json!("json")),
+        ("audience", json!("https://llm2")),
+        ("scope", json!("llm.admin")),
+        ("client_id", json!("gw2")),
+        ("params", json!({"resource": "r2"})),
+        ("accounts", json!([{"workloads": ["spiffe://example.org/**"], "params": {"account": "b"}}])),
+        (
+            "accounts",
+            json!([{"workloads": ["spiffe://example.org/ns/support/**"], "params": {"account": "c"}},
+                   {"workloads": ["spiffe://example.org/**"], "params": {"account": "b"}}]),
+        ),
+        ("exchange_headers", json!({"x-tenant": "t2"})),
+        ("refresh_margin_seconds", json!(31)),
+        ("header", json!("x-token")),
+        ("prefix", json!("Token ")),
+        ("mint", json!({"env": "SIGNING_KEY", "issuer": "https://gw2.example", "audience": "https://sts.a"})),
+        ("mint", json!({"env": "SIGNING_KEY", "issuer": "https://gw.example", "audience": "https://sts.b"})),
+        (
+            "mint",
+            json!({"env": "SIGNING_KEY", "issuer": "https://gw.example", "audience": "https://sts.a", "ttl_seconds": 61}),
+        ),
+    ];
+    let mut seen = vec![first.clone()];
+    for (field, value) in changes {
+        let mut changed = base.clone();
+        changed[field] = value.clone();
+        let d = digest_of(&changed, json!({}), 3);
+        assert!(!seen.contains(&d), "{field} = {value} left the key as it was");
+        seen.push(d);
+    }
+    let mut svid = base.clone();
+    svid["subject"] = json!("svid");
+    svid.as_object_mut().unwrap().remove("mint");
+    let others = [
+        digest_of(&svid, json!({}), 3),
+        digest_of(&base, json!({}), 4),                // another signing key
+        digest_of(&base, json!({"mode": "audit"}), 3), // another policy generation
+        digest_of(&base, json!({"limits": {"max_body_bytes": 1000}}), 3),
+    ];
+    for d in others {
+        assert!(!seen.contains(&d));
+        seen.push(d);
+    }
+}
+
+#[test]
+fn the_key_names_the_account_the_workload_and_a_bound_model() {
+    let k = |d: &str, a: Option<usize>, s: &str, m: Option<&str>| key(d, a, s, m);
+    let base = k("d", Some(0), "spiffe://example.org/a", Some("m"));
+    assert_eq!(base, k("d", Some(0), "spiffe://example.org/a", Some("m")));
+    for other in [
+        k("e", Some(0), "spiffe://example.org/a", Some("m")),
+        k("d", Some(1), "spiffe://example.org/a", Some("m")),
+        k("d", None, "spiffe://example.org/a", Some("m")),
+        k("d", Some(0), "spiffe://example.org/b", Some("m")),
+        k("d", Some(0), "spiffe://example.org/a", Some("n")),
+        k("d", Some(0), "spiffe://example.org/a", None),
+        // Fields never run together.
+        k("d", Some(0), "spiffe://example.org/a\n", Some("")),
+    ] {
+        assert_ne!(base, other);
+    }
+    // No SPIFFE ID or model shows in it.
+    assert!(base.bytes().all(|b| b.is_ascii_hexdigit()) && base.len() == 64);
+}
+
+#[test]
+fn plan_keys_by_the_credential_digest_and_the_chosen_account() {
+    let p = with_exchange(base_exchange());
+    let provider = openai(&p);
+    let tokens = TokenCache::default();
+    let plan_key = |spiffe_id: &str, model: Option<&str>| {
+        let caller = crate::credential::Caller { spiffe_id, svid: None, model };
+        match crate::credential::plan(provider, &caller, &[], &tokens, 0, &|| [7; 16], &crate::svid::PureRustVerifier)
+            .unwrap()
+        {
+            crate::credential::Plan::Fetch { key, .. } => key,
+            other => panic!("{other:?}"),
+        }
+    };
+    let te = exchange_of(&p);
+    let support = "spiffe://example.org/ns/support/sa/bot";
+    assert_eq!(plan_key(support, Some("m")), key(&te.digest, Some(0), support, Some("m")));
+    let other = "spiffe://example.org/ns/research/sa/bot";
+    assert_eq!(plan_key(other, Some("m")), key(&te.digest, Some(1), other, Some("m")));
+}
+
+#[test]
+fn a_full_cache_drops_the_expired_then_the_oldest() {
+    let cache = TokenCache::new(3);
+    let t = |v: &str, expires_in| Token { value: v.into(), expires_in };
+    cache.store("a", &t("ta", 100), 0, 0);
+    cache.store("b", &t("tb", 10), 0, 0);
+    cache.store("c", &t("tc", 100), 0, 0);
+    // b expired at 10 s: it goes, not the oldest.
+    cache.store("d", &t("td", 100), 0, 20_000);
+    assert_eq!(cache.sizes().0, 3);
+    assert_eq!(cache.get("a", 20_000).as_deref(), Some("ta"));
+    assert_eq!(cache.get("b", 5_000), None);
+    // Nothing expired: the oldest (a) goes.
+    cache.store("e", &t("te", 100), 0, 21_000);
+    assert_eq!(cache.get("a", 21_000), None);
+    for (k, v) in [("c", "tc"), ("d", "td"), ("e", "te")] {
+        assert_eq!(cache.get(k, 21_000).as_deref(), Some(v));
+    }
+    // Storing a key again makes it the newest.
+    cache.store("c", &t("tc2", 100), 0, 22_000);
+    cache.store("f", &t("tf", 100), 0, 22_000);
+    assert_eq!(cache.get("d", 22_000), None);
+    assert_eq!(cache.get("c", 22_000).as_deref(), Some("tc2"));
+    // An expired entry is never served, and leaves when read.
+    assert_eq!(cache.get("f", 200_000), None);
+    assert_eq!(cache.sizes().0, 2);
+}
+
+#[test]
+fn a_flood_of_keys_stays_within_the_bound() {
+    let cache = TokenCache::new(64);
+    for i in 0..5_000u64 {
+        let k = key("d", None, "spiffe://example.org/a", Some(&format!("model-{i}")));
+        cache.store(&k, &Token { value: format!("t{i}"), expires_in: 300 }, 0, i);
+        assert!(cache.sizes().0 <= 64);
+        assert_eq!(cache.get(&k, i).as_deref(), Some(format!("t{i}").as_str()), "the newest is kept");
+    }
+    assert_eq!(cache.sizes().0, 64);
+    let d = Denial::new(Reason::CredentialUnavailable, "x").with_detail("token_endpoint_status");
+    for i in 0..1_000u64 {
+        cache.fail(&format!("k{i}"), &d, i);
+        assert!(cache.sizes().1 <= MAX_FAILURES.min(64));
+    }
+    assert_eq!(cache.failure("k999", 999), Some(d.clone()));
+    assert_eq!(cache.failure("k0", 999), None, "the oldest failure went");
+    let big = TokenCache::new(1_000);
+    for i in 0..1_000u64 {
+        big.fail(&format!("k{i}"), &d, 0);
+    }
+    assert_eq!(big.sizes().1, MAX_FAILURES);
+    // A failure is kept for its waiters only a while.
+    assert_eq!(big.failure("k999", 59_999), Some(d));
+    assert_eq!(big.failure("k999", 60_000), None);
+}
+
+#[test]
+fn the_token_cache_size_is_bounded_in_the_config() {
+    assert_eq!(policy(json!({})).token_cache_size, DEFAULT_CACHE_SIZE);
+    assert_eq!(policy(json!({"limits": {"token_cache_size": 64}})).token_cache_size, 64);
+    for bad in [0, MAX_CACHE_SIZE as u64 + 1] {
+        let c = config(json!({"limits": {"token_cache_size": bad}}));
+        let e = Policy::from_json(c.to_string().as_bytes(), &env).unwrap_err();
+        assert_eq!(e.path, "limits.token_cache_size", "{e}");
     }
 }

@@ -18,7 +18,7 @@ const MAX_SVID_CACHE: usize = 1 << 20;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy> {
+pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, generation: &str) -> Result<Policy> {
     if raw.version != 1 {
         return Err(ConfigError::new(
             "version",
@@ -27,17 +27,34 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
     }
     let (jwt_svid, identity) = identity(raw.identity)?;
     let trust_domains = trust_domains(raw.trust_domains, jwt_svid.enabled)?;
-    let providers = providers(raw.providers, env)?;
+    let mut providers = providers(raw.providers, env)?;
+    for p in &mut providers {
+        let digest = super::credentials::digest(generation, p);
+        if let Credential::TokenExchange(te) = &mut p.credential {
+            te.digest = digest;
+        }
+    }
     let rules = rules(raw.rules, &trust_domains, &providers)?;
     let prompt_guard = prompt_guard(raw.prompt_guard)?;
     let prompt_audit = match raw.audit.and_then(|a| a.prompt) {
         None | Some(RawPromptAudit::Sha256) => PromptAudit::Sha256,
         Some(RawPromptAudit::None) => PromptAudit::None,
     };
-    let max_body_bytes = raw.limits.and_then(|l| l.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let max_body_bytes = raw.limits.as_ref().and_then(|l| l.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES);
     if max_body_bytes == 0 {
         return Err(ConfigError::new("limits.max_body_bytes", "must be at least 1"));
     }
+    let token_cache_size = match raw.limits.and_then(|l| l.token_cache_size) {
+        None => crate::token::DEFAULT_CACHE_SIZE,
+        Some(n) => {
+            usize::try_from(n).ok().filter(|n| (1..=crate::token::MAX_CACHE_SIZE).contains(n)).ok_or_else(|| {
+                ConfigError::new(
+                    "limits.token_cache_size",
+                    format!("{n} is out of range: 1 to {}", crate::token::MAX_CACHE_SIZE),
+                )
+            })?
+        }
+    };
     Ok(Policy {
         mode: match raw.mode {
             None | Some(RawMode::Enforce) => Mode::Enforce,
@@ -51,6 +68,8 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
         prompt_audit,
         max_body_bytes,
         prompt_guard,
+        generation: generation.to_string(),
+        token_cache_size,
     })
 }
 

@@ -65,6 +65,27 @@ pub struct TokenExchange {
     /// Comma-list headers the token needs on API calls, merged into the
     /// request's own (Anthropic's `anthropic-beta: oauth-2025-04-20`).
     pub with_token: Vec<(String, String)>,
+    /// What its tokens are cached under ([`digest`]): set when the whole
+    /// configuration is compiled.
+    pub digest: String,
+}
+
+/// The SHA-256 (hex) of everything that shapes a provider's tokens: the
+/// policy generation, the whole provider as configured (its `Debug`, so a
+/// field added later is covered without anyone remembering it here; no
+/// secret is in it) and, for a minted subject, the public key the
+/// assertion is signed with (the signing key comes from the environment,
+/// not the configuration text).
+pub(super) fn digest(generation: &str, provider: &super::Provider) -> String {
+    let mut text = format!("{}:{generation}\n", generation.len());
+    let described = format!("{provider:?}");
+    text.push_str(&format!("{}:{described}\n", described.len()));
+    if let super::Credential::TokenExchange(te) = &provider.credential {
+        if let Subject::Minted(minter) = &te.subject {
+            text.push_str(&minter.jwks().to_string());
+        }
+    }
+    crate::chain::sha256_hex(text.as_bytes())
 }
 
 /// A provider's workload identity federation, as its SDK speaks it.
@@ -428,5 +449,6 @@ pub(super) fn exchange(
         header,
         prefix,
         with_token,
+        digest: String::new(),
     })
 }

@@ -28,6 +28,11 @@ pub struct Policy {
     pub max_body_bytes: u64,
     /// The prompt-leak guard, when configured.
     pub prompt_guard: Option<crate::guard::Guard>,
+    /// The SHA-256 (hex) of the configuration text: a token obtained under
+    /// one configuration is never served under another.
+    pub generation: String,
+    /// Tokens a VM keeps, and shared-data slots for them per configuration.
+    pub token_cache_size: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,7 +367,7 @@ impl Policy {
         let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
         de.end().map_err(|e| ConfigError::new("", e.to_string()))?;
-        compile::compile(raw, env)
+        compile::compile(raw, env, &crate::chain::sha256_hex(json))
     }
 
     /// The policy in `text` as the filter would load it, for checking and

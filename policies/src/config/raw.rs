@@ -272,4 +272,6 @@ pub enum RawPromptAudit {
 pub struct RawLimits {
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    #[serde(default)]
+    pub token_cache_size: Option<u64>,
 }

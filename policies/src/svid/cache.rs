@@ -92,6 +92,11 @@ impl SvidCache {
         self.lru.try_borrow().map_or(0, |l| l.map.len())
     }
 
+    /// JWT-SVIDs and X.509-SVIDs kept, for the gauge.
+    pub fn entries(&self) -> usize {
+        self.len() + self.x509.try_borrow().map_or(0, |l| l.map.len())
+    }
+
     /// Validates a leaf certificate as an X.509-SVID, from the cache when
     /// it holds one under `key` (the SHA-256 of its DER); `der` reads the
     /// certificate only on a miss. The validity period is checked against
