@@ -30,7 +30,8 @@ def pem(name: str) -> str:
 
 
 def xfcc(cert_name: str, by: str = FRONT_PROXY_ID, with_hash: bool = True) -> str:
-    """An x-forwarded-client-cert element as Envoy's front proxy writes it,
+    """An x-forwarded-client-cert element as a front proxy forwarding the
+    certificate writes it (`set_current_client_cert_details: {cert: true}`),
     here forged by whoever sends it."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -39,7 +40,7 @@ def xfcc(cert_name: str, by: str = FRONT_PROXY_ID, with_hash: bool = True) -> st
     if with_hash:
         element += f'Hash={cert.fingerprint(hashes.SHA256()).hex()};'
     der_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    return element + f'Cert="{urllib.parse.quote(der_pem, safe="")}";URI={cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.UniformResourceIdentifier)[0]}'
+    return element + f'Cert="{urllib.parse.quote(der_pem, safe="")}"'
 
 
 XFCC_POLICY = {"identity": {"x509_svid": {"source": "xfcc", "trusted_hop": FRONT_PROXY_ID}, "require": "x509"}}

@@ -6,7 +6,7 @@
 //! workload sent, with the token cap spliced in where one was needed
 //! ([`Edit`]).
 
-use crate::api::{BodyFormat, Endpoint, ModelAt, StreamAt, StreamSwitch, ANY_MODEL};
+use crate::api::{BodyFormat, Endpoint, ModelAt, StreamAt, StreamSwitch, ANY_MODEL, TOOLS, TOOL_MODELS, TOOL_TYPES};
 use crate::config::RuleLimits;
 use crate::json::{self, Document, JsonError, Kind, Path, Value};
 use crate::multipart;
@@ -161,6 +161,8 @@ struct Layout {
     refuse: usize,
     history: usize,
     any_model: usize,
+    /// `tools[*]`, their `type`s and their `model`s.
+    tools: usize,
     /// The stream options object and its usage switch.
     stream_usage: Option<usize>,
     /// Each end-user field's parent (or itself, for a top-level field) and
@@ -197,6 +199,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         refuse: at(&mut paths, &endpoint.refuse.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
         history: at(&mut paths, endpoint.history),
         any_model: at(&mut paths, &[ANY_MODEL]),
+        tools: at(&mut paths, &[TOOLS, TOOL_TYPES, TOOL_MODELS]),
         stream_usage: endpoint.stream_usage.map(|p| at(&mut paths, &[&p[..1], p])),
         end_user: at(&mut paths, &endpoint.end_user.iter().flat_map(|p| [&p[..1], *p]).collect::<Vec<Path>>()),
     };
@@ -215,6 +218,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
             .with_detail(*detail));
         }
     }
+    tools_name_their_models(&doc, &layout, endpoint.tool_models)?;
     let other_models = other_models(&doc, &layout, endpoint.history.len())?;
     let mut stream = endpoint.stream == StreamAt::Always;
     for (j, switch) in switches.iter().enumerate() {
@@ -263,6 +267,29 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
         }
     }
     Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required, stream_usage, end_user })
+}
+
+/// A tool of a type that runs a model of its own must name it: without a
+/// `model` it runs the provider's default, which no rule decided.
+fn tools_name_their_models(doc: &Document<'_>, layout: &Layout, kinds: &[&str]) -> Result<(), Denial> {
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    let models: Vec<usize> = doc.all(layout.tools + 2).map(|m| m.found.start).collect();
+    for kind in doc.all(layout.tools + 1) {
+        let Some(name) = kind.as_str().filter(|k| kinds.contains(&k.as_ref())) else { continue };
+        let at = kind.found.start;
+        let tool = doc.all(layout.tools).find(|t| (t.found.start..t.found.end).contains(&at));
+        let named = tool.is_some_and(|t| models.iter().any(|m| (t.found.start..t.found.end).contains(m)));
+        if !named {
+            return Err(Denial::new(
+                Reason::AmbiguousModel,
+                format!("the {name:?} tool names no model: it would run the provider's default, which no rule decided; name its model"),
+            )
+            .with_detail("tool_model_missing"));
+        }
+    }
+    Ok(())
 }
 
 /// Every member named `model` outside the request's own model and its

@@ -172,6 +172,7 @@ const NESTED: Endpoint = Endpoint {
     max_tokens_default: Some(&[Step::Key("generationConfig"), Step::Key("maxOutputTokens")]),
     multipliers: &[],
     refuse: &[],
+    tool_models: &[],
     history: &[],
     query: &[],
     stream_usage: None,

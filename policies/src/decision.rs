@@ -114,7 +114,10 @@ const REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
 /// accept for it stands for.
 fn deny_spellings(model: &str) -> Vec<String> {
     let mut out = vec![model.to_string()];
-    let mut base = model.trim();
+    // Deny rules match case-insensitively (matches_loosely): so do the
+    // prefixes read here (`FT:…`, `US.anthropic…`).
+    let lower = model.trim().to_ascii_lowercase();
+    let mut base = lower.as_str();
     // A router's `provider/model` (OpenRouter, LiteLLM) or `models/…`.
     if let Some((_, rest)) = base.rsplit_once('/') {
         base = rest;
@@ -265,6 +268,8 @@ mod tests {
         for model in [
             "ft:gpt-3.5-turbo-0125:my-org::9abc",
             "ft:gpt-3.5-turbo:org:custom:id",
+            "FT:gpt-3.5-turbo-0125:org::abc",
+            "Ft:GPT-3.5-turbo:org:custom:id",
             "gpt-3.5-turbo:ft-acme-2023-01-01",
             "openai/gpt-3.5-turbo",
             "azure/openai/gpt-3.5-turbo-16k",

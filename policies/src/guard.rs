@@ -1,6 +1,7 @@
 //! The prompt-leak guard (SPEC reason `prompt_blocked`): detectors over the
-//! text a request sends — every string value of its JSON body, decoded
-//! (message contents, system prompts, tool arguments), never the keys —
+//! text a request sends — every string of its JSON body, decoded, member
+//! names included (message contents, system prompts, tool arguments and
+//! schemas), and every text part of a form —
 //! that find secrets and personal data before they leave. Each detector is
 //! a regular expression of the `regex` crate (linear time in the text), with
 //! a check in code where a pattern alone would flag too much: a Luhn check
@@ -11,7 +12,6 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::multipart;
 
@@ -173,36 +173,35 @@ impl Guard {
         Ok(Guard { action, detectors, any, custom })
     }
 
-    /// The findings in a JSON body's text: every string value, decoded —
-    /// what the provider reads. The body as sent is read first, in one pass
-    /// for all detectors: a body with no `\` at all spells each string
-    /// exactly as it decodes, and each string sits between quotes there
-    /// (no word character), so with nothing found in it the decoded strings
-    /// hold nothing either. Any escape — `\n` as much as `\u` — spells a
+    /// The findings in a JSON body's text: every string, decoded — member
+    /// names as much as values (a tool schema's property names reach the
+    /// model too) — what the provider reads. The body as sent is read
+    /// first, in one pass for all detectors: a body with no `\` spells
+    /// each string exactly as it decodes, between quotes (no word
+    /// character), so with nothing found in it the decoded strings hold
+    /// nothing either. Any escape — `\n` as much as `\u` — spells a
     /// character differently from how it decodes (the `n` of `\n` is a word
-    /// character, the newline is not), so then the strings are decoded and
-    /// read one by one.
+    /// character, the newline is not), so then every string is decoded and
+    /// read. One linear pass over the bytes, with no nesting limit: the
+    /// body was already read as strict JSON ([`crate::json`]), so every
+    /// `"` outside a string opens one.
     pub fn scan_json(&self, body: &[u8]) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
         if !self.custom && !body.contains(&b'\\') && !self.any.is_match(&String::from_utf8_lossy(body)) {
             return found;
         }
-        let Ok(value) = serde_json::from_slice::<Value>(body) else { return found };
-        let mut stack = vec![&value];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::String(text) => self.scan_text(text, &mut found),
-                Value::Array(items) => stack.extend(items),
-                Value::Object(members) => stack.extend(members.values()),
-                _ => {}
-            }
+        let mut i = 0;
+        while let Some(open) = body[i..].iter().position(|b| *b == b'"') {
+            let (text, next) = json_string(body, i + open + 1);
+            self.scan_text(&text, &mut found);
+            i = next;
         }
         found
     }
 
     /// The findings in a form's text (the transcription `prompt`, any other
-    /// text field): every part that is no file, and every file part sent as
-    /// text. Audio and other binary files are not read.
+    /// text field): every part that does not declare a type other than text.
+    /// Audio and other binary files, sent with their type, are not read.
     pub fn scan_multipart(&self, body: &[u8], content_type: &str) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
         let fields = multipart::boundary(content_type).and_then(|b| multipart::fields(body, &b)).unwrap_or_default();
@@ -211,7 +210,7 @@ impl Guard {
                 multipart::media_type(ct)
                     .is_ok_and(|m| m.essence.starts_with("text/") || m.essence == "application/json")
             });
-            if field.filename.is_none() || (textual && field.content_type.is_some()) {
+            if textual {
                 self.scan_text(&String::from_utf8_lossy(field.value), &mut found);
             }
         }
@@ -227,6 +226,57 @@ impl Guard {
             }
         }
     }
+}
+
+/// The JSON string whose first byte (after its opening quote) is at
+/// `start`, decoded, and the index just past its closing quote. Escapes
+/// decode as JSON says (`\uXXXX` pairs to one character; a lone surrogate
+/// or a bad escape becomes U+FFFD, which the strict reader refused anyway).
+fn json_string(body: &[u8], start: usize) -> (String, usize) {
+    let mut out: Vec<u8> = Vec::new();
+    let mut i = start;
+    let hex = |at: usize| {
+        body.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    while let Some(&b) = body.get(i) {
+        match b {
+            b'"' => return (String::from_utf8_lossy(&out).into_owned(), i + 1),
+            b'\\' => {
+                let escaped = body.get(i + 1).copied().unwrap_or(b'\\');
+                i += 2;
+                let c = match escaped {
+                    b'n' => '\n',
+                    b't' => '\t',
+                    b'r' => '\r',
+                    b'b' => '\u{8}',
+                    b'f' => '\u{c}',
+                    b'u' => {
+                        let high = hex(i);
+                        i += 4;
+                        match high {
+                            Some(h @ 0xD800..=0xDBFF) if body.get(i..i + 2) == Some(b"\\u") => match hex(i + 2) {
+                                Some(l @ 0xDC00..=0xDFFF) => {
+                                    i += 6;
+                                    char::from_u32(0x10000 + ((h - 0xD800) << 10) + (l - 0xDC00)).unwrap_or('\u{fffd}')
+                                }
+                                _ => '\u{fffd}',
+                            },
+                            Some(h) => char::from_u32(h).unwrap_or('\u{fffd}'),
+                            None => '\u{fffd}',
+                        }
+                    }
+                    other => char::from(other),
+                };
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), body.len())
 }
 
 #[cfg(test)]

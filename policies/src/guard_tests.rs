@@ -317,12 +317,13 @@ fn custom_patterns() {
 }
 
 #[test]
-fn json_text_is_scanned_keys_are_not() {
+fn json_text_and_member_names_are_scanned() {
     let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
     let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my key is AKIAIOSFODNN7EXAMPLE and \u0041KIAIOSFODNN7EXAMPLF"}],
                     "AKIAIOSFODNN7EXAMPLE":1,"metadata":{"note":"mail bob@example.com"}}"#;
     let found = guard.scan_json(body);
-    assert_eq!(found.get("aws_access_key"), Some(&2), "the escaped one too; not the key");
+    // The escaped one too, and the member name: a provider reads names too.
+    assert_eq!(found.get("aws_access_key"), Some(&3));
     assert_eq!(found.get("email"), Some(&1));
     assert_eq!(found.len(), 2, "{found:?}");
 }
@@ -392,4 +393,24 @@ fn a_secret_in_a_forms_text_field_is_found() {
     assert!(guard.scan_multipart(form("plain words").as_bytes(), ct).is_empty());
     let text_file = "--b\r\ncontent-disposition: form-data; name=\"file\"; filename=\"n.txt\"\r\ncontent-type: text/plain\r\n\r\nssn 078-05-1120\r\n--b--\r\n";
     assert_eq!(guard.scan_multipart(text_file.as_bytes(), ct).get("us_ssn"), Some(&1));
+}
+
+/// The decoded strings are read however deep the body nests (the strict
+/// reader takes 128 levels; a recursive JSON parser stopped there and the
+/// guard with it), and member names too: a tool schema's property names
+/// reach the model.
+#[test]
+fn every_string_is_read_at_any_depth_and_names_too() {
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let deep = format!(r#"{{"content":"my key AKIAIOSFODNN7EXAMPLE","x":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    assert_eq!(guard.scan_json(deep.as_bytes()).get("aws_access_key"), Some(&1));
+    let name = r#"{"tools":[{"parameters":{"properties":{"AKIAIOSFODNN7EXAMPLE":{"type":"string"}}}}]}"#;
+    assert_eq!(guard.scan_json(name.as_bytes()).get("aws_access_key"), Some(&1));
+    // Escapes decode: a surrogate pair, \u spelling a secret's letters.
+    let spelled = r#"{"a":"\ud83d\ude00 \u0041KIAIOSFODNN7EXAMPLE"}"#;
+    assert_eq!(guard.scan_json(spelled.as_bytes()).get("aws_access_key"), Some(&1));
+    assert_eq!(json_string(br#"a\"b\\c\/\u00e9\ud83d\ude00" tail"#, 0).0, "a\"b\\c/\u{e9}\u{1f600}");
+    // Linear: a long body of escapes.
+    let long = format!(r#"{{"a":"{}"}}"#, "\\n".repeat(500_000));
+    assert!(guard.scan_json(long.as_bytes()).is_empty());
 }

@@ -10,7 +10,9 @@
 //! Identity is taken only from the last element, only when its `By` names
 //! the configured trusted hop, and only from its `Cert` (the leaf PEM,
 //! URL-encoded), checked against its `Hash` when present — never from a
-//! `URI=` value, which Envoy does not quote and a crafted SAN can spoof.
+//! `URI=` value, which Envoy does not quote and a crafted SAN can spoof;
+//! a header with any `URI=` or `DNS=` value is refused outright, since such
+//! a SAN can also forge the element boundaries themselves.
 //! Anything two readers could split differently is refused: unbalanced
 //! quotes, a quote inside an unquoted value, empty elements or pairs, an
 //! unknown key, a repeated single-valued key, two header lines. One pass:
@@ -155,6 +157,17 @@ pub fn forwarded_leaf(
         Ok(e) => e,
         Err(XfccError(detail)) => return refuse(detail, "x-forwarded-client-cert could not be read with certainty"),
     };
+    // Envoy writes `URI=` and `DNS=` values unquoted: a SAN holding `,` or
+    // `;` (a CA need not refuse one, Envoy's SPIFFE validator does not)
+    // splits the hop's element and appends one of the caller's making. No
+    // element may carry them: the hop forwards the certificate only
+    // (`set_current_client_cert_details: {cert: true}`).
+    if elements.iter().any(|e| !e.uri.is_empty() || !e.dns.is_empty()) {
+        return refuse(
+            "xfcc_unquoted_san",
+            "x-forwarded-client-cert carries URI or DNS values, which Envoy does not quote and a certificate can forge elements with; configure the trusted hop to forward the certificate only (set_current_client_cert_details: {cert: true})",
+        );
+    }
     let Some(last) = elements.last() else { return Ok(None) };
     if !last.by.iter().any(|by| by == trusted_hop.as_str()) {
         return refuse(

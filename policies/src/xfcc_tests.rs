@@ -49,9 +49,7 @@ fn refuses_what_readers_could_split_differently() {
 fn takes_the_leaf_from_the_last_element_of_the_trusted_hop() {
     let cert = url_encoded(BOT_PEM);
     // An earlier element (the client's own, say) is never read.
-    let value = format!(
-        r#"By={HOP};Cert="garbage";URI=spiffe://example.org/admin,By={HOP};Cert="{cert}";URI=spiffe://example.org/ns/support/sa/bot"#
-    );
+    let value = format!(r#"By={HOP};Cert="garbage",By={HOP};Cert="{cert}""#);
     let der = forwarded_leaf(&header(&value), &hop(), Some(HOP)).unwrap().unwrap();
     assert_eq!(der, x509::leaf_der(BOT_PEM).unwrap());
     // Only the trusted hop, as the verified mTLS peer, may send it.
@@ -70,7 +68,8 @@ fn refuses_elements_the_trusted_hop_did_not_add() {
     let cases = [
         (format!(r#"By=spiffe://evil/x;Cert="{cert}""#), "xfcc_untrusted_hop"),
         (format!(r#"By={HOP};Cert="{cert}",By=spiffe://evil/x;Cert="{cert}""#), "xfcc_untrusted_hop"),
-        (format!("By={HOP};URI=spiffe://example.org/ns/support/sa/bot"), "xfcc_no_cert"),
+        (format!("By={HOP};Hash=00"), "xfcc_no_cert"),
+        (format!("By={HOP};URI=spiffe://example.org/ns/support/sa/bot"), "xfcc_unquoted_san"),
         (format!(r#"By={HOP};Hash={};Cert="{cert}""#, "0".repeat(64)), "xfcc_hash_mismatch"),
     ];
     for (value, detail) in cases {
@@ -90,4 +89,20 @@ fn refuses_elements_the_trusted_hop_did_not_add() {
 fn parsing_is_linear() {
     let value = format!(r#"By=a;Subject="{}""#, "\\;".repeat(200_000));
     assert_eq!(parse(&value).unwrap()[0].subject.as_ref().unwrap().len(), 400_000);
+}
+
+/// A SAN that holds `,By=…;Cert=…` splits the hop's element (Envoy does not
+/// quote URI values) and appends one naming another workload's public
+/// certificate: any URI or DNS value refuses the header.
+#[test]
+fn a_uri_san_cannot_forge_an_element() {
+    let cert = url_encoded(BOT_PEM);
+    let injected = format!(r#"By={HOP};Hash=ab;Cert="x";URI=spiffe://example.org/ns/a/sa/x,By={HOP};Cert="{cert}""#);
+    let d = forwarded_leaf(&header(&injected), &hop(), Some(HOP)).unwrap_err();
+    assert_eq!(d.detail.as_deref(), Some("xfcc_unquoted_san"));
+    let dns = format!(r#"By={HOP};Cert="{cert}";DNS=a.example"#);
+    assert_eq!(
+        forwarded_leaf(&header(&dns), &hop(), Some(HOP)).unwrap_err().detail.as_deref(),
+        Some("xfcc_unquoted_san")
+    );
 }

@@ -40,6 +40,7 @@ static ENDPOINTS: &[Endpoint] = &[
         max_tokens_default: Some(MAX_TOKENS),
         multipliers: &[],
         refuse: &[],
+        tool_models: &[],
         history: &[&[Step::Key("messages")]],
         // The SDK's beta namespace adds `?beta=true`.
         query: &["beta"],
@@ -56,6 +57,7 @@ static ENDPOINTS: &[Endpoint] = &[
         max_tokens_default: None,
         multipliers: &[],
         refuse: &[],
+        tool_models: &[],
         history: &[&[Step::Key("messages")]],
         query: &["beta"],
         stream_usage: None,

@@ -40,6 +40,17 @@ fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
     }
 }
 
+/// "On Your Data": `data_sources` sends the conversation to a search
+/// endpoint the caller names and selects an embedding deployment no rule
+/// sees — the gateway's key would act for both.
+const DATA_SOURCES: (Path, &str) = (&[Step::Key("data_sources")], "data_sources");
+const CHAT_REFUSE: &[(Path, &str)] = &[
+    (&[Step::Key("models")], "member_models"),
+    (&[Step::Key("fallbacks")], "member_fallbacks"),
+    (&[Step::Key("fallback_models")], "member_fallback_models"),
+    DATA_SOURCES,
+];
+
 const fn deployment(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
     Endpoint {
         method: "POST",
@@ -53,16 +64,25 @@ const fn deployment(path: &'static str, max_tokens: &'static [Path], default: Op
         // earlier turns name models used before.
         history: &[super::MODEL, MESSAGES],
         query: &["api-version"],
+        refuse: CHAT_REFUSE,
+        end_user: &[openai::USER],
         ..NO_ENDPOINT
     }
 }
 
 const fn surface(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
+    Endpoint { model: ModelAt::Body(super::MODEL), history: &[MESSAGES], ..deployment(path, max_tokens, default) }
+}
+
+/// Responses, as OpenAI's: stored prompts refused, tools that run a model
+/// of their own must name it, every end-user field the gateway's.
+const fn responses(path: &'static str) -> Endpoint {
     Endpoint {
-        model: ModelAt::Body(super::MODEL),
-        history: &[MESSAGES],
-        refuse: openai::FALLBACKS,
-        ..deployment(path, max_tokens, default)
+        history: &[&[Step::Key("input")]],
+        refuse: openai::RESPONSES_REFUSE,
+        tool_models: openai::RESPONSES_TOOL_MODELS,
+        end_user: openai::END_USER,
+        ..surface(path, &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
     }
 }
 
@@ -81,21 +101,16 @@ static ENDPOINTS: &[Endpoint] = &[
         ..deployment("/openai/deployments/{deployment}/completions", &[MAX_TOKENS], Some(MAX_TOKENS))
     },
     deployment("/openai/deployments/{deployment}/embeddings", &[], None),
-    Endpoint {
-        history: &[&[Step::Key("input")]],
-        ..surface("/openai/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
-    },
+    responses("/openai/responses"),
     Endpoint { path: "/openai/models", query: &["api-version"], ..MODEL_LIST },
     Endpoint {
         multipliers: &[N],
         stream_usage: Some(openai::INCLUDE_USAGE),
+        end_user: openai::END_USER,
         ..surface("/openai/v1/chat/completions", &[MAX_TOKENS, MAX_COMPLETION_TOKENS], Some(MAX_COMPLETION_TOKENS))
     },
     surface("/openai/v1/embeddings", &[], None),
-    Endpoint {
-        history: &[&[Step::Key("input")]],
-        ..surface("/openai/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
-    },
+    responses("/openai/v1/responses"),
     Endpoint { path: "/openai/v1/models", query: &["api-version"], ..MODEL_LIST },
 ];
 

@@ -190,6 +190,10 @@ pub struct Endpoint {
     /// decide (a router's fallback list, a stored prompt's own model): a
     /// request carrying one is refused, with the detail given.
     pub refuse: &'static [(Path, &'static str)],
+    /// Tool types (in `tools[]`) that run a model of their own: one without
+    /// a `model` would run the provider's default, which no rule decided —
+    /// refused (`tool_model_missing`).
+    pub tool_models: &'static [&'static str],
     /// Members holding conversation history: models named inside them were
     /// used before, and are not decided again. Every other member named
     /// `model`, at any depth, is a model the request can make the provider
@@ -277,6 +281,7 @@ pub const NO_ENDPOINT: Endpoint = Endpoint {
     max_tokens_default: None,
     multipliers: &[],
     refuse: &[],
+    tool_models: &[],
     history: &[],
     query: &[],
     stream_usage: None,
@@ -297,6 +302,10 @@ pub const MODEL: Path = &[Step::Key("model")];
 pub const STREAM: &[StreamSwitch] = &[StreamSwitch::Flag(&[Step::Key("stream")])];
 /// Every member named `model`, at any depth.
 pub const ANY_MODEL: Path = &[Step::Deep("model")];
+/// Each element of a request's `tools`, its `type` and its `model`.
+pub const TOOLS: Path = &[Step::Key("tools"), Step::Each];
+pub const TOOL_TYPES: Path = &[Step::Key("tools"), Step::Each, Step::Key("type")];
+pub const TOOL_MODELS: Path = &[Step::Key("tools"), Step::Each, Step::Key("model")];
 
 impl Api {
     pub fn spec(self) -> &'static Spec {

@@ -40,7 +40,10 @@ pub(super) const FALLBACKS: &[(Path, &str)] = &[
 
 /// The Responses api also takes a stored prompt, whose template can choose
 /// its own model.
-const RESPONSES_REFUSE: &[(Path, &str)] = &[
+/// Responses tools that run a model of their own (the default otherwise).
+pub(super) const RESPONSES_TOOL_MODELS: &[&str] = &["image_generation"];
+
+pub(super) const RESPONSES_REFUSE: &[(Path, &str)] = &[
     (&[Step::Key("models")], "member_models"),
     (&[Step::Key("fallbacks")], "member_fallbacks"),
     (&[Step::Key("fallback_models")], "member_fallback_models"),
@@ -55,7 +58,7 @@ pub(super) const SAFETY_IDENTIFIER: Path = &[Step::Key("safety_identifier")];
 /// The older end-user field, still read by the provider.
 pub(super) const USER: Path = &[Step::Key("user")];
 /// Where chat and responses name the end user: both fields.
-const END_USER: &[Path] = &[SAFETY_IDENTIFIER, USER];
+pub(super) const END_USER: &[Path] = &[SAFETY_IDENTIFIER, USER];
 pub(super) const INCLUDE_USAGE: Path = &[Step::Key("stream_options"), Step::Key("include_usage")];
 
 /// `/v1/audio/speech` streams server-sent events with `stream_format: "sse"`.
@@ -72,6 +75,7 @@ const fn json(path: &'static str, max_tokens: &'static [Path], default: Option<P
         max_tokens_default: default,
         multipliers: &[],
         refuse: FALLBACKS,
+        tool_models: &[],
         history: &[],
         query: &[],
         stream_usage: None,
@@ -101,6 +105,7 @@ static ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         refuse: RESPONSES_REFUSE,
+        tool_models: RESPONSES_TOOL_MODELS,
         history: &[&[Step::Key("input")]],
         end_user: END_USER,
         ..json("/v1/responses", &[MAX_OUTPUT_TOKENS], Some(MAX_OUTPUT_TOKENS))
