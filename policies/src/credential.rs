@@ -246,18 +246,22 @@ pub fn plan(
             // (the caches' bounds hold however many models the rules allow).
             let bound = matches!(te.subject, Subject::Minted(_));
             let key = token::key(&te.digest, index, caller.spiffe_id, if bound { caller.model } else { None });
+            // The caller's own JWT-SVID is the subject: a request without
+            // one is refused whether or not a token is cached (the same
+            // answer every time, not only until another request fetched).
+            if matches!(te.subject, Subject::Svid) && caller.svid.is_none() {
+                return Err(unavailable(
+                    provider,
+                    "no_jwt_svid",
+                    "this provider exchanges the caller's JWT-SVID, and the request was identified by its \
+                     certificate alone",
+                ));
+            }
             if let Some(token) = tokens.get(&key, now_ms) {
                 return Ok(Plan::Ready(token::headers(te, &token, request)));
             }
             let subject = match &te.subject {
-                Subject::Svid => caller.svid.map(str::to_string).ok_or_else(|| {
-                    unavailable(
-                        provider,
-                        "no_jwt_svid",
-                        "this provider exchanges the caller's JWT-SVID, and the request was identified by its \
-                         certificate alone",
-                    )
-                })?,
+                Subject::Svid => caller.svid.map(str::to_string).unwrap_or_default(),
                 Subject::Minted(minter) => minter.mint(caller.spiffe_id, caller.model, now_secs, &jti(), signer),
             };
             Ok(Plan::Fetch { key, call: token::request(te, &subject, account) })

@@ -129,8 +129,15 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
             ((ns, key), value)
         })
         .collect();
+    // A bare address is the connection's own peer (as Envoy reports one,
+    // with its port); `ip:0` is one Envoy took from a header.
+    let peer = q.peer.as_deref().map(|p| match p.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:1"),
+        Ok(v4) => format!("{v4}:1"),
+        Err(_) => p.to_string(),
+    });
     let facts =
-        Facts { now_secs: now, peer: q.peer.as_deref(), jwt: jwt.as_deref(), x509: x509.as_ref(), metadata: &metadata };
+        Facts { now_secs: now, peer: peer.as_deref(), jwt: jwt.as_deref(), x509: x509.as_ref(), metadata: &metadata };
 
     let (method, path) = match q.endpoint.as_deref() {
         Some(e) => e.split_once(' ').unwrap_or(("POST", e)),

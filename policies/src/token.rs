@@ -167,9 +167,12 @@ impl TokenCache {
         hit
     }
 
-    /// Keeps a fetched token until `expires_in − margin`.
+    /// Keeps a fetched token until `expires_in − margin`, the margin at
+    /// most half its life: a token that lives no longer than the margin is
+    /// still one, for the requests that waited for it and the next ones.
     pub fn store(&self, key: &str, token: &Token, margin_seconds: u64, now_ms: u64) {
-        let lifetime = token.expires_in.min(MAX_EXPIRES_IN).saturating_sub(margin_seconds).saturating_mul(1_000);
+        let expires_in = token.expires_in.min(MAX_EXPIRES_IN);
+        let lifetime = expires_in.saturating_sub(margin_seconds.min(expires_in / 2)).saturating_mul(1_000);
         self.insert(key, token.value.clone(), now_ms.saturating_add(lifetime), now_ms);
     }
 
@@ -227,6 +230,8 @@ impl TokenCache {
         let Some(value) = rest.strip_prefix(key).and_then(|r| r.strip_prefix('\n')) else { return false };
         match refresh.parse::<u64>() {
             Ok(refresh_at_ms) if now_ms < refresh_at_ms && valid_token(value) => {
+                // Believed no longer than a token this VM fetched would be.
+                let refresh_at_ms = refresh_at_ms.min(now_ms.saturating_add(MAX_EXPIRES_IN * 1_000));
                 self.insert(key, value.to_string(), refresh_at_ms, now_ms);
                 true
             }
@@ -327,13 +332,13 @@ pub fn read(provider: &Provider, result: &CalloutResult) -> Result<Token, Denial
         .with_detail(detail)
     };
     let body = match result {
-        CalloutResult::Response { status: 200..=299, content_type: Some(c), .. } if !is_json(c) => {
+        CalloutResult::Response { status: 200, content_type: Some(c), .. } if !is_json(c) => {
             return Err(unavailable(
                 "token_response_invalid",
                 format!("the token endpoint's answer is {c:?}, not JSON"),
             ))
         }
-        CalloutResult::Response { status: 200..=299, body, .. } => body,
+        CalloutResult::Response { status: 200, body, .. } => body,
         // Envoy's own answer when the call's timeout passes (or the
         // endpoint's gateway timed out).
         CalloutResult::Response { status: 504, .. } => {

@@ -208,6 +208,38 @@ fn the_cache_serves_until_the_margin_and_across_vms() {
     assert_eq!(cache.stats().failures, vec![("token_endpoint_status".to_string(), 1)]);
 }
 
+/// A token that lives no longer than the refresh margin is still served,
+/// for half its life, to the requests that waited for it; a token another
+/// VM published is believed no longer than one fetched here.
+#[test]
+fn a_short_lived_token_is_kept_for_half_its_life_and_imports_are_capped() {
+    let cache = TokenCache::default();
+    let k = key("digest", None, "spiffe://example.org/a", None);
+    cache.store(&k, &Token { value: "at-short".into(), expires_in: 20 }, 30, 1_000);
+    assert_eq!(cache.get(&k, 10_999).as_deref(), Some("at-short"));
+    assert_eq!(cache.get(&k, 11_000), None);
+    cache.store(&k, &Token { value: "at-1s".into(), expires_in: 1 }, 30, 1_000);
+    assert_eq!(cache.get(&k, 1_500).as_deref(), Some("at-1s"));
+    let forever = format!("{}\n{k}\nat-pinned", u64::MAX);
+    let other = TokenCache::default();
+    assert!(other.import(&k, forever.as_bytes(), 1_000));
+    assert_eq!(other.get(&k, 1_000 + 86_400_000), None, "at most a day");
+}
+
+/// RFC 6749 §5.1: a token answer is a 200; any other 2xx is no token.
+#[test]
+fn only_a_200_is_a_token_answer() {
+    let p = with_exchange(json!({
+        "type": "token_exchange", "cluster": "sts", "authority": "sts", "path": "/t", "grant": "jwt_bearer",
+        "subject": "svid"
+    }));
+    let body = br#"{"access_token": "at", "token_type": "Bearer", "expires_in": 60}"#.to_vec();
+    for status in [201, 203, 206, 299] {
+        let r = CalloutResult::Response { status, content_type: None, body: body.clone() };
+        assert_eq!(read(openai(&p), &r).unwrap_err().detail.as_deref(), Some("token_endpoint_status"), "{status}");
+    }
+}
+
 /// Every shape a call-out's answer takes on its way from the host ends in
 /// a refusal with a detail that names it, never a token.
 #[test]
