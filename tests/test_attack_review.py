@@ -17,7 +17,7 @@ import requests
 import svid
 from conftest import running_gateway
 from harness import envoy_config, plugin_configuration
-from test_bypasses import refused
+from test_bypasses import FILE, form, post_form, refused
 from test_e2e import BOT, HI, RESEARCH
 from test_identity import FIXTURES, FRONT_PROXY_ID, behind_a_front_proxy
 from test_trust_boundaries import XFCC_POLICY, ask, pem, shipped_policy, tls
@@ -212,3 +212,60 @@ def test_a_uri_san_cannot_append_an_xfcc_element_naming_another_workloads_certif
             f"the caller was identified as research: {r.status_code} {record.get('workload')}"
         assert (r.status_code, record["detail"]) == (401, "xfcc_unquoted_san"), r.text[:300]
         assert gw.requests_seen() == []
+
+
+# --- the third review: what the fixes above left open ---------------------------------------------
+
+
+def test_a_prompt_field_declared_binary_never_reaches_the_provider(gateway):
+    """A `prompt` field without a file name is a text field to the
+    provider's form reader, whatever content type it declares."""
+    gateway.reset()
+    model = ('Content-Disposition: form-data; name="model"', b"whisper-1")
+    prompt = ('Content-Disposition: form-data; name="prompt"\r\nContent-Type: application/octet-stream',
+              f"names: {AKIA}".encode())
+    r = post_form(gateway, form([model, prompt, FILE]), workload=RESEARCH)
+    refused(gateway, r, 403, "prompt_blocked", "aws_access_key")
+
+
+def test_a_secret_in_a_base64_text_attachment_never_reaches_the_provider(gateway):
+    """The provider decodes a text document sent as base64 and the model
+    reads it: an attached .env leaks like a pasted one."""
+    gateway.reset()
+    import base64
+    env = base64.b64encode(f"AWS_ACCESS_KEY_ID={AKIA}\n".encode()).decode()
+    body = {"contents": [{"parts": [{"text": "summarise"}, {"inline_data": {"mime_type": "text/plain", "data": env}}]}]}
+    r = requests.post(f"{gateway.url}/gemini/v1beta/models/gemini-2.5-flash:generateContent", json=body, timeout=10,
+                      headers={"authorization": f"Bearer {svid.mint(BOT)}"})
+    refused(gateway, r, 403, "prompt_blocked", "aws_access_key")
+
+
+AZURE_IMAGE = "/azure/openai/v1/responses"
+
+
+def test_the_azure_image_generation_deployment_header_is_decided(gateway):
+    """Azure runs the image_generation tool on the deployment the
+    `x-ms-oai-image-generation-deployment` header names: decided like a
+    nested model — research may not reach gpt-3.5-* through legacy-gpt."""
+    gateway.reset()
+    body = {"model": "prod-gpt", "input": "draw a cat", "tools": [{"type": "image_generation", "model": "prod-gpt"}]}
+    r = requests.post(f"{gateway.url}{AZURE_IMAGE}", json=body, timeout=10,
+                      headers={"api-key": svid.mint(RESEARCH), "x-ms-oai-image-generation-deployment": "legacy-gpt"})
+    record = refused(gateway, r, 403, "model_not_allowed")
+    assert record["rule"] == "no-legacy"
+    # An unmapped name in the header is refused too.
+    r = requests.post(f"{gateway.url}{AZURE_IMAGE}", json=body, timeout=10,
+                      headers={"api-key": svid.mint(RESEARCH), "x-ms-oai-image-generation-deployment": "dalle-x"})
+    refused(gateway, r, 403, "model_not_allowed", "unknown_deployment")
+
+
+def test_the_azure_image_tool_named_by_its_header_alone_is_decided_and_goes_on(gateway):
+    """Azure's documented form: the tool names no model, the header names
+    the deployment — decided, and allowed when a rule allows its model."""
+    gateway.reset()
+    body = {"model": "prod-gpt", "input": "draw a cat", "tools": [{"type": "image_generation"}]}
+    r = requests.post(f"{gateway.url}{AZURE_IMAGE}", json=body, timeout=10,
+                      headers={"api-key": svid.mint(RESEARCH), "x-ms-oai-image-generation-deployment": "prod-gpt"})
+    assert r.status_code == 200, r.text
+    [seen] = gateway.requests_seen()
+    assert ("x-ms-oai-image-generation-deployment", "prod-gpt") in [tuple(h) for h in seen["headers"]]

@@ -37,6 +37,8 @@ pub struct RequestBody {
     /// Where the end user a request is for goes (each of the provider's
     /// fields).
     end_user: Vec<EndUser>,
+    /// A tool that runs a model of its own and names none.
+    tool_without_model: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -218,7 +220,7 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
             .with_detail(*detail));
         }
     }
-    tools_name_their_models(&doc, &layout, endpoint.tool_models)?;
+    let tool_without_model = tool_without_model(&doc, &layout, endpoint.tool_models);
     let other_models = other_models(&doc, &layout, endpoint.history.len())?;
     let mut stream = endpoint.stream == StreamAt::Always;
     for (j, switch) in switches.iter().enumerate() {
@@ -266,30 +268,49 @@ fn parse_json(endpoint: &Endpoint, content_type: Option<&str>, body: &[u8]) -> R
             None => end_user.extend(insertion(&doc, Some(path), Some(i))?.map(EndUser::Insert)),
         }
     }
-    Ok(RequestBody { model, other_models, stream, tokens, insert, multiplier, bound_required, stream_usage, end_user })
+    Ok(RequestBody {
+        model,
+        other_models,
+        stream,
+        tokens,
+        insert,
+        multiplier,
+        bound_required,
+        stream_usage,
+        end_user,
+        tool_without_model,
+    })
 }
 
-/// A tool of a type that runs a model of its own must name it: without a
-/// `model` it runs the provider's default, which no rule decided.
-fn tools_name_their_models(doc: &Document<'_>, layout: &Layout, kinds: &[&str]) -> Result<(), Denial> {
+/// The first tool of a type that runs a model of its own and names none
+/// (it would run the provider's default, unless a header names it).
+fn tool_without_model(doc: &Document<'_>, layout: &Layout, kinds: &[&str]) -> Option<String> {
     if kinds.is_empty() {
-        return Ok(());
+        return None;
     }
     let models: Vec<usize> = doc.all(layout.tools + 2).map(|m| m.found.start).collect();
-    for kind in doc.all(layout.tools + 1) {
-        let Some(name) = kind.as_str().filter(|k| kinds.contains(&k.as_ref())) else { continue };
+    doc.all(layout.tools + 1).find_map(|kind| {
+        let name = kind.as_str().filter(|k| kinds.contains(&k.as_ref()))?;
         let at = kind.found.start;
         let tool = doc.all(layout.tools).find(|t| (t.found.start..t.found.end).contains(&at));
         let named = tool.is_some_and(|t| models.iter().any(|m| (t.found.start..t.found.end).contains(m)));
-        if !named {
-            return Err(Denial::new(
+        (!named).then(|| name.into_owned())
+    })
+}
+
+impl RequestBody {
+    /// A tool would run the provider's default model: refused unless
+    /// `named_elsewhere` (a header names its model).
+    pub fn check_tool_models(&self, named_elsewhere: bool) -> Result<(), Denial> {
+        match &self.tool_without_model {
+            Some(name) if !named_elsewhere => Err(Denial::new(
                 Reason::AmbiguousModel,
                 format!("the {name:?} tool names no model: it would run the provider's default, which no rule decided; name its model"),
             )
-            .with_detail("tool_model_missing"));
+            .with_detail("tool_model_missing")),
+            _ => Ok(()),
         }
     }
-    Ok(())
 }
 
 /// Every member named `model` outside the request's own model and its
@@ -494,6 +515,7 @@ impl RequestBody {
             bound_required: false,
             stream_usage: None,
             end_user: Vec::new(),
+            tool_without_model: None,
         }
     }
 }

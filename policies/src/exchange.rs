@@ -584,9 +584,22 @@ impl Exchange {
             Ok(rule) => rule,
             Err(d) => return self.deny_or_forward(env, d),
         };
+        // A model a header names (Azure's image-generation deployment) is
+        // one more the provider can be made to use; it also names the model
+        // of a tool that names none.
+        let header_models: Vec<String> = provider
+            .api
+            .spec()
+            .model_headers
+            .iter()
+            .flat_map(|name| self.headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.clone()))
+            .collect();
+        if let Err(d) = parsed.check_tool_models(!header_models.is_empty()) {
+            return self.deny_or_forward(env, d);
+        }
         // Every other model the body can make the provider use must be
         // allowed too (a tool's image model, a moderation model, …).
-        for other in &parsed.other_models {
+        for other in parsed.other_models.iter().chain(&header_models) {
             let other = (provider.api.spec().model_name)(other);
             let other = match in_provider_namespace(provider, other) {
                 Ok(None) => other.to_string(),

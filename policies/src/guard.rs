@@ -176,7 +176,8 @@ impl Guard {
     /// The findings in a JSON body's text: every string, decoded — member
     /// names as much as values (a tool schema's property names reach the
     /// model too) — what the provider reads. The body as sent is read
-    /// first, in one pass for all detectors: a body with no `\` spells
+    /// first, in one pass for all detectors: a body with no `\` (and no
+    /// base64 run an attachment could hide in) spells
     /// each string exactly as it decodes, between quotes (no word
     /// character), so with nothing found in it the decoded strings hold
     /// nothing either. Any escape — `\n` as much as `\u` — spells a
@@ -187,21 +188,27 @@ impl Guard {
     /// `"` outside a string opens one.
     pub fn scan_json(&self, body: &[u8]) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
-        if !self.custom && !body.contains(&b'\\') && !self.any.is_match(&String::from_utf8_lossy(body)) {
+        if !self.custom
+            && !body.contains(&b'\\')
+            && !has_base64_run(body)
+            && !self.any.is_match(&String::from_utf8_lossy(body))
+        {
             return found;
         }
         let mut i = 0;
         while let Some(open) = body[i..].iter().position(|b| *b == b'"') {
             let (text, next) = json_string(body, i + open + 1);
-            self.scan_text(&text, &mut found);
+            self.scan_string(&text, &mut found);
             i = next;
         }
         found
     }
 
     /// The findings in a form's text (the transcription `prompt`, any other
-    /// text field): every part that does not declare a type other than text.
-    /// Audio and other binary files, sent with their type, are not read.
+    /// field): every part without a file name, whatever type it declares
+    /// (form readers take such a part as a text field), and every file sent
+    /// as text or with no type. Only files that declare a binary type (the
+    /// audio) are not read.
     pub fn scan_multipart(&self, body: &[u8], content_type: &str) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
         let fields = multipart::boundary(content_type).and_then(|b| multipart::fields(body, &b)).unwrap_or_default();
@@ -210,11 +217,21 @@ impl Guard {
                 multipart::media_type(ct)
                     .is_ok_and(|m| m.essence.starts_with("text/") || m.essence == "application/json")
             });
-            if textual {
+            if field.filename.is_none() || textual {
                 self.scan_text(&String::from_utf8_lossy(field.value), &mut found);
             }
         }
         found
+    }
+
+    /// A JSON string: its text, and the text it carries as base64 (a text
+    /// document, a `data:text/plain;base64,…` file): providers decode
+    /// attachments and the model reads them.
+    fn scan_string(&self, text: &str, found: &mut BTreeMap<String, usize>) {
+        self.scan_text(text, found);
+        if let Some(carried) = base64_text(text) {
+            self.scan_text(&carried, found);
+        }
     }
 
     fn scan_text(&self, text: &str, found: &mut BTreeMap<String, usize>) {
@@ -226,6 +243,48 @@ impl Guard {
             }
         }
     }
+}
+
+/// Shortest base64 payload read as an attachment.
+const MIN_BASE64: usize = 24;
+
+/// Whether the body holds a run of base64 long enough to be read as an
+/// attachment (then the fast path cannot vouch for it).
+fn has_base64_run(body: &[u8]) -> bool {
+    let mut run = 0;
+    for b in body {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_') {
+            run += 1;
+            if run >= MIN_BASE64 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// The text a string carries as base64 — the whole string, or a data URL's
+/// payload — when it decodes to UTF-8 text. Short strings are not read
+/// (an id or a word is no attachment); binary payloads (images, audio) fail
+/// the UTF-8 check and are not read either.
+fn base64_text(text: &str) -> Option<String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine as _;
+    let payload = match text.strip_prefix("data:") {
+        Some(url) => url.split_once(";base64,")?.1,
+        None => text,
+    };
+    let payload = payload.trim_end_matches('=');
+    if payload.len() < MIN_BASE64
+        || !payload.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+    {
+        return None;
+    }
+    let padded = |p: &str| format!("{p}{}", "=".repeat((4 - p.len() % 4) % 4));
+    let bytes = STANDARD.decode(padded(payload)).or_else(|_| URL_SAFE.decode(padded(payload))).ok()?;
+    String::from_utf8(bytes).ok().filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()))
 }
 
 /// The JSON string whose first byte (after its opening quote) is at

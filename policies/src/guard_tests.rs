@@ -414,3 +414,30 @@ fn every_string_is_read_at_any_depth_and_names_too() {
     let long = format!(r#"{{"a":"{}"}}"#, "\\n".repeat(500_000));
     assert!(guard.scan_json(long.as_bytes()).is_empty());
 }
+
+/// What the provider decodes is read too: a text attachment sent as base64
+/// (Gemini's inline_data, Anthropic's and Bedrock's documents, a data URL),
+/// and a form field without a file name whatever type it declares. Binary
+/// payloads are not text and are not read.
+#[test]
+fn attachments_and_declared_binary_fields_are_read() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let env = STANDARD.encode("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n");
+    for body in [
+        format!(r#"{{"contents":[{{"parts":[{{"inline_data":{{"mime_type":"text/plain","data":"{env}"}}}}]}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"content":[{{"type":"document","source":{{"type":"base64","data":"{env}"}}}}]}}]}}"#
+        ),
+        format!(r#"{{"input":[{{"type":"input_file","file_data":"data:text/plain;base64,{env}"}}]}}"#),
+    ] {
+        assert_eq!(guard.scan_json(body.as_bytes()).get("aws_access_key"), Some(&1), "{body}");
+    }
+    let png = STANDARD.encode([0x89u8, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe, 0x00, 0x01].repeat(8));
+    assert!(guard.scan_json(format!(r#"{{"image":"{png}"}}"#).as_bytes()).is_empty());
+
+    let ct = "multipart/form-data; boundary=b";
+    let declared = "--b\r\ncontent-disposition: form-data; name=\"prompt\"\r\ncontent-type: application/octet-stream\r\n\r\nAKIAIOSFODNN7EXAMPLE\r\n--b--\r\n";
+    assert_eq!(guard.scan_multipart(declared.as_bytes(), ct).get("aws_access_key"), Some(&1));
+}

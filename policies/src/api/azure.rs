@@ -24,6 +24,8 @@ pub static SPEC: Spec = Spec {
     model_name: super::same_name,
     encoded_segment: None,
     resolve,
+    // The deployment the Responses image_generation tool runs on.
+    model_headers: &["x-ms-oai-image-generation-deployment"],
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

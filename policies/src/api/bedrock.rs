@@ -38,6 +38,7 @@ pub static SPEC: Spec = Spec {
     model_name: super::same_name,
     encoded_segment: Some(2),
     resolve,
+    model_headers: &[],
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference

@@ -23,6 +23,7 @@ pub static SPEC: Spec = Spec {
     model_name,
     encoded_segment: None,
     resolve: super::model_itself,
+    model_headers: &[],
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];

@@ -73,6 +73,11 @@ pub struct Spec {
     /// selects in the provider's namespace, given the provider's
     /// `deployments`: rules decide on the model it runs, never the alias.
     pub resolve: fn(name: &str, deployments: &[(String, String)]) -> Selects,
+    /// Request headers that name a model the provider runs besides the
+    /// request's own (Azure's image-generation tool deployment): each is
+    /// decided like a nested model, and it names the model of a tool that
+    /// names none in the body.
+    pub model_headers: &'static [&'static str],
 }
 
 /// What a name a request gives selects, in the provider's namespace.

@@ -21,6 +21,7 @@ pub static SPEC: Spec = Spec {
     model_name: super::same_name,
     encoded_segment: None,
     resolve: super::model_itself,
+    model_headers: &[],
 };
 
 /// The same api at a private endpoint.

@@ -29,6 +29,7 @@ pub static SPEC: Spec = Spec {
     model_name: gemini::model_name,
     encoded_segment: None,
     resolve: super::model_itself,
+    model_headers: &[],
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
