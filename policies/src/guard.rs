@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::json;
 use crate::multipart;
 
 /// A detector: a built-in or a configured pattern.
@@ -288,54 +289,21 @@ fn base64_text(text: &str) -> Option<String> {
 }
 
 /// The JSON string whose first byte (after its opening quote) is at
-/// `start`, decoded, and the index just past its closing quote. Escapes
-/// decode as JSON says (`\uXXXX` pairs to one character; a lone surrogate
-/// or a bad escape becomes U+FFFD, which the strict reader refused anyway).
+/// `start`, decoded by the strict reader's own [`json::unescape`], and the
+/// index just past its closing quote. (The body was read strictly before:
+/// a string it could not decode is read as its raw text.)
 fn json_string(body: &[u8], start: usize) -> (String, usize) {
-    let mut out: Vec<u8> = Vec::new();
     let mut i = start;
-    let hex = |at: usize| {
-        body.get(at..at + 4).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok())
-    };
     while let Some(&b) = body.get(i) {
         match b {
-            b'"' => return (String::from_utf8_lossy(&out).into_owned(), i + 1),
-            b'\\' => {
-                let escaped = body.get(i + 1).copied().unwrap_or(b'\\');
-                i += 2;
-                let c = match escaped {
-                    b'n' => '\n',
-                    b't' => '\t',
-                    b'r' => '\r',
-                    b'b' => '\u{8}',
-                    b'f' => '\u{c}',
-                    b'u' => {
-                        let high = hex(i);
-                        i += 4;
-                        match high {
-                            Some(h @ 0xD800..=0xDBFF) if body.get(i..i + 2) == Some(b"\\u") => match hex(i + 2) {
-                                Some(l @ 0xDC00..=0xDFFF) => {
-                                    i += 6;
-                                    char::from_u32(0x10000 + ((h - 0xD800) << 10) + (l - 0xDC00)).unwrap_or('\u{fffd}')
-                                }
-                                _ => '\u{fffd}',
-                            },
-                            Some(h) => char::from_u32(h).unwrap_or('\u{fffd}'),
-                            None => '\u{fffd}',
-                        }
-                    }
-                    other => char::from(other),
-                };
-                let mut utf8 = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
+            b'"' => break,
+            b'\\' => i += 2,
+            _ => i += 1,
         }
     }
-    (String::from_utf8_lossy(&out).into_owned(), body.len())
+    let inner = body.get(start..i.min(body.len())).unwrap_or_default();
+    let text = json::unescape(inner).map_or_else(|_| String::from_utf8_lossy(inner).into_owned(), |t| t.into_owned());
+    (text, i + 1)
 }
 
 #[cfg(test)]
