@@ -8,25 +8,37 @@ use proxy_wasm::types::MetricType;
 
 use crate::host;
 
+/// Metric ids by name, each defined with the host on first use (the names
+/// come from bounded sets).
+#[derive(Default)]
+struct Ids(RefCell<Vec<(String, u32)>>);
+
+impl Ids {
+    fn of(&self, kind: MetricType, name: &str) -> Option<u32> {
+        let mut ids = self.0.try_borrow_mut().ok()?;
+        if let Some((_, id)) = ids.iter().find(|(k, _)| k == name) {
+            return Some(*id);
+        }
+        let id = host::define_metric(kind, name)?;
+        ids.push((name.to_string(), id));
+        Some(id)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.try_borrow().map(|ids| ids.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default()
+    }
+}
+
 #[derive(Default)]
 pub struct Counters {
-    ids: RefCell<Vec<(String, u32)>>,
+    ids: Ids,
 }
 
 impl Counters {
     pub fn add(&self, name: &str, n: u64) {
-        let Ok(mut ids) = self.ids.try_borrow_mut() else { return };
-        let id = match ids.iter().find(|(k, _)| k == name) {
-            Some((_, id)) => *id,
-            None => match host::define_metric(MetricType::Counter, name) {
-                Some(id) => {
-                    ids.push((name.to_string(), id));
-                    id
-                }
-                None => return,
-            },
-        };
-        host::increment_metric(id, n);
+        if let Some(id) = self.ids.of(MetricType::Counter, name) {
+            host::increment_metric(id, n);
+        }
     }
 }
 
@@ -34,42 +46,30 @@ impl Counters {
 /// so a gauge is the sum over every worker VM and configuration.
 #[derive(Default)]
 pub struct Gauges {
-    /// Name, metric id, the value this VM last added up to.
-    ids: RefCell<Vec<(String, u32, u64)>>,
+    ids: Ids,
+    /// Per metric id, the value this VM last added up to.
+    last: RefCell<Vec<(u32, u64)>>,
 }
 
 impl Gauges {
     pub fn set(&self, name: &str, value: u64) {
-        let Ok(mut ids) = self.ids.try_borrow_mut() else { return };
-        let index = match ids.iter().position(|(k, _, _)| k == name) {
-            Some(i) => i,
-            None => match host::define_metric(MetricType::Gauge, name) {
-                Some(id) => {
-                    ids.push((name.to_string(), id, 0));
-                    ids.len() - 1
-                }
-                None => return,
-            },
-        };
-        let Some((_, id, last)) = ids.get_mut(index) else { return };
-        if value == *last {
+        let Some(id) = self.ids.of(MetricType::Gauge, name) else { return };
+        let Ok(mut last) = self.last.try_borrow_mut() else { return };
+        let before = last.iter().find(|(i, _)| *i == id).map_or(0, |(_, v)| *v);
+        if value == before {
             return;
         }
-        let delta = i64::try_from(value).unwrap_or(i64::MAX).saturating_sub(i64::try_from(*last).unwrap_or(i64::MAX));
-        if host::add_to_gauge(*id, delta) {
-            *last = value;
+        let delta = i64::try_from(value).unwrap_or(i64::MAX).saturating_sub(i64::try_from(before).unwrap_or(i64::MAX));
+        if host::add_to_gauge(id, delta) {
+            last.retain(|(i, _)| *i != id);
+            last.push((id, value));
         }
     }
 
     /// Takes this VM's part out of every gauge but `keep`.
     pub fn clear(&self, keep: &[&str]) {
-        let names: Vec<String> = self
-            .ids
-            .try_borrow()
-            .map(|ids| ids.iter().map(|(n, _, _)| n.clone()).filter(|n| !keep.contains(&n.as_str())).collect())
-            .unwrap_or_default();
-        for name in names {
-            self.set(&name, 0);
+        for name in self.ids.names().iter().filter(|n| !keep.contains(&n.as_str())) {
+            self.set(name, 0);
         }
     }
 }

@@ -13,7 +13,7 @@ use modelgate_policies::svid::{SvidCache, TrustStore};
 use modelgate_policies::token::{TokenCache, TokenStats};
 use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, LogLevel, MetricType};
+use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::bundles::Bundles;
 use crate::host;
@@ -166,7 +166,7 @@ impl Default for Root {
 #[derive(Default)]
 struct TokenMetrics {
     exported: TokenStats,
-    ids: Vec<(String, u32)>,
+    counters: Counters,
 }
 
 impl TokenMetrics {
@@ -185,21 +185,10 @@ impl TokenMetrics {
         }
         for (name, now, before) in counts {
             if now > before {
-                if let Some(id) = self.id(&name) {
-                    host::increment_metric(id, now - before);
-                }
+                self.counters.add(&format!("modelgate.token.{name}"), now - before);
             }
         }
         self.exported = now;
-    }
-
-    fn id(&mut self, name: &str) -> Option<u32> {
-        if let Some((_, id)) = self.ids.iter().find(|(n, _)| n == name) {
-            return Some(*id);
-        }
-        let id = host::define_metric(MetricType::Counter, &format!("modelgate.token.{name}"))?;
-        self.ids.push((name.to_string(), id));
-        Some(id)
     }
 }
 
