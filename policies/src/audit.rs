@@ -107,6 +107,16 @@ pub struct Client {
     pub from_header: bool,
 }
 
+impl Client {
+    /// The client as Envoy reports its address (`ip:port`).
+    pub fn at(address: Option<&str>) -> Client {
+        Client {
+            address: address.map(crate::exchange::bounded),
+            from_header: address.is_some_and(crate::conditions::is_forwarded_address),
+        }
+    }
+}
+
 impl Record {
     pub fn to_json(&self) -> String {
         // A struct of strings, numbers and options always serializes.

@@ -384,10 +384,7 @@ impl Exchange {
         self.request_id = head.request_id.map(bounded);
         self.record.request_id = self.request_id.clone();
         self.record.trace_id = trace_id(head.headers);
-        self.record.client = Client {
-            address: head.client_address.map(bounded),
-            from_header: head.client_address.is_some_and(crate::conditions::is_forwarded_address),
-        };
+        self.record.client = Client::at(head.client_address);
         self.headers = head.headers.to_vec();
         // Until the endpoint is known, only credentials leave the query.
         self.forward_path = query::strip_credentials(head.path);
@@ -931,9 +928,7 @@ impl Exchange {
             self.record.request_id = log.request_id.as_deref().map(bounded);
         }
         if self.record.client.address.is_none() {
-            self.record.client.address = log.client_address.as_deref().map(bounded);
-            self.record.client.from_header =
-                log.client_address.as_deref().is_some_and(crate::conditions::is_forwarded_address);
+            self.record.client = Client::at(log.client_address.as_deref());
         }
         match self.phase {
             Phase::Forwarded | Phase::Replied => {}
