@@ -20,7 +20,7 @@ from harness import envoy_config, plugin_configuration
 from test_bypasses import FILE, form, post_form, refused
 from test_e2e import BOT, HI, RESEARCH
 from test_identity import FIXTURES, FRONT_PROXY_ID, behind_a_front_proxy
-from test_trust_boundaries import XFCC_POLICY, ask, pem, shipped_policy, tls
+from test_trust_boundaries import XFCC_POLICY, ask, pem, shipped_policy
 
 CHAT = "/openai/v1/chat/completions"
 AKIA = "AKIAIOSFODNN7EXAMPLE"

@@ -16,7 +16,7 @@ from conftest import running_gateway
 from harness import ENVOY_YAML, free_port, policy_text
 from test_bypasses import FILE, form, post_form, refused
 from test_e2e import BOT, HI, RESEARCH
-from test_identity import FIXTURES, FRONT_PROXY_ID, behind_a_front_proxy, with_mtls
+from test_identity import FIXTURES, FRONT_PROXY_ID, behind_a_front_proxy
 
 CHAT = "/openai/v1/chat/completions"
 
