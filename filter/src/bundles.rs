@@ -8,10 +8,10 @@
 use std::rc::Rc;
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
-use modelgate_policies::config::{BundleEndpoint, Policy};
-use modelgate_policies::svid::bundle::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
-use modelgate_policies::svid::refresh::{self, Fetched, Lease};
-use modelgate_policies::svid::Installed;
+use modelgate_policies::Installed;
+use modelgate_policies::{bundle_refresh as refresh, Fetched, Lease};
+use modelgate_policies::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
+use modelgate_policies::{BundleEndpoint, Policy};
 use proxy_wasm::types::{LogLevel, MetricType};
 
 use crate::host;

@@ -1,19 +1,19 @@
 //! The per-request glue: each callback turns what the host has into an
-//! [`Event`], hands it to the request's [`Exchange`] through its one driver,
+//! [`Event`], hands it to the request's [`Flow`] through its one driver,
 //! and carries out the [`Step`] that comes back in one place,
 //! [`Request::carry_out`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use modelgate_policies::body::apply_edits;
-use modelgate_policies::callout::CalloutResult;
-use modelgate_policies::conditions::MetadataValue;
-use modelgate_policies::config::X509Source;
-use modelgate_policies::credential::Rewrite;
-use modelgate_policies::identity::Peer;
-use modelgate_policies::reason::LocalReply;
-use modelgate_policies::{BodySource, Env, Event, Exchange, LogInfo, Phase, RequestHead, Step};
+use modelgate_policies::apply_edits;
+use modelgate_policies::CalloutResult;
+use modelgate_policies::LocalReply;
+use modelgate_policies::MetadataValue;
+use modelgate_policies::Peer;
+use modelgate_policies::Rewrite;
+use modelgate_policies::X509Source;
+use modelgate_policies::{BodySource, Env, Event, Flow, LogInfo, Phase, RequestHead, Step};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
@@ -23,7 +23,7 @@ use crate::tokens::{self, Join};
 
 /// The most of a token endpoint's answer the reader accepts; one byte more
 /// is read, so a larger answer is refused as too large, not as cut.
-const MAX_CALL_RESPONSE_BYTES: usize = modelgate_policies::token::MAX_RESPONSE_BYTES;
+const MAX_CALL_RESPONSE_BYTES: usize = modelgate_policies::MAX_TOKEN_RESPONSE_BYTES;
 
 /// Where the audit record goes: Envoy's access log prints it with
 /// `%FILTER_STATE(wasm.modelgate.audit:PLAIN)%`.
@@ -83,7 +83,7 @@ pub struct Request {
     started_ms: u64,
     shared: Rc<Shared>,
     /// Shared with the root context's hold watch, which may expire it.
-    exchange: Rc<RefCell<Exchange>>,
+    exchange: Rc<RefCell<Flow>>,
     /// The call-out this request made, and the credential key it fetches.
     callout: Option<(u32, String)>,
 }
@@ -91,7 +91,7 @@ pub struct Request {
 impl Request {
     pub fn new(id: u32, shared: Rc<Shared>) -> Self {
         let started_ms = host::now_ms();
-        let exchange = Exchange::new(shared.policy.as_deref(), started_ms);
+        let exchange = Flow::new(shared.policy.as_deref(), started_ms);
         Request { id, started_ms, shared, exchange: Rc::new(RefCell::new(exchange)), callout: None }
     }
 
@@ -188,7 +188,7 @@ impl Request {
 }
 
 /// Drives an exchange with the VM's policy.
-pub fn drive(shared: &Shared, exchange: &RefCell<Exchange>, event: Event<'_>, now_ms: u64) -> Option<Step> {
+pub fn drive(shared: &Shared, exchange: &RefCell<Flow>, event: Event<'_>, now_ms: u64) -> Option<Step> {
     let policy = shared.policy.as_deref()?;
     let trust = Rc::clone(&*shared.trust.try_borrow().ok()?);
     let env = Env {
@@ -248,8 +248,7 @@ impl Context for Request {
 fn warn_once_if_forwarded(client: Option<&str>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static WARNED: AtomicBool = AtomicBool::new(false);
-    if client.is_some_and(modelgate_policies::conditions::is_forwarded_address) && !WARNED.swap(true, Ordering::Relaxed)
-    {
+    if client.is_some_and(modelgate_policies::is_forwarded_address) && !WARNED.swap(true, Ordering::Relaxed) {
         host::log(
             LogLevel::Warn,
             "modelgate: Envoy reports client addresses taken from x-forwarded-for (use_remote_address is not set on this listener): they prove nothing, so source_cidrs conditions fail closed and records mark client.from_header",
@@ -267,7 +266,7 @@ pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
 /// Carries out a step of a paused request from outside its callbacks (the
 /// root's tick, another request's call-out): resumed, answered or reset
 /// through the host.
-pub fn carry_out_detached(shared: &Shared, id: u32, exchange: &RefCell<Exchange>, step: Option<Step>) {
+pub fn carry_out_detached(shared: &Shared, id: u32, exchange: &RefCell<Flow>, step: Option<Step>) {
     if !host::set_effective_context(id) {
         host::log(LogLevel::Error, &format!("[{id}] the request is gone"));
         return;

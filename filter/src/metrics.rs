@@ -1,5 +1,5 @@
 //! Envoy counters by name, defined on first use and kept per VM. The names
-//! come from `modelgate_policies::metrics` (bounded sets), plus
+//! come from `modelgate_policies::audit::metrics` (bounded sets), plus
 //! `modelgate.audit.records`; and the gauges of the root's stores.
 
 use std::cell::RefCell;

@@ -6,12 +6,12 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use modelgate_policies::chain::Chain;
-use modelgate_policies::config::VerifierChoice;
-use modelgate_policies::exchange::MAX_RESPONSE_HELD_PER_VM;
-use modelgate_policies::svid::{SvidCache, TrustStore};
-use modelgate_policies::token::{TokenCache, TokenStats};
-use modelgate_policies::{Event, Exchange, Policy, ResponseMemory, Step};
+use modelgate_policies::Chain;
+use modelgate_policies::VerifierChoice;
+use modelgate_policies::MAX_RESPONSE_HELD_PER_VM;
+use modelgate_policies::{Event, Flow, Policy, ResponseMemory, Step};
+use modelgate_policies::{SvidCache, TrustStore};
+use modelgate_policies::{TokenCache, TokenStats};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
@@ -96,10 +96,10 @@ pub struct HoldWatch {
 }
 
 /// A held request: its context id, its deadline, its exchange.
-type Held = (u32, u64, Weak<RefCell<Exchange>>);
+type Held = (u32, u64, Weak<RefCell<Flow>>);
 
 impl HoldWatch {
-    pub fn watch(&self, id: u32, exchange: &Rc<RefCell<Exchange>>, now_ms: u64) {
+    pub fn watch(&self, id: u32, exchange: &Rc<RefCell<Flow>>, now_ms: u64) {
         if self.proven.get() {
             return;
         }
@@ -123,7 +123,7 @@ impl HoldWatch {
         }
     }
 
-    fn expired(&self, now_ms: u64) -> Vec<(u32, Rc<RefCell<Exchange>>)> {
+    fn expired(&self, now_ms: u64) -> Vec<(u32, Rc<RefCell<Flow>>)> {
         let Ok(mut pending) = self.pending.try_borrow_mut() else { return Vec::new() };
         let mut out = Vec::new();
         pending.retain(|(id, deadline, exchange)| {

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
-use modelgate_policies::reason::{Denial, Reason};
-use modelgate_policies::{Event, Exchange};
+use modelgate_policies::{Denial, Reason};
+use modelgate_policies::{Event, Flow};
 use proxy_wasm::types::LogLevel;
 
 use crate::host;
@@ -36,7 +36,7 @@ use crate::http;
 use crate::root::Shared;
 
 /// A request waiting for a credential: its context and its exchange.
-type Waiter = (u32, Weak<RefCell<Exchange>>);
+type Waiter = (u32, Weak<RefCell<Flow>>);
 
 struct Flight {
     call: CalloutRequest,
@@ -305,7 +305,7 @@ impl Broker {
     /// The slot of a credential key (itself a SHA-256 in hex).
     fn slot(&self, key: &str) -> usize {
         let hash = key.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or_else(|| {
-            let digest = modelgate_policies::chain::sha256_hex(key.as_bytes());
+            let digest = modelgate_policies::sha256_hex(key.as_bytes());
             digest.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
         });
         usize::try_from(hash % self.slots as u64).unwrap_or(0)
@@ -383,6 +383,6 @@ fn set_bit(bits: &RefCell<Vec<u64>>, n: usize) {
 }
 
 /// The exchange a waiter holds, for the request that answers for it.
-pub fn waiter(id: u32, exchange: &Rc<RefCell<Exchange>>) -> Waiter {
+pub fn waiter(id: u32, exchange: &Rc<RefCell<Flow>>) -> Waiter {
     (id, Rc::downgrade(exchange))
 }

@@ -10,8 +10,8 @@
 
 use std::cell::Cell;
 
-use modelgate_policies::svid::verify::{ecdsa_der, ecdsa_raw, MintKey, SignedToken};
-use modelgate_policies::svid::{Alg, JwtKey, PureRustVerifier, SignatureVerifier};
+use modelgate_policies::{ecdsa_der, ecdsa_raw, MintKey, SignedToken};
+use modelgate_policies::{Alg, JwtKey, PureRustVerifier, SignatureVerifier};
 use proxy_wasm::types::LogLevel;
 
 use crate::host::{self, HostStatus};

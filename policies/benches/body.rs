@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use modelgate_policies::api::Api;
-use modelgate_policies::body;
-use modelgate_policies::config::RuleLimits;
+use modelgate_policies::parsers::body;
+use modelgate_policies::parsers::Api;
+use modelgate_policies::RuleLimits;
 
 /// A chat completion body of about `size` bytes, shaped by `kind`.
 fn make(kind: &str, size: usize) -> Vec<u8> {

@@ -6,11 +6,11 @@
 #![allow(clippy::unwrap_used)] // a test file: a failed unwrap is a failed test
 
 use jwt_simple::prelude::*;
-use modelgate_policies::svid::PureRustVerifier;
+use modelgate_policies::PureRustVerifier;
 use std::rc::Rc;
 
-use modelgate_policies::svid::{SvidCache, TrustStore};
-use modelgate_policies::{Env, Event, Exchange, LogInfo, Phase, Policy, RequestHead, ResponseMemory, Step};
+use modelgate_policies::{Env, Event, Flow, LogInfo, Phase, Policy, RequestHead, ResponseMemory, Step};
+use modelgate_policies::{SvidCache, TrustStore};
 
 /// xorshift64*: deterministic, so a failure can be replayed.
 struct Rng(u64);
@@ -109,7 +109,7 @@ fn mutated_requests_never_panic() {
     let memory = Rc::new(ResponseMemory::new(1 << 20));
     let svids = SvidCache::new(64);
     let trust = TrustStore::new(&policy.trust_domains);
-    let tokens = modelgate_policies::token::TokenCache::default();
+    let tokens = modelgate_policies::TokenCache::default();
     let body = br#"{"model":"gpt-4o-mini","stream":false,"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
     let form = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
     let paths = [
@@ -144,7 +144,7 @@ fn mutated_requests_never_panic() {
             peer: None,
             metadata: &[],
         };
-        let mut exchange = Exchange::new(Some(&policy), now_ms);
+        let mut exchange = Flow::new(Some(&policy), now_ms);
         let env = Env {
             policy: &policy,
             verifier: &PureRustVerifier,
@@ -172,7 +172,7 @@ fn mutated_requests_never_panic() {
             };
         }
         if let Step::Callout { .. } = step {
-            step = exchange.drive(&env, Event::Callout(modelgate_policies::callout::CalloutResult::Failed("x".into())));
+            step = exchange.drive(&env, Event::Callout(modelgate_policies::CalloutResult::Failed("x".into())));
         }
         if rng.below(17) == 0 {
             step = exchange.drive(&env, Event::StepFailed);

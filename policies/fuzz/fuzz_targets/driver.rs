@@ -9,8 +9,8 @@ mod common;
 use std::rc::Rc;
 
 use arbitrary::Arbitrary;
-use modelgate_policies::svid::{PureRustVerifier, SvidCache, TrustStore};
-use modelgate_policies::{Env, Event, Exchange, LogInfo, Phase, RequestHead, ResponseMemory, Step};
+use modelgate_policies::{PureRustVerifier, SvidCache, TrustStore};
+use modelgate_policies::{Env, Event, Flow, LogInfo, Phase, RequestHead, ResponseMemory, Step};
 
 #[derive(Arbitrary, Debug)]
 enum Token {
@@ -49,7 +49,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     let memory = Rc::new(ResponseMemory::new(1 << 20));
     let svids = SvidCache::new(4);
     let trust = TrustStore::new(&f.policy.trust_domains);
-    let tokens = modelgate_policies::token::TokenCache::default();
+    let tokens = modelgate_policies::TokenCache::default();
     let env = Env {
         policy: &f.policy,
         verifier: &PureRustVerifier,
@@ -77,7 +77,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
         peer: None,
         metadata: &[],
     };
-    let mut x = Exchange::new(Some(&f.policy), f.now_ms);
+    let mut x = Flow::new(Some(&f.policy), f.now_ms);
     let mut step = x.drive(&env, Event::RequestHeaders { head, end_of_stream: input.body.is_empty() });
     let mut held = 0;
     for cut in input.cuts.iter().chain(std::iter::once(&u16::MAX)) {
@@ -99,7 +99,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
         }
     }
     if let Step::Callout { .. } = step {
-        step = x.drive(&env, Event::Callout(modelgate_policies::callout::CalloutResult::Failed("fuzz".into())));
+        step = x.drive(&env, Event::Callout(modelgate_policies::CalloutResult::Failed("fuzz".into())));
     }
     if input.step_failed {
         step = x.drive(&env, Event::StepFailed);

@@ -3,10 +3,10 @@
 //! JSON serde_json reads too, and the edits keep it JSON.
 #![no_main]
 
-use modelgate_policies::api::{Api, BodyFormat};
-use modelgate_policies::body;
-use modelgate_policies::config::RuleLimits;
-use modelgate_policies::json;
+use modelgate_policies::parsers::{Api, BodyFormat};
+use modelgate_policies::parsers::body;
+use modelgate_policies::RuleLimits;
+use modelgate_policies::parsers::json;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if json::scan(data, &[]).is_ok() {

@@ -5,7 +5,8 @@
 
 mod common;
 
-use modelgate_policies::svid::{jwt, PureRustVerifier, TrustStore};
+use modelgate_policies::parsers::jwt;
+use modelgate_policies::{PureRustVerifier, TrustStore};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };

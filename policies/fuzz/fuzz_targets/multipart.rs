@@ -2,7 +2,7 @@
 //! panic; every field's value lies inside the body.
 #![no_main]
 
-use modelgate_policies::multipart;
+use modelgate_policies::parsers::multipart;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // The first line is the content type, the rest the body.

@@ -4,8 +4,8 @@
 //! endpoint table classifies it without panicking, linear in its length.
 #![no_main]
 
-use modelgate_policies::api::Api;
-use modelgate_policies::path;
+use modelgate_policies::parsers::Api;
+use modelgate_policies::parsers::path;
 
 const APIS: [Api; 7] =
     [Api::OpenAi, Api::OpenAiCompatible, Api::Anthropic, Api::Gemini, Api::AzureOpenAi, Api::Bedrock, Api::Vertex];

@@ -2,7 +2,7 @@
 //! canonical (it prints back as given) and matches itself.
 #![no_main]
 
-use modelgate_policies::spiffe::{SpiffeId, TrustDomain, WorkloadPattern};
+use modelgate_policies::parsers::{SpiffeId, TrustDomain, WorkloadPattern};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

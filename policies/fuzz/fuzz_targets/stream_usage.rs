@@ -5,7 +5,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use modelgate_policies::usage::{Framing, StreamUsage, MAX_EVENT_BYTES};
+use modelgate_policies::parsers::{Framing, StreamUsage, MAX_EVENT_BYTES};
 
 #[derive(Arbitrary, Debug)]
 struct Input {

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use modelgate_policies::svid::x509::{leaf_der, validate, validate_forwarded, Authority, X509SvidError};
+use modelgate_policies::parsers::{leaf_der, validate, validate_forwarded, Authority, X509SvidError};
 
 fn authority() -> &'static Authority {
     static CA: OnceLock<Authority> = OnceLock::new();

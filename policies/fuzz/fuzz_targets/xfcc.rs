@@ -3,8 +3,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use modelgate_policies::spiffe::SpiffeId;
-use modelgate_policies::xfcc::{forwarded_leaf, parse, Element};
+use modelgate_policies::parsers::SpiffeId;
+use modelgate_policies::parsers::{forwarded_leaf, parse, Element};
 
 #[derive(Arbitrary, Debug)]
 struct Hop {

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
-use crate::json::{Path, Step};
+use crate::body::json::{Path, Step};
 
 /// Sent upstream when the caller sent no `anthropic-version`.
 pub const VERSION: &str = "2023-06-01";

@@ -7,7 +7,7 @@
 //! not name is refused. The key goes in `api-key`.
 
 use super::{openai, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, MODEL_LIST, NO_ENDPOINT, STREAM};
-use crate::json::{Path, Step};
+use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
     name: "azure_openai",

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
-use crate::json::{Path, Step};
+use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
     name: "gemini",

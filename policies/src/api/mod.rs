@@ -6,6 +6,10 @@
 //! One module per api, each a [`Spec`]; this one holds what they share. An
 //! api is added by writing its module and naming it in [`Api`].
 
+pub mod path;
+pub mod query;
+pub mod usage;
+
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
@@ -16,7 +20,7 @@ pub mod vertex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::json::{Path, Step};
+use crate::body::json::{Path, Step};
 
 /// A provider api (SPEC §2 `providers[].api`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -143,7 +147,7 @@ pub enum ModelAt {
     /// A capture of the path pattern.
     Capture(&'static str),
     /// A capture the SDKs percent-encode (Bedrock's model id: `:` and `/`
-    /// of ARNs), decoded once ([`crate::path::bedrock_model`]).
+    /// of ARNs), decoded once ([`crate::api::path::bedrock_model`]).
     EncodedCapture(&'static str),
     /// Vertex: `{publisher}/{model}` from the two captures.
     Publisher(&'static str, &'static str),

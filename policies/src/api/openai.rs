@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM};
-use crate::json::{Path, Step};
+use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
     name: "openai",

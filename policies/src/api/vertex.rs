@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use super::{anthropic, gemini, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, NO_ENDPOINT, STREAM};
-use crate::json::{Path, Step};
+use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
     name: "vertex",

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use modelgate_policies::chain;
 use modelgate_policies::explain::{self, Question};
-use modelgate_policies::mint::Minter;
-use modelgate_policies::svid::PureRustVerifier;
+use modelgate_policies::Minter;
 use modelgate_policies::Policy;
+use modelgate_policies::PureRustVerifier;
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: modelgate <command> [options]   (modelgate <command> --help for each)
@@ -112,7 +112,7 @@ fn read(path: &str) -> Result<String, Fail> {
     std::fs::read_to_string(path).map_err(|e| Fail(2, format!("{path}: {e}")))
 }
 
-fn load(text: &str) -> Result<Policy, modelgate_policies::config::ConfigError> {
+fn load(text: &str) -> Result<Policy, modelgate_policies::ConfigError> {
     Policy::for_checking(text, &|name| std::env::var(name).ok())
 }
 
@@ -169,7 +169,7 @@ fn explain_cmd(args: &[String]) -> Result<(), Fail> {
                 let t = v
                     .parse::<u64>()
                     .ok()
-                    .or_else(|| modelgate_policies::time::parse_rfc3339(&v))
+                    .or_else(|| modelgate_policies::parse_rfc3339(&v))
                     .ok_or_else(|| Fail(2, format!("--time {v:?}: Unix seconds or RFC 3339")))?;
                 q["time"] = json!(t);
             }
@@ -281,7 +281,7 @@ fn mint_svid(args: &[String]) -> Result<(), Fail> {
     }
     let (Some(key), Some(id), Some(aud)) = (key, id, aud) else { return Err(usage(MINT_USAGE)) };
     let spiffe_id =
-        modelgate_policies::spiffe::SpiffeId::parse(&id).map_err(|e| Fail(2, format!("--spiffe-id {id:?}: {e}")))?;
+        modelgate_policies::SpiffeId::parse(&id).map_err(|e| Fail(2, format!("--spiffe-id {id:?}: {e}")))?;
     let minter = Minter::new(&key, kid, String::new(), aud, ttl).map_err(|e| Fail(2, e))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut jti = [0u8; 16];

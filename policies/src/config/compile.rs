@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::raw::*;
 use super::*;
-use crate::guard::{self, Action, Detector, Guard};
-use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
-use crate::svid::bundle::parse_jwt_bundle;
+use crate::body::guard::{self, Action, Detector, Guard};
+use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
+use crate::identity::svid::bundle::parse_jwt_bundle;
 
 const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 86_400;
@@ -45,15 +45,16 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, gene
         return Err(ConfigError::new("limits.max_body_bytes", "must be at least 1"));
     }
     let token_cache_size = match raw.limits.and_then(|l| l.token_cache_size) {
-        None => crate::token::DEFAULT_CACHE_SIZE,
-        Some(n) => {
-            usize::try_from(n).ok().filter(|n| (1..=crate::token::MAX_CACHE_SIZE).contains(n)).ok_or_else(|| {
+        None => crate::credential::token_exchange::DEFAULT_CACHE_SIZE,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=crate::credential::token_exchange::MAX_CACHE_SIZE).contains(n))
+            .ok_or_else(|| {
                 ConfigError::new(
                     "limits.token_cache_size",
-                    format!("{n} is out of range: 1 to {}", crate::token::MAX_CACHE_SIZE),
+                    format!("{n} is out of range: 1 to {}", crate::credential::token_exchange::MAX_CACHE_SIZE),
                 )
-            })?
-        }
+            })?,
     };
     Ok(Policy {
         mode: match raw.mode {
@@ -112,7 +113,7 @@ fn trust_domains(raw: Vec<RawTrustDomain>, jwt_svids: bool) -> Result<Vec<TrustD
             .iter()
             .enumerate()
             .map(|(j, pem)| {
-                crate::svid::x509::Authority::from_pem(pem.as_bytes())
+                crate::identity::svid::x509::Authority::from_pem(pem.as_bytes())
                     .map_err(|e| ConfigError::new(format!("{at}.x509_authorities[{j}]"), e))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -390,7 +391,7 @@ fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) 
     for (name, model) in raw {
         let path = format!("{at}.{name}");
         let named = match api {
-            Api::Bedrock => crate::path::bedrock_model(&name).is_ok_and(|id| id == name),
+            Api::Bedrock => crate::api::path::bedrock_model(&name).is_ok_and(|id| id == name),
             _ => is_segment(&name),
         };
         if !named {
@@ -651,8 +652,8 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
                 .collect::<Result<Vec<_>>>()?,
         };
         let conditions = match &r.when {
-            None => crate::conditions::Conditions::default(),
-            Some(when) => crate::conditions::compile(when, &format!("{at}.when"))?,
+            None => crate::decision::conditions::Conditions::default(),
+            Some(when) => crate::decision::conditions::compile(when, &format!("{at}.when"))?,
         };
         let mut workloads = Vec::with_capacity(r.workloads.len());
         for (j, w) in r.workloads.iter().enumerate() {

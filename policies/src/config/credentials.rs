@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::ConfigError;
-use crate::mint::{Minter, MAX_TTL_SECONDS};
-use crate::spiffe::WorkloadPattern;
+use crate::credential::mint::{Minter, MAX_TTL_SECONDS};
+use crate::identity::spiffe::WorkloadPattern;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -85,7 +85,7 @@ pub(super) fn digest(generation: &str, provider: &super::Provider) -> String {
             text.push_str(&minter.jwks().to_string());
         }
     }
-    crate::chain::sha256_hex(text.as_bytes())
+    crate::util::digest::sha256_hex(text.as_bytes())
 }
 
 /// A provider's workload identity federation, as its SDK speaks it.

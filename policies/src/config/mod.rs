@@ -9,11 +9,11 @@ pub mod raw;
 use std::fmt;
 
 use crate::api::Api;
-use crate::mint::Minter;
-use crate::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
-pub use crate::svid::bundle::Format;
-use crate::svid::JwtKey;
-pub use credentials::{Account, Encoding, Grant, Subject, TokenExchange};
+use crate::credential::mint::Minter;
+use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
+pub use crate::identity::svid::bundle::Format;
+use crate::identity::svid::JwtKey;
+pub use credentials::{Encoding, Grant, Subject, TokenExchange};
 
 /// The compiled configuration every request is decided against.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct Policy {
     pub prompt_audit: PromptAudit,
     pub max_body_bytes: u64,
     /// The prompt-leak guard, when configured.
-    pub prompt_guard: Option<crate::guard::Guard>,
+    pub prompt_guard: Option<crate::body::guard::Guard>,
     /// The SHA-256 (hex) of the configuration text: a token obtained under
     /// one configuration is never served under another.
     pub generation: String,
@@ -59,7 +59,7 @@ pub struct TrustDomainConfig {
     pub keys: Vec<JwtKey>,
     pub endpoint: Option<BundleEndpoint>,
     /// The X.509 authorities (DER) forwarded leaves are checked against.
-    pub x509_authorities: Vec<crate::svid::x509::Authority>,
+    pub x509_authorities: Vec<crate::identity::svid::x509::Authority>,
 }
 
 /// Where a trust domain's bundle is fetched from, through an Envoy cluster.
@@ -183,7 +183,7 @@ impl EndUserName {
     pub fn of(self, spiffe_id: &str) -> String {
         match self {
             EndUserName::SpiffeId => spiffe_id.to_string(),
-            EndUserName::Hash => format!("sha256:{}", &crate::chain::sha256_hex(spiffe_id.as_bytes())[..32]),
+            EndUserName::Hash => format!("sha256:{}", &crate::util::digest::sha256_hex(spiffe_id.as_bytes())[..32]),
         }
     }
 }
@@ -255,10 +255,10 @@ pub struct Rule {
     pub endpoints: Vec<EndpointPattern>,
     pub limits: RuleLimits,
     /// The rule's `when`: it matches only while every condition holds.
-    pub conditions: crate::conditions::Conditions,
+    pub conditions: crate::decision::conditions::Conditions,
     /// The prompt guard for requests this rule allows: `None` follows the
     /// guard's own action, `Some(None)` is off.
-    pub prompt_guard: Option<Option<crate::guard::Action>>,
+    pub prompt_guard: Option<Option<crate::body::guard::Action>>,
 }
 
 /// An extra endpoint an allow rule opens: a method (or any) and a path
@@ -360,14 +360,14 @@ impl Policy {
     pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
         // A repeated member anywhere (serde_json would keep one silently
         // inside free-form values such as a bundle) is an error.
-        if let Err(crate::json::JsonError::Duplicate(name)) = crate::json::scan(json, &[]) {
+        if let Err(crate::body::json::JsonError::Duplicate(name)) = crate::body::json::scan(json, &[]) {
             return Err(ConfigError::new("", format!("the member {name:?} appears twice in one object")));
         }
         let mut de = serde_json::Deserializer::from_slice(json);
         let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
             .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
         de.end().map_err(|e| ConfigError::new("", e.to_string()))?;
-        compile::compile(raw, env, &crate::chain::sha256_hex(json))
+        compile::compile(raw, env, &crate::util::digest::sha256_hex(json))
     }
 
     /// The policy in `text` as the filter would load it, for checking and
@@ -442,4 +442,5 @@ fn value_at<'v>(doc: &'v serde_json::Value, path: &str) -> Option<&'v serde_json
 }
 
 #[cfg(test)]
+#[path = "mod_tests.rs"]
 mod tests;

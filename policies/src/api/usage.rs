@@ -1,0 +1,357 @@
+//! Token usage from a streamed response (SPEC §6), read as it passes and
+//! never held: server-sent events (OpenAI chat and completions chunks, the
+//! Responses api's `response.completed`, Anthropic's `message_start` and
+//! cumulative `message_delta`, Gemini's and Vertex's `usageMetadata`) and
+//! Bedrock's `application/vnd.amazon.eventstream` frames (Converse's
+//! `metadata`, and the Anthropic events inside `invoke-with-response-stream`
+//! chunks). Chunks may end anywhere — inside a UTF-8 character, a line, a
+//! frame: only whole lines and frames are read, one at a time, and one
+//! larger than [`MAX_EVENT_BYTES`] is skipped (the usage is then not
+//! complete).
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::api::{Api, Usage};
+
+/// The largest event (an SSE line, an eventstream frame) read for usage.
+/// The Responses api's `response.completed` repeats the whole output.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `text/event-stream`.
+    Sse,
+    /// `application/vnd.amazon.eventstream`.
+    EventStream,
+}
+
+impl Framing {
+    /// The framing of a response's media type, if it is a stream.
+    pub fn of(content_type: &str) -> Option<Framing> {
+        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match media.as_str() {
+            "text/event-stream" => Some(Framing::Sse),
+            "application/vnd.amazon.eventstream" => Some(Framing::EventStream),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct StreamUsage {
+    framing: Framing,
+    /// The partial line or frame.
+    buf: Vec<u8>,
+    /// Skipping the rest of a line too long to read.
+    skipping: bool,
+    /// The previous chunk ended in `\r` (a `\n` after it ends nothing).
+    after_cr: bool,
+    /// The data lines of the SSE event being read.
+    data: Vec<u8>,
+    input: Option<u64>,
+    output: Option<u64>,
+    total: Option<u64>,
+    pub model: Option<String>,
+    /// The stream's last event was seen.
+    terminal: bool,
+    /// An event could not be read: what was counted may be short.
+    lossy: bool,
+    /// Reading gave up (the VM's memory, or frames it cannot read).
+    stopped: bool,
+}
+
+impl StreamUsage {
+    pub fn new(framing: Framing) -> StreamUsage {
+        StreamUsage {
+            framing,
+            buf: Vec::new(),
+            skipping: false,
+            after_cr: false,
+            data: Vec::new(),
+            input: None,
+            output: None,
+            total: None,
+            model: None,
+            terminal: false,
+            lossy: false,
+            stopped: false,
+        }
+    }
+
+    /// Bytes held between calls (a partial line or frame and its event).
+    pub fn held(&self) -> usize {
+        self.buf.capacity() + self.data.capacity()
+    }
+
+    /// Gives up reading: the usage is incomplete.
+    pub fn abandon(&mut self) {
+        self.lossy = true;
+        self.stopped = true;
+        self.buf = Vec::new();
+        self.data = Vec::new();
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.stopped {
+            return;
+        }
+        match self.framing {
+            Framing::Sse => self.feed_sse(chunk),
+            Framing::EventStream => self.feed_frames(chunk),
+        }
+    }
+
+    /// The usage counted, and whether it is the whole of it: the stream
+    /// `ended` cleanly, its last event came, and nothing was skipped.
+    pub fn finish(&mut self, ended: bool) -> (Option<Usage>, bool) {
+        if ended && self.framing == Framing::Sse && !self.data.is_empty() {
+            self.dispatch();
+        }
+        self.buf = Vec::new();
+        self.data = Vec::new();
+        let usage = self.usage();
+        (usage, ended && self.terminal && !self.lossy && usage.is_some())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        if self.input.is_none() && self.output.is_none() && self.total.is_none() {
+            return None;
+        }
+        let total = self.total.or_else(|| Some(self.input.unwrap_or(0) + self.output.unwrap_or(0)));
+        Some(Usage { input_tokens: self.input, output_tokens: self.output, total_tokens: total })
+    }
+
+    fn feed_sse(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        if self.after_cr && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        self.after_cr = false;
+        while let Some(end) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            let (line, tail) = rest.split_at(end);
+            if tail[0] == b'\r' {
+                match tail.get(1) {
+                    Some(b'\n') => rest = &tail[2..],
+                    Some(_) => rest = &tail[1..],
+                    None => {
+                        rest = &tail[1..];
+                        self.after_cr = true;
+                    }
+                }
+            } else {
+                rest = &tail[1..];
+            }
+            if self.skipping {
+                self.skipping = false;
+                self.buf.clear();
+                continue;
+            }
+            if self.buf.is_empty() {
+                self.line(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.buf);
+                whole.extend_from_slice(line);
+                self.line(&whole);
+                whole.clear();
+                self.buf = whole;
+            }
+        }
+        if !self.skipping {
+            if self.buf.len() + rest.len() > MAX_EVENT_BYTES {
+                self.skipping = true;
+                self.lossy = true;
+                self.buf = Vec::new();
+            } else {
+                self.buf.extend_from_slice(rest);
+            }
+        }
+    }
+
+    /// One SSE line (without its end).
+    fn line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            self.dispatch();
+            return;
+        }
+        if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.data.len() + value.len() + 1 > MAX_EVENT_BYTES {
+                self.lossy = true;
+                self.data = Vec::new();
+                return;
+            }
+            if !self.data.is_empty() {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+        }
+        // `event:`, `id:`, `retry:` and comments: the data says enough.
+    }
+
+    fn dispatch(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        if data.is_empty() {
+            return;
+        }
+        if data.as_slice() == b"[DONE]" {
+            self.terminal = true;
+        } else if let Ok(v) = serde_json::from_slice::<Value>(&data) {
+            self.event(&v, None);
+        }
+    }
+
+    fn feed_frames(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+        let mut at = 0;
+        while self.buf.len() - at >= 12 {
+            let word = |i: usize| u32::from_be_bytes([self.buf[i], self.buf[i + 1], self.buf[i + 2], self.buf[i + 3]]);
+            let total = word(at) as usize;
+            let headers = word(at + 4) as usize;
+            if !(16..=MAX_EVENT_BYTES).contains(&total) || headers > total - 16 {
+                // Not a frame modelgate can read: stop reading.
+                self.abandon();
+                return;
+            }
+            if self.buf.len() - at < total {
+                break;
+            }
+            let frame = &self.buf[at..at + total];
+            let (event_type, message_type) = frame_headers(&frame[12..12 + headers]);
+            let payload = &frame[12 + headers..total - 4];
+            if message_type.as_deref() != Some("event") {
+                self.lossy = true;
+            } else if let Ok(v) = serde_json::from_slice::<Value>(payload) {
+                self.event(&v, event_type.as_deref());
+            }
+            at += total;
+        }
+        self.buf.drain(..at);
+    }
+
+    /// One event, whatever api sent it: each is recognised by its shape.
+    fn event(&mut self, v: &Value, frame_type: Option<&str>) {
+        // An `invoke-with-response-stream` chunk: an Anthropic event inside.
+        if frame_type == Some("chunk") {
+            let inner = v
+                .get("bytes")
+                .and_then(Value::as_str)
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            if let Some(inner) = inner {
+                self.event(&inner, None);
+            }
+            return;
+        }
+        if frame_type == Some("metadata") {
+            self.replace((Api::Bedrock.spec().usage)(v));
+            self.terminal = true;
+            return;
+        }
+        let set_model = |this: &mut Self, m: Option<&Value>| {
+            if let Some(m) = m.and_then(Value::as_str) {
+                this.model = Some(crate::flow::bounded(m));
+            }
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                let message = v.get("message");
+                set_model(self, message.and_then(|m| m.get("model")));
+                self.replace(message.and_then(|m| (Api::Anthropic.spec().usage)(m)));
+            }
+            Some("message_delta") => {
+                // Cumulative counts: each replaces what an earlier said.
+                if let Some(u) = v.get("usage") {
+                    if let Some(n) = u.get("output_tokens").and_then(Value::as_u64) {
+                        self.output = Some(n);
+                        self.total = None;
+                    }
+                    if let Some(n) = u.get("input_tokens").and_then(Value::as_u64) {
+                        self.input = Some(n);
+                        self.total = None;
+                    }
+                }
+            }
+            Some("message_stop") => {
+                if let Some(m) = v.get("amazon-bedrock-invocationMetrics") {
+                    let count = |k: &str| m.get(k).and_then(Value::as_u64);
+                    if let (Some(i), Some(o)) = (count("inputTokenCount"), count("outputTokenCount")) {
+                        self.input = Some(i);
+                        self.output = Some(o);
+                        self.total = None;
+                    }
+                }
+                self.terminal = true;
+            }
+            Some("response.completed" | "response.incomplete" | "response.failed") => {
+                let response = v.get("response");
+                set_model(self, response.and_then(|r| r.get("model")));
+                self.replace(response.and_then(|r| (Api::OpenAi.spec().usage)(r)));
+                self.terminal = true;
+            }
+            _ if v.get("usageMetadata").is_some() || v.get("candidates").is_some() => {
+                set_model(self, v.get("modelVersion"));
+                if let Some(u) = (Api::Gemini.spec().usage)(v) {
+                    self.replace(Some(u));
+                }
+                let finished = v
+                    .get("candidates")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some_and(|r| !r.is_null())));
+                self.terminal |= finished;
+            }
+            _ => {
+                set_model(self, v.get("model"));
+                if v.get("usage").is_some_and(Value::is_object) {
+                    self.replace((Api::OpenAi.spec().usage)(v));
+                }
+            }
+        }
+    }
+
+    fn replace(&mut self, usage: Option<Usage>) {
+        if let Some(u) = usage {
+            self.input = u.input_tokens;
+            self.output = u.output_tokens;
+            self.total = u.total_tokens;
+        }
+    }
+}
+
+/// An eventstream frame's `:event-type` and `:message-type`.
+fn frame_headers(mut h: &[u8]) -> (Option<String>, Option<String>) {
+    let (mut event, mut message) = (None, None);
+    while let Some((&len, rest)) = h.split_first() {
+        let len = usize::from(len);
+        let (Some(name), Some(&kind)) = (rest.get(..len), rest.get(len)) else { break };
+        let rest = &rest[len + 1..];
+        let size = match kind {
+            0 | 1 => 0,
+            2 => 1,
+            3 => 2,
+            4 => 4,
+            5 | 8 => 8,
+            9 => 16,
+            6 | 7 => match rest.get(..2) {
+                Some(n) => 2 + usize::from(u16::from_be_bytes([n[0], n[1]])),
+                None => break,
+            },
+            _ => break,
+        };
+        let Some(value) = rest.get(..size) else { break };
+        if kind == 7 {
+            let text = String::from_utf8_lossy(&value[2..]).into_owned();
+            match name {
+                b":event-type" => event = Some(text),
+                b":message-type" => message = Some(text),
+                _ => {}
+            }
+        }
+        h = &rest[size..];
+    }
+    (event, message)
+}
+
+#[cfg(test)]
+#[path = "usage_tests.rs"]
+mod tests;

@@ -1,0 +1,311 @@
+//! The prompt-leak guard (SPEC reason `prompt_blocked`): detectors over the
+//! text a request sends — every string of its JSON body, decoded, member
+//! names included (message contents, system prompts, tool arguments and
+//! schemas), and every text part of a form —
+//! that find secrets and personal data before they leave. Each detector is
+//! a regular expression of the `regex` crate (linear time in the text), with
+//! a check in code where a pattern alone would flag too much: a Luhn check
+//! for card numbers, the SSA's rules for SSNs, the key's kind for `sk-`
+//! keys. The audit record counts findings per detector, never the text.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::body::json;
+use crate::body::multipart;
+
+/// A detector: a built-in or a configured pattern.
+#[derive(Debug)]
+pub struct Detector {
+    pub name: String,
+    regex: Regex,
+    check: Check,
+    /// A configured pattern, not a built-in.
+    custom: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    None,
+    Luhn,
+    Ssn,
+    OpenAiKey,
+    AnthropicKey,
+}
+
+/// The built-in detectors: name, pattern, check. Every pattern starts and
+/// ends on a word boundary (or a fixed delimiter), so a token inside an
+/// unrelated word is never one.
+const BUILT_IN: &[(&str, &str, Check)] = &[
+    ("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----", Check::None),
+    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}\b", Check::None),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b", Check::None),
+    (
+        "slack_token",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,250}\b|https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}",
+        Check::None,
+    ),
+    ("openai_key", r"\bsk-[A-Za-z0-9_-]{20,}", Check::OpenAiKey),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}", Check::AnthropicKey),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", Check::None),
+    ("card_number", r"\b\d(?:[ -]?\d){12,18}\b", Check::Luhn),
+    ("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b", Check::Ssn),
+    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b", Check::None),
+];
+
+pub fn built_in_names() -> impl Iterator<Item = &'static str> {
+    BUILT_IN.iter().map(|(n, _, _)| *n)
+}
+
+impl Detector {
+    pub fn built_in(name: &str) -> Option<Detector> {
+        let (name, pattern, check) = BUILT_IN.iter().find(|(n, _, _)| *n == name)?;
+        // The patterns are constants, tested below; ASCII classes.
+        Regex::new(&format!("(?-u){pattern}")).ok().map(|regex| Detector {
+            name: name.to_string(),
+            regex,
+            check: *check,
+            custom: false,
+        })
+    }
+
+    /// A configured pattern. Compiled with a size limit: the `regex` crate
+    /// runs every pattern in time linear in the text. `\d`, `\w`, `\s` and
+    /// `\b` are ASCII classes.
+    pub fn custom(name: &str, pattern: &str) -> Result<Detector, String> {
+        let regex = regex::RegexBuilder::new(&format!("(?-u){pattern}"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| format!("not a regular expression: {e}"))?;
+        if regex.is_match("") {
+            return Err("matches the empty text".into());
+        }
+        Ok(Detector { name: name.to_string(), regex, check: Check::None, custom: true })
+    }
+
+    /// How many times this detector finds something in `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.regex.find_iter(text).filter(|m| self.accepts(m.as_str())).count()
+    }
+
+    fn accepts(&self, found: &str) -> bool {
+        match self.check {
+            Check::None => true,
+            Check::Luhn => luhn(found),
+            Check::Ssn => ssn(found),
+            Check::OpenAiKey => !found.starts_with("sk-ant-"),
+            Check::AnthropicKey => true,
+        }
+    }
+}
+
+/// A card number: 13 to 19 digits (spaces or dashes between them) whose
+/// Luhn checksum holds.
+fn luhn(found: &str) -> bool {
+    let digits: Vec<u32> = found.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) || digits.iter().all(|d| *d == digits[0]) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// An SSN as the SSA issues them: no area 000, 666 or 900–999, no group
+/// 00, no serial 0000.
+fn ssn(found: &str) -> bool {
+    let parts: Vec<&str> = found.split('-').collect();
+    let [area, group, serial] = parts.as_slice() else { return false };
+    let area: u32 = area.parse().unwrap_or(0);
+    area != 0 && area != 666 && area < 900 && *group != "00" && *serial != "0000"
+}
+
+/// What a guard does with findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Block,
+    Log,
+}
+
+/// The configured guard.
+#[derive(Debug)]
+pub struct Guard {
+    pub action: Action,
+    pub detectors: Vec<Detector>,
+    /// Every detector's pattern in one automaton: one pass over a text
+    /// says which detectors can find anything in it.
+    any: regex::RegexSet,
+    /// Whether any detector is a configured pattern.
+    custom: bool,
+}
+
+/// The audit record's `prompt_guard`: the action and the findings per
+/// detector (never the text found).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Findings {
+    pub action: Option<Action>,
+    pub findings: BTreeMap<String, usize>,
+}
+
+impl Guard {
+    pub fn new(action: Action, detectors: Vec<Detector>) -> Result<Guard, String> {
+        let any = regex::RegexSetBuilder::new(detectors.iter().map(|d| d.regex.as_str()))
+            .size_limit(8 << 20)
+            .build()
+            .map_err(|e| format!("the detectors do not compile together: {e}"))?;
+        let custom = detectors.iter().any(|d| d.custom);
+        Ok(Guard { action, detectors, any, custom })
+    }
+
+    /// The findings in a JSON body's text: every string, decoded — member
+    /// names as much as values (a tool schema's property names reach the
+    /// model too) — what the provider reads. The body as sent is read
+    /// first, in one pass for all detectors: a body with no `\` (and no
+    /// base64 run an attachment could hide in) spells
+    /// each string exactly as it decodes, between quotes (no word
+    /// character), so with nothing found in it the decoded strings hold
+    /// nothing either. Any escape — `\n` as much as `\u` — spells a
+    /// character differently from how it decodes (the `n` of `\n` is a word
+    /// character, the newline is not), so then every string is decoded and
+    /// read. One linear pass over the bytes, with no nesting limit: the
+    /// body was already read as strict JSON ([`crate::body::json`]), so every
+    /// `"` outside a string opens one.
+    pub fn scan_json(&self, body: &[u8]) -> BTreeMap<String, usize> {
+        let mut found = BTreeMap::new();
+        if !self.custom
+            && !body.contains(&b'\\')
+            && !has_base64_run(body)
+            && !self.any.is_match(&String::from_utf8_lossy(body))
+        {
+            return found;
+        }
+        let mut i = 0;
+        while let Some(open) = body[i..].iter().position(|b| *b == b'"') {
+            let (text, next) = json_string(body, i + open + 1);
+            self.scan_string(&text, &mut found);
+            i = next;
+        }
+        found
+    }
+
+    /// The findings in a form's text (the transcription `prompt`, any other
+    /// field): every part without a file name, whatever type it declares
+    /// (form readers take such a part as a text field), and every file sent
+    /// as text or with no type. Only files that declare a binary type (the
+    /// audio) are not read.
+    pub fn scan_multipart(&self, body: &[u8], content_type: &str) -> BTreeMap<String, usize> {
+        let mut found = BTreeMap::new();
+        let fields = multipart::boundary(content_type).and_then(|b| multipart::fields(body, &b)).unwrap_or_default();
+        for field in fields {
+            let textual = field.content_type.as_deref().is_none_or(|ct| {
+                multipart::media_type(ct)
+                    .is_ok_and(|m| m.essence.starts_with("text/") || m.essence == "application/json")
+            });
+            if field.filename.is_none() || textual {
+                self.scan_text(&String::from_utf8_lossy(field.value), &mut found);
+            }
+        }
+        found
+    }
+
+    /// A JSON string: its text, and the text it carries as base64 (a text
+    /// document, a `data:text/plain;base64,…` file): providers decode
+    /// attachments and the model reads them.
+    fn scan_string(&self, text: &str, found: &mut BTreeMap<String, usize>) {
+        self.scan_text(text, found);
+        if let Some(carried) = base64_text(text) {
+            self.scan_text(&carried, found);
+        }
+    }
+
+    fn scan_text(&self, text: &str, found: &mut BTreeMap<String, usize>) {
+        for i in self.any.matches(text).iter() {
+            let d = &self.detectors[i];
+            let n = d.count(text);
+            if n > 0 {
+                *found.entry(d.name.clone()).or_default() += n;
+            }
+        }
+    }
+}
+
+/// Shortest base64 payload read as an attachment.
+const MIN_BASE64: usize = 24;
+
+/// Whether the body holds a run of base64 long enough to be read as an
+/// attachment (then the fast path cannot vouch for it).
+fn has_base64_run(body: &[u8]) -> bool {
+    let mut run = 0;
+    for b in body {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_') {
+            run += 1;
+            if run >= MIN_BASE64 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// The text a string carries as base64 — the whole string, or a data URL's
+/// payload — when it decodes to UTF-8 text. Short strings are not read
+/// (an id or a word is no attachment); binary payloads (images, audio) fail
+/// the UTF-8 check and are not read either.
+fn base64_text(text: &str) -> Option<String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine as _;
+    let payload = match text.strip_prefix("data:") {
+        Some(url) => url.split_once(";base64,")?.1,
+        None => text,
+    };
+    let payload = payload.trim_end_matches('=');
+    if payload.len() < MIN_BASE64
+        || !payload.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+    {
+        return None;
+    }
+    let padded = |p: &str| format!("{p}{}", "=".repeat((4 - p.len() % 4) % 4));
+    let bytes = STANDARD.decode(padded(payload)).or_else(|_| URL_SAFE.decode(padded(payload))).ok()?;
+    String::from_utf8(bytes).ok().filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()))
+}
+
+/// The JSON string whose first byte (after its opening quote) is at
+/// `start`, decoded by the strict reader's own [`json::unescape`], and the
+/// index just past its closing quote. (The body was read strictly before:
+/// a string it could not decode is read as its raw text.)
+fn json_string(body: &[u8], start: usize) -> (String, usize) {
+    let mut i = start;
+    while let Some(&b) = body.get(i) {
+        match b {
+            b'"' => break,
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    let inner = body.get(start..i.min(body.len())).unwrap_or_default();
+    let text = json::unescape(inner).map_or_else(|_| String::from_utf8_lossy(inner).into_owned(), |t| t.into_owned());
+    (text, i + 1)
+}
+
+#[cfg(test)]
+#[path = "guard_tests.rs"]
+mod tests;

@@ -1,0 +1,155 @@
+//! The trust bundles a worker VM verifies JWT-SVIDs against: the inline
+//! bundles of the configuration, replaced by fetched ones as they arrive.
+//!
+//! - A domain configured with a bundle endpoint and no inline keys is
+//!   *unavailable* until its first bundle is installed: its tokens get 503
+//!   `bundle_unavailable`, never a guess.
+//! - A bundle with an older `spiffe_sequence` than the installed one never
+//!   replaces it; an equal one changes nothing.
+//! - Every change gives the domain a new generation, so verifications cached
+//!   under the old keys are not reused.
+
+use std::rc::Rc;
+
+use super::bundle::{Bundle, JwtKey};
+use super::x509::Authority;
+use crate::config::TrustDomainConfig;
+use crate::identity::spiffe::TrustDomain;
+
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub name: TrustDomain,
+    pub keys: Rc<[JwtKey]>,
+    /// False until a domain that has only a bundle endpoint has loaded it.
+    pub available: bool,
+    pub sequence: Option<u64>,
+    pub generation: u64,
+    pub x509_authorities: Rc<[Authority]>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TrustStore {
+    domains: Vec<Domain>,
+    generations: u64,
+}
+
+/// What [`TrustStore::install`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// The domain's keys are now the bundle's.
+    Replaced,
+    /// The bundle has the installed sequence: nothing changed.
+    Same,
+    /// The bundle's sequence is older than the installed one: refused.
+    Older { installed: u64 },
+    /// No such trust domain is configured.
+    Unknown,
+}
+
+impl TrustStore {
+    pub fn new(configured: &[TrustDomainConfig]) -> Self {
+        let domains: Vec<Domain> = configured
+            .iter()
+            .zip(1..)
+            .map(|(d, generation)| Domain {
+                name: d.name.clone(),
+                keys: d.keys.clone().into(),
+                available: d.endpoint.is_none() || !d.keys.is_empty(),
+                sequence: None,
+                generation,
+                x509_authorities: d.x509_authorities.clone().into(),
+            })
+            .collect();
+        TrustStore { generations: domains.len() as u64, domains }
+    }
+
+    pub fn domain(&self, name: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.name.as_str() == name)
+    }
+
+    pub fn knows(&self, name: &str) -> bool {
+        self.domain(name).is_some()
+    }
+
+    /// The X.509 authorities configured for `name` (none: not checked).
+    pub fn x509_authorities(&self, name: &str) -> &[Authority] {
+        self.domain(name).map_or(&[], |d| &d.x509_authorities)
+    }
+
+    /// Whether `bundle` would replace the installed bundle of `name`.
+    pub fn check(&self, name: &str, sequence: Option<u64>) -> Installed {
+        let Some(domain) = self.domain(name) else { return Installed::Unknown };
+        match (domain.available, domain.sequence, sequence) {
+            (true, Some(installed), Some(new)) if new < installed => Installed::Older { installed },
+            (true, Some(installed), Some(new)) if new == installed => Installed::Same,
+            _ => Installed::Replaced,
+        }
+    }
+
+    /// Installs a fetched bundle, unless it is older than (or the same as)
+    /// the one in force.
+    pub fn install(&mut self, name: &str, bundle: Bundle) -> Installed {
+        let verdict = self.check(name, bundle.sequence);
+        if verdict != Installed::Replaced {
+            return verdict;
+        }
+        self.generations += 1;
+        let generation = self.generations;
+        if let Some(domain) = self.domains.iter_mut().find(|d| d.name.as_str() == name) {
+            domain.keys = bundle.keys.into();
+            domain.sequence = bundle.sequence;
+            domain.available = true;
+            domain.generation = generation;
+        }
+        Installed::Replaced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::policy;
+    use serde_json::json;
+
+    fn bundle(sequence: Option<u64>) -> Bundle {
+        Bundle { keys: Vec::new(), sequence, refresh_hint: None, skipped: 0 }
+    }
+
+    fn store() -> TrustStore {
+        TrustStore::new(&policy(json!({})).trust_domains)
+    }
+
+    #[test]
+    fn a_sequence_never_goes_backward() {
+        let mut s = store();
+        let first = s.domain("example.org").unwrap().generation;
+        assert_eq!(s.install("example.org", bundle(Some(5))), Installed::Replaced);
+        let after = s.domain("example.org").unwrap().generation;
+        assert_ne!(first, after);
+        assert_eq!(s.install("example.org", bundle(Some(4))), Installed::Older { installed: 5 });
+        assert_eq!(s.install("example.org", bundle(Some(5))), Installed::Same);
+        assert_eq!(s.domain("example.org").unwrap().generation, after);
+        assert_eq!(s.install("example.org", bundle(Some(6))), Installed::Replaced);
+        // A bundle without a sequence (a plain JWKS) always replaces.
+        assert_eq!(s.install("example.org", bundle(None)), Installed::Replaced);
+        assert_eq!(s.install("other.org", bundle(None)), Installed::Unknown);
+    }
+
+    #[test]
+    fn a_domain_with_only_an_endpoint_is_unavailable_until_loaded() {
+        let mut p = policy(json!({}));
+        p.trust_domains[0].keys.clear();
+        p.trust_domains[0].endpoint = Some(crate::config::BundleEndpoint {
+            cluster: "spire".into(),
+            authority: "spire".into(),
+            path: "/".into(),
+            refresh_seconds: 300,
+            timeout_ms: 5000,
+            format: crate::config::Format::Spiffe,
+        });
+        let mut s = TrustStore::new(&p.trust_domains);
+        assert!(!s.domain("example.org").unwrap().available);
+        s.install("example.org", bundle(Some(1)));
+        assert!(s.domain("example.org").unwrap().available);
+    }
+}

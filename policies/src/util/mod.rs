@@ -1,0 +1,4 @@
+//! Small helpers every step may use: they import nothing of the crate.
+
+pub mod digest;
+pub mod time;
