@@ -13,7 +13,8 @@
 //! | who is calling: carriers, XFCC, SPIFFE IDs, SVIDs and bundles | `identity/` |
 //! | what the provider will read: each api's endpoints, names, usage | `api/` |
 //! | the body: strict JSON, multipart, the prompt guard | `body/` |
-//! | rules, conditions, explain | `decision/` |
+//! | rules and their conditions | `decision/` |
+//! | a described request driven through the flow: `modelgate explain` | `explain.rs` |
 //! | what replaces the caller's credential | `credential/` |
 //! | the record, its chain, metrics | `audit/` |
 //! | the configuration, raw → compiled | `config/` |
@@ -32,6 +33,10 @@ mod flow;
 mod identity;
 mod reason;
 mod util;
+
+/// Why a described call would be allowed or denied: the real flow, driven
+/// with a described request (`modelgate explain`, the browser explorer).
+pub mod explain;
 
 #[cfg(test)]
 mod testing;
@@ -58,7 +63,8 @@ pub use identity::svid::{Alg, Installed, JwtKey, PureRustVerifier, SignatureVeri
 // The CLI and the explorer.
 pub use audit::chain::{self, Chain};
 pub use credential::mint::Minter;
-pub use decision::explain::{self, Question};
+pub use explain::Question;
+
 pub use identity::spiffe::SpiffeId;
 pub use util::digest::sha256_hex;
 pub use util::time::parse_rfc3339;

@@ -250,7 +250,7 @@ impl StreamUsage {
         }
         let set_model = |this: &mut Self, m: Option<&Value>| {
             if let Some(m) = m.and_then(Value::as_str) {
-                this.model = Some(crate::flow::bounded(m));
+                this.model = Some(crate::util::text::bounded(m));
             }
         };
         match v.get("type").and_then(Value::as_str) {

@@ -7,7 +7,7 @@
 //! - `modelgate.tokens.<provider>.<model>.input` / `.output`
 //! - `modelgate.prompt_guard.<detector>` (findings)
 
-use crate::audit::Record;
+use crate::audit::record::Record;
 use crate::config::{Effect, Policy};
 
 /// The counters a finished record adds to, and by how much.

@@ -9,7 +9,6 @@
 //! prefix — so no spelling slips past a deny (deny wins, and wins wide).
 
 pub mod conditions;
-pub mod explain;
 
 use crate::config::{Effect, Rule};
 use crate::decision::conditions::{Evaluated, Facts, Truth};

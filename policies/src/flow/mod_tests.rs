@@ -3,12 +3,19 @@
 
 use serde_json::{json, Value};
 
+use std::rc::Rc;
+
 use super::*;
+use crate::api;
 use crate::body::apply_edits;
 use crate::config::Credential;
 use crate::credential::token_exchange::TokenCache;
+use crate::flow::headers::trace_id;
+use crate::flow::memory::MAX_LISTING_BYTES;
 use crate::identity::svid::PureRustVerifier;
+use crate::identity::svid::{SvidCache, TrustStore};
 use crate::testing::*;
+use crate::util::text::MAX_AUDIT_VALUE;
 
 const NOW_MS: u64 = NOW * 1000;
 

@@ -10,7 +10,6 @@ pub mod xfcc;
 use std::rc::Rc;
 
 use crate::api::Api;
-use crate::audit::{JwtInfo, Workload, X509Info};
 use crate::config::{Policy, Require, X509Source};
 use crate::credential;
 use crate::identity::spiffe::SpiffeId;
@@ -134,32 +133,6 @@ fn hex_key(hex: &str) -> Option<[u8; 32]> {
         out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
     }
     Some(out)
-}
-
-impl Identity {
-    /// The audit record's `workload`.
-    pub fn workload(&self, bounded: impl Fn(&str) -> String) -> Workload {
-        let svid = match (&self.jwt, &self.x509) {
-            (Some(_), Some(_)) => "jwt+x509",
-            (None, Some(_)) => "x509",
-            _ => "jwt",
-        };
-        Workload {
-            spiffe_id: self.spiffe_id.to_string(),
-            trust_domain: self.spiffe_id.trust_domain().to_string(),
-            svid,
-            jwt: self.jwt.as_ref().map(|j| JwtInfo {
-                kid: Some(j.kid.clone()),
-                exp: j.exp,
-                jti: j.jti.as_deref().map(&bounded),
-            }),
-            x509: self.x509.as_ref().map(|x| X509Info {
-                serial: x.serial.clone(),
-                not_before: x.not_before,
-                not_after: x.not_after,
-            }),
-        }
-    }
 }
 
 #[cfg(test)]

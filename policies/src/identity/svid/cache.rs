@@ -165,6 +165,24 @@ impl SvidCache {
         Ok(svid)
     }
 
+    /// Holds `svid` as the verified SVID of `token`, under the bundle in
+    /// force: how `explain` describes a caller to the flow's own identity
+    /// step. The gateway never calls it.
+    pub(crate) fn hold_jwt(&self, token: &str, svid: JwtSvid, trust: &TrustStore) {
+        let svid = Rc::new(svid);
+        if let Some(generation) = generation(trust, &svid) {
+            self.insert(digest(token.as_bytes()), svid, generation);
+        }
+    }
+
+    /// Holds `svid` as the validated X.509-SVID of the certificate `der`
+    /// (for `explain`, as [`SvidCache::hold_jwt`]).
+    pub(crate) fn hold_x509(&self, der: &[u8], svid: X509Svid) {
+        if let Ok(mut lru) = self.x509.try_borrow_mut() {
+            lru.insert(digest(der), Rc::new(svid));
+        }
+    }
+
     fn get(&self, key: &Key, trust: &TrustStore) -> Option<Rc<JwtSvid>> {
         let mut lru = self.lru.try_borrow_mut().ok()?;
         let entry = lru.get(key)?;

@@ -1,0 +1,168 @@
+//! The audit record (SPEC §6): one per request, serialized once when Envoy
+//! logs the request. It never holds a token, a key or a prompt: a JWT-SVID
+//! appears as its `kid`, `exp` and `jti`, a prompt as its length and SHA-256.
+//! Only [`crate::audit::recorder::Recorder`] writes it.
+
+use serde::Serialize;
+
+use crate::api::Usage;
+use crate::reason::Verdict;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Record {
+    pub time: String,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    /// `allow` or `deny`; in audit mode a request that would be denied is
+    /// `allow` with `would_deny: true`.
+    pub decision: &'static str,
+    pub mode: &'static str,
+    pub would_deny: bool,
+    pub reason: Verdict,
+    pub detail: Option<String>,
+    pub rule: Option<String>,
+    /// The rule conditions evaluated for this request, each with its
+    /// result; `null` when no rule with conditions was considered.
+    pub conditions: Option<Vec<crate::decision::conditions::Evaluated>>,
+    pub workload: Option<Workload>,
+    pub provider: Option<String>,
+    pub api: Option<&'static str>,
+    pub endpoint: Option<String>,
+    pub model: Option<String>,
+    /// The name the request selected `model` by, when the provider maps it
+    /// (an Azure deployment, a Bedrock inference profile or ARN).
+    pub requested_model: Option<String>,
+    pub response_model: Option<String>,
+    pub stream: Option<bool>,
+    pub credential: Option<CredentialUsed>,
+    pub prompt: Option<Prompt>,
+    /// What the prompt guard found (per detector) and did; `null` when no
+    /// guard ran.
+    pub prompt_guard: Option<crate::body::guard::Findings>,
+    /// The status the client received, whether from upstream or the filter.
+    pub status: Option<u16>,
+    pub upstream: Option<Upstream>,
+    pub usage: Option<Usage>,
+    pub usage_complete: Option<bool>,
+    pub client: Client,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Workload {
+    pub spiffe_id: String,
+    pub trust_domain: String,
+    pub svid: &'static str,
+    pub jwt: Option<JwtInfo>,
+    pub x509: Option<X509Info>,
+}
+
+/// An X.509-SVID as the record shows it: its serial and validity (Unix
+/// seconds), never the certificate.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct X509Info {
+    pub serial: String,
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JwtInfo {
+    pub kid: Option<String>,
+    pub exp: u64,
+    pub jti: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialUsed {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Prompt {
+    pub bytes: usize,
+    pub sha256: Option<String>,
+}
+
+impl Prompt {
+    pub fn of(body: &[u8], digest: bool) -> Prompt {
+        let sha256 = digest.then(|| crate::util::digest::sha256_hex(body));
+        Prompt { bytes: body.len(), sha256 }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Upstream {
+    pub status: Option<u16>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Client {
+    pub address: Option<String>,
+    /// True when Envoy took `address` from a header the caller can set (it
+    /// reports port 0 then): it is no proof of where the request came from.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_header: bool,
+}
+
+impl Client {
+    /// The client as Envoy reports its address (`ip:port`).
+    pub fn at(address: Option<&str>) -> Client {
+        Client {
+            address: address.map(crate::util::text::bounded),
+            from_header: address.is_some_and(crate::decision::conditions::is_forwarded_address),
+        }
+    }
+}
+
+impl Record {
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers and options always serializes.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_is_length_and_digest_only() {
+        let p = Prompt::of(b"abc", true);
+        assert_eq!(p.bytes, 3);
+        assert_eq!(p.sha256.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(Prompt::of(b"abc", false).sha256, None);
+    }
+
+    #[test]
+    fn serializes_every_field_name_of_the_contract() {
+        let v: serde_json::Value = serde_json::from_str(&Record::default().to_json()).unwrap();
+        for field in [
+            "time",
+            "request_id",
+            "trace_id",
+            "decision",
+            "mode",
+            "would_deny",
+            "reason",
+            "detail",
+            "rule",
+            "workload",
+            "provider",
+            "api",
+            "endpoint",
+            "model",
+            "response_model",
+            "stream",
+            "credential",
+            "prompt",
+            "upstream",
+            "usage",
+            "client",
+        ] {
+            assert!(v.get(field).is_some(), "{field}");
+        }
+    }
+}

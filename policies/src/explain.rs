@@ -1,0 +1,541 @@
+//! Why a call would be allowed or denied. A question describes a request
+//! (workload, provider, endpoint, model, and the facts conditions read);
+//! explain builds that request as the gateway would receive it and drives
+//! it through the same [`Flow`] the filter drives, so the answer cannot
+//! drift from the gateway's decision. What `modelgate explain` prints and
+//! the browser explorer shows.
+
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use base64::Engine;
+
+use crate::api::{Api, BodyFormat, Endpoint, ModelAt, Selects};
+use crate::body::json::Step as PathStep;
+use crate::config::{Carrier, Policy, Provider, X509Source};
+use crate::credential::token_exchange::TokenCache;
+use crate::decision::conditions::{Evaluated, MetadataValue};
+use crate::flow::{Env, Event, Flow, Phase, RequestHead, ResponseMemory, Step};
+use crate::identity::spiffe::SpiffeId;
+use crate::identity::svid::bundle::Bundle;
+use crate::identity::svid::jwt::{kept_claims, JwtSvid};
+use crate::identity::svid::x509::X509Svid;
+use crate::identity::svid::{PureRustVerifier, SvidCache, TrustStore};
+use crate::identity::Peer;
+use crate::reason::Reason;
+
+/// A request as `explain` is told it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    pub spiffe_id: String,
+    pub provider: String,
+    /// `"POST /v1/chat/completions"` or a path (POST); the provider's path
+    /// prefix already removed. Absent: a model endpoint.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Unix seconds (default: now).
+    #[serde(default)]
+    pub time: Option<u64>,
+    /// The downstream peer, `ip:port` or an address.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// `jwt` (default), `x509` or `jwt+x509`.
+    #[serde(default)]
+    pub svid: Option<String>,
+    /// The SVIDs' age in seconds (`iat`, `notBefore`): default 0.
+    #[serde(default)]
+    pub svid_age_seconds: Option<u64>,
+    /// JWT-SVID claims: a string or a list of strings each.
+    #[serde(default)]
+    pub claims: serde_json::Map<String, Value>,
+    /// Dynamic metadata: `{"namespace": {"key": value}}`.
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    pub decision: &'static str,
+    pub reason: &'static str,
+    pub detail: Option<String>,
+    pub rule: Option<String>,
+    pub conditions: Vec<Evaluated>,
+    pub message: String,
+}
+
+impl Answer {
+    fn deny(reason: Reason, detail: &str, message: String) -> Answer {
+        Answer {
+            decision: "deny",
+            reason: reason.code(),
+            detail: Some(detail.to_string()),
+            rule: None,
+            conditions: Vec::new(),
+            message,
+        }
+    }
+}
+
+/// The decision for `q` under `policy`: the request `q` describes, driven
+/// through the same [`Flow`] the filter drives, with the described SVIDs
+/// standing in the flow's SVID cache as verified.
+pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
+    let Ok(workload) = SpiffeId::parse(&q.spiffe_id) else {
+        return Answer::deny(Reason::InvalidSvid, "spiffe_id", format!("{:?} is not a SPIFFE ID", q.spiffe_id));
+    };
+    if !policy.trust_domains.iter().any(|d| d.name.as_str() == workload.trust_domain()) {
+        return Answer::deny(
+            Reason::UntrustedDomain,
+            "untrusted_domain",
+            format!("trust domain {:?} is not in trust_domains", workload.trust_domain()),
+        );
+    }
+    let Some(provider) = policy.provider(&q.provider) else {
+        return Answer::deny(Reason::NoProvider, "no_provider", format!("no provider is named {:?}", q.provider));
+    };
+    let now = q.time.unwrap_or(now_secs);
+    let (method, path) = match q.endpoint.as_deref() {
+        Some(e) => e.split_once(' ').unwrap_or(("POST", e)),
+        None => ("POST", ""),
+    };
+    let request = match Described::new(policy, provider, q, &workload, now, method, path) {
+        Ok(request) => request,
+        Err(answer) => return *answer,
+    };
+    let (step, flow) = request.drive(policy, now);
+    let record = flow.recorder().record();
+    let denied = matches!(step, Step::Reply(_)) || record.would_deny;
+    let conditions = record.conditions.clone().unwrap_or_default();
+    if denied {
+        return Answer {
+            decision: "deny",
+            reason: record.reason.code(),
+            detail: record.detail.clone(),
+            rule: record.rule.clone(),
+            conditions,
+            message: flow.recorder().message().unwrap_or_default().to_string(),
+        };
+    }
+    let rule = record.rule.clone().unwrap_or_default();
+    let message = match (request.endpoint, q.model.as_deref()) {
+        (None, _) => format!("rule {rule:?} opens {method} {path} to {workload}"),
+        (Some(e), _) if e.model == ModelAt::Listing => {
+            format!("{workload} may list the models of {:?} (filtered to what it may call)", provider.name)
+        }
+        (Some(_), model) => format!(
+            "rule {rule:?} allows {workload} the model {:?} at provider {:?}",
+            record.model.as_deref().or(model).unwrap_or(""),
+            provider.name
+        ),
+    };
+    Answer { decision: "allow", reason: "ok", detail: None, rule: Some(rule), conditions, message }
+}
+
+/// The JWT-SVID a described request carries: never verified, it is found
+/// in the flow's SVID cache, where the described SVID is held as verified.
+const DESCRIBED_TOKEN: &str = "explain.described.svid";
+
+/// A request as the gateway would receive it from the described workload.
+struct Described {
+    authority: String,
+    path: String,
+    method: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    peer: Option<String>,
+    metadata: Vec<MetadataValue>,
+    /// The SVIDs, held in `svids` as verified.
+    svids: SvidCache,
+    trust: TrustStore,
+    certificate: Option<DescribedPeer>,
+    endpoint: Option<&'static Endpoint>,
+}
+
+/// The mTLS peer of a described request: its certificate's digest names
+/// the X.509-SVID held in the cache.
+struct DescribedPeer {
+    digest: String,
+    uri_san: Option<String>,
+}
+
+impl Peer for DescribedPeer {
+    fn digest(&self) -> Option<String> {
+        Some(self.digest.clone())
+    }
+    fn certificate(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn uri_san(&self) -> Option<String> {
+        self.uri_san.clone()
+    }
+}
+
+impl Described {
+    fn new(
+        policy: &Policy,
+        provider: &Provider,
+        q: &Question,
+        workload: &SpiffeId,
+        now: u64,
+        method: &str,
+        path: &str,
+    ) -> Result<Self, Box<Answer>> {
+        let kinds = q.svid.as_deref().unwrap_or("jwt");
+        let issued = now.saturating_sub(q.svid_age_seconds.unwrap_or(0));
+        let mut trust = TrustStore::new(&policy.trust_domains);
+        // Every configured domain as if its bundle had loaded.
+        for d in &policy.trust_domains {
+            if !trust.domain(d.name.as_str()).is_some_and(|d| d.available) {
+                trust.install(
+                    d.name.as_str(),
+                    Bundle { keys: Vec::new(), sequence: None, refresh_hint: None, skipped: 0 },
+                );
+            }
+        }
+        let svids = SvidCache::new(2);
+        let mut headers = Vec::new();
+        if kinds.contains("jwt") {
+            // The claims as a verified SVID would keep them.
+            let (claims, unread_claims) = kept_claims(&q.claims);
+            let svid = JwtSvid {
+                spiffe_id: workload.clone(),
+                kid: "explain".into(),
+                exp: now + 3600,
+                nbf: None,
+                iat: Some(issued),
+                jti: None,
+                claims,
+                unread_claims,
+            };
+            svids.hold_jwt(DESCRIBED_TOKEN, svid, &trust);
+            headers.push(match &policy.jwt_svid.carrier {
+                Carrier::SdkKeyHeaders => ("authorization".to_string(), format!("Bearer {DESCRIBED_TOKEN}")),
+                Carrier::Header { name, scheme: Some(scheme) } => (name.clone(), format!("{scheme} {DESCRIBED_TOKEN}")),
+                Carrier::Header { name, scheme: None } => (name.clone(), DESCRIBED_TOKEN.to_string()),
+            });
+        }
+        let mut certificate = None;
+        if kinds.contains("x509") {
+            let svid = X509Svid {
+                spiffe_id: workload.clone(),
+                serial: "explain".into(),
+                not_before: issued,
+                not_after: now + 3600,
+            };
+            let der = b"explain.described.certificate";
+            svids.hold_x509(der, svid);
+            let digest = crate::util::digest::sha256_hex(der);
+            certificate = Some(match &policy.identity.x509 {
+                X509Source::Xfcc { trusted_hop } => {
+                    let pem = format!(
+                        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                        base64::engine::general_purpose::STANDARD.encode(der)
+                    );
+                    let encoded: String = pem
+                        .chars()
+                        .map(|c| match c {
+                            '\n' => "%0A".to_string(),
+                            ' ' => "%20".to_string(),
+                            c => c.to_string(),
+                        })
+                        .collect();
+                    headers
+                        .push(("x-forwarded-client-cert".to_string(), format!("By={trusted_hop};Cert=\"{encoded}\"")));
+                    DescribedPeer { digest, uri_san: Some(trusted_hop.to_string()) }
+                }
+                _ => DescribedPeer { digest, uri_san: None },
+            });
+        }
+        let metadata: Vec<MetadataValue> = policy
+            .metadata_keys()
+            .into_iter()
+            .map(|(ns, key)| {
+                let value = q.metadata.get(&ns).and_then(|m| m.get(&key)).and_then(serialized);
+                ((ns, key), value)
+            })
+            .collect();
+        // A bare address is the connection's own peer (as Envoy reports one,
+        // with its port); `ip:0` is one Envoy took from a header.
+        let peer = q.peer.as_deref().map(|p| match p.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:1"),
+            Ok(v4) => format!("{v4}:1"),
+            Err(_) => p.to_string(),
+        });
+        let named = q.model.as_deref().map(|m| selecting(provider, m));
+        let (endpoint, path, body) = if path.is_empty() {
+            let Some(named) = named.as_deref() else {
+                return Err(Box::new(Answer::deny(Reason::ModelMissing, "model_missing", "give the model".into())));
+            };
+            let Some(endpoint) = model_endpoint(provider.api, named) else {
+                return Err(Box::new(Answer::deny(
+                    Reason::EndpointNotAllowed,
+                    "endpoint_not_allowed",
+                    "the api has no model endpoint".into(),
+                )));
+            };
+            let (path, body) = naming(provider, endpoint, named);
+            (Some(endpoint), path, body)
+        } else {
+            let endpoint = provider.api.classify(method, path).map(|(e, _)| e);
+            let body = match (endpoint, named.as_deref()) {
+                (Some(e), Some(named)) if e.model != ModelAt::Listing => naming(provider, e, named).1,
+                (Some(e), None) if e.model != ModelAt::Listing => {
+                    return Err(Box::new(Answer::deny(Reason::ModelMissing, "model_missing", "give the model".into())))
+                }
+                _ => Vec::new(),
+            };
+            (endpoint, path.to_string(), body)
+        };
+        let prefix = provider.path_prefix.as_deref().map_or("", |p| p.strip_suffix('/').unwrap_or(p));
+        if !body.is_empty() {
+            headers.push(("content-type".to_string(), "application/json".to_string()));
+        }
+        Ok(Described {
+            authority: provider.authorities.first().cloned().unwrap_or_else(|| "explain".to_string()),
+            path: format!("{prefix}{path}"),
+            method: method.to_string(),
+            headers,
+            body,
+            peer,
+            metadata,
+            svids,
+            trust,
+            certificate,
+            endpoint,
+        })
+    }
+
+    /// The request, through the flow up to its decision (and the
+    /// credential plan): the step it got, and the flow for its record.
+    fn drive(&self, policy: &Policy, now: u64) -> (Step, Flow) {
+        let now_ms = now * 1000;
+        let memory = Rc::new(ResponseMemory::new(0));
+        let tokens = TokenCache::new(1);
+        let verifier = PureRustVerifier;
+        let random = || [0u8; 16];
+        let env = Env {
+            policy,
+            verifier: &verifier,
+            now_ms,
+            memory: &memory,
+            svids: &self.svids,
+            trust: &self.trust,
+            tokens: &tokens,
+            random: &random,
+        };
+        let mut flow = Flow::new(Some(policy), now_ms);
+        let head = RequestHead {
+            method: &self.method,
+            path: &self.path,
+            authority: &self.authority,
+            headers: &self.headers,
+            request_id: None,
+            client_address: self.peer.as_deref(),
+            peer: self.certificate.as_ref().map(|p| p as &dyn Peer),
+            metadata: &self.metadata,
+        };
+        let mut step = flow.drive(&env, Event::RequestHeaders { head, end_of_stream: self.body.is_empty() });
+        if step == Step::Hold && flow.phase() == Phase::ReadingBody {
+            let body: &[u8] = &self.body;
+            step = flow.drive(&env, Event::RequestBody { size: body.len(), end_of_stream: true, body: &body });
+        }
+        (step, flow)
+    }
+}
+
+/// The name a request gives to have the provider run `model`: the model
+/// itself, or the alias (a deployment) the provider maps to it.
+fn selecting(provider: &Provider, model: &str) -> String {
+    let resolve = provider.api.spec().resolve;
+    let selects = |name: &str| match resolve(name, &provider.deployments) {
+        Selects::Model => name == model,
+        Selects::Alias(m) => m == model,
+        Selects::Unmapped(_) => false,
+    };
+    if selects(model) {
+        return model.to_string();
+    }
+    provider.deployments.iter().map(|(d, _)| d).find(|d| selects(d)).cloned().unwrap_or_else(|| model.to_string())
+}
+
+/// The endpoint a described call to `name` goes to: the api's first that
+/// runs a model named in a JSON body or the path and can name this one,
+/// preferring one whose token cap modelgate writes when the body has none
+/// (a question names no output bound).
+fn model_endpoint(api: Api, name: &str) -> Option<&'static Endpoint> {
+    let fits = |e: &&Endpoint| {
+        e.method == "POST"
+            && matches!(e.body, BodyFormat::Json | BodyFormat::JsonByDefault)
+            && match e.model {
+                ModelAt::Listing => false,
+                ModelAt::BodyOf(_, prefix) => name.starts_with(prefix),
+                _ => true,
+            }
+    };
+    let endpoints = api.spec().endpoints;
+    endpoints.iter().filter(fits).find(|e| e.max_tokens_default.is_some()).or_else(|| endpoints.iter().find(fits))
+}
+
+/// The endpoint's path with its captures filled, and the body, naming
+/// `name` where the endpoint reads its model.
+fn naming(provider: &Provider, endpoint: &Endpoint, name: &str) -> (String, Vec<u8>) {
+    let (publisher, model) = name.split_once('/').unwrap_or(("google", name));
+    let capture = |c: &str| -> String {
+        match endpoint.model {
+            ModelAt::Capture(m) if m == c => name.to_string(),
+            ModelAt::EncodedCapture(m) if m == c => name.replace(':', "%3A").replace('/', "%2F"),
+            ModelAt::Publisher(p, _) if p == c => publisher.to_string(),
+            ModelAt::Publisher(_, m) if m == c => model.to_string(),
+            // The values a provider pins (a Vertex project and location).
+            _ => match c {
+                "project" => provider.project.clone().unwrap_or_else(|| "explain".into()),
+                "location" => provider.locations.first().cloned().unwrap_or_else(|| "global".into()),
+                _ => "explain".into(),
+            },
+        }
+    };
+    let mut path = String::new();
+    let mut rest = endpoint.path;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else { break };
+        path.push_str(&capture(&rest[open + 1..open + close]));
+        rest = &rest[open + close + 1..];
+    }
+    path.push_str(rest);
+    let at = |steps: &[PathStep], value: &str| -> Value {
+        steps.iter().rev().fold(Value::String(value.to_string()), |inner, step| match step {
+            PathStep::Key(k) => serde_json::json!({ *k: inner }),
+            _ => inner,
+        })
+    };
+    let body = match endpoint.model {
+        ModelAt::Body(p) => at(p, name),
+        ModelAt::BodyOf(p, prefix) => at(p, name.strip_prefix(prefix).unwrap_or(name)),
+        _ => serde_json::json!({}),
+    };
+    (path, body.to_string().into_bytes())
+}
+
+/// A metadata value as the host serializes it (string bytes, one byte for
+/// a boolean, an 8-byte little-endian double).
+fn serialized(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Bool(b) => Some(vec![u8::from(*b)]),
+        Value::Number(n) => n.as_f64().map(|f| f.to_le_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{config, env};
+
+    fn ask(policy: &Policy, q: Value) -> Answer {
+        explain(policy, &serde_json::from_value(q).unwrap(), 1_795_435_200)
+    }
+
+    #[test]
+    fn answers_as_the_filter_decides() {
+        let mut c = config(json!({}));
+        c["rules"][1]["when"] = json!({"source_cidrs": ["10.0.0.0/8"]});
+        let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+        let bot = "spiffe://example.org/ns/support/sa/bot";
+        let a = ask(&p, json!({"spiffe_id": bot, "provider": "openai", "model": "gpt-4o-mini"}));
+        assert_eq!((a.decision, a.rule.as_deref()), ("allow", Some("support-bot")));
+        let a = ask(&p, json!({"spiffe_id": bot, "provider": "openai", "model": "gpt-3.5-turbo"}));
+        assert_eq!((a.reason, a.rule.as_deref()), ("model_not_allowed", Some("no-legacy")));
+        let batch = "spiffe://example.org/ns/batch/x";
+        let a =
+            ask(&p, json!({"spiffe_id": batch, "provider": "openai", "model": "gpt-4o-mini", "peer": "192.0.2.1:1"}));
+        assert_eq!((a.reason, a.detail.as_deref()), ("condition_not_met", Some("source_cidrs")));
+        assert_eq!(a.conditions.len(), 1);
+        let a =
+            ask(&p, json!({"spiffe_id": batch, "provider": "openai", "model": "gpt-4o-mini", "peer": "10.1.1.1:1"}));
+        assert_eq!(a.decision, "allow");
+        let a = ask(&p, json!({"spiffe_id": bot, "provider": "openai", "endpoint": "GET /v1/models"}));
+        assert_eq!(a.decision, "allow");
+        let a = ask(&p, json!({"spiffe_id": bot, "provider": "openai", "endpoint": "/v1/files"}));
+        assert_eq!(a.reason, "endpoint_not_allowed");
+        let a = ask(&p, json!({"spiffe_id": "spiffe://other.org/x", "provider": "openai", "model": "m"}));
+        assert_eq!(a.reason, "untrusted_domain");
+    }
+
+    #[test]
+    fn drives_every_api_through_the_flow() {
+        let mut c = config(json!({}));
+        c["providers"] = json!([
+            {"name": "openai", "api": "openai", "match": {"path_prefix": "/openai/"}, "credential": {"type": "none"}},
+            {"name": "anthropic", "api": "anthropic", "match": {"path_prefix": "/anthropic/"}, "credential": {"type": "none"}},
+            {"name": "gemini", "api": "gemini", "match": {"path_prefix": "/gemini/"}, "credential": {"type": "none"}},
+            {"name": "azure", "api": "azure_openai", "match": {"path_prefix": "/azure/"}, "credential": {"type": "none"},
+             "deployments": {"prod-gpt": "gpt-4o-mini", "legacy": "gpt-3.5-turbo"}},
+            {"name": "bedrock", "api": "bedrock", "match": {"path_prefix": "/bedrock/"}, "credential": {"type": "none"}},
+            {"name": "vertex", "api": "vertex", "match": {"path_prefix": "/vertex/"}, "credential": {"type": "none"},
+             "project": "acme", "locations": ["us-east5"]}
+        ]);
+        c["rules"] = json!([
+            {"id": "bot", "effect": "allow", "workloads": [crate::testing::BOT], "providers": ["*"],
+             "models": ["gpt-4o-mini", "claude-haiku-*", "gemini-2.5-flash", "anthropic.claude-haiku-*",
+                        "google/gemini-2.5-flash", "anthropic/claude-haiku-*"],
+             "limits": {"max_tokens": 1024}},
+            {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
+        ]);
+        let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+        let bot = crate::testing::BOT;
+        for (provider, model, decision) in [
+            ("openai", "gpt-4o-mini", "allow"),
+            ("openai", "gpt-4o", "deny"),
+            ("anthropic", "claude-haiku-4-5", "allow"),
+            ("gemini", "gemini-2.5-flash", "allow"),
+            ("gemini", "gemini-pro", "deny"),
+            // Rules see the model a deployment runs: asked by model, the
+            // described request names the deployment that selects it.
+            ("azure", "gpt-4o-mini", "allow"),
+            ("azure", "gpt-3.5-turbo", "deny"),
+            ("bedrock", "anthropic.claude-haiku-4-5-v1:0", "allow"),
+            ("vertex", "google/gemini-2.5-flash", "allow"),
+            ("vertex", "anthropic/claude-haiku-4-5", "allow"),
+            ("vertex", "google/gemini-pro", "deny"),
+        ] {
+            let a = ask(&p, json!({"spiffe_id": bot, "provider": provider, "model": model}));
+            assert_eq!(a.decision, decision, "{provider} {model}: {a:?}");
+            if decision == "allow" {
+                assert_eq!(a.rule.as_deref(), Some("bot"), "{provider} {model}");
+            }
+        }
+        let a = ask(&p, json!({"spiffe_id": bot, "provider": "azure", "model": "gpt-3.5-turbo"}));
+        assert_eq!((a.reason, a.rule.as_deref()), ("model_not_allowed", Some("no-legacy")));
+    }
+
+    #[test]
+    fn an_x509_svid_is_described_to_the_identity_step_as_the_policy_reads_it() {
+        let bot = crate::testing::BOT;
+        let hop = "spiffe://example.org/ns/mesh/sa/gateway";
+        for (identity, svid, decision) in [
+            (json!({"x509_svid": {"source": "connection"}, "require": "x509"}), "x509", "allow"),
+            (json!({"x509_svid": {"source": "connection"}, "require": "x509"}), "jwt", "deny"),
+            (json!({"x509_svid": {"source": "xfcc", "trusted_hop": hop}, "require": "x509"}), "x509", "allow"),
+            (json!({"x509_svid": {"source": "connection"}, "require": "both"}), "jwt+x509", "allow"),
+            (json!({"x509_svid": {"source": "connection"}, "require": "both"}), "x509", "deny"),
+        ] {
+            let mut c = config(json!({}));
+            c["identity"] = identity.clone();
+            if identity["require"] == "both" {
+                c["identity"]["jwt_svid"] = json!({"audiences": [crate::testing::AUD]});
+            }
+            let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+            let a = ask(&p, json!({"spiffe_id": bot, "provider": "openai", "model": "gpt-4o-mini", "svid": svid}));
+            assert_eq!(a.decision, decision, "{identity} {svid}: {a:?}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The response: its usage read as it passes (JSON held up to a bound, a
+//! stream event by event), a model listing cut down to what the workload
+//! may call.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::api::usage::{Framing, StreamUsage};
+use crate::api::{self, Api};
+use crate::audit::recorder::Recorder;
+use crate::body::Edit;
+use crate::credential::Rewrite;
+use crate::decision;
+use crate::flow::events::{BodySource, Env, Step};
+use crate::flow::memory::{ResponseMemory, MAX_LISTING_BYTES, MAX_RESPONSE_HELD};
+use crate::flow::request::Request;
+
+/// What is read of the response.
+#[derive(Debug, Default)]
+pub enum Response {
+    #[default]
+    Ignored,
+    /// A JSON response held (a copy, as it passes) to read its usage;
+    /// `taken` bytes of `memory` are counted against the VM.
+    Usage { held: Vec<u8>, memory: Option<Rc<ResponseMemory>>, taken: usize, overflow: bool },
+    /// A stream read for its usage as it passes (nothing held but a
+    /// partial event); `taken` bytes of `memory` are counted against the VM.
+    Stream { usage: Box<StreamUsage>, memory: Rc<ResponseMemory>, taken: usize },
+    /// A listing held whole by the host, to be filtered.
+    Listing,
+    /// A listing too large to filter: replaced by an empty one.
+    ListingDropped,
+}
+
+impl Drop for Response {
+    /// Whatever ends the request, its held bytes go back to the VM.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Response {
+    fn release(&mut self) {
+        match self {
+            Response::Usage { held, memory, taken, .. } => {
+                if let Some(memory) = memory.take() {
+                    memory.give_back(*taken);
+                }
+                *taken = 0;
+                *held = Vec::new();
+            }
+            Response::Stream { usage, memory, taken } => {
+                usage.abandon();
+                memory.give_back(*taken);
+                *taken = 0;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a stream is being read (its usage is known only at its end).
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Response::Stream { .. })
+    }
+
+    /// The response's headers: what will be read of its body.
+    pub fn on_headers(
+        &mut self,
+        env: &Env<'_>,
+        req: &Request,
+        rec: &mut Recorder,
+        status: Option<u16>,
+        content_type: Option<&str>,
+    ) -> Step {
+        rec.upstream(status, env.now_ms);
+        if req.listing && status == Some(200) {
+            *self = Response::Listing;
+            // The body will change; its length is no longer known.
+            return Step::Continue(Rewrite { remove_headers: vec!["content-length".into()], ..Default::default() });
+        }
+        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media == "application/json" {
+            *self = Response::Usage { held: Vec::new(), memory: None, taken: 0, overflow: false };
+        } else if let Some(framing) = Framing::of(&media) {
+            rec.usage_incomplete();
+            *self = Response::Stream {
+                usage: Box::new(StreamUsage::new(framing)),
+                memory: Rc::clone(env.memory),
+                taken: 0,
+            };
+        }
+        Step::Continue(Rewrite::default())
+    }
+
+    /// `size` bytes of response body (`end`: the last).
+    pub fn on_body(
+        &mut self,
+        env: &Env<'_>,
+        req: &Request,
+        rec: &mut Recorder,
+        size: usize,
+        end: bool,
+        body: &dyn BodySource,
+    ) -> Step {
+        match self {
+            Response::Ignored => Step::Continue(Rewrite::default()),
+            Response::Listing if size > MAX_LISTING_BYTES => {
+                *self = Response::ListingDropped;
+                Step::Continue(Rewrite {
+                    body_edits: vec![replace_all(size, api::empty_listing(req.api.unwrap_or(Api::OpenAi)))],
+                    ..Default::default()
+                })
+            }
+            // What is left of a dropped listing is dropped too.
+            Response::ListingDropped => {
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, b"")], ..Default::default() })
+            }
+            Response::Listing if !end => Step::Hold,
+            Response::Listing => {
+                let filtered = filter_listing(env, req, rec, &body.read());
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, &filtered)], ..Default::default() })
+            }
+            Response::Stream { usage, memory, taken } => {
+                // Room for this chunk, at most; what is not kept goes back.
+                if memory.take(size) {
+                    *taken += size;
+                    usage.feed(&body.read());
+                } else {
+                    usage.abandon();
+                }
+                let held = usage.held();
+                if *taken > held {
+                    memory.give_back(*taken - held);
+                    *taken = held;
+                }
+                if end {
+                    self.finish_stream(rec, true);
+                }
+                Step::Continue(Rewrite::default())
+            }
+            Response::Usage { held, memory, taken, overflow } => {
+                if !*overflow {
+                    if held.len() + size <= MAX_RESPONSE_HELD && env.memory.take(size) {
+                        memory.get_or_insert_with(|| Rc::clone(env.memory));
+                        *taken += size;
+                        held.extend_from_slice(&body.read());
+                    } else {
+                        // Too large to hold here: usage is not read.
+                        *overflow = true;
+                        *held = Vec::new();
+                        rec.usage_incomplete();
+                    }
+                }
+                if end {
+                    self.finish_json(req, rec);
+                }
+                Step::Continue(Rewrite::default())
+            }
+        }
+    }
+
+    /// The usage a stream reported, when it `ended` (or was cut short);
+    /// whatever was held goes back.
+    pub fn finish_stream(&mut self, rec: &mut Recorder, ended: bool) {
+        if let Response::Stream { usage, .. } = self {
+            let (counted, complete) = usage.finish(ended);
+            rec.stream_usage(counted, complete, usage.model.take());
+        }
+        self.release();
+        *self = Response::Ignored;
+    }
+
+    fn finish_json(&mut self, req: &Request, rec: &mut Recorder) {
+        if let Response::Usage { held, overflow: false, .. } = self {
+            if let (Ok(v), Some(api)) = (serde_json::from_slice::<Value>(held), req.api) {
+                let (usage, model) = api.response_usage(&v);
+                rec.response_usage(usage, model.as_deref());
+            }
+        }
+        self.release();
+    }
+}
+
+/// The listing as the workload may see it: only the models it may call.
+fn filter_listing(env: &Env<'_>, req: &Request, rec: &Recorder, body: &[u8]) -> Vec<u8> {
+    let (Some(identity), Some(provider)) = (&req.identity, req.provider(env.policy)) else {
+        return api::EMPTY_LISTING.to_vec();
+    };
+    let facts = req.facts(env.now_ms, rec.client_address());
+    api::filter_model_list(provider.api, body, |model| {
+        decision::decide_for(&env.policy.rules, identity, &provider.name, model, &facts, &mut Vec::new()).is_ok()
+    })
+}
+
+/// Replaces a whole held body of `size` bytes.
+fn replace_all(size: usize, with: &[u8]) -> Edit {
+    Edit { at: 0, remove: size, insert: with.to_vec() }
+}
