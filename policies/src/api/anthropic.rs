@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
+use super::spec::{self, count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
 use crate::body::json::{Path, Step};
 
 /// Sent upstream when the caller sent no `anthropic-version`.
@@ -17,12 +17,12 @@ pub static SPEC: Spec = Spec {
     required_headers: &[("anthropic-version", VERSION)],
     account_headers: &["anthropic-workspace-id", "anthropic-organization-id", "anthropic-user-profile-id"],
     error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
-    listing: super::Listing::Data,
-    model_name: super::same_name,
+    listing: spec::Listing::Data,
+    model_name: spec::same_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
 };
 

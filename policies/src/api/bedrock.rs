@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Usage, NO_ENDPOINT};
+use super::spec::{self, count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Usage, NO_ENDPOINT};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -35,7 +35,7 @@ pub static SPEC: Spec = Spec {
     error_headers,
     usage,
     listing: Listing::Data,
-    model_name: super::same_name,
+    model_name: spec::same_name,
     encoded_segment: Some(2),
     resolve,
     model_headers: &[],
@@ -52,7 +52,7 @@ const PROFILE_GEOGRAPHIES: &[&str] = &["us", "us-gov", "eu", "apac", "global", "
 /// imported models, prompts, prompt routers) names nothing a rule can read,
 /// so it must be in the provider's `deployments`, or it is refused.
 fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
-    if let Some(model) = super::deployment(name, deployments) {
+    if let Some(model) = spec::deployment(name, deployments) {
         return Selects::Alias(model.to_string());
     }
     let unprofiled = |id: &str| {

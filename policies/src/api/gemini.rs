@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
+use super::spec::{self, count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -17,12 +17,12 @@ pub static SPEC: Spec = Spec {
     // The Google Cloud project billed for the call.
     account_headers: &["x-goog-user-project"],
     error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
     listing: Listing::Models,
     model_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
 };
 

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM};
+use super::spec::{
+    self, count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM,
+};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -15,12 +17,12 @@ pub static SPEC: Spec = Spec {
     required_headers: &[],
     account_headers: &["openai-organization", "openai-project"],
     error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
-    listing: super::Listing::Data,
-    model_name: super::same_name,
+    listing: spec::Listing::Data,
+    model_name: spec::same_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
 };
 

@@ -10,7 +10,8 @@
 
 use serde_json::Value;
 
-use super::{anthropic, gemini, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, NO_ENDPOINT, STREAM};
+use super::spec::{self, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT, STREAM};
+use super::{anthropic, gemini};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -23,12 +24,12 @@ pub static SPEC: Spec = Spec {
     required_headers: &[],
     account_headers: &["x-goog-user-project"],
     error_body: gemini::error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
     listing: Listing::Models,
     model_name: gemini::model_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
 };
 
@@ -62,7 +63,7 @@ const fn raw(path: &'static str, stream: StreamAt) -> Endpoint {
 /// Anthropic's token counting on Vertex names its model in the body.
 const fn count_tokens(path: &'static str) -> Endpoint {
     Endpoint {
-        model: ModelAt::BodyOf(super::MODEL, "anthropic/"),
+        model: ModelAt::BodyOf(spec::MODEL, "anthropic/"),
         max_tokens: &[],
         max_tokens_default: None,
         stream: StreamAt::Never,
@@ -102,7 +103,7 @@ static ENDPOINTS: &[Endpoint] = &[
 ];
 
 /// Gemini's `usageMetadata`, or Anthropic's `usage` from `rawPredict`.
-fn usage(body: &Value) -> Option<super::Usage> {
+fn usage(body: &Value) -> Option<Usage> {
     gemini::usage(body).or_else(|| (anthropic::SPEC.usage)(body))
 }
 
@@ -122,10 +123,7 @@ mod tests {
         );
         assert_eq!(c.get("model"), Some("claude-3-5-haiku@20241022"));
         let count = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict";
-        assert_eq!(
-            Api::Vertex.classify("POST", count).unwrap().0.model,
-            ModelAt::BodyOf(super::super::MODEL, "anthropic/")
-        );
+        assert_eq!(Api::Vertex.classify("POST", count).unwrap().0.model, ModelAt::BodyOf(spec::MODEL, "anthropic/"));
         for path in [
             "/v1/projects/p/locations/l/endpoints/123:generateContent",
             "/v1/projects/p/locations/l/publishers/google/models/gemini:batchPredict",
