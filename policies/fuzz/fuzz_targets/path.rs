@@ -7,12 +7,9 @@
 use modelgate_policies::parsers::Api;
 use modelgate_policies::parsers::path;
 
-const APIS: [Api; 7] =
-    [Api::OpenAi, Api::OpenAiCompatible, Api::Anthropic, Api::Gemini, Api::AzureOpenAi, Api::Bedrock, Api::Vertex];
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(p) = std::str::from_utf8(data) else { return };
-    for api in APIS {
+    for &api in Api::ALL {
         let encoded = api.spec().encoded_segment;
         if path::check(p, encoded).is_ok() {
             for (i, segment) in p[1..].split('/').enumerate() {

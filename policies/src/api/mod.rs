@@ -26,38 +26,39 @@ pub use spec::{
     TOOL_MODELS, TOOL_TYPES,
 };
 
-/// A provider api (SPEC §2 `providers[].api`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum Api {
-    #[serde(rename = "openai")]
-    OpenAi,
-    #[serde(rename = "openai_compatible")]
-    OpenAiCompatible,
-    #[serde(rename = "anthropic")]
-    Anthropic,
-    #[serde(rename = "gemini")]
-    Gemini,
-    #[serde(rename = "azure_openai")]
-    AzureOpenAi,
-    #[serde(rename = "bedrock")]
-    Bedrock,
-    #[serde(rename = "vertex")]
-    Vertex,
+/// Declares [`Api`]: one arm per api, its config name and its spec.
+macro_rules! apis {
+    ($($variant:ident = $name:literal => $spec:path,)*) => {
+        /// A provider api (SPEC §2 `providers[].api`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+        pub enum Api {
+            $(#[serde(rename = $name)] $variant,)*
+        }
+
+        impl Api {
+            /// Every api.
+            pub const ALL: &'static [Api] = &[$(Api::$variant,)*];
+
+            pub fn spec(self) -> &'static Spec {
+                match self {
+                    $(Api::$variant => &$spec,)*
+                }
+            }
+        }
+    };
+}
+
+apis! {
+    OpenAi = "openai" => openai::SPEC,
+    OpenAiCompatible = "openai_compatible" => openai::COMPATIBLE,
+    Anthropic = "anthropic" => anthropic::SPEC,
+    Gemini = "gemini" => gemini::SPEC,
+    AzureOpenAi = "azure_openai" => azure::SPEC,
+    Bedrock = "bedrock" => bedrock::SPEC,
+    Vertex = "vertex" => vertex::SPEC,
 }
 
 impl Api {
-    pub fn spec(self) -> &'static Spec {
-        match self {
-            Api::OpenAi => &openai::SPEC,
-            Api::OpenAiCompatible => &openai::COMPATIBLE,
-            Api::Anthropic => &anthropic::SPEC,
-            Api::Gemini => &gemini::SPEC,
-            Api::AzureOpenAi => &azure::SPEC,
-            Api::Bedrock => &bedrock::SPEC,
-            Api::Vertex => &vertex::SPEC,
-        }
-    }
-
     pub fn name(self) -> &'static str {
         self.spec().name
     }
