@@ -23,7 +23,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = api.classify("POST", p);
         let _ = api.classify_ignoring_case("GET", p);
     }
-    if let Ok(model) = path::bedrock_model(p) {
+    if let Ok(model) = path::model_id(Some(Api::Bedrock), p) {
         assert!(model.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:/".contains(&b)), "{model:?}");
         assert!(!model.contains("//") && !model.split('/').any(|s| s == ".." || s == "."));
         assert!(!model.contains('/') || model.starts_with("arn:"));

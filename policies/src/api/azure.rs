@@ -29,6 +29,7 @@ pub static SPEC: Spec = Spec {
     resolve,
     // The deployment the Responses image_generation tool runs on.
     model_headers: &["x-ms-oai-image-generation-deployment"],
+    decode_model: spec::verbatim,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

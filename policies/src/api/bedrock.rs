@@ -12,7 +12,9 @@
 
 use serde_json::{json, Value};
 
-use super::spec::{self, count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Usage, NO_ENDPOINT};
+use super::spec::{
+    self, count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Unreadable, Usage, NO_ENDPOINT,
+};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -39,6 +41,7 @@ pub static SPEC: Spec = Spec {
     encoded_segment: Some(2),
     resolve,
     model_headers: &[],
+    decode_model,
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference
@@ -76,6 +79,52 @@ fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
         Some(model) => Selects::Alias(model),
         None => Selects::Model,
     }
+}
+
+/// A Bedrock model id as botocore sends it: percent-encoded once (`:` as
+/// `%3A`, `/` as `%2F`), decoded here once. Only the characters of model
+/// ids, inference profile ids and ARNs may result; an encoded `%` (double
+/// encoding) or any other escape is refused.
+pub fn decode_model(raw: &str) -> Result<String, Unreadable> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let escape = raw.get(i + 1..i + 3).map(str::to_ascii_uppercase);
+            match escape.as_deref() {
+                Some("3A") => out.push(':'),
+                Some("2F") => out.push('/'),
+                _ => {
+                    return Err(Unreadable {
+                        detail: "percent_encoded",
+                        message: "the model id holds an escape other than %3A or %2F",
+                    })
+                }
+            }
+            i += 3;
+            continue;
+        }
+        out.push(char::from(b));
+        i += 1;
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/');
+    if out.is_empty() || !out.chars().all(allowed) {
+        return Err(unreadable("the model id holds characters no Bedrock model id has"));
+    }
+    if out.starts_with('/') || out.ends_with('/') || out.contains("//") || out.split('/').any(|s| s == "." || s == "..")
+    {
+        return Err(unreadable("the model id is not a model id, inference profile id or ARN"));
+    }
+    if out.contains('/') && !out.starts_with("arn:") {
+        return Err(unreadable("only an ARN holds a /"));
+    }
+    Ok(out)
+}
+
+fn unreadable(message: &'static str) -> Unreadable {
+    Unreadable { detail: "model_id", message }
 }
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
@@ -177,5 +226,27 @@ mod tests {
         assert_eq!(error_body(403, "x", "m"), json!({"message": "m"}));
         let converse = json!({"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7}});
         assert_eq!(usage(&converse).unwrap().total_tokens, Some(7));
+    }
+
+    #[test]
+    fn bedrock_model_ids_are_decoded_once() {
+        let arn = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-haiku-20240307-v1%3A0";
+        assert!(crate::api::path::check(&format!("/model/{arn}/converse"), Some(2)).is_ok());
+        assert_eq!(
+            decode_model(arn).unwrap(),
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(
+            decode_model("anthropic.claude-3-haiku-20240307-v1:0").unwrap(),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(
+            decode_model("anthropic.claude-3-haiku-20240307-v1%3a0").unwrap(),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        for bad in ["a%252Fb", "a%2e%2e", "a%2Fb", "arn%3Ax%2F%2Fy", "arn%3Ax%2F..%2Fy", "%2Fa", "a b", "a%"] {
+            assert!(decode_model(bad).is_err(), "{bad}");
+        }
+        assert!(crate::api::path::check("/model/a%2Fb/converse", Some(3)).is_err(), "only the model segment");
     }
 }

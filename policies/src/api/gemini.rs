@@ -24,6 +24,7 @@ pub static SPEC: Spec = Spec {
     encoded_segment: None,
     resolve: spec::model_itself,
     model_headers: &[],
+    decode_model: spec::verbatim,
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];

@@ -24,6 +24,7 @@ pub static SPEC: Spec = Spec {
     encoded_segment: None,
     resolve: spec::model_itself,
     model_headers: &[],
+    decode_model: spec::verbatim,
 };
 
 /// The same api at a private endpoint.

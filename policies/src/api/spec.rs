@@ -51,6 +51,22 @@ pub struct Spec {
     /// decided like a nested model, and it names the model of a tool that
     /// names none in the body.
     pub model_headers: &'static [&'static str],
+    /// The model id a capture of [`ModelAt::EncodedCapture`] holds,
+    /// decoded once (Bedrock's SDKs percent-encode it).
+    pub decode_model: fn(raw: &str) -> Result<String, Unreadable>,
+}
+
+/// A name the api cannot read as a model id: the audit detail and the
+/// message (refused as `invalid_path`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub detail: &'static str,
+    pub message: &'static str,
+}
+
+/// For apis whose model ids arrive as sent.
+pub(crate) fn verbatim(raw: &str) -> Result<String, Unreadable> {
+    Ok(raw.to_string())
 }
 
 /// What a name a request gives selects, in the provider's namespace.
@@ -116,7 +132,7 @@ pub enum ModelAt {
     /// A capture of the path pattern.
     Capture(&'static str),
     /// A capture the SDKs percent-encode (Bedrock's model id: `:` and `/`
-    /// of ARNs), decoded once ([`crate::api::path::bedrock_model`]).
+    /// of ARNs), decoded once by the spec's `decode_model`.
     EncodedCapture(&'static str),
     /// Vertex: `{publisher}/{model}` from the two captures.
     Publisher(&'static str, &'static str),

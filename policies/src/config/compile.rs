@@ -391,7 +391,7 @@ fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) 
     for (name, model) in raw {
         let path = format!("{at}.{name}");
         let named = match api {
-            Api::Bedrock => crate::api::path::bedrock_model(&name).is_ok_and(|id| id == name),
+            Api::Bedrock => (api.spec().decode_model)(&name).is_ok_and(|id| id == name),
             _ => is_segment(&name),
         };
         if !named {
