@@ -8,7 +8,8 @@
 
 use super::openai;
 use super::spec::{
-    self, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, MODEL, MODEL_LIST, NO_ENDPOINT, STREAM,
+    self, BodyFormat, Deployments, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, MODEL, MODEL_LIST, NO_ENDPOINT,
+    STREAM,
 };
 use crate::body::json::{Path, Step};
 
@@ -30,6 +31,14 @@ pub static SPEC: Spec = Spec {
     // The deployment the Responses image_generation tool runs on.
     model_headers: &["x-ms-oai-image-generation-deployment"],
     decode_model: spec::verbatim,
+    // Every request names a deployment, which rules cannot read: the
+    // provider maps each to the model it serves.
+    deployments: Some(Deployments {
+        required: true,
+        valid: spec::is_segment,
+        what: "a deployment name (letters, digits, . - _)",
+    }),
+    scope: None,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

@@ -13,7 +13,8 @@
 use serde_json::{json, Value};
 
 use super::spec::{
-    self, count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Unreadable, Usage, NO_ENDPOINT,
+    self, count, BodyFormat, Deployments, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Unreadable, Usage,
+    NO_ENDPOINT,
 };
 use crate::body::json::{Path, Step};
 
@@ -42,6 +43,14 @@ pub static SPEC: Spec = Spec {
     resolve,
     model_headers: &[],
     decode_model,
+    // Application inference profiles, provisioned and custom model ARNs
+    // name no model a rule can read: unmapped ones are refused.
+    deployments: Some(Deployments {
+        required: false,
+        valid: |name| decode_model(name).is_ok_and(|id| id == name),
+        what: "a Bedrock model id, inference profile id or ARN",
+    }),
+    scope: None,
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference

@@ -25,6 +25,8 @@ pub static SPEC: Spec = Spec {
     resolve: spec::model_itself,
     model_headers: &[],
     decode_model: spec::verbatim,
+    deployments: None,
+    scope: None,
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];

@@ -88,6 +88,16 @@ impl Api {
     }
 }
 
+/// The names of the apis `which` holds for, as a sentence does: `a, b and c`.
+pub fn names_where(which: impl Fn(&Spec) -> bool) -> String {
+    let names: Vec<&str> = Api::ALL.iter().map(|a| a.spec()).filter(|s| which(s)).map(|s| s.name).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// A model listing cut down to the models `keep` allows: OpenAI's,
 /// Anthropic's and Azure's `{"data":[{"id":…},…]}`, or Gemini's
 /// `{"models":[{"name":"models/…"},…]}`. Anything that is not such a

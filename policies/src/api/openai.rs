@@ -25,6 +25,8 @@ pub static SPEC: Spec = Spec {
     resolve: spec::model_itself,
     model_headers: &[],
     decode_model: spec::verbatim,
+    deployments: None,
+    scope: None,
 };
 
 /// The same api at a private endpoint.

@@ -54,6 +54,12 @@ pub struct Spec {
     /// The model id a capture of [`ModelAt::EncodedCapture`] holds,
     /// decoded once (Bedrock's SDKs percent-encode it).
     pub decode_model: fn(raw: &str) -> Result<String, Unreadable>,
+    /// The provider's `deployments`, when the api takes them.
+    pub deployments: Option<Deployments>,
+    /// For apis whose paths name the project and location a call acts in
+    /// (Vertex): the provider then has a `project` (required) and
+    /// `locations`, and this checks a request's captures against them.
+    pub scope: Option<InScope>,
 }
 
 /// A name the api cannot read as a model id: the audit detail and the
@@ -67,6 +73,40 @@ pub struct Unreadable {
 /// For apis whose model ids arrive as sent.
 pub(crate) fn verbatim(raw: &str) -> Result<String, Unreadable> {
     Ok(raw.to_string())
+}
+
+/// What a provider's `deployments` are for its api.
+#[derive(Clone, Copy, Debug)]
+pub struct Deployments {
+    /// Every request names a deployment: the provider must map them.
+    pub required: bool,
+    /// Whether `name` is one a request can select a model by.
+    pub valid: fn(name: &str) -> bool,
+    /// What such a name is, for the configuration's errors.
+    pub what: &'static str,
+}
+
+/// Whether a request's captures name only the provider's `project` and
+/// one of its `locations` (any, when it lists none).
+pub type InScope = fn(&Captures, project: Option<&str>, locations: &[String]) -> Result<(), OutOfScope>;
+
+/// A request's path names a project or location the provider's credential
+/// does not act in (refused as `endpoint_not_allowed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfScope {
+    /// `project` or `location`.
+    pub what: &'static str,
+    pub value: String,
+    pub detail: &'static str,
+}
+
+/// A value that is one path segment, as written in a URL.
+pub fn is_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// What a name a request gives selects, in the provider's namespace.

@@ -10,7 +10,9 @@
 
 use serde_json::Value;
 
-use super::spec::{self, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT, STREAM};
+use super::spec::{
+    self, BodyFormat, Captures, Endpoint, Listing, ModelAt, OutOfScope, Spec, StreamAt, Usage, NO_ENDPOINT, STREAM,
+};
 use super::{anthropic, gemini};
 use crate::body::json::{Path, Step};
 
@@ -32,7 +34,26 @@ pub static SPEC: Spec = Spec {
     resolve: spec::model_itself,
     model_headers: &[],
     decode_model: spec::verbatim,
+    deployments: None,
+    scope: Some(pinned),
 };
+
+/// A request's project and location must be its provider's: the
+/// gateway's credential acts for the projects it is configured for only.
+fn pinned(captures: &Captures, project: Option<&str>, locations: &[String]) -> Result<(), OutOfScope> {
+    let out = |what, value: &str, detail| Err(OutOfScope { what, value: value.to_string(), detail });
+    if let (Some(named), Some(pinned)) = (captures.get("project"), project) {
+        if named != pinned {
+            return out("project", named, "vertex_project");
+        }
+    }
+    if let Some(location) = captures.get("location") {
+        if !locations.is_empty() && !locations.iter().any(|l| l == location) {
+            return out("location", location, "vertex_location");
+        }
+    }
+    Ok(())
+}
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 
