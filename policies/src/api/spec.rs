@@ -62,6 +62,21 @@ pub struct Spec {
     pub scope: Option<InScope>,
 }
 
+impl Spec {
+    /// Whether the api's streams report usage only when asked (OpenAI's
+    /// `stream_options.include_usage`): the provider may then take
+    /// `include_usage`.
+    pub fn asks_stream_usage(&self) -> bool {
+        self.endpoints.iter().any(|e| e.stream_usage.is_some())
+    }
+
+    /// Whether the api's requests have a field naming the end user: the
+    /// provider may then take `identity_to_provider`.
+    pub fn names_end_user(&self) -> bool {
+        self.endpoints.iter().any(|e| !e.end_user.is_empty())
+    }
+}
+
 /// A name the api cannot read as a model id: the audit detail and the
 /// message (refused as `invalid_path`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::raw::*;
 use super::*;
 use crate::api;
-use crate::api::spec::is_segment;
+use crate::api::spec::{is_segment, Spec};
 use crate::body::guard::{self, Action, Detector, Guard};
 use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 use crate::identity::svid::bundle::parse_jwt_bundle;
@@ -330,26 +330,30 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
         let headers = fixed_headers(p.headers.unwrap_or_default(), &format!("{at}.headers"))?;
         let deployments = deployments(p.deployments, api, &format!("{at}.deployments"))?;
         let (project, locations) = scope(p.project, p.locations, api, &at)?;
-        let include_usage = match (p.include_usage, api) {
-            (Some(true), Api::OpenAi | Api::OpenAiCompatible | Api::AzureOpenAi) => true,
-            (Some(true), api) => {
+        let include_usage = match p.include_usage {
+            Some(true) if api.spec().asks_stream_usage() => true,
+            Some(true) => {
                 return Err(ConfigError::new(
                     format!("{at}.include_usage"),
-                    format!("only OpenAI apis take include_usage; {} streams report usage themselves", api.name()),
+                    format!(
+                        "only {} take include_usage; {} streams report usage themselves",
+                        api::names_where(Spec::asks_stream_usage),
+                        api.name()
+                    ),
                 ))
             }
             _ => false,
         };
-        let identity_to_provider = match (p.identity_to_provider, api) {
-            (None, _) => None,
-            (Some(_), Api::Gemini | Api::Bedrock | Api::Vertex) => {
+        let identity_to_provider = match p.identity_to_provider {
+            None => None,
+            Some(_) if !api.spec().names_end_user() => {
                 return Err(ConfigError::new(
                     format!("{at}.identity_to_provider"),
-                    format!("{} has no end-user field (OpenAI and Anthropic apis do)", api.name()),
+                    format!("{} has no end-user field ({} do)", api.name(), api::names_where(Spec::names_end_user)),
                 ))
             }
-            (Some(RawEndUser::SpiffeId), _) => Some(EndUserName::SpiffeId),
-            (Some(RawEndUser::Hash), _) => Some(EndUserName::Hash),
+            Some(RawEndUser::SpiffeId) => Some(EndUserName::SpiffeId),
+            Some(RawEndUser::Hash) => Some(EndUserName::Hash),
         };
         out.push(Provider {
             name: p.name,
