@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::spec::{self, count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
+use super::spec::{
+    self, count, BodyFormat, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST,
+    STREAM,
+};
 use crate::body::json::{Path, Step};
 
 /// Sent upstream when the caller sent no `anthropic-version`.
@@ -27,6 +30,20 @@ pub static SPEC: Spec = Spec {
     decode_model: spec::verbatim,
     deployments: None,
     scope: None,
+    federation: Some(FEDERATION),
+};
+
+/// anthropic/lib/credentials/_workload.py, _auth.py: RFC 7523, JSON body,
+/// the federation beta on the exchange and the OAuth beta on every call
+/// made with the token.
+const FEDERATION: Federation = Federation {
+    authority: "api.anthropic.com",
+    path: "/v1/oauth/token",
+    grant: Grant::JwtBearer,
+    encoding: Encoding::Json,
+    exchange_headers: &[("anthropic-beta", "oauth-2025-04-20,oidc-federation-2026-04-01")],
+    with_token: &[("anthropic-beta", "oauth-2025-04-20")],
+    required: &["federation_rule_id", "organization_id", "service_account_id"],
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

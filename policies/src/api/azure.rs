@@ -39,6 +39,7 @@ pub static SPEC: Spec = Spec {
         what: "a deployment name (letters, digits, . - _)",
     }),
     scope: None,
+    federation: None,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

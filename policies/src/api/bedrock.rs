@@ -51,6 +51,7 @@ pub static SPEC: Spec = Spec {
         what: "a Bedrock model id, inference profile id or ARN",
     }),
     scope: None,
+    federation: None,
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference

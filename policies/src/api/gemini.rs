@@ -27,6 +27,7 @@ pub static SPEC: Spec = Spec {
     decode_model: spec::verbatim,
     deployments: None,
     scope: None,
+    federation: None,
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];

@@ -88,6 +88,11 @@ impl Api {
     }
 }
 
+/// The api named `name` in the configuration.
+pub fn named(name: &str) -> Option<Api> {
+    Api::ALL.iter().copied().find(|a| a.name() == name)
+}
+
 /// The names of the apis `which` holds for, as a sentence does: `a, b and c`.
 pub fn names_where(which: impl Fn(&Spec) -> bool) -> String {
     let names: Vec<&str> = Api::ALL.iter().map(|a| a.spec()).filter(|s| which(s)).map(|s| s.name).collect();

@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use super::spec::{
-    self, count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM,
+    self, count, BodyFormat, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt, StreamSwitch, Usage,
+    MODEL, MODEL_LIST, STREAM,
 };
 use crate::body::json::{Path, Step};
 
@@ -27,10 +28,22 @@ pub static SPEC: Spec = Spec {
     decode_model: spec::verbatim,
     deployments: None,
     scope: None,
+    federation: Some(FEDERATION),
 };
 
-/// The same api at a private endpoint.
-pub static COMPATIBLE: Spec = Spec { name: "openai_compatible", ..SPEC };
+/// The same api at a private endpoint (which federates no identity).
+pub static COMPATIBLE: Spec = Spec { name: "openai_compatible", federation: None, ..SPEC };
+
+/// openai/auth/_workload.py: RFC 8693 field names, JSON body.
+const FEDERATION: Federation = Federation {
+    authority: "auth.openai.com",
+    path: "/oauth/token",
+    grant: Grant::TokenExchange,
+    encoding: Encoding::Json,
+    exchange_headers: &[],
+    with_token: &[],
+    required: &["identity_provider_id", "service_account_id"],
+};
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 const MAX_COMPLETION_TOKENS: Path = &[Step::Key("max_completion_tokens")];

@@ -60,6 +60,9 @@ pub struct Spec {
     /// (Vertex): the provider then has a `project` (required) and
     /// `locations`, and this checks a request's captures against them.
     pub scope: Option<InScope>,
+    /// The api's workload identity federation, as its SDK speaks it: a
+    /// `token_exchange` credential's `profile` of the api's name.
+    pub federation: Option<Federation>,
 }
 
 impl Spec {
@@ -113,6 +116,38 @@ pub struct OutOfScope {
     pub what: &'static str,
     pub value: String,
     pub detail: &'static str,
+}
+
+/// How a `token_exchange` asks for its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 8693: `subject_token` + `subject_token_type`.
+    TokenExchange,
+    /// RFC 7523: `assertion`.
+    JwtBearer,
+}
+
+/// How a `token_exchange` encodes its request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-www-form-urlencoded`, as the RFCs define.
+    Form,
+    /// A JSON object of strings (OpenAI, Anthropic).
+    Json,
+}
+
+/// A provider's workload identity federation, as its SDK speaks it.
+#[derive(Clone, Copy, Debug)]
+pub struct Federation {
+    pub authority: &'static str,
+    pub path: &'static str,
+    pub grant: Grant,
+    pub encoding: Encoding,
+    pub exchange_headers: &'static [(&'static str, &'static str)],
+    pub with_token: &'static [(&'static str, &'static str)],
+    /// Parameters every exchange must carry (from `params` or the caller's
+    /// account): checked when the config loads.
+    pub required: &'static [&'static str],
 }
 
 /// A value that is one path segment, as written in a URL.

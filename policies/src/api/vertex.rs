@@ -36,6 +36,7 @@ pub static SPEC: Spec = Spec {
     decode_model: spec::verbatim,
     deployments: None,
     scope: Some(pinned),
+    federation: None,
 };
 
 /// A request's project and location must be its provider's: the
