@@ -31,6 +31,7 @@ pub static SPEC: Spec = Spec {
     deployments: None,
     scope: None,
     federation: Some(FEDERATION),
+    base_model: spec::no_spelling,
 };
 
 /// anthropic/lib/credentials/_workload.py, _auth.py: RFC 7523, JSON body,

@@ -40,6 +40,7 @@ pub static SPEC: Spec = Spec {
     }),
     scope: None,
     federation: None,
+    base_model: spec::no_spelling,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

@@ -52,6 +52,7 @@ pub static SPEC: Spec = Spec {
     }),
     scope: None,
     federation: None,
+    base_model: vendored,
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference
@@ -135,6 +136,37 @@ pub fn decode_model(raw: &str) -> Result<String, Unreadable> {
 
 fn unreadable(message: &'static str) -> Unreadable {
     Unreadable { detail: "model_id", message }
+}
+
+/// Bedrock's vendor prefixes (`anthropic.claude-…`, `us.meta.llama…`).
+const VENDORS: &[&str] =
+    &["anthropic.", "meta.", "amazon.", "cohere.", "mistral.", "ai21.", "deepseek.", "openai.", "qwen.", "writer."];
+/// The region prefixes deny rules see through in any provider's model
+/// names. Not [`PROFILE_GEOGRAPHIES`]: deny rules have never stripped
+/// `jp.`, `au.` or `ca.` (a Bedrock request's profile is resolved to its
+/// model before any rule sees it).
+const REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
+
+/// The model a Bedrock id names: `us.anthropic.claude-3-haiku-v1:0` is
+/// `claude-3-haiku-v1` (lower case: deny rules read it so).
+fn vendored(model: &str) -> &str {
+    let mut base = model;
+    for region in REGIONS {
+        if let Some(rest) = base.strip_prefix(region) {
+            base = rest;
+        }
+    }
+    for vendor in VENDORS {
+        if let Some(rest) = base.strip_prefix(vendor) {
+            base = rest;
+            if let Some((head, version)) = base.rsplit_once(':') {
+                if version.bytes().all(|b| b.is_ascii_digit()) {
+                    base = head;
+                }
+            }
+        }
+    }
+    base
 }
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

@@ -28,6 +28,7 @@ pub static SPEC: Spec = Spec {
     deployments: None,
     scope: None,
     federation: None,
+    base_model: spec::no_spelling,
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];

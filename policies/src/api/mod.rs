@@ -36,7 +36,8 @@ macro_rules! apis {
         }
 
         impl Api {
-            /// Every api.
+            /// Every api, in the order their model-id spellings are peeled
+            /// for deny rules ([`Spec::base_model`]).
             pub const ALL: &'static [Api] = &[$(Api::$variant,)*];
 
             pub fn spec(self) -> &'static Spec {
@@ -54,8 +55,8 @@ apis! {
     Anthropic = "anthropic" => anthropic::SPEC,
     Gemini = "gemini" => gemini::SPEC,
     AzureOpenAi = "azure_openai" => azure::SPEC,
-    Bedrock = "bedrock" => bedrock::SPEC,
     Vertex = "vertex" => vertex::SPEC,
+    Bedrock = "bedrock" => bedrock::SPEC,
 }
 
 impl Api {
@@ -101,6 +102,13 @@ pub fn names_where(which: impl Fn(&Spec) -> bool) -> String {
         Some((last, [])) => (*last).to_string(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
+}
+
+/// The model `model` stands for once every api's own spelling of it (a
+/// fine-tune, a version suffix, a region and vendor prefix) is peeled, in
+/// [`Api::ALL`]'s order: what deny rules also match.
+pub fn base_model(model: &str) -> &str {
+    Api::ALL.iter().fold(model, |base, api| (api.spec().base_model)(base))
 }
 
 /// A model listing cut down to the models `keep` allows: OpenAI's,

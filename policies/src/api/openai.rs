@@ -29,6 +29,7 @@ pub static SPEC: Spec = Spec {
     deployments: None,
     scope: None,
     federation: Some(FEDERATION),
+    base_model: fine_tuned,
 };
 
 /// The same api at a private endpoint (which federates no identity).
@@ -152,6 +153,19 @@ fn usage(body: &Value) -> Option<Usage> {
     let output = count(u, "completion_tokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "total_tokens").or_else(|| Some(input? + output.unwrap_or(0)));
     Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+}
+
+/// The model a fine-tune was trained from: `ft:<base>:<org>:<name>:<id>`,
+/// or the legacy `<base>:ft-…` (lower case: deny rules read it so).
+fn fine_tuned(model: &str) -> &str {
+    let mut base = model;
+    if let Some(rest) = base.strip_prefix("ft:") {
+        base = rest.split(':').next().unwrap_or(rest);
+    }
+    if let Some((head, _)) = base.split_once(":ft-") {
+        base = head;
+    }
+    base
 }
 
 #[cfg(test)]

@@ -63,6 +63,10 @@ pub struct Spec {
     /// The api's workload identity federation, as its SDK speaks it: a
     /// `token_exchange` credential's `profile` of the api's name.
     pub federation: Option<Federation>,
+    /// The model one of the api's own spellings of a model id stands for
+    /// (a fine-tune, a version suffix, a region prefix): deny rules match
+    /// it too. Applied api after api, in [`crate::api::Api::ALL`]'s order.
+    pub base_model: fn(&str) -> &str,
 }
 
 impl Spec {
@@ -148,6 +152,11 @@ pub struct Federation {
     /// Parameters every exchange must carry (from `params` or the caller's
     /// account): checked when the config loads.
     pub required: &'static [&'static str],
+}
+
+/// For apis with no spelling of their own.
+pub(crate) fn no_spelling(name: &str) -> &str {
+    name
 }
 
 /// A value that is one path segment, as written in a URL.

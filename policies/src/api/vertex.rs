@@ -37,6 +37,7 @@ pub static SPEC: Spec = Spec {
     deployments: None,
     scope: Some(pinned),
     federation: None,
+    base_model: versioned,
 };
 
 /// A request's project and location must be its provider's: the
@@ -54,6 +55,11 @@ fn pinned(captures: &Captures, project: Option<&str>, locations: &[String]) -> R
         }
     }
     Ok(())
+}
+
+/// A model version, `claude-3-opus@20240229`, is of its model.
+fn versioned(model: &str) -> &str {
+    model.split('@').next().unwrap_or(model)
 }
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
