@@ -104,6 +104,18 @@ pub fn names_where(which: impl Fn(&Spec) -> bool) -> String {
     }
 }
 
+/// Every header some api's SDK sends its API key in, besides
+/// `authorization` (each once).
+pub fn sdk_key_headers() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in Api::ALL.iter().flat_map(|a| a.spec().sdk_key_headers) {
+        if !out.contains(name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// The model `model` stands for once every api's own spelling of it (a
 /// fine-tune, a version suffix, a region and vendor prefix) is peeled, in
 /// [`Api::ALL`]'s order: what deny rules also match.
