@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use super::spec::{
-    self, count, BodyFormat, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST,
-    STREAM,
+    self, count, whole, BodyFormat, Counts, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt,
+    StreamEvent, Usage, MODEL, MODEL_LIST, STREAM,
 };
 use crate::body::json::{Path, Step};
 
@@ -32,6 +32,7 @@ pub static SPEC: Spec = Spec {
     scope: None,
     federation: Some(FEDERATION),
     base_model: spec::no_spelling,
+    stream_event,
 };
 
 /// anthropic/lib/credentials/_workload.py, _auth.py: RFC 7523, JSON body,
@@ -114,6 +115,34 @@ fn usage(body: &Value) -> Option<Usage> {
         (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
     };
     Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+}
+
+/// Messages events: `message_start` names the model and the input,
+/// `message_delta` carries running totals, `message_stop` ends the stream.
+pub(super) fn stream_event<'v>(v: &'v Value, _frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    match v.get("type").and_then(Value::as_str)? {
+        "message_start" => {
+            let message = v.get("message");
+            Some(StreamEvent {
+                model: message.and_then(|m| m.get("model")).and_then(Value::as_str),
+                counts: whole(message.and_then(usage)),
+                ..StreamEvent::default()
+            })
+        }
+        "message_delta" => {
+            // Cumulative counts: each replaces what an earlier said.
+            let counts = match v.get("usage") {
+                Some(u) => Counts::Cumulative {
+                    input: u.get("input_tokens").and_then(Value::as_u64),
+                    output: u.get("output_tokens").and_then(Value::as_u64),
+                },
+                None => Counts::Nothing,
+            };
+            Some(StreamEvent { counts, ..StreamEvent::default() })
+        }
+        "message_stop" => Some(StreamEvent { last: true, ..StreamEvent::default() }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub static SPEC: Spec = Spec {
     scope: None,
     federation: None,
     base_model: spec::no_spelling,
+    stream_event: openai::SPEC.stream_event,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

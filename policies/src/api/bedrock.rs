@@ -10,12 +10,14 @@
 //! (with `x-amz-date`, `x-amz-security-token`, `x-amz-content-sha256`),
 //! never read as identity.
 
+use base64::Engine;
 use serde_json::{json, Value};
 
 use super::spec::{
-    self, count, BodyFormat, Deployments, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Unreadable, Usage,
-    NO_ENDPOINT,
+    self, count, whole, BodyFormat, Counts, Deployments, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt,
+    StreamEvent, Unreadable, Usage, NO_ENDPOINT,
 };
+use super::{anthropic, openai};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -53,6 +55,7 @@ pub static SPEC: Spec = Spec {
     scope: None,
     federation: None,
     base_model: vendored,
+    stream_event,
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference
@@ -167,6 +170,37 @@ fn vendored(model: &str) -> &str {
         }
     }
     base
+}
+
+/// `application/vnd.amazon.eventstream` frames: Converse's `metadata`
+/// (its usage, and the stream's end), and `invoke-with-response-stream`'s
+/// `chunk`s, each a model family's own event (Anthropic's, OpenAI's)
+/// base64-encoded inside; Bedrock adds its own counts to the last
+/// (`amazon-bedrock-invocationMetrics`).
+fn stream_event<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    match frame {
+        Some("chunk") => {
+            let inner = v
+                .get("bytes")
+                .and_then(Value::as_str)
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            return Some(StreamEvent { inner, ..StreamEvent::default() });
+        }
+        Some("metadata") => return Some(StreamEvent { counts: whole(usage(v)), last: true, ..StreamEvent::default() }),
+        _ => {}
+    }
+    if let (Some("message_stop"), Some(m)) =
+        (v.get("type").and_then(Value::as_str), v.get("amazon-bedrock-invocationMetrics"))
+    {
+        let count = |k: &str| m.get(k).and_then(Value::as_u64);
+        let counts = match (count("inputTokenCount"), count("outputTokenCount")) {
+            (Some(i), Some(o)) => Counts::Cumulative { input: Some(i), output: Some(o) },
+            _ => Counts::Nothing,
+        };
+        return Some(StreamEvent { counts, last: true, ..StreamEvent::default() });
+    }
+    anthropic::stream_event(v, frame).or_else(|| openai::stream_event(v, frame))
 }
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];

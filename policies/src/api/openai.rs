@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::spec::{
-    self, count, BodyFormat, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt, StreamSwitch, Usage,
-    MODEL, MODEL_LIST, STREAM,
+    self, count, whole, BodyFormat, Counts, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt,
+    StreamEvent, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM,
 };
 use crate::body::json::{Path, Step};
 
@@ -30,6 +30,7 @@ pub static SPEC: Spec = Spec {
     scope: None,
     federation: Some(FEDERATION),
     base_model: fine_tuned,
+    stream_event,
 };
 
 /// The same api at a private endpoint (which federates no identity).
@@ -166,6 +167,24 @@ fn fine_tuned(model: &str) -> &str {
         base = head;
     }
     base
+}
+
+/// Chat and completions chunks (the last one's `usage`, with
+/// `include_usage`), and the Responses api's final event, which repeats
+/// the whole response.
+pub(super) fn stream_event<'v>(v: &'v Value, _frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    let model = |m: Option<&'v Value>| m.and_then(|m| m.get("model")).and_then(Value::as_str);
+    Some(match v.get("type").and_then(Value::as_str) {
+        Some("response.completed" | "response.incomplete" | "response.failed") => {
+            let response = v.get("response");
+            StreamEvent { model: model(response), counts: whole(response.and_then(usage)), last: true, inner: None }
+        }
+        _ => StreamEvent {
+            model: model(Some(v)),
+            counts: if v.get("usage").is_some_and(Value::is_object) { whole(usage(v)) } else { Counts::Nothing },
+            ..StreamEvent::default()
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What every api's spec is made of: the [`Spec`] each provider module
-//! fills in, its [`Endpoint`]s and where they name a model. Below every
-//! provider module and the [`Api`] dispatch that names them, so the api
-//! modules import one way only.
+//! fills in, its [`Endpoint`]s and where they name a model, and what the
+//! api's hooks return. Below every provider module and the [`Api`]
+//! dispatch that names them.
 //!
 //! [`Api`]: crate::api::Api
 
@@ -67,6 +67,10 @@ pub struct Spec {
     /// (a fine-tune, a version suffix, a region prefix): deny rules match
     /// it too. Applied api after api, in [`crate::api::Api::ALL`]'s order.
     pub base_model: fn(&str) -> &str,
+    /// What one event of the api's streamed responses says of usage
+    /// (`frame`: the AWS eventstream frame's `:event-type`); `None` for an
+    /// event that is none of the api's.
+    pub stream_event: for<'v> fn(event: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>>,
 }
 
 impl Spec {
@@ -152,6 +156,35 @@ pub struct Federation {
     /// Parameters every exchange must carry (from `params` or the caller's
     /// account): checked when the config loads.
     pub required: &'static [&'static str],
+}
+
+/// What one event of a streamed response says.
+#[derive(Debug, Default)]
+pub struct StreamEvent<'v> {
+    /// The model that served the request.
+    pub model: Option<&'v str>,
+    pub counts: Counts,
+    /// The stream's last event.
+    pub last: bool,
+    /// An event carried inside this one (Bedrock's invoke chunks), read
+    /// next as one of the same api's.
+    pub inner: Option<Value>,
+}
+
+/// The token counts an event reports.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Counts {
+    #[default]
+    Nothing,
+    /// Everything counted so far: replaces what earlier events said.
+    Whole(Usage),
+    /// Running totals of some counts: each present one replaces its own.
+    Cumulative { input: Option<u64>, output: Option<u64> },
+}
+
+/// Counts a whole usage replaces, when the event has one.
+pub(crate) fn whole(usage: Option<Usage>) -> Counts {
+    usage.map_or(Counts::Nothing, Counts::Whole)
 }
 
 /// For apis with no spelling of their own.

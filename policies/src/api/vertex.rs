@@ -11,7 +11,8 @@
 use serde_json::Value;
 
 use super::spec::{
-    self, BodyFormat, Captures, Endpoint, Listing, ModelAt, OutOfScope, Spec, StreamAt, Usage, NO_ENDPOINT, STREAM,
+    self, BodyFormat, Captures, Endpoint, Listing, ModelAt, OutOfScope, Spec, StreamAt, StreamEvent, Usage,
+    NO_ENDPOINT, STREAM,
 };
 use super::{anthropic, gemini};
 use crate::body::json::{Path, Step};
@@ -38,6 +39,7 @@ pub static SPEC: Spec = Spec {
     scope: Some(pinned),
     federation: None,
     base_model: versioned,
+    stream_event,
 };
 
 /// A request's project and location must be its provider's: the
@@ -134,6 +136,11 @@ static ENDPOINTS: &[Endpoint] = &[
 /// Gemini's `usageMetadata`, or Anthropic's `usage` from `rawPredict`.
 fn usage(body: &Value) -> Option<Usage> {
     gemini::usage(body).or_else(|| (anthropic::SPEC.usage)(body))
+}
+
+/// Anthropic's events from `streamRawPredict`, or Gemini's chunks.
+fn stream_event<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    anthropic::stream_event(v, frame).or_else(|| gemini::stream_event(v, frame))
 }
 
 #[cfg(test)]

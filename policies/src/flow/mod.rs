@@ -736,7 +736,7 @@ impl Flow {
         } else if let Some(framing) = Framing::of(&media) {
             self.record.usage_complete = Some(false);
             self.response = Response::Stream {
-                usage: Box::new(StreamUsage::new(framing)),
+                usage: Box::new(StreamUsage::new(framing, self.api.unwrap_or(Api::OpenAi))),
                 memory: Rc::clone(env.memory),
                 taken: 0,
             };
@@ -883,7 +883,7 @@ impl Flow {
             self.record.usage = counted;
             self.record.usage_complete = Some(complete);
             if let Some(model) = usage.model.take() {
-                self.record.response_model = Some(model);
+                self.record.response_model = Some(bounded(&model));
             }
         }
         self.response.release();
