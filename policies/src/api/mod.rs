@@ -1,10 +1,15 @@
 //! What modelgate knows of each provider api: its endpoints and where each
 //! names its model, the request fields that switch on streaming or bound
 //! output tokens, the header its SDK puts the API key in, its error shape,
-//! and where its responses report usage.
+//! where its responses and streams report usage, the settings a provider
+//! of it takes, and how its SDK federates workload identity.
 //!
-//! One module per api, each a [`Spec`] made of [`spec`]'s types; this one
-//! names them in [`Api`] and holds what is read across them.
+//! One module per api, each a [`Spec`] (made of [`spec`]'s types); this
+//! one names them in [`Api`] and holds what is read across them. Adding an
+//! api is writing its module and naming it in the `apis!` list below:
+//! every list of apis (the caller credential headers, the apis that take
+//! `include_usage`, the federation profiles, …) is derived from the specs
+//! (docs/providers.md, "Adding a provider").
 
 pub mod path;
 pub mod query;
