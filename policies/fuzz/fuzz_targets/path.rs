@@ -7,12 +7,9 @@
 use modelgate_policies::parsers::Api;
 use modelgate_policies::parsers::path;
 
-const APIS: [Api; 7] =
-    [Api::OpenAi, Api::OpenAiCompatible, Api::Anthropic, Api::Gemini, Api::AzureOpenAi, Api::Bedrock, Api::Vertex];
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(p) = std::str::from_utf8(data) else { return };
-    for api in APIS {
+    for &api in Api::ALL {
         let encoded = api.spec().encoded_segment;
         if path::check(p, encoded).is_ok() {
             for (i, segment) in p[1..].split('/').enumerate() {
@@ -26,7 +23,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = api.classify("POST", p);
         let _ = api.classify_ignoring_case("GET", p);
     }
-    if let Ok(model) = path::bedrock_model(p) {
+    if let Ok(model) = path::model_id(Some(Api::Bedrock), p) {
         assert!(model.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:/".contains(&b)), "{model:?}");
         assert!(!model.contains("//") && !model.split('/').any(|s| s == ".." || s == "."));
         assert!(!model.contains('/') || model.starts_with("arn:"));

@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, Usage, MODEL, MODEL_LIST, STREAM};
+use super::spec::{
+    self, count, whole, BodyFormat, Counts, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt,
+    StreamEvent, Usage, MODEL, MODEL_LIST, STREAM,
+};
 use crate::body::json::{Path, Step};
 
 /// Sent upstream when the caller sent no `anthropic-version`.
@@ -17,13 +20,32 @@ pub static SPEC: Spec = Spec {
     required_headers: &[("anthropic-version", VERSION)],
     account_headers: &["anthropic-workspace-id", "anthropic-organization-id", "anthropic-user-profile-id"],
     error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
-    listing: super::Listing::Data,
-    model_name: super::same_name,
+    listing: spec::Listing::Data,
+    model_name: spec::same_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
+    decode_model: spec::verbatim,
+    deployments: None,
+    scope: None,
+    federation: Some(FEDERATION),
+    base_model: spec::no_spelling,
+    stream_event,
+};
+
+/// anthropic/lib/credentials/_workload.py, _auth.py: RFC 7523, JSON body,
+/// the federation beta on the exchange and the OAuth beta on every call
+/// made with the token.
+const FEDERATION: Federation = Federation {
+    authority: "api.anthropic.com",
+    path: "/v1/oauth/token",
+    grant: Grant::JwtBearer,
+    encoding: Encoding::Json,
+    exchange_headers: &[("anthropic-beta", "oauth-2025-04-20,oidc-federation-2026-04-01")],
+    with_token: &[("anthropic-beta", "oauth-2025-04-20")],
+    required: &["federation_rule_id", "organization_id", "service_account_id"],
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
@@ -93,6 +115,34 @@ fn usage(body: &Value) -> Option<Usage> {
         (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
     };
     Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+}
+
+/// Messages events: `message_start` names the model and the input,
+/// `message_delta` carries running totals, `message_stop` ends the stream.
+pub(super) fn stream_event<'v>(v: &'v Value, _frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    match v.get("type").and_then(Value::as_str)? {
+        "message_start" => {
+            let message = v.get("message");
+            Some(StreamEvent {
+                model: message.and_then(|m| m.get("model")).and_then(Value::as_str),
+                counts: whole(message.and_then(usage)),
+                ..StreamEvent::default()
+            })
+        }
+        "message_delta" => {
+            // Cumulative counts: each replaces what an earlier said.
+            let counts = match v.get("usage") {
+                Some(u) => Counts::Cumulative {
+                    input: u.get("input_tokens").and_then(Value::as_u64),
+                    output: u.get("output_tokens").and_then(Value::as_u64),
+                },
+                None => Counts::Nothing,
+            };
+            Some(StreamEvent { counts, ..StreamEvent::default() })
+        }
+        "message_stop" => Some(StreamEvent { last: true, ..StreamEvent::default() }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

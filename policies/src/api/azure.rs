@@ -6,7 +6,11 @@
 //! the provider's `deployments` map names for it, and a deployment it does
 //! not name is refused. The key goes in `api-key`.
 
-use super::{openai, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, MODEL_LIST, NO_ENDPOINT, STREAM};
+use super::openai;
+use super::spec::{
+    self, BodyFormat, Deployments, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, MODEL, MODEL_LIST, NO_ENDPOINT,
+    STREAM,
+};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -18,14 +22,26 @@ pub static SPEC: Spec = Spec {
     required_headers: &[],
     account_headers: &[],
     error_body: openai::SPEC.error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage: openai::SPEC.usage,
     listing: Listing::Data,
-    model_name: super::same_name,
+    model_name: spec::same_name,
     encoded_segment: None,
     resolve,
     // The deployment the Responses image_generation tool runs on.
     model_headers: &["x-ms-oai-image-generation-deployment"],
+    decode_model: spec::verbatim,
+    // Every request names a deployment, which rules cannot read: the
+    // provider maps each to the model it serves.
+    deployments: Some(Deployments {
+        required: true,
+        valid: spec::is_segment,
+        what: "a deployment name (letters, digits, . - _)",
+    }),
+    scope: None,
+    federation: None,
+    base_model: spec::no_spelling,
+    stream_event: openai::SPEC.stream_event,
 };
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
@@ -36,7 +52,7 @@ const MESSAGES: Path = &[Step::Key("messages")];
 
 /// Every name an Azure request gives is a deployment.
 fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
-    match super::deployment(name, deployments) {
+    match spec::deployment(name, deployments) {
         Some(model) => Selects::Alias(model.to_string()),
         None => Selects::Unmapped("unknown_deployment"),
     }
@@ -64,7 +80,7 @@ const fn deployment(path: &'static str, max_tokens: &'static [Path], default: Op
         max_tokens_default: default,
         // The body's `model` is the deployment's name (not a model), and
         // earlier turns name models used before.
-        history: &[super::MODEL, MESSAGES],
+        history: &[MODEL, MESSAGES],
         query: &["api-version"],
         refuse: CHAT_REFUSE,
         end_user: &[openai::USER],
@@ -73,7 +89,7 @@ const fn deployment(path: &'static str, max_tokens: &'static [Path], default: Op
 }
 
 const fn surface(path: &'static str, max_tokens: &'static [Path], default: Option<Path>) -> Endpoint {
-    Endpoint { model: ModelAt::Body(super::MODEL), history: &[MESSAGES], ..deployment(path, max_tokens, default) }
+    Endpoint { model: ModelAt::Body(MODEL), history: &[MESSAGES], ..deployment(path, max_tokens, default) }
 }
 
 /// Responses, as OpenAI's: stored prompts refused, tools that run a model
@@ -126,7 +142,7 @@ mod tests {
         let (e, c) = Api::AzureOpenAi.classify("POST", "/openai/deployments/my-gpt4o/chat/completions").unwrap();
         assert_eq!((e.model, c.get("deployment")), (ModelAt::Capture("deployment"), Some("my-gpt4o")));
         let (e, _) = Api::AzureOpenAi.classify("POST", "/openai/v1/chat/completions").unwrap();
-        assert_eq!(e.model, ModelAt::Body(super::super::MODEL));
+        assert_eq!(e.model, ModelAt::Body(MODEL));
         assert_eq!(Api::AzureOpenAi.classify("GET", "/openai/models").unwrap().0.model, ModelAt::Listing);
         for path in
             ["/openai/deployments/x/audio/speech", "/openai/files", "/openai/deployments/x/extensions/chat/completions"]

@@ -10,9 +10,14 @@
 //! (with `x-amz-date`, `x-amz-security-token`, `x-amz-content-sha256`),
 //! never read as identity.
 
+use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt, Usage, NO_ENDPOINT};
+use super::spec::{
+    self, count, whole, BodyFormat, Counts, Deployments, Endpoint, Listing, ModelAt, Selects, Spec, StreamAt,
+    StreamEvent, Unreadable, Usage, NO_ENDPOINT,
+};
+use super::{anthropic, openai};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -35,10 +40,22 @@ pub static SPEC: Spec = Spec {
     error_headers,
     usage,
     listing: Listing::Data,
-    model_name: super::same_name,
+    model_name: spec::same_name,
     encoded_segment: Some(2),
     resolve,
     model_headers: &[],
+    decode_model,
+    // Application inference profiles, provisioned and custom model ARNs
+    // name no model a rule can read: unmapped ones are refused.
+    deployments: Some(Deployments {
+        required: false,
+        valid: |name| decode_model(name).is_ok_and(|id| id == name),
+        what: "a Bedrock model id, inference profile id or ARN",
+    }),
+    scope: None,
+    federation: None,
+    base_model: vendored,
+    stream_event,
 };
 
 /// The geographies of Bedrock's system-defined (cross-region) inference
@@ -52,7 +69,7 @@ const PROFILE_GEOGRAPHIES: &[&str] = &["us", "us-gov", "eu", "apac", "global", "
 /// imported models, prompts, prompt routers) names nothing a rule can read,
 /// so it must be in the provider's `deployments`, or it is refused.
 fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
-    if let Some(model) = super::deployment(name, deployments) {
+    if let Some(model) = spec::deployment(name, deployments) {
         return Selects::Alias(model.to_string());
     }
     let unprofiled = |id: &str| {
@@ -76,6 +93,114 @@ fn resolve(name: &str, deployments: &[(String, String)]) -> Selects {
         Some(model) => Selects::Alias(model),
         None => Selects::Model,
     }
+}
+
+/// A Bedrock model id as botocore sends it: percent-encoded once (`:` as
+/// `%3A`, `/` as `%2F`), decoded here once. Only the characters of model
+/// ids, inference profile ids and ARNs may result; an encoded `%` (double
+/// encoding) or any other escape is refused.
+pub fn decode_model(raw: &str) -> Result<String, Unreadable> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let escape = raw.get(i + 1..i + 3).map(str::to_ascii_uppercase);
+            match escape.as_deref() {
+                Some("3A") => out.push(':'),
+                Some("2F") => out.push('/'),
+                _ => {
+                    return Err(Unreadable {
+                        detail: "percent_encoded",
+                        message: "the model id holds an escape other than %3A or %2F",
+                    })
+                }
+            }
+            i += 3;
+            continue;
+        }
+        out.push(char::from(b));
+        i += 1;
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/');
+    if out.is_empty() || !out.chars().all(allowed) {
+        return Err(unreadable("the model id holds characters no Bedrock model id has"));
+    }
+    if out.starts_with('/') || out.ends_with('/') || out.contains("//") || out.split('/').any(|s| s == "." || s == "..")
+    {
+        return Err(unreadable("the model id is not a model id, inference profile id or ARN"));
+    }
+    if out.contains('/') && !out.starts_with("arn:") {
+        return Err(unreadable("only an ARN holds a /"));
+    }
+    Ok(out)
+}
+
+fn unreadable(message: &'static str) -> Unreadable {
+    Unreadable { detail: "model_id", message }
+}
+
+/// Bedrock's vendor prefixes (`anthropic.claude-…`, `us.meta.llama…`).
+const VENDORS: &[&str] =
+    &["anthropic.", "meta.", "amazon.", "cohere.", "mistral.", "ai21.", "deepseek.", "openai.", "qwen.", "writer."];
+/// The region prefixes deny rules see through in any provider's model
+/// names. Not [`PROFILE_GEOGRAPHIES`]: deny rules have never stripped
+/// `jp.`, `au.` or `ca.` (a Bedrock request's profile is resolved to its
+/// model before any rule sees it).
+const REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
+
+/// The model a Bedrock id names: `us.anthropic.claude-3-haiku-v1:0` is
+/// `claude-3-haiku-v1` (lower case: deny rules read it so).
+fn vendored(model: &str) -> &str {
+    let mut base = model;
+    for region in REGIONS {
+        if let Some(rest) = base.strip_prefix(region) {
+            base = rest;
+        }
+    }
+    for vendor in VENDORS {
+        if let Some(rest) = base.strip_prefix(vendor) {
+            base = rest;
+            if let Some((head, version)) = base.rsplit_once(':') {
+                if version.bytes().all(|b| b.is_ascii_digit()) {
+                    base = head;
+                }
+            }
+        }
+    }
+    base
+}
+
+/// `application/vnd.amazon.eventstream` frames: Converse's `metadata`
+/// (its usage, and the stream's end), and `invoke-with-response-stream`'s
+/// `chunk`s, each a model family's own event (Anthropic's, OpenAI's)
+/// base64-encoded inside; Bedrock adds its own counts to the last
+/// (`amazon-bedrock-invocationMetrics`).
+fn stream_event<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    match frame {
+        Some("chunk") => {
+            let inner = v
+                .get("bytes")
+                .and_then(Value::as_str)
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            return Some(StreamEvent { inner, ..StreamEvent::default() });
+        }
+        Some("metadata") => return Some(StreamEvent { counts: whole(usage(v)), last: true, ..StreamEvent::default() }),
+        _ => {}
+    }
+    if let (Some("message_stop"), Some(m)) =
+        (v.get("type").and_then(Value::as_str), v.get("amazon-bedrock-invocationMetrics"))
+    {
+        let count = |k: &str| m.get(k).and_then(Value::as_u64);
+        let counts = match (count("inputTokenCount"), count("outputTokenCount")) {
+            (Some(i), Some(o)) => Counts::Cumulative { input: Some(i), output: Some(o) },
+            _ => Counts::Nothing,
+        };
+        return Some(StreamEvent { counts, last: true, ..StreamEvent::default() });
+    }
+    anthropic::stream_event(v, frame).or_else(|| openai::stream_event(v, frame))
 }
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
@@ -177,5 +302,27 @@ mod tests {
         assert_eq!(error_body(403, "x", "m"), json!({"message": "m"}));
         let converse = json!({"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7}});
         assert_eq!(usage(&converse).unwrap().total_tokens, Some(7));
+    }
+
+    #[test]
+    fn bedrock_model_ids_are_decoded_once() {
+        let arn = "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-haiku-20240307-v1%3A0";
+        assert!(crate::api::path::check(&format!("/model/{arn}/converse"), Some(2)).is_ok());
+        assert_eq!(
+            decode_model(arn).unwrap(),
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(
+            decode_model("anthropic.claude-3-haiku-20240307-v1:0").unwrap(),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(
+            decode_model("anthropic.claude-3-haiku-20240307-v1%3a0").unwrap(),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        for bad in ["a%252Fb", "a%2e%2e", "a%2Fb", "arn%3Ax%2F%2Fy", "arn%3Ax%2F..%2Fy", "%2Fa", "a b", "a%"] {
+            assert!(decode_model(bad).is_err(), "{bad}");
+        }
+        assert!(crate::api::path::check("/model/a%2Fb/converse", Some(3)).is_err(), "only the model segment");
     }
 }

@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, Usage, NO_ENDPOINT};
+use super::spec::{
+    self, count, whole, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, StreamEvent, Usage, NO_ENDPOINT,
+};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -17,13 +19,19 @@ pub static SPEC: Spec = Spec {
     // The Google Cloud project billed for the call.
     account_headers: &["x-goog-user-project"],
     error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
     listing: Listing::Models,
     model_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
+    decode_model: spec::verbatim,
+    deployments: None,
+    scope: None,
+    federation: None,
+    base_model: spec::no_spelling,
+    stream_event,
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];
@@ -107,6 +115,24 @@ pub(super) fn usage(body: &Value) -> Option<Usage> {
     };
     let total = count(u, "totalTokenCount").or_else(|| Some(input? + output.unwrap_or(0)));
     Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+}
+
+/// A streamed `GenerateContentResponse`: its `usageMetadata` so far, the
+/// model version, and a candidate's `finishReason` on the last.
+pub(super) fn stream_event<'v>(v: &'v Value, _frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    if v.get("usageMetadata").is_none() && v.get("candidates").is_none() {
+        return None;
+    }
+    let last = v
+        .get("candidates")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some_and(|r| !r.is_null())));
+    Some(StreamEvent {
+        model: v.get("modelVersion").and_then(Value::as_str),
+        counts: whole(usage(v)),
+        last,
+        inner: None,
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::{count, BodyFormat, Endpoint, ModelAt, Spec, StreamAt, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM};
+use super::spec::{
+    self, count, whole, BodyFormat, Counts, Encoding, Endpoint, Federation, Grant, ModelAt, Spec, StreamAt,
+    StreamEvent, StreamSwitch, Usage, MODEL, MODEL_LIST, STREAM,
+};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -15,17 +18,34 @@ pub static SPEC: Spec = Spec {
     required_headers: &[],
     account_headers: &["openai-organization", "openai-project"],
     error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
-    listing: super::Listing::Data,
-    model_name: super::same_name,
+    listing: spec::Listing::Data,
+    model_name: spec::same_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
+    decode_model: spec::verbatim,
+    deployments: None,
+    scope: None,
+    federation: Some(FEDERATION),
+    base_model: fine_tuned,
+    stream_event,
 };
 
-/// The same api at a private endpoint.
-pub static COMPATIBLE: Spec = Spec { name: "openai_compatible", ..SPEC };
+/// The same api at a private endpoint (which federates no identity).
+pub static COMPATIBLE: Spec = Spec { name: "openai_compatible", federation: None, ..SPEC };
+
+/// openai/auth/_workload.py: RFC 8693 field names, JSON body.
+const FEDERATION: Federation = Federation {
+    authority: "auth.openai.com",
+    path: "/oauth/token",
+    grant: Grant::TokenExchange,
+    encoding: Encoding::Json,
+    exchange_headers: &[],
+    with_token: &[],
+    required: &["identity_provider_id", "service_account_id"],
+};
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 const MAX_COMPLETION_TOKENS: Path = &[Step::Key("max_completion_tokens")];
@@ -134,6 +154,37 @@ fn usage(body: &Value) -> Option<Usage> {
     let output = count(u, "completion_tokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "total_tokens").or_else(|| Some(input? + output.unwrap_or(0)));
     Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+}
+
+/// The model a fine-tune was trained from: `ft:<base>:<org>:<name>:<id>`,
+/// or the legacy `<base>:ft-…` (lower case: deny rules read it so).
+fn fine_tuned(model: &str) -> &str {
+    let mut base = model;
+    if let Some(rest) = base.strip_prefix("ft:") {
+        base = rest.split(':').next().unwrap_or(rest);
+    }
+    if let Some((head, _)) = base.split_once(":ft-") {
+        base = head;
+    }
+    base
+}
+
+/// Chat and completions chunks (the last one's `usage`, with
+/// `include_usage`), and the Responses api's final event, which repeats
+/// the whole response.
+pub(super) fn stream_event<'v>(v: &'v Value, _frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    let model = |m: Option<&'v Value>| m.and_then(|m| m.get("model")).and_then(Value::as_str);
+    Some(match v.get("type").and_then(Value::as_str) {
+        Some("response.completed" | "response.incomplete" | "response.failed") => {
+            let response = v.get("response");
+            StreamEvent { model: model(response), counts: whole(response.and_then(usage)), last: true, inner: None }
+        }
+        _ => StreamEvent {
+            model: model(Some(v)),
+            counts: if v.get("usage").is_some_and(Value::is_object) { whole(usage(v)) } else { Counts::Nothing },
+            ..StreamEvent::default()
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,17 +1,16 @@
 //! Token usage from a streamed response (SPEC §6), read as it passes and
-//! never held: server-sent events (OpenAI chat and completions chunks, the
-//! Responses api's `response.completed`, Anthropic's `message_start` and
-//! cumulative `message_delta`, Gemini's and Vertex's `usageMetadata`) and
-//! Bedrock's `application/vnd.amazon.eventstream` frames (Converse's
-//! `metadata`, and the Anthropic events inside `invoke-with-response-stream`
-//! chunks). Chunks may end anywhere — inside a UTF-8 character, a line, a
-//! frame: only whole lines and frames are read, one at a time, and one
-//! larger than [`MAX_EVENT_BYTES`] is skipped (the usage is then not
-//! complete).
+//! never held: server-sent events and AWS `application/vnd.amazon.eventstream`
+//! frames are split into events here, and each event is read by the api's
+//! own `stream_event` (OpenAI's chunks and `response.completed`,
+//! Anthropic's `message_start` and cumulative `message_delta`, Gemini's
+//! `usageMetadata`, Bedrock's frames, …). Chunks may end anywhere — inside a
+//! UTF-8 character, a line, a frame: only whole lines and frames are read,
+//! one at a time, and one larger than [`MAX_EVENT_BYTES`] is skipped (the
+//! usage is then not complete).
 
-use base64::Engine;
 use serde_json::Value;
 
+use crate::api::spec::Counts;
 use crate::api::{Api, Usage};
 
 /// The largest event (an SSE line, an eventstream frame) read for usage.
@@ -41,6 +40,8 @@ impl Framing {
 #[derive(Debug)]
 pub struct StreamUsage {
     framing: Framing,
+    /// The api whose events the stream carries.
+    api: Api,
     /// The partial line or frame.
     buf: Vec<u8>,
     /// Skipping the rest of a line too long to read.
@@ -52,6 +53,7 @@ pub struct StreamUsage {
     input: Option<u64>,
     output: Option<u64>,
     total: Option<u64>,
+    /// The model the stream says served the request, as it says it.
     pub model: Option<String>,
     /// The stream's last event was seen.
     terminal: bool,
@@ -62,9 +64,10 @@ pub struct StreamUsage {
 }
 
 impl StreamUsage {
-    pub fn new(framing: Framing) -> StreamUsage {
+    pub fn new(framing: Framing, api: Api) -> StreamUsage {
         StreamUsage {
             framing,
+            api,
             buf: Vec::new(),
             skipping: false,
             after_cr: false,
@@ -79,9 +82,10 @@ impl StreamUsage {
         }
     }
 
-    /// Bytes held between calls (a partial line or frame and its event).
+    /// Bytes held between calls (a partial line or frame and its event,
+    /// and the model named).
     pub fn held(&self) -> usize {
-        self.buf.capacity() + self.data.capacity()
+        self.buf.capacity() + self.data.capacity() + self.model.as_ref().map_or(0, String::capacity)
     }
 
     /// Gives up reading: the usage is incomplete.
@@ -229,83 +233,29 @@ impl StreamUsage {
         self.buf.drain(..at);
     }
 
-    /// One event, whatever api sent it: each is recognised by its shape.
+    /// One event, as the api reads it.
     fn event(&mut self, v: &Value, frame_type: Option<&str>) {
-        // An `invoke-with-response-stream` chunk: an Anthropic event inside.
-        if frame_type == Some("chunk") {
-            let inner = v
-                .get("bytes")
-                .and_then(Value::as_str)
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-            if let Some(inner) = inner {
-                self.event(&inner, None);
-            }
-            return;
+        let Some(event) = (self.api.spec().stream_event)(v, frame_type) else { return };
+        if let Some(model) = event.model {
+            self.model = Some(model.to_string());
         }
-        if frame_type == Some("metadata") {
-            self.replace((Api::Bedrock.spec().usage)(v));
-            self.terminal = true;
-            return;
+        match event.counts {
+            Counts::Nothing => {}
+            Counts::Whole(usage) => self.replace(Some(usage)),
+            Counts::Cumulative { input, output } => {
+                if let Some(n) = output {
+                    self.output = Some(n);
+                    self.total = None;
+                }
+                if let Some(n) = input {
+                    self.input = Some(n);
+                    self.total = None;
+                }
+            }
         }
-        let set_model = |this: &mut Self, m: Option<&Value>| {
-            if let Some(m) = m.and_then(Value::as_str) {
-                this.model = Some(crate::util::text::bounded(m));
-            }
-        };
-        match v.get("type").and_then(Value::as_str) {
-            Some("message_start") => {
-                let message = v.get("message");
-                set_model(self, message.and_then(|m| m.get("model")));
-                self.replace(message.and_then(|m| (Api::Anthropic.spec().usage)(m)));
-            }
-            Some("message_delta") => {
-                // Cumulative counts: each replaces what an earlier said.
-                if let Some(u) = v.get("usage") {
-                    if let Some(n) = u.get("output_tokens").and_then(Value::as_u64) {
-                        self.output = Some(n);
-                        self.total = None;
-                    }
-                    if let Some(n) = u.get("input_tokens").and_then(Value::as_u64) {
-                        self.input = Some(n);
-                        self.total = None;
-                    }
-                }
-            }
-            Some("message_stop") => {
-                if let Some(m) = v.get("amazon-bedrock-invocationMetrics") {
-                    let count = |k: &str| m.get(k).and_then(Value::as_u64);
-                    if let (Some(i), Some(o)) = (count("inputTokenCount"), count("outputTokenCount")) {
-                        self.input = Some(i);
-                        self.output = Some(o);
-                        self.total = None;
-                    }
-                }
-                self.terminal = true;
-            }
-            Some("response.completed" | "response.incomplete" | "response.failed") => {
-                let response = v.get("response");
-                set_model(self, response.and_then(|r| r.get("model")));
-                self.replace(response.and_then(|r| (Api::OpenAi.spec().usage)(r)));
-                self.terminal = true;
-            }
-            _ if v.get("usageMetadata").is_some() || v.get("candidates").is_some() => {
-                set_model(self, v.get("modelVersion"));
-                if let Some(u) = (Api::Gemini.spec().usage)(v) {
-                    self.replace(Some(u));
-                }
-                let finished = v
-                    .get("candidates")
-                    .and_then(Value::as_array)
-                    .is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some_and(|r| !r.is_null())));
-                self.terminal |= finished;
-            }
-            _ => {
-                set_model(self, v.get("model"));
-                if v.get("usage").is_some_and(Value::is_object) {
-                    self.replace((Api::OpenAi.spec().usage)(v));
-                }
-            }
+        self.terminal |= event.last;
+        if let Some(inner) = event.inner {
+            self.event(&inner, None);
         }
     }
 

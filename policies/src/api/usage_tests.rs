@@ -41,10 +41,10 @@ fn frame(event_type: &str, payload: &Value) -> Vec<u8> {
 
 /// The usage read with the stream fed whole, byte by byte, and in thirds:
 /// all the same, or the test fails.
-fn read(framing: Framing, stream: &[u8], ended: bool) -> (Option<Usage>, bool, Option<String>) {
+fn read(api: Api, framing: Framing, stream: &[u8], ended: bool) -> (Option<Usage>, bool, Option<String>) {
     let mut results = Vec::new();
     for size in [stream.len().max(1), 1, stream.len() / 3 + 1] {
-        let mut u = StreamUsage::new(framing);
+        let mut u = StreamUsage::new(framing, api);
         for piece in stream.chunks(size) {
             u.feed(piece);
         }
@@ -82,10 +82,10 @@ fn openai_chat(include_usage: bool) -> Vec<u8> {
 #[test]
 fn openai_chat_usage_with_and_without_include_usage() {
     assert_eq!(
-        read(Framing::Sse, &openai_chat(true), true),
+        read(Api::OpenAi, Framing::Sse, &openai_chat(true), true),
         (usage(9, 7, 16), true, Some("gpt-4o-mini-2024-07-18".into()))
     );
-    let (u, complete, _) = read(Framing::Sse, &openai_chat(false), true);
+    let (u, complete, _) = read(Api::OpenAi, Framing::Sse, &openai_chat(false), true);
     assert_eq!((u, complete), (None, false));
 }
 
@@ -97,7 +97,7 @@ fn responses_completed_event() {
         (Some("response.output_text.delta"), json!({"type": "response.output_text.delta", "delta": "é"})),
         (Some("response.completed"), json!({"type": "response.completed", "response": r})),
     ]);
-    assert_eq!(read(Framing::Sse, &stream, true), (usage(5, 6, 11), true, Some("gpt-4.1-mini".into())));
+    assert_eq!(read(Api::OpenAi, Framing::Sse, &stream, true), (usage(5, 6, 11), true, Some("gpt-4.1-mini".into())));
 }
 
 fn anthropic_events() -> Vec<Value> {
@@ -113,12 +113,15 @@ fn anthropic_events() -> Vec<Value> {
 fn anthropic_cumulative_output_tokens() {
     let events: Vec<(Option<&str>, Value)> = anthropic_events().into_iter().map(|e| (Some("x"), e)).collect();
     let stream = sse(&events);
-    assert_eq!(read(Framing::Sse, &stream, true), (usage(12, 30, 42), true, Some("claude-haiku-4-5".into())));
+    assert_eq!(
+        read(Api::Anthropic, Framing::Sse, &stream, true),
+        (usage(12, 30, 42), true, Some("claude-haiku-4-5".into()))
+    );
     // Cut before message_stop: what was counted, not complete.
     let cut = sse(&events[..3]);
-    assert_eq!(read(Framing::Sse, &cut, false).0, usage(12, 30, 42));
-    assert!(!read(Framing::Sse, &cut, false).1);
-    assert!(!read(Framing::Sse, &cut, true).1, "no message_stop");
+    assert_eq!(read(Api::Anthropic, Framing::Sse, &cut, false).0, usage(12, 30, 42));
+    assert!(!read(Api::Anthropic, Framing::Sse, &cut, false).1);
+    assert!(!read(Api::Anthropic, Framing::Sse, &cut, true).1, "no message_stop");
 }
 
 #[test]
@@ -126,7 +129,7 @@ fn crlf_and_cr_line_ends() {
     let text = String::from_utf8(sse(&anthropic_events().into_iter().map(|e| (None, e)).collect::<Vec<_>>())).unwrap();
     for end in ["\r\n", "\r"] {
         let stream = text.replace('\n', end);
-        assert_eq!(read(Framing::Sse, stream.as_bytes(), true).0, usage(12, 30, 42), "{end:?}");
+        assert_eq!(read(Api::Anthropic, Framing::Sse, stream.as_bytes(), true).0, usage(12, 30, 42), "{end:?}");
     }
 }
 
@@ -140,10 +143,10 @@ fn gemini_usage_metadata() {
                       "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7}}),
         ),
     ]);
-    assert_eq!(read(Framing::Sse, &stream, true), (usage(3, 4, 7), true, Some("gemini-2.5-flash".into())));
+    assert_eq!(read(Api::Gemini, Framing::Sse, &stream, true), (usage(3, 4, 7), true, Some("gemini-2.5-flash".into())));
     // The server's CRLF framing (as Google's servers send it).
     let crlf = String::from_utf8(stream.clone()).unwrap().replace("\n\n", "\r\n\r\n");
-    assert_eq!(read(Framing::Sse, crlf.as_bytes(), true).0, usage(3, 4, 7));
+    assert_eq!(read(Api::Gemini, Framing::Sse, crlf.as_bytes(), true).0, usage(3, 4, 7));
 }
 
 #[test]
@@ -153,29 +156,32 @@ fn bedrock_eventstreams() {
     converse.extend(frame("contentBlockDelta", &json!({"delta": {"text": "hi"}})));
     converse.extend(frame("messageStop", &json!({"stopReason": "end_turn"})));
     converse.extend(frame("metadata", &json!({"usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}})));
-    assert_eq!(read(Framing::EventStream, &converse, true).0, usage(5, 2, 7));
-    assert!(read(Framing::EventStream, &converse, true).1);
-    assert!(!read(Framing::EventStream, &converse[..converse.len() - 5], false).1);
+    assert_eq!(read(Api::Bedrock, Framing::EventStream, &converse, true).0, usage(5, 2, 7));
+    assert!(read(Api::Bedrock, Framing::EventStream, &converse, true).1);
+    assert!(!read(Api::Bedrock, Framing::EventStream, &converse[..converse.len() - 5], false).1);
 
     let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
     let mut invoke = Vec::new();
     for e in anthropic_events() {
         invoke.extend(frame("chunk", &json!({"bytes": b64(&e)})));
     }
-    assert_eq!(read(Framing::EventStream, &invoke, true), (usage(12, 30, 42), true, Some("claude-haiku-4-5".into())));
+    assert_eq!(
+        read(Api::Bedrock, Framing::EventStream, &invoke, true),
+        (usage(12, 30, 42), true, Some("claude-haiku-4-5".into()))
+    );
 }
 
 #[test]
 fn an_oversized_event_is_skipped_and_marks_usage_incomplete() {
     let mut stream = format!("data: {{\"x\":\"{}\"}}\n\n", "a".repeat(MAX_EVENT_BYTES)).into_bytes();
     stream.extend(openai_chat(true));
-    let mut u = StreamUsage::new(Framing::Sse);
+    let mut u = StreamUsage::new(Framing::Sse, Api::OpenAi);
     for piece in stream.chunks(64 * 1024) {
         u.feed(piece);
         assert!(u.held() <= 2 * MAX_EVENT_BYTES + 64 * 1024);
     }
     assert_eq!(u.finish(true), (usage(9, 7, 16), false));
-    let mut bad = StreamUsage::new(Framing::EventStream);
+    let mut bad = StreamUsage::new(Framing::EventStream, Api::Bedrock);
     bad.feed(&[0xff; 64]);
     assert_eq!(bad.finish(true), (None, false));
 }

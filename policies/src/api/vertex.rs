@@ -10,7 +10,11 @@
 
 use serde_json::Value;
 
-use super::{anthropic, gemini, BodyFormat, Endpoint, Listing, ModelAt, Spec, StreamAt, NO_ENDPOINT, STREAM};
+use super::spec::{
+    self, BodyFormat, Captures, Endpoint, Listing, ModelAt, OutOfScope, Spec, StreamAt, StreamEvent, Usage,
+    NO_ENDPOINT, STREAM,
+};
+use super::{anthropic, gemini};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -23,14 +27,42 @@ pub static SPEC: Spec = Spec {
     required_headers: &[],
     account_headers: &["x-goog-user-project"],
     error_body: gemini::error_body,
-    error_headers: super::no_headers,
+    error_headers: spec::no_headers,
     usage,
     listing: Listing::Models,
     model_name: gemini::model_name,
     encoded_segment: None,
-    resolve: super::model_itself,
+    resolve: spec::model_itself,
     model_headers: &[],
+    decode_model: spec::verbatim,
+    deployments: None,
+    scope: Some(pinned),
+    federation: None,
+    base_model: versioned,
+    stream_event,
 };
+
+/// A request's project and location must be its provider's: the
+/// gateway's credential acts for the projects it is configured for only.
+fn pinned(captures: &Captures, project: Option<&str>, locations: &[String]) -> Result<(), OutOfScope> {
+    let out = |what, value: &str, detail| Err(OutOfScope { what, value: value.to_string(), detail });
+    if let (Some(named), Some(pinned)) = (captures.get("project"), project) {
+        if named != pinned {
+            return out("project", named, "vertex_project");
+        }
+    }
+    if let Some(location) = captures.get("location") {
+        if !locations.is_empty() && !locations.iter().any(|l| l == location) {
+            return out("location", location, "vertex_location");
+        }
+    }
+    Ok(())
+}
+
+/// A model version, `claude-3-opus@20240229`, is of its model.
+fn versioned(model: &str) -> &str {
+    model.split('@').next().unwrap_or(model)
+}
 
 const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 
@@ -62,7 +94,7 @@ const fn raw(path: &'static str, stream: StreamAt) -> Endpoint {
 /// Anthropic's token counting on Vertex names its model in the body.
 const fn count_tokens(path: &'static str) -> Endpoint {
     Endpoint {
-        model: ModelAt::BodyOf(super::MODEL, "anthropic/"),
+        model: ModelAt::BodyOf(spec::MODEL, "anthropic/"),
         max_tokens: &[],
         max_tokens_default: None,
         stream: StreamAt::Never,
@@ -102,8 +134,13 @@ static ENDPOINTS: &[Endpoint] = &[
 ];
 
 /// Gemini's `usageMetadata`, or Anthropic's `usage` from `rawPredict`.
-fn usage(body: &Value) -> Option<super::Usage> {
+fn usage(body: &Value) -> Option<Usage> {
     gemini::usage(body).or_else(|| (anthropic::SPEC.usage)(body))
+}
+
+/// Anthropic's events from `streamRawPredict`, or Gemini's chunks.
+fn stream_event<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    anthropic::stream_event(v, frame).or_else(|| gemini::stream_event(v, frame))
 }
 
 #[cfg(test)]
@@ -122,10 +159,7 @@ mod tests {
         );
         assert_eq!(c.get("model"), Some("claude-3-5-haiku@20241022"));
         let count = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict";
-        assert_eq!(
-            Api::Vertex.classify("POST", count).unwrap().0.model,
-            ModelAt::BodyOf(super::super::MODEL, "anthropic/")
-        );
+        assert_eq!(Api::Vertex.classify("POST", count).unwrap().0.model, ModelAt::BodyOf(spec::MODEL, "anthropic/"));
         for path in [
             "/v1/projects/p/locations/l/endpoints/123:generateContent",
             "/v1/projects/p/locations/l/publishers/google/models/gemini:batchPredict",

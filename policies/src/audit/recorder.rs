@@ -242,7 +242,7 @@ impl Recorder {
         self.record.usage = usage;
         self.record.usage_complete = Some(complete);
         if let Some(model) = model {
-            self.record.response_model = Some(model);
+            self.record.response_model = Some(bounded(&model));
         }
     }
 

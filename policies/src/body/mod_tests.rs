@@ -1,5 +1,6 @@
 use super::*;
-use crate::api::{Api, MODEL_LIST};
+use crate::api::spec::MODEL_LIST;
+use crate::api::Api;
 use crate::body::json::Step;
 
 const JSON: Option<&str> = Some("application/json");

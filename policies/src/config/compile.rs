@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use super::raw::*;
 use super::*;
+use crate::api;
+use crate::api::spec::{is_segment, Spec};
 use crate::body::guard::{self, Action, Detector, Guard};
 use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 use crate::identity::svid::bundle::parse_jwt_bundle;
@@ -327,27 +329,31 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
         let credential = credential(p.credential, api, &format!("{at}.credential"), env)?;
         let headers = fixed_headers(p.headers.unwrap_or_default(), &format!("{at}.headers"))?;
         let deployments = deployments(p.deployments, api, &format!("{at}.deployments"))?;
-        let (project, locations) = vertex_scope(p.project, p.locations, api, &at)?;
-        let include_usage = match (p.include_usage, api) {
-            (Some(true), Api::OpenAi | Api::OpenAiCompatible | Api::AzureOpenAi) => true,
-            (Some(true), api) => {
+        let (project, locations) = scope(p.project, p.locations, api, &at)?;
+        let include_usage = match p.include_usage {
+            Some(true) if api.spec().asks_stream_usage() => true,
+            Some(true) => {
                 return Err(ConfigError::new(
                     format!("{at}.include_usage"),
-                    format!("only OpenAI apis take include_usage; {} streams report usage themselves", api.name()),
+                    format!(
+                        "only {} take include_usage; {} streams report usage themselves",
+                        api::names_where(Spec::asks_stream_usage),
+                        api.name()
+                    ),
                 ))
             }
             _ => false,
         };
-        let identity_to_provider = match (p.identity_to_provider, api) {
-            (None, _) => None,
-            (Some(_), Api::Gemini | Api::Bedrock | Api::Vertex) => {
+        let identity_to_provider = match p.identity_to_provider {
+            None => None,
+            Some(_) if !api.spec().names_end_user() => {
                 return Err(ConfigError::new(
                     format!("{at}.identity_to_provider"),
-                    format!("{} has no end-user field (OpenAI and Anthropic apis do)", api.name()),
+                    format!("{} has no end-user field ({} do)", api.name(), api::names_where(Spec::names_end_user)),
                 ))
             }
-            (Some(RawEndUser::SpiffeId), _) => Some(EndUserName::SpiffeId),
-            (Some(RawEndUser::Hash), _) => Some(EndUserName::Hash),
+            Some(RawEndUser::SpiffeId) => Some(EndUserName::SpiffeId),
+            Some(RawEndUser::Hash) => Some(EndUserName::Hash),
         };
         out.push(Provider {
             name: p.name,
@@ -366,42 +372,36 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
     Ok(out)
 }
 
-/// The names a request may select a model by → the model each runs:
-/// azure_openai's deployments (required: every Azure request names a
-/// deployment), Bedrock's application inference profiles, provisioned
-/// and custom model ARNs (optional: unmapped ones are refused).
+/// The names a request may select a model by → the model each runs, for
+/// apis that take `deployments` (required where every request names a
+/// deployment; elsewhere optional, unmapped names being refused).
 fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) -> Result<Vec<(String, String)>> {
-    let raw = match (raw, api) {
-        (None, Api::AzureOpenAi) => {
+    let raw = match (raw, api.spec().deployments) {
+        (None, Some(d)) if d.required => {
             return Err(ConfigError::new(
                 at,
-                "azure_openai needs the model each deployment serves (deployment name → model)",
+                format!("{} needs the model each deployment serves (deployment name → model)", api.name()),
             ))
         }
         (None, _) => return Ok(Vec::new()),
-        (Some(_), api) if !matches!(api, Api::AzureOpenAi | Api::Bedrock) => {
+        (Some(_), None) => {
             return Err(ConfigError::new(
                 at,
-                format!("only azure_openai and bedrock providers have deployments, not {}", api.name()),
+                format!(
+                    "only {} providers have deployments, not {}",
+                    api::names_where(|s| s.deployments.is_some()),
+                    api.name()
+                ),
             ))
         }
-        (Some(map), _) => map,
+        (Some(map), Some(d)) => (map, d),
     };
+    let (raw, names) = raw;
     let mut out = Vec::with_capacity(raw.len());
     for (name, model) in raw {
         let path = format!("{at}.{name}");
-        let named = match api {
-            Api::Bedrock => crate::api::path::bedrock_model(&name).is_ok_and(|id| id == name),
-            _ => is_segment(&name),
-        };
-        if !named {
-            return Err(ConfigError::new(
-                path,
-                match api {
-                    Api::Bedrock => format!("{name:?} is not a Bedrock model id, inference profile id or ARN"),
-                    _ => format!("{name:?} is not a deployment name (letters, digits, . - _)"),
-                },
-            ));
+        if !(names.valid)(&name) {
+            return Err(ConfigError::new(path, format!("{name:?} is not {}", names.what)));
         }
         match model {
             Value::String(m) if !m.is_empty() && !m.bytes().any(|b| b.is_ascii_control()) => out.push((name, m)),
@@ -411,20 +411,21 @@ fn deployments(raw: Option<serde_json::Map<String, Value>>, api: Api, at: &str) 
     Ok(out)
 }
 
-/// vertex's project (required: the gateway's credential acts for it) and
-/// optional locations.
-fn vertex_scope(
+/// The project (required: the gateway's credential acts for it) and
+/// optional locations, for apis whose paths name them.
+fn scope(
     project: Option<String>,
     locations: Option<Vec<String>>,
     api: Api,
     at: &str,
 ) -> Result<(Option<String>, Vec<String>)> {
-    if api != Api::Vertex {
+    if api.spec().scope.is_none() {
+        let scoped = api::names_where(|s| s.scope.is_some());
         if project.is_some() {
-            return Err(ConfigError::new(format!("{at}.project"), "only vertex providers have a project"));
+            return Err(ConfigError::new(format!("{at}.project"), format!("only {scoped} providers have a project")));
         }
         if locations.is_some() {
-            return Err(ConfigError::new(format!("{at}.locations"), "only vertex providers have locations"));
+            return Err(ConfigError::new(format!("{at}.locations"), format!("only {scoped} providers have locations")));
         }
         return Ok((None, Vec::new()));
     }
@@ -434,7 +435,7 @@ fn vertex_scope(
         None => {
             return Err(ConfigError::new(
                 format!("{at}.project"),
-                "vertex needs the project requests may name (the gateway's credential acts for it)",
+                format!("{} needs the project requests may name (the gateway's credential acts for it)", api.name()),
             ))
         }
     };
@@ -443,15 +444,6 @@ fn vertex_scope(
         return Err(ConfigError::new(format!("{at}.locations[{j}]"), format!("{l:?} is not a location")));
     }
     Ok((Some(project), locations))
-}
-
-/// A value that is one path segment, as written in a URL.
-fn is_segment(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s != "."
-        && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// An allow rule's extra endpoint: `"/v1/files"`, `"GET /v1/files/*"`,

@@ -1,6 +1,6 @@
 //! `minted_jwt` and `token_exchange` credentials (SPEC §4): their raw
-//! shapes, their checks, and the ready-made profiles for OpenAI's and
-//! Anthropic's workload identity federation.
+//! shapes and their checks. A `profile` is an api's workload identity
+//! federation, as its spec gives it ([`crate::api::spec::Federation`]).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -11,22 +11,7 @@ use crate::identity::spiffe::WorkloadPattern;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-/// How a `token_exchange` asks for its token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Grant {
-    /// RFC 8693: `subject_token` + `subject_token_type`.
-    TokenExchange,
-    /// RFC 7523: `assertion`.
-    JwtBearer,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    /// `application/x-www-form-urlencoded`, as the RFCs define.
-    Form,
-    /// A JSON object of strings (OpenAI, Anthropic).
-    Json,
-}
+pub use crate::api::spec::{Encoding, Grant};
 
 /// What the exchange presents as the workload's identity.
 #[derive(Debug)]
@@ -86,47 +71,6 @@ pub(super) fn digest(generation: &str, provider: &super::Provider) -> String {
         }
     }
     crate::util::digest::sha256_hex(text.as_bytes())
-}
-
-/// A provider's workload identity federation, as its SDK speaks it.
-struct Profile {
-    authority: &'static str,
-    path: &'static str,
-    grant: Grant,
-    encoding: Encoding,
-    exchange_headers: &'static [(&'static str, &'static str)],
-    with_token: &'static [(&'static str, &'static str)],
-    /// Parameters every exchange must carry (from `params` or the caller's
-    /// account): checked when the config loads.
-    required: &'static [&'static str],
-}
-
-fn profile(name: &str) -> Option<Profile> {
-    match name {
-        // openai/auth/_workload.py: RFC 8693 field names, JSON body.
-        "openai" => Some(Profile {
-            authority: "auth.openai.com",
-            path: "/oauth/token",
-            grant: Grant::TokenExchange,
-            encoding: Encoding::Json,
-            exchange_headers: &[],
-            with_token: &[],
-            required: &["identity_provider_id", "service_account_id"],
-        }),
-        // anthropic/lib/credentials/_workload.py, _auth.py: RFC 7523, JSON
-        // body, the federation beta on the exchange and the OAuth beta on
-        // every call made with the token.
-        "anthropic" => Some(Profile {
-            authority: "api.anthropic.com",
-            path: "/v1/oauth/token",
-            grant: Grant::JwtBearer,
-            encoding: Encoding::Json,
-            exchange_headers: &[("anthropic-beta", "oauth-2025-04-20,oidc-federation-2026-04-01")],
-            with_token: &[("anthropic-beta", "oauth-2025-04-20")],
-            required: &["federation_rule_id", "organization_id", "service_account_id"],
-        }),
-        _ => None,
-    }
 }
 
 #[derive(Deserialize)]
@@ -279,8 +223,12 @@ pub(super) fn exchange(
     let raw: RawExchange = raw(map, at)?;
     let profile = match raw.profile.as_deref() {
         None => None,
-        Some(name) => Some(profile(name).ok_or_else(|| {
-            ConfigError::new(format!("{at}.profile"), format!("unknown profile {name:?}: \"openai\" or \"anthropic\""))
+        Some(name) => Some(crate::api::named(name).and_then(|api| api.spec().federation).ok_or_else(|| {
+            let specs = crate::api::Api::ALL.iter().map(|api| api.spec());
+            let profiles: Vec<String> =
+                specs.filter(|s| s.federation.is_some()).map(|s| format!("{:?}", s.name)).collect();
+            let profiles = profiles.join(" or ");
+            ConfigError::new(format!("{at}.profile"), format!("unknown profile {name:?}: {profiles}"))
         })?),
     };
     if !text(&raw.cluster) || raw.cluster.contains(' ') {

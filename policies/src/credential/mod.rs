@@ -15,10 +15,14 @@ use crate::identity::svid::jwt::MAX_TOKEN_BYTES;
 use crate::identity::svid::SignatureVerifier;
 use crate::reason::{Denial, Reason};
 
-/// Every header a caller could put a credential in. All are removed from
-/// every forwarded request, whatever the api.
-pub const CALLER_CREDENTIAL_HEADERS: &[&str] =
-    &["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+/// Every header a caller could put a credential in: `authorization`,
+/// `proxy-authorization`, and each header some api's SDK sends its key in.
+/// All are removed from every forwarded request, whatever the api.
+pub fn caller_credential_headers() -> Vec<&'static str> {
+    let mut out = vec!["authorization", "proxy-authorization"];
+    out.extend(crate::api::sdk_key_headers());
+    out
+}
 
 /// Headers that would let a workload change what the provider does with
 /// the gateway's credential: cookies, and method overrides (some servers
@@ -152,7 +156,7 @@ pub fn rewrite(provider: Option<&Provider>, carrier: &Carrier, headers: &[(Strin
             out.remove_headers.push(name.to_string());
         }
     };
-    for name in CALLER_CREDENTIAL_HEADERS.iter().chain(STEERING_HEADERS).chain(HOP_IDENTITY_HEADERS) {
+    for name in caller_credential_headers().iter().chain(STEERING_HEADERS).chain(HOP_IDENTITY_HEADERS) {
         remove(name);
     }
     if let Carrier::Header { name, .. } = carrier {

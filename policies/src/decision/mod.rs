@@ -107,11 +107,6 @@ pub fn conditions_hold(rule: &Rule, facts: &Facts<'_>) -> bool {
     holds(rule, facts, &mut Vec::new()).is_ok()
 }
 
-/// Bedrock's vendor prefixes (`anthropic.claude-…`, `us.meta.llama…`).
-const VENDORS: &[&str] =
-    &["anthropic.", "meta.", "amazon.", "cohere.", "mistral.", "ai21.", "deepseek.", "openai.", "qwen.", "writer."];
-const REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
-
 /// The model, and the base model each spelling providers and routers
 /// accept for it stands for.
 fn deny_spellings(model: &str) -> Vec<String> {
@@ -124,30 +119,8 @@ fn deny_spellings(model: &str) -> Vec<String> {
     if let Some((_, rest)) = base.rsplit_once('/') {
         base = rest;
     }
-    // OpenAI fine-tunes: `ft:<base>:<org>:<name>:<id>`; legacy `<base>:ft-…`.
-    if let Some(rest) = base.strip_prefix("ft:") {
-        base = rest.split(':').next().unwrap_or(rest);
-    }
-    if let Some((head, _)) = base.split_once(":ft-") {
-        base = head;
-    }
-    // Vertex versions `model@20240229`; Bedrock `vendor.model-v1:0`.
-    base = base.split('@').next().unwrap_or(base);
-    for region in REGIONS {
-        if let Some(rest) = base.strip_prefix(region) {
-            base = rest;
-        }
-    }
-    for vendor in VENDORS {
-        if let Some(rest) = base.strip_prefix(vendor) {
-            base = rest;
-            if let Some((head, version)) = base.rsplit_once(':') {
-                if version.bytes().all(|b| b.is_ascii_digit()) {
-                    base = head;
-                }
-            }
-        }
-    }
+    // Each api's own spellings: a fine-tune, a version, a region and vendor.
+    let base = crate::api::base_model(base);
     if base != model {
         out.push(base.to_string());
     }

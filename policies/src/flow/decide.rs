@@ -156,7 +156,7 @@ fn guard(
 fn model_of(req: &Request, endpoint: &Endpoint, body: Option<&str>) -> Result<Option<String>, Denial> {
     let capture = |name: &str| req.captures.get(name);
     Ok(match endpoint.model {
-        ModelAt::EncodedCapture(name) => capture(name).map(path::bedrock_model).transpose()?,
+        ModelAt::EncodedCapture(name) => capture(name).map(|raw| path::model_id(req.api, raw)).transpose()?,
         ModelAt::Capture(name) => capture(name).map(str::to_string),
         ModelAt::Publisher(publisher, model) => match (capture(publisher), capture(model)) {
             (Some(p), Some(m)) => Some(format!("{p}/{m}")),

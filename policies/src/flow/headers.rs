@@ -165,27 +165,17 @@ pub fn admit(
     Next::ReadBody
 }
 
-/// A Vertex request's project and location must be its provider's: the
-/// gateway's credential acts for the projects it is configured for only.
+/// A request's path may name only the project and location the
+/// provider's credential acts in (Vertex's: its api's `scope`).
 fn pinned(provider: &Provider, captures: &crate::api::Captures) -> Result<(), Denial> {
-    let refuse = |what: &str, value: &str| {
-        Err(Denial::new(
+    let Some(in_scope) = provider.api.spec().scope else { return Ok(()) };
+    in_scope(captures, provider.project.as_deref(), &provider.locations).map_err(|out| {
+        Denial::new(
             Reason::EndpointNotAllowed,
-            format!("the {what} {:?} is not one provider {:?} serves", bounded(value), provider.name),
+            format!("the {} {:?} is not one provider {:?} serves", out.what, bounded(&out.value), provider.name),
         )
-        .with_detail(format!("vertex_{what}")))
-    };
-    if let (Some(project), Some(pinned)) = (captures.get("project"), provider.project.as_deref()) {
-        if project != pinned {
-            return refuse("project", project);
-        }
-    }
-    if let Some(location) = captures.get("location") {
-        if !provider.locations.is_empty() && !provider.locations.iter().any(|l| l == location) {
-            return refuse("location", location);
-        }
-    }
-    Ok(())
+        .with_detail(out.detail)
+    })
 }
 
 /// The first provider whose authorities and path prefix both match. An

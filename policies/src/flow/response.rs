@@ -85,7 +85,7 @@ impl Response {
         } else if let Some(framing) = Framing::of(&media) {
             rec.usage_incomplete();
             *self = Response::Stream {
-                usage: Box::new(StreamUsage::new(framing)),
+                usage: Box::new(StreamUsage::new(framing, req.api.unwrap_or(Api::OpenAi))),
                 memory: Rc::clone(env.memory),
                 taken: 0,
             };
