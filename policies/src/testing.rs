@@ -19,7 +19,7 @@ pub fn ec_key(seed: u8) -> p256::ecdsa::SigningKey {
 }
 
 pub fn ec_jwk(key: &p256::ecdsa::SigningKey, kid: &str) -> Value {
-    let point = key.verifying_key().to_sec1_point(false);
+    let point = key.verifying_key().to_encoded_point(false);
     let bytes = point.as_bytes();
     json!({"kty":"EC","crv":"P-256","kid":kid,"use":"jwt-svid",
            "x": URL_SAFE_NO_PAD.encode(&bytes[1..33]), "y": URL_SAFE_NO_PAD.encode(&bytes[33..65])})

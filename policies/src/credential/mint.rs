@@ -133,7 +133,7 @@ impl Minter {
 
 /// The members RFC 7638 hashes, in its order.
 fn public_jwk(key: &SigningKey) -> Value {
-    let point = key.verifying_key().to_sec1_point(false);
+    let point = key.verifying_key().to_encoded_point(false);
     let bytes = point.as_bytes();
     json!({"crv": "P-256", "kty": "EC", "x": URL_SAFE_NO_PAD.encode(&bytes[1..33]), "y": URL_SAFE_NO_PAD.encode(&bytes[33..65])})
 }

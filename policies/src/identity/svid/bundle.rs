@@ -111,8 +111,27 @@ pub struct JwtKey {
 pub enum ReadyKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
-    P521(p521::ecdsa::VerifyingKey),
+    P521(P521Key),
     Rsa(rsa::RsaPublicKey),
+}
+
+/// A P-521 verifying key. `p521`'s key (0.13) derives neither `Debug` nor
+/// `Eq`, which [`JwtKey`] needs: both are the public point's.
+#[derive(Clone)]
+pub struct P521Key(pub p521::ecdsa::VerifyingKey);
+
+impl PartialEq for P521Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_affine() == other.0.as_affine()
+    }
+}
+
+impl Eq for P521Key {}
+
+impl std::fmt::Debug for P521Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("P521Key").field(self.0.as_affine()).finish()
+    }
 }
 
 impl JwtKey {
@@ -434,7 +453,7 @@ fn ready(key: &PublicKey) -> Option<ReadyKey> {
             p384::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P384)
         }
         PublicKey::Ec { curve: Curve::P521, point } => {
-            p521::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P521)
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(|k| ReadyKey::P521(P521Key(k)))
         }
         PublicKey::Rsa { n, e } => {
             if e.last().is_none_or(|b| b % 2 == 0) {

@@ -313,7 +313,7 @@ fn es512() -> Result<String, J> {
     let mut scalar = [7u8; 66];
     scalar[0] = 1; // below the group order, whose top byte is 0x01
     let key = p521::ecdsa::SigningKey::from_slice(&scalar).unwrap();
-    let point = p521::ecdsa::VerifyingKey::from(&key).to_sec1_point(false);
+    let point = p521::ecdsa::VerifyingKey::from(&key).to_encoded_point(false);
     let p = point.as_bytes();
     let jwk = json!({"kty":"EC","crv":"P-521","kid":"p521","use":"jwt-svid","x":b64(&p[1..67]),"y":b64(&p[67..133])});
     let input = format!(

@@ -79,7 +79,7 @@ impl SignatureVerifier for PureRustVerifier {
                 p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
             }
             (ReadyKey::P521(k), Alg::ES512) => {
-                p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+                p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.0.verify(msg, &s).is_ok())
             }
             (ReadyKey::Rsa(k), alg) => verify_rsa(k, alg, msg, sig),
             _ => false,
