@@ -14,7 +14,8 @@ use p256::pkcs8::DecodePrivateKey as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::identity::svid::verify::{MintKey, SignatureVerifier};
+use crate::credential::sign::MintKey;
+use crate::identity::svid::SignatureVerifier;
 
 /// A signing key and what every JWT it signs says.
 pub struct Minter {

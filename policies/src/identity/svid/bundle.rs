@@ -8,6 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::util::der;
+
 /// The JWS algorithms a JWT-SVID may use (the JWT-SVID standard allows the
 /// RSA, RSA-PSS and ECDSA families; `none`, HMAC and EdDSA are refused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -492,7 +494,7 @@ fn spki(key: &PublicKey) -> Vec<u8> {
 
 fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
-    super::verify::der_len(&mut out, value.len());
+    der::len(&mut out, value.len());
     out.extend_from_slice(value);
     out
 }
