@@ -4,16 +4,19 @@
 
 mod compile;
 mod credentials;
+pub mod error;
 pub mod raw;
+pub mod svid;
 
 use std::fmt;
 
 use crate::api::Api;
 use crate::credential::mint::Minter;
-use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
+use crate::identity::spiffe::{ModelPattern, SpiffeId, WorkloadPattern};
 pub use crate::identity::svid::bundle::Format;
-use crate::identity::svid::JwtKey;
 pub use credentials::{Encoding, Grant, Subject, TokenExchange};
+pub use error::ConfigError;
+pub use svid::{BundleEndpoint, Carrier, JwtSvidConfig, TrustDomainConfig, VerifierChoice};
 
 /// The compiled configuration every request is decided against.
 #[derive(Debug)]
@@ -51,30 +54,6 @@ impl Mode {
     }
 }
 
-#[derive(Debug)]
-pub struct TrustDomainConfig {
-    pub name: TrustDomain,
-    /// The inline bundle's JWT authorities (empty when the domain has only
-    /// a bundle endpoint).
-    pub keys: Vec<JwtKey>,
-    pub endpoint: Option<BundleEndpoint>,
-    /// The X.509 authorities (DER) forwarded leaves are checked against.
-    pub x509_authorities: Vec<crate::identity::svid::x509::Authority>,
-}
-
-/// Where a trust domain's bundle is fetched from, through an Envoy cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BundleEndpoint {
-    pub cluster: String,
-    pub authority: String,
-    pub path: String,
-    /// The longest time between two fetches (a shorter
-    /// `spiffe_refresh_hint` in the bundle wins).
-    pub refresh_seconds: u64,
-    pub timeout_ms: u64,
-    pub format: Format,
-}
-
 /// Which SVIDs identify a caller, and which it must present.
 #[derive(Debug)]
 pub struct IdentityConfig {
@@ -104,39 +83,6 @@ pub enum Require {
     Jwt,
     X509,
     Both,
-}
-
-#[derive(Debug)]
-pub struct JwtSvidConfig {
-    /// Whether JWT-SVIDs are read at all (`identity.jwt_svid` present).
-    pub enabled: bool,
-    pub audiences: Vec<String>,
-    pub leeway_seconds: u64,
-    pub max_lifetime_seconds: u64,
-    pub carrier: Carrier,
-    /// Verified JWT-SVIDs kept per worker VM (0: none).
-    pub cache_size: usize,
-    pub verifier: VerifierChoice,
-}
-
-/// Who verifies signatures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VerifierChoice {
-    /// Envoy's BoringSSL where the host offers it (`verify_signature`),
-    /// pure Rust for the rest.
-    Auto,
-    /// Pure Rust only.
-    PureRust,
-}
-
-/// Where the JWT-SVID is read from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Carrier {
-    /// `authorization: Bearer …`, plus the header each api's SDK puts its
-    /// key in (`x-api-key` for anthropic).
-    SdkKeyHeaders,
-    /// One header only, with an optional scheme (`Bearer`) before the token.
-    Header { name: String, scheme: Option<String> },
 }
 
 #[derive(Debug)]
@@ -328,31 +274,6 @@ pub enum PromptAudit {
     None,
     Sha256,
 }
-
-/// A configuration error: the JSON path of the bad field and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() || self.path == "." {
-            write!(f, "modelgate config: {}", self.message)
-        } else {
-            write!(f, "modelgate config: {}: {}", self.path, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Policy {
     /// Parses and compiles a configuration. `env` looks up the VM's
