@@ -5,17 +5,16 @@
 mod compile;
 mod credentials;
 pub mod error;
+mod header;
+pub mod provider;
 pub mod raw;
 pub mod svid;
 
-use std::fmt;
-
 use crate::api::Api;
-use crate::credential::mint::Minter;
 use crate::identity::spiffe::{ModelPattern, SpiffeId, WorkloadPattern};
 pub use crate::identity::svid::bundle::Format;
-pub use credentials::{Encoding, Grant, Subject, TokenExchange};
 pub use error::ConfigError;
+pub use provider::{Credential, EndUserName, Provider, Secret, Subject};
 pub use svid::{BundleEndpoint, Carrier, JwtSvidConfig, TrustDomainConfig, VerifierChoice};
 
 /// The compiled configuration every request is decided against.
@@ -83,110 +82,6 @@ pub enum Require {
     Jwt,
     X509,
     Both,
-}
-
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    pub api: Api,
-    /// Lower-case `host[:port]`s, compared exactly with the request's
-    /// `:authority` (lower-cased); empty: any.
-    pub authorities: Vec<String>,
-    /// Matched against the path; removed (but its last `/`) before the
-    /// endpoint is classified.
-    pub path_prefix: Option<String>,
-    pub credential: Credential,
-    /// Fixed headers set on every forwarded request (an organization or
-    /// project selector the workload may not choose).
-    pub headers: Vec<(String, String)>,
-    /// azure_openai: each deployment name and the model it serves. A
-    /// deployment path names its model only through this map.
-    pub deployments: Vec<(String, String)>,
-    /// vertex: the one project requests may name.
-    pub project: Option<String>,
-    /// vertex: the locations requests may name; empty: any.
-    pub locations: Vec<String>,
-    /// OpenAI apis: streaming chat and completions requests that say
-    /// nothing of usage get `stream_options.include_usage: true`.
-    pub include_usage: bool,
-    /// How the workload is named where the provider records end users
-    /// (OpenAI `safety_identifier`, Anthropic `metadata.user_id`); `None`:
-    /// not at all.
-    pub identity_to_provider: Option<EndUserName>,
-}
-
-/// How a workload is named to its provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndUserName {
-    /// The SPIFFE ID itself.
-    SpiffeId,
-    /// `sha256:` and the first 32 hex digits of the SHA-256 of the SPIFFE
-    /// ID: stable, and names nothing to the provider.
-    Hash,
-}
-
-impl EndUserName {
-    pub fn of(self, spiffe_id: &str) -> String {
-        match self {
-            EndUserName::SpiffeId => spiffe_id.to_string(),
-            EndUserName::Hash => format!("sha256:{}", &crate::util::digest::sha256_hex(spiffe_id.as_bytes())[..32]),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum Credential {
-    ApiKey {
-        key: Secret,
-        header: String,
-        prefix: String,
-    },
-    None,
-    /// A JWT the gateway signs per request.
-    MintedJwt {
-        minter: Minter,
-        header: String,
-        prefix: String,
-    },
-    /// An access token from a token endpoint, cached per workload.
-    TokenExchange(Box<TokenExchange>),
-    /// A stand-in for credentials fetched by a call-out (the token exchange
-    /// of a later version): the flow's call-out path, tested natively.
-    #[cfg(test)]
-    TestCallout {
-        cluster: String,
-    },
-}
-
-impl Credential {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Credential::ApiKey { .. } => "api_key",
-            Credential::None => "none",
-            Credential::MintedJwt { .. } => "minted_jwt",
-            Credential::TokenExchange(_) => "token_exchange",
-            #[cfg(test)]
-            Credential::TestCallout { .. } => "test_callout",
-        }
-    }
-}
-
-/// A secret value whose `Debug` never shows it.
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
 }
 
 #[derive(Debug)]
@@ -276,21 +171,6 @@ pub enum PromptAudit {
 }
 
 impl Policy {
-    /// Parses and compiles a configuration. `env` looks up the VM's
-    /// environment variables (where `api_key` credentials come from).
-    pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
-        // A repeated member anywhere (serde_json would keep one silently
-        // inside free-form values such as a bundle) is an error.
-        if let Err(crate::body::json::JsonError::Duplicate(name)) = crate::body::json::scan(json, &[]) {
-            return Err(ConfigError::new("", format!("the member {name:?} appears twice in one object")));
-        }
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
-        de.end().map_err(|e| ConfigError::new("", e.to_string()))?;
-        compile::compile(raw, env, &crate::util::digest::sha256_hex(json))
-    }
-
     /// The policy in `text` as the filter would load it, for checking and
     /// explaining where its secrets are not at hand (the CLI, the browser
     /// explorer): a variable `env` does not know stands in as a
