@@ -60,10 +60,11 @@ def expand(tree: str) -> list:
 
 
 def strip_tests(text: str) -> str:
-    """The text before the first `#[cfg(test)]` item: inline test modules
-    are not part of the graph."""
-    i = text.find("#[cfg(test)]")
-    return text if i < 0 else text[:i]
+    """The text before the file's test module (`#[cfg(test)]`, maybe more
+    attributes, then `mod`): unit tests are not part of the graph. Other
+    `#[cfg(test)]` items stay in."""
+    m = re.search(r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+", text)
+    return text if m is None else text[: m.start()]
 
 
 def graph(crate: str) -> dict:

@@ -56,9 +56,10 @@ pub use decision::conditions::{is_forwarded_address, MetadataValue};
 pub use identity::Peer;
 pub use reason::{Denial, LocalReply, Reason};
 // Identity: the caches the root context keeps, and bundle refresh.
+pub use credential::sign::{ecdsa_raw, MintKey};
 pub use identity::svid::bundle::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
 pub use identity::svid::refresh::{self as bundle_refresh, Fetched, Lease};
-pub use identity::svid::verify::{ecdsa_der, ecdsa_raw, MintKey, SignedToken};
+pub use identity::svid::verify::{ecdsa_der, SignedToken};
 pub use identity::svid::{Alg, Installed, JwtKey, PureRustVerifier, SignatureVerifier, SvidCache, TrustStore};
 // The CLI and the explorer.
 pub use audit::chain::{self, Chain};

@@ -11,7 +11,7 @@ use crate::config::Policy;
 pub const NOW: u64 = 1_795_000_000;
 pub const AUD: &str = "spiffe://example.org/modelgate";
 pub const BOT: &str = "spiffe://example.org/ns/support/sa/bot";
-pub const RSA_PEM: &str = include_str!("testdata/rsa-2048.pem");
+pub const RSA_PEM: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rsa-2048.pem"));
 
 /// The P-256 key of trust domain example.org (kid `k1`), from a fixed seed.
 pub fn ec_key(seed: u8) -> p256::ecdsa::SigningKey {
@@ -19,7 +19,7 @@ pub fn ec_key(seed: u8) -> p256::ecdsa::SigningKey {
 }
 
 pub fn ec_jwk(key: &p256::ecdsa::SigningKey, kid: &str) -> Value {
-    let point = key.verifying_key().to_sec1_point(false);
+    let point = key.verifying_key().to_encoded_point(false);
     let bytes = point.as_bytes();
     json!({"kty":"EC","crv":"P-256","kid":kid,"use":"jwt-svid",
            "x": URL_SAFE_NO_PAD.encode(&bytes[1..33]), "y": URL_SAFE_NO_PAD.encode(&bytes[33..65])})

@@ -12,7 +12,7 @@ use modelgate_policies::parsers::{leaf_der, validate, validate_forwarded, Author
 fn authority() -> &'static Authority {
     static CA: OnceLock<Authority> = OnceLock::new();
     CA.get_or_init(|| {
-        Authority::from_pem(include_bytes!("../../../tests/fixtures/x509/ca.pem")).expect("the test CA reads")
+        Authority::from_pem(include_bytes!("../../testdata/x509/ca.pem")).expect("the test CA reads")
     })
 }
 

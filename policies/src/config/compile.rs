@@ -1,9 +1,11 @@
 //! Stage two: from [`RawConfig`] to [`Policy`]. Checks values, uniqueness and
 //! cross-references, reads `api_key` secrets from the environment, and
-//! refuses, by name, the fields later work implements.
+//! refuses, by name, the fields later work implements. [`Policy::from_json`],
+//! the entry, is here: `config` itself holds only the compiled types.
 
 use serde_json::Value;
 
+use super::header::header_name;
 use super::raw::*;
 use super::*;
 use crate::api;
@@ -19,6 +21,23 @@ const DEFAULT_SVID_CACHE: usize = 4096;
 const MAX_SVID_CACHE: usize = 1 << 20;
 
 type Result<T> = std::result::Result<T, ConfigError>;
+
+impl Policy {
+    /// Parses and compiles a configuration. `env` looks up the VM's
+    /// environment variables (where `api_key` credentials come from).
+    pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy> {
+        // A repeated member anywhere (serde_json would keep one silently
+        // inside free-form values such as a bundle) is an error.
+        if let Err(crate::body::json::JsonError::Duplicate(name)) = crate::body::json::scan(json, &[]) {
+            return Err(ConfigError::new("", format!("the member {name:?} appears twice in one object")));
+        }
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
+        de.end().map_err(|e| ConfigError::new("", e.to_string()))?;
+        compile(raw, env, &crate::util::digest::sha256_hex(json))
+    }
+}
 
 pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, generation: &str) -> Result<Policy> {
     if raw.version != 1 {
@@ -260,17 +279,6 @@ fn identity(raw: RawIdentity) -> Result<(JwtSvidConfig, IdentityConfig)> {
         verifier,
     };
     Ok((config, identity))
-}
-
-/// Header names are HTTP tokens; Envoy presents them in lower case.
-pub(super) fn header_name(name: &str, path: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && !name.starts_with(':')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !ok {
-        return Err(ConfigError::new(path, format!("{name:?} is not an HTTP header name")));
-    }
-    Ok(name.to_ascii_lowercase())
 }
 
 fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Provider>> {

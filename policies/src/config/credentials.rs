@@ -5,55 +5,13 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::ConfigError;
+use super::error::ConfigError;
+use super::header::header_name;
+use super::provider::{Account, Credential, Encoding, Grant, Provider, Subject, TokenExchange};
 use crate::credential::mint::{Minter, MAX_TTL_SECONDS};
 use crate::identity::spiffe::WorkloadPattern;
 
 type Result<T> = std::result::Result<T, ConfigError>;
-
-pub use crate::api::spec::{Encoding, Grant};
-
-/// What the exchange presents as the workload's identity.
-#[derive(Debug)]
-pub enum Subject {
-    /// The caller's own JWT-SVID.
-    Svid,
-    /// An assertion the gateway mints per exchange.
-    Minted(Box<Minter>),
-}
-
-/// A provider-side account for the workloads its patterns match.
-#[derive(Debug)]
-pub struct Account {
-    pub workloads: Vec<WorkloadPattern>,
-    pub params: Vec<(String, String)>,
-}
-
-#[derive(Debug)]
-pub struct TokenExchange {
-    pub cluster: String,
-    pub authority: String,
-    pub path: String,
-    pub timeout_ms: u64,
-    pub grant: Grant,
-    pub encoding: Encoding,
-    pub subject: Subject,
-    /// Fixed parameters of every exchange (`audience`, `scope`, `client_id`
-    /// and the profile's and config's `params`).
-    pub params: Vec<(String, String)>,
-    pub accounts: Option<Vec<Account>>,
-    pub exchange_headers: Vec<(String, String)>,
-    pub refresh_margin_seconds: u64,
-    /// Where the token goes on the forwarded request.
-    pub header: String,
-    pub prefix: String,
-    /// Comma-list headers the token needs on API calls, merged into the
-    /// request's own (Anthropic's `anthropic-beta: oauth-2025-04-20`).
-    pub with_token: Vec<(String, String)>,
-    /// What its tokens are cached under ([`digest`]): set when the whole
-    /// configuration is compiled.
-    pub digest: String,
-}
 
 /// The SHA-256 (hex) of everything that shapes a provider's tokens: the
 /// policy generation, the whole provider as configured (its `Debug`, so a
@@ -61,11 +19,11 @@ pub struct TokenExchange {
 /// secret is in it) and, for a minted subject, the public key the
 /// assertion is signed with (the signing key comes from the environment,
 /// not the configuration text).
-pub(super) fn digest(generation: &str, provider: &super::Provider) -> String {
+pub(super) fn digest(generation: &str, provider: &Provider) -> String {
     let mut text = format!("{}:{generation}\n", generation.len());
     let described = format!("{provider:?}");
     text.push_str(&format!("{}:{described}\n", described.len()));
-    if let super::Credential::TokenExchange(te) = &provider.credential {
+    if let Credential::TokenExchange(te) = &provider.credential {
         if let Subject::Minted(minter) = &te.subject {
             text.push_str(&minter.jwks().to_string());
         }
@@ -195,7 +153,7 @@ pub(super) fn minted(
 
 fn placement(header: Option<String>, prefix: Option<String>, at: &str) -> Result<(String, String)> {
     let header = match header {
-        Some(h) => super::compile::header_name(&h, &format!("{at}.header"))?,
+        Some(h) => header_name(&h, &format!("{at}.header"))?,
         None => "authorization".to_string(),
     };
     let prefix = prefix.unwrap_or_else(|| if header == "authorization" { "Bearer ".into() } else { String::new() });
@@ -371,7 +329,7 @@ pub(super) fn exchange(
         .map(|p| p.exchange_headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
         .unwrap_or_default();
     for (name, value) in strings(raw.exchange_headers.unwrap_or_default(), &format!("{at}.exchange_headers"))? {
-        let name = super::compile::header_name(&name, &format!("{at}.exchange_headers.{name}"))?;
+        let name = header_name(&name, &format!("{at}.exchange_headers.{name}"))?;
         exchange_headers.retain(|(n, _)| *n != name);
         exchange_headers.push((name, value));
     }

@@ -4,16 +4,18 @@
 
 mod compile;
 mod credentials;
+pub mod error;
+mod header;
+pub mod provider;
 pub mod raw;
-
-use std::fmt;
+pub mod svid;
 
 use crate::api::Api;
-use crate::credential::mint::Minter;
-use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
+use crate::identity::spiffe::{ModelPattern, SpiffeId, WorkloadPattern};
 pub use crate::identity::svid::bundle::Format;
-use crate::identity::svid::JwtKey;
-pub use credentials::{Encoding, Grant, Subject, TokenExchange};
+pub use error::ConfigError;
+pub use provider::{Credential, EndUserName, Provider, Secret, Subject};
+pub use svid::{BundleEndpoint, Carrier, JwtSvidConfig, TrustDomainConfig, VerifierChoice};
 
 /// The compiled configuration every request is decided against.
 #[derive(Debug)]
@@ -51,30 +53,6 @@ impl Mode {
     }
 }
 
-#[derive(Debug)]
-pub struct TrustDomainConfig {
-    pub name: TrustDomain,
-    /// The inline bundle's JWT authorities (empty when the domain has only
-    /// a bundle endpoint).
-    pub keys: Vec<JwtKey>,
-    pub endpoint: Option<BundleEndpoint>,
-    /// The X.509 authorities (DER) forwarded leaves are checked against.
-    pub x509_authorities: Vec<crate::identity::svid::x509::Authority>,
-}
-
-/// Where a trust domain's bundle is fetched from, through an Envoy cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BundleEndpoint {
-    pub cluster: String,
-    pub authority: String,
-    pub path: String,
-    /// The longest time between two fetches (a shorter
-    /// `spiffe_refresh_hint` in the bundle wins).
-    pub refresh_seconds: u64,
-    pub timeout_ms: u64,
-    pub format: Format,
-}
-
 /// Which SVIDs identify a caller, and which it must present.
 #[derive(Debug)]
 pub struct IdentityConfig {
@@ -104,143 +82,6 @@ pub enum Require {
     Jwt,
     X509,
     Both,
-}
-
-#[derive(Debug)]
-pub struct JwtSvidConfig {
-    /// Whether JWT-SVIDs are read at all (`identity.jwt_svid` present).
-    pub enabled: bool,
-    pub audiences: Vec<String>,
-    pub leeway_seconds: u64,
-    pub max_lifetime_seconds: u64,
-    pub carrier: Carrier,
-    /// Verified JWT-SVIDs kept per worker VM (0: none).
-    pub cache_size: usize,
-    pub verifier: VerifierChoice,
-}
-
-/// Who verifies signatures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VerifierChoice {
-    /// Envoy's BoringSSL where the host offers it (`verify_signature`),
-    /// pure Rust for the rest.
-    Auto,
-    /// Pure Rust only.
-    PureRust,
-}
-
-/// Where the JWT-SVID is read from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Carrier {
-    /// `authorization: Bearer …`, plus the header each api's SDK puts its
-    /// key in (`x-api-key` for anthropic).
-    SdkKeyHeaders,
-    /// One header only, with an optional scheme (`Bearer`) before the token.
-    Header { name: String, scheme: Option<String> },
-}
-
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    pub api: Api,
-    /// Lower-case `host[:port]`s, compared exactly with the request's
-    /// `:authority` (lower-cased); empty: any.
-    pub authorities: Vec<String>,
-    /// Matched against the path; removed (but its last `/`) before the
-    /// endpoint is classified.
-    pub path_prefix: Option<String>,
-    pub credential: Credential,
-    /// Fixed headers set on every forwarded request (an organization or
-    /// project selector the workload may not choose).
-    pub headers: Vec<(String, String)>,
-    /// azure_openai: each deployment name and the model it serves. A
-    /// deployment path names its model only through this map.
-    pub deployments: Vec<(String, String)>,
-    /// vertex: the one project requests may name.
-    pub project: Option<String>,
-    /// vertex: the locations requests may name; empty: any.
-    pub locations: Vec<String>,
-    /// OpenAI apis: streaming chat and completions requests that say
-    /// nothing of usage get `stream_options.include_usage: true`.
-    pub include_usage: bool,
-    /// How the workload is named where the provider records end users
-    /// (OpenAI `safety_identifier`, Anthropic `metadata.user_id`); `None`:
-    /// not at all.
-    pub identity_to_provider: Option<EndUserName>,
-}
-
-/// How a workload is named to its provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndUserName {
-    /// The SPIFFE ID itself.
-    SpiffeId,
-    /// `sha256:` and the first 32 hex digits of the SHA-256 of the SPIFFE
-    /// ID: stable, and names nothing to the provider.
-    Hash,
-}
-
-impl EndUserName {
-    pub fn of(self, spiffe_id: &str) -> String {
-        match self {
-            EndUserName::SpiffeId => spiffe_id.to_string(),
-            EndUserName::Hash => format!("sha256:{}", &crate::util::digest::sha256_hex(spiffe_id.as_bytes())[..32]),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum Credential {
-    ApiKey {
-        key: Secret,
-        header: String,
-        prefix: String,
-    },
-    None,
-    /// A JWT the gateway signs per request.
-    MintedJwt {
-        minter: Minter,
-        header: String,
-        prefix: String,
-    },
-    /// An access token from a token endpoint, cached per workload.
-    TokenExchange(Box<TokenExchange>),
-    /// A stand-in for credentials fetched by a call-out (the token exchange
-    /// of a later version): the flow's call-out path, tested natively.
-    #[cfg(test)]
-    TestCallout {
-        cluster: String,
-    },
-}
-
-impl Credential {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Credential::ApiKey { .. } => "api_key",
-            Credential::None => "none",
-            Credential::MintedJwt { .. } => "minted_jwt",
-            Credential::TokenExchange(_) => "token_exchange",
-            #[cfg(test)]
-            Credential::TestCallout { .. } => "test_callout",
-        }
-    }
-}
-
-/// A secret value whose `Debug` never shows it.
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
 }
 
 #[derive(Debug)]
@@ -329,47 +170,7 @@ pub enum PromptAudit {
     Sha256,
 }
 
-/// A configuration error: the JSON path of the bad field and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() || self.path == "." {
-            write!(f, "modelgate config: {}", self.message)
-        } else {
-            write!(f, "modelgate config: {}: {}", self.path, self.message)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Policy {
-    /// Parses and compiles a configuration. `env` looks up the VM's
-    /// environment variables (where `api_key` credentials come from).
-    pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
-        // A repeated member anywhere (serde_json would keep one silently
-        // inside free-form values such as a bundle) is an error.
-        if let Err(crate::body::json::JsonError::Duplicate(name)) = crate::body::json::scan(json, &[]) {
-            return Err(ConfigError::new("", format!("the member {name:?} appears twice in one object")));
-        }
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| ConfigError::new(e.path().to_string(), e.inner().to_string()))?;
-        de.end().map_err(|e| ConfigError::new("", e.to_string()))?;
-        compile::compile(raw, env, &crate::util::digest::sha256_hex(json))
-    }
-
     /// The policy in `text` as the filter would load it, for checking and
     /// explaining where its secrets are not at hand (the CLI, the browser
     /// explorer): a variable `env` does not know stands in as a

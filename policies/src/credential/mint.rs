@@ -14,7 +14,8 @@ use p256::pkcs8::DecodePrivateKey as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::identity::svid::verify::{MintKey, SignatureVerifier};
+use crate::credential::sign::MintKey;
+use crate::identity::svid::SignatureVerifier;
 
 /// A signing key and what every JWT it signs says.
 pub struct Minter {
@@ -133,7 +134,7 @@ impl Minter {
 
 /// The members RFC 7638 hashes, in its order.
 fn public_jwk(key: &SigningKey) -> Value {
-    let point = key.verifying_key().to_sec1_point(false);
+    let point = key.verifying_key().to_encoded_point(false);
     let bytes = point.as_bytes();
     json!({"crv": "P-256", "kty": "EC", "x": URL_SAFE_NO_PAD.encode(&bytes[1..33]), "y": URL_SAFE_NO_PAD.encode(&bytes[33..65])})
 }

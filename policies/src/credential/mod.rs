@@ -3,6 +3,7 @@
 
 pub mod callout;
 pub mod mint;
+pub mod sign;
 pub mod token_exchange;
 
 use crate::api::Api;

@@ -5,7 +5,7 @@
 //!
 //! - A token is cached under its key ([`key`]): the digest of the
 //!   provider's whole credential configuration and the policy generation
-//!   ([`crate::config::TokenExchange::digest`]), the account chosen for the
+//!   ([`crate::config::provider::TokenExchange::digest`]), the account chosen for the
 //!   workload, its SPIFFE ID and, when the assertion names it, the model.
 //!   Never across workloads or configurations; never an SVID.
 //! - It is used until `expires_in − refresh_margin_seconds`; after that the
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::config::{Encoding, Grant, Provider, TokenExchange};
+use crate::config::provider::{Encoding, Grant, Provider, TokenExchange};
 use crate::credential::callout::{is_json, CalloutRequest, CalloutResult};
 use crate::reason::{Denial, Reason};
 

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::identity::svid::jwt::JwtSvid;
 use crate::identity::svid::x509::X509Svid;
 

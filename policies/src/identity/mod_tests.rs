@@ -4,10 +4,9 @@ use super::*;
 use crate::identity::svid::PureRustVerifier;
 use crate::testing::*;
 
-const BOT_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/x509/bot.pem"));
-const RESEARCH_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/x509/research.pem"));
-const TWO_SANS_PEM: &[u8] =
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/x509/two_uri_sans.pem"));
+const BOT_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/x509/bot.pem"));
+const RESEARCH_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/x509/research.pem"));
+const TWO_SANS_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/x509/two_uri_sans.pem"));
 /// Inside the fixtures' validity, and the test tokens'.
 const NOW_SECS: u64 = NOW;
 

@@ -3,7 +3,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 
 const HOP: &str = "spiffe://example.org/ns/edge/sa/front-proxy";
-const BOT_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/x509/bot.pem"));
+const BOT_PEM: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/x509/bot.pem"));
 
 fn url_encoded(pem: &[u8]) -> String {
     let pem = std::str::from_utf8(pem).unwrap();

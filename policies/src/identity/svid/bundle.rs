@@ -8,6 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::util::der;
+
 /// The JWS algorithms a JWT-SVID may use (the JWT-SVID standard allows the
 /// RSA, RSA-PSS and ECDSA families; `none`, HMAC and EdDSA are refused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +113,27 @@ pub struct JwtKey {
 pub enum ReadyKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
-    P521(p521::ecdsa::VerifyingKey),
+    P521(P521Key),
     Rsa(rsa::RsaPublicKey),
+}
+
+/// A P-521 verifying key. `p521`'s key (0.13) derives neither `Debug` nor
+/// `Eq`, which [`JwtKey`] needs: both are the public point's.
+#[derive(Clone)]
+pub struct P521Key(pub p521::ecdsa::VerifyingKey);
+
+impl PartialEq for P521Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_affine() == other.0.as_affine()
+    }
+}
+
+impl Eq for P521Key {}
+
+impl std::fmt::Debug for P521Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("P521Key").field(self.0.as_affine()).finish()
+    }
 }
 
 impl JwtKey {
@@ -434,7 +455,7 @@ fn ready(key: &PublicKey) -> Option<ReadyKey> {
             p384::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P384)
         }
         PublicKey::Ec { curve: Curve::P521, point } => {
-            p521::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(ReadyKey::P521)
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(point).ok().map(|k| ReadyKey::P521(P521Key(k)))
         }
         PublicKey::Rsa { n, e } => {
             if e.last().is_none_or(|b| b % 2 == 0) {
@@ -473,7 +494,7 @@ fn spki(key: &PublicKey) -> Vec<u8> {
 
 fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
-    super::verify::der_len(&mut out, value.len());
+    der::len(&mut out, value.len());
     out.extend_from_slice(value);
     out
 }

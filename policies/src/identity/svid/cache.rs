@@ -25,7 +25,7 @@ use super::jwt::{self, JwtSvid, JwtSvidError};
 use super::trust::TrustStore;
 use super::verify::SignatureVerifier;
 use super::x509::{self, X509Svid, X509SvidError};
-use crate::config::JwtSvidConfig;
+use crate::config::svid::JwtSvidConfig;
 
 /// A SHA-256 digest: what both caches are keyed by.
 pub type Key = [u8; 32];

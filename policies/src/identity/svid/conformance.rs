@@ -151,17 +151,18 @@ macro_rules! rows {
     };
 }
 
-/// A certificate of tests/fixtures/x509 (see its README.md).
+/// A certificate of policies/testdata/x509 (see its README.md).
 macro_rules! fixture {
     ($name:literal) => {
-        include_bytes!(concat!("../../../../tests/fixtures/x509/", $name, ".pem"))
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/x509/", $name, ".pem"))
     };
 }
 
-/// A certificate of this table's own (see conformance/gen.py).
+/// A certificate of this table's own (policies/testdata/conformance, see its
+/// README.md).
 macro_rules! own {
     ($name:literal) => {
-        include_bytes!(concat!("conformance/", $name, ".pem"))
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/conformance/", $name, ".pem"))
     };
 }
 
@@ -273,7 +274,7 @@ fn js_claims() -> JWTClaims<NoCustomClaims> {
     c
 }
 
-/// The bundle key `r1` for tests/../testdata/rsa-2048.pem.
+/// The bundle key `r1` for policies/testdata/rsa-2048.pem.
 fn rsa_jwk() -> Value {
     let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap().public_key().to_components();
     json!({"kty":"RSA","kid":"r1","use":"jwt-svid","n":b64(&rsa.n),"e":b64(&rsa.e)})
@@ -313,7 +314,7 @@ fn es512() -> Result<String, J> {
     let mut scalar = [7u8; 66];
     scalar[0] = 1; // below the group order, whose top byte is 0x01
     let key = p521::ecdsa::SigningKey::from_slice(&scalar).unwrap();
-    let point = p521::ecdsa::VerifyingKey::from(&key).to_sec1_point(false);
+    let point = p521::ecdsa::VerifyingKey::from(&key).to_encoded_point(false);
     let p = point.as_bytes();
     let jwk = json!({"kty":"EC","crv":"P-521","kid":"p521","use":"jwt-svid","x":b64(&p[1..67]),"y":b64(&p[67..133])});
     let input = format!(

@@ -16,7 +16,7 @@ use super::bundle::{Alg, JwtKey};
 use super::trust::TrustStore;
 use super::verify::{SignatureVerifier, SignedToken};
 use crate::body::json;
-use crate::config::JwtSvidConfig;
+use crate::config::svid::JwtSvidConfig;
 
 /// A JSON object as serde_json reads it (after the strict reader).
 pub type Object = serde_json::Map<String, Value>;

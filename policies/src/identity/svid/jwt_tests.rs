@@ -326,7 +326,7 @@ fn accepts_es384_and_es512() {
     let mut scalar = [7u8; 66];
     scalar[0] = 1; // below the group order, whose top byte is 0x01
     let es512 = p521::ecdsa::SigningKey::from_slice(&scalar).unwrap();
-    let point521 = p521::ecdsa::VerifyingKey::from(&es512).to_sec1_point(false);
+    let point521 = p521::ecdsa::VerifyingKey::from(&es512).to_encoded_point(false);
     let p521 = point521.as_bytes();
     let mut cfg = config(json!({}));
     cfg["trust_domains"][0]["jwt_bundle"]["keys"] = json!([

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use super::bundle::{Bundle, JwtKey};
 use super::x509::Authority;
-use crate::config::TrustDomainConfig;
+use crate::config::svid::TrustDomainConfig;
 use crate::identity::spiffe::TrustDomain;
 
 #[derive(Clone, Debug)]

@@ -11,10 +11,16 @@
 //! host verifier, which lends Envoy's BoringSSL through the
 //! `verify_signature` foreign function and falls back to this one for what
 //! the host cannot do. A differential test keeps their answers identical.
+//!
+//! The same seam signs the JWTs the gateway mints (the filter lends
+//! Envoy's BoringSSL to both); the signing itself, in the VM, is
+//! [`credential::sign`](crate::credential::sign)'s.
 
 use p256::ecdsa::signature::Verifier as _;
 
 use super::bundle::{Alg, JwtKey, ReadyKey};
+use crate::credential::sign::MintKey;
+use crate::util::der;
 
 /// A compact JWS as the verifier needs it.
 #[derive(Clone, Copy, Debug)]
@@ -36,30 +42,10 @@ pub trait SignatureVerifier {
     /// the signature's length to fit the key.
     fn verify(&self, token: &SignedToken<'_>, key: &JwtKey) -> bool;
 
-    /// The ES256 signature (`r || s`) of `input` under `key`.
+    /// The ES256 signature (`r || s`) of `input` under `key`; in the VM
+    /// unless a verifier (the filter's) has the host sign.
     fn sign_es256(&self, key: &MintKey, input: &[u8]) -> [u8; 64] {
         key.sign_in_vm(input)
-    }
-}
-
-/// A P-256 signing key: parsed for signing in the VM, and as PKCS#8 DER
-/// for a host that signs.
-pub struct MintKey {
-    pub key: p256::ecdsa::SigningKey,
-    pub pkcs8_der: Vec<u8>,
-}
-
-impl MintKey {
-    pub fn new(key: p256::ecdsa::SigningKey) -> Option<Self> {
-        use p256::pkcs8::EncodePrivateKey as _;
-        let pkcs8_der = key.to_pkcs8_der().ok()?.as_bytes().to_vec();
-        Some(MintKey { key, pkcs8_der })
-    }
-
-    pub fn sign_in_vm(&self, input: &[u8]) -> [u8; 64] {
-        use p256::ecdsa::signature::Signer as _;
-        let signature: p256::ecdsa::Signature = self.key.sign(input);
-        signature.to_bytes().into()
     }
 }
 
@@ -79,7 +65,7 @@ impl SignatureVerifier for PureRustVerifier {
                 p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
             }
             (ReadyKey::P521(k), Alg::ES512) => {
-                p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+                p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.0.verify(msg, &s).is_ok())
             }
             (ReadyKey::Rsa(k), alg) => verify_rsa(k, alg, msg, sig),
             _ => false,
@@ -122,7 +108,7 @@ pub fn ecdsa_der(signature: &[u8]) -> Option<Vec<u8>> {
         let v = &v[v.iter().take_while(|b| **b == 0).count()..];
         let mut out = vec![0x02];
         let pad = v.first().is_none_or(|b| *b >= 0x80);
-        der_len(&mut out, v.len() + usize::from(pad));
+        der::len(&mut out, v.len() + usize::from(pad));
         if pad {
             out.push(0);
         }
@@ -131,79 +117,10 @@ pub fn ecdsa_der(signature: &[u8]) -> Option<Vec<u8>> {
     };
     let (r, s) = (integer(r), integer(s));
     let mut out = vec![0x30];
-    der_len(&mut out, r.len() + s.len());
+    der::len(&mut out, r.len() + s.len());
     out.extend_from_slice(&r);
     out.extend_from_slice(&s);
     Some(out)
-}
-
-/// An ECDSA signature from DER (`SEQUENCE { INTEGER r, INTEGER s }`, as
-/// BoringSSL writes it) to JWS `r || s` with `size`-byte halves.
-pub fn ecdsa_raw(der: &[u8], size: usize) -> Option<Vec<u8>> {
-    fn integer(input: &[u8]) -> Option<(&[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&len, rest) = rest.split_first()?;
-        if tag != 0x02 || len >= 0x80 || rest.len() < usize::from(len) {
-            return None;
-        }
-        Some(rest.split_at(usize::from(len)))
-    }
-    let (&tag, rest) = der.split_first()?;
-    let (len, rest) = match rest.split_first()? {
-        (&0x81, rest) => (usize::from(*rest.first()?), &rest[1..]),
-        (&len, rest) if len < 0x80 => (usize::from(len), rest),
-        _ => return None,
-    };
-    if tag != 0x30 || rest.len() != len {
-        return None;
-    }
-    let (r, rest) = integer(rest)?;
-    let (s, rest) = integer(rest)?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let mut out = vec![0u8; 2 * size];
-    let (left, right) = out.split_at_mut(size);
-    for (value, half) in [(r, left), (s, right)] {
-        let value = &value[value.iter().take_while(|b| **b == 0).count()..];
-        if value.len() > size {
-            return None;
-        }
-        half[size - value.len()..].copy_from_slice(value);
-    }
-    Some(out)
-}
-
-/// A DER length (short or long form).
-pub(crate) fn der_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-}
-
-#[cfg(test)]
-mod raw_tests {
-    use super::*;
-
-    #[test]
-    fn ecdsa_der_and_raw_are_inverse() {
-        for sig in [[0x80u8; 64], [1; 64], {
-            let mut z = [0u8; 64];
-            z[31] = 5;
-            z[63] = 0x90;
-            z
-        }] {
-            let der = ecdsa_der(&sig).unwrap();
-            assert_eq!(ecdsa_raw(&der, 32).unwrap(), sig.to_vec());
-        }
-        assert_eq!(ecdsa_raw(&[0x30, 0x03, 0x02, 0x01, 0x01], 32), None);
-        assert_eq!(ecdsa_raw(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00], 32), None);
-    }
 }
 
 #[cfg(test)]

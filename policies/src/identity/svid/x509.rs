@@ -307,7 +307,7 @@ impl Authority {
                 p256::ecdsa::Signature::from_der(signature).is_ok_and(|s| key.verify(&message, &s).is_ok())
             }
             (AuthorityKey::Rsa(key), SHA256_WITH_RSA) => {
-                super::verify::verify_rsa(key, super::Alg::RS256, &message, signature)
+                super::verify::verify_rsa(key, super::bundle::Alg::RS256, &message, signature)
             }
             _ => false,
         }

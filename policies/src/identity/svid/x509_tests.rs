@@ -2,7 +2,7 @@ use super::*;
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/x509/", $name, ".pem"))
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/x509/", $name, ".pem"))
     };
 }
 

@@ -1,10 +1,11 @@
 """Regenerates the X.509 fixtures of the SPIFFE conformance table
-(policies/src/svid/conformance.rs), from the repository root:
+(policies/src/identity/svid/conformance.rs), from the repository root:
 
-    .venv/bin/python policies/src/svid/conformance/gen.py
+    .venv/bin/python policies/testdata/conformance/gen.py
 
-Every leaf is issued by the example.org CA of tests/fixtures/x509 (or by an
-intermediate it signs), with the same profile as the fixtures there (critical
+Every leaf is issued by the example.org CA of policies/testdata/x509 (or by an
+intermediate it signs), built by tests/fixtures/x509/gen.py's functions, with
+the same profile as the fixtures there (critical
 KeyUsage digitalSignature, cA=false, 2026-01-01 to 2126-01-01). Only the
 certificates are written: no test presents them in a handshake.
 """
@@ -17,9 +18,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 HERE = Path(__file__).resolve().parent
-X509 = HERE.parents[3] / "tests" / "fixtures" / "x509"
+ROOT = HERE.parents[2]
+# The CA these leaves chain to: the unit tests' own (policies/testdata/x509).
+X509 = HERE.parent / "x509"
 
-spec = importlib.util.spec_from_file_location("x509_fixtures", X509 / "gen.py")
+spec = importlib.util.spec_from_file_location("x509_fixtures", ROOT / "tests" / "fixtures" / "x509" / "gen.py")
 base = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(base)
 U, DNS = base.U, base.DNS
