@@ -144,18 +144,14 @@ fn unreadable(message: &'static str) -> Unreadable {
 /// Bedrock's vendor prefixes (`anthropic.claude-…`, `us.meta.llama…`).
 const VENDORS: &[&str] =
     &["anthropic.", "meta.", "amazon.", "cohere.", "mistral.", "ai21.", "deepseek.", "openai.", "qwen.", "writer."];
-/// The region prefixes deny rules see through in any provider's model
-/// names. Not [`PROFILE_GEOGRAPHIES`]: deny rules have never stripped
-/// `jp.`, `au.` or `ca.` (a Bedrock request's profile is resolved to its
-/// model before any rule sees it).
-const REGIONS: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov."];
-
 /// The model a Bedrock id names: `us.anthropic.claude-3-haiku-v1:0` is
 /// `claude-3-haiku-v1` (lower case: deny rules read it so).
 fn vendored(model: &str) -> &str {
     let mut base = model;
-    for region in REGIONS {
-        if let Some(rest) = base.strip_prefix(region) {
+    // Deny rules see through every geography a profile can name (the
+    // same list that resolves a Bedrock request's profile).
+    for geography in PROFILE_GEOGRAPHIES {
+        if let Some(rest) = base.strip_prefix(geography).and_then(|r| r.strip_prefix('.')) {
             base = rest;
         }
     }

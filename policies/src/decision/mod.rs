@@ -251,6 +251,12 @@ mod tests {
             "OpenAI/GPT-3.5-Turbo",
             "gpt-3.5-turbo@001",
             "us.openai.gpt-3.5-turbo:0",
+            // Every geography of Bedrock's cross-region profiles, not a
+            // subset: `jp.`, `au.` and `ca.` once slipped past deny rules.
+            "jp.openai.gpt-3.5-turbo:0",
+            "au.openai.gpt-3.5-turbo:0",
+            "ca.openai.gpt-3.5-turbo:0",
+            "us-gov.openai.gpt-3.5-turbo:0",
         ] {
             assert_eq!(
                 decide(&r, &research, "openai", model).unwrap_err().rule.as_deref(),
