@@ -12,9 +12,10 @@ use modelgate_policies::Installed;
 use modelgate_policies::{bundle_refresh as refresh, Fetched, Lease};
 use modelgate_policies::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
 use modelgate_policies::{BundleEndpoint, Policy};
-use proxy_wasm::types::{LogLevel, MetricType};
+use proxy_wasm::types::LogLevel;
 
 use crate::host;
+use crate::metrics::{Counters, Levels};
 use crate::root::Shared;
 
 pub struct Bundles {
@@ -36,27 +37,37 @@ struct Endpoint {
 }
 
 /// `modelgate.bundle.<domain>.refreshes` and `.failures` (counters),
-/// `.sequence` (gauge); Envoy shows them under `wasmcustom.`.
+/// `.sequence` (gauge), defined with the endpoint (so they show at 0).
 struct Metrics {
-    refreshes: Option<u32>,
-    failures: Option<u32>,
-    sequence: Option<u32>,
+    refreshes: String,
+    failures: String,
+    sequence: String,
+    counters: Counters,
+    levels: Levels,
 }
 
 impl Metrics {
     fn new(domain: &str) -> Self {
-        let define = |kind, what| host::define_metric(kind, &format!("modelgate.bundle.{domain}.{what}"));
-        Metrics {
-            refreshes: define(MetricType::Counter, "refreshes"),
-            failures: define(MetricType::Counter, "failures"),
-            sequence: define(MetricType::Gauge, "sequence"),
-        }
+        let name = |what| format!("modelgate.bundle.{domain}.{what}");
+        let metrics = Metrics {
+            refreshes: name("refreshes"),
+            failures: name("failures"),
+            sequence: name("sequence"),
+            counters: Counters::default(),
+            levels: Levels::default(),
+        };
+        metrics.counters.define(&metrics.refreshes);
+        metrics.counters.define(&metrics.failures);
+        metrics.levels.define(&metrics.sequence);
+        metrics
     }
 
-    fn count(id: Option<u32>) {
-        if let Some(id) = id {
-            host::increment_metric(id, 1);
-        }
+    fn refreshed(&self) {
+        self.counters.add(&self.refreshes, 1);
+    }
+
+    fn failed(&self) {
+        self.counters.add(&self.failures, 1);
     }
 }
 
@@ -132,12 +143,12 @@ impl Bundles {
                         },
                     ),
                 );
-                Metrics::count(e.metrics.refreshes);
+                e.metrics.refreshed();
                 e.install_published(shared);
                 Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, bundle.refresh_hint), random())
             }
             Fetched::Unchanged { refresh_hint } => {
-                Metrics::count(e.metrics.refreshes);
+                e.metrics.refreshed();
                 Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, refresh_hint), random())
             }
             Fetched::Refused(why) => {
@@ -174,8 +185,8 @@ impl Endpoint {
         let mut store = (**shared.trust.borrow()).clone();
         if store.install(&self.domain, bundle) == Installed::Replaced {
             *shared.trust.borrow_mut() = Rc::new(store);
-            if let (Some(id), Some(sequence)) = (self.metrics.sequence, sequence) {
-                host::record_metric(id, sequence);
+            if let Some(sequence) = sequence {
+                self.metrics.levels.record(&self.metrics.sequence, sequence);
             }
         }
     }
@@ -210,7 +221,7 @@ impl Endpoint {
     }
 
     fn failed(&self, why: &str) {
-        Metrics::count(self.metrics.failures);
+        self.metrics.failed();
         host::log(
             LogLevel::Warn,
             &format!(
