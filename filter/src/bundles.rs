@@ -5,18 +5,18 @@
 //! `modelgate.bundle.<trust domain>.<endpoint hash>` (the bundle) and the
 //! same with `.lease`.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
-use modelgate_policies::Installed;
 use modelgate_policies::{bundle_refresh as refresh, Fetched, Lease};
 use modelgate_policies::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
 use modelgate_policies::{BundleEndpoint, Policy};
+use modelgate_policies::{Installed, TrustStore};
 use proxy_wasm::types::LogLevel;
 
 use crate::host;
 use crate::metrics::{Counters, Levels};
-use crate::root::Shared;
 
 pub struct Bundles {
     endpoints: Vec<Endpoint>,
@@ -97,10 +97,10 @@ impl Bundles {
 
     /// Installs what other VMs published, and starts the fetches that are
     /// due and that this VM wins the lease of.
-    pub fn tick(&mut self, shared: &Shared, now_ms: u64) {
+    pub fn tick(&mut self, trust: &RefCell<Rc<TrustStore>>, now_ms: u64) {
         let nonce = self.nonce;
         for e in &mut self.endpoints {
-            e.install_published(shared);
+            e.install_published(trust);
             if e.fetching.is_none() {
                 e.start_fetch(nonce, now_ms);
             }
@@ -108,7 +108,14 @@ impl Bundles {
     }
 
     /// A fetch answered (or failed). False if the token is not a fetch's.
-    pub fn answered(&mut self, shared: &Shared, token: u32, headers: usize, body_size: usize, now_ms: u64) -> bool {
+    pub fn answered(
+        &mut self,
+        trust: &RefCell<Rc<TrustStore>>,
+        token: u32,
+        headers: usize,
+        body_size: usize,
+        now_ms: u64,
+    ) -> bool {
         let Some(e) = self.endpoints.iter_mut().find(|e| e.fetching == Some(token)) else { return false };
         e.fetching = None;
         // Every answer shape is judged (a reset, a cut body, no final
@@ -144,7 +151,7 @@ impl Bundles {
                     ),
                 );
                 e.metrics.refreshed();
-                e.install_published(shared);
+                e.install_published(trust);
                 Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, bundle.refresh_hint), random())
             }
             Fetched::Unchanged { refresh_hint } => {
@@ -168,7 +175,7 @@ impl Endpoint {
     }
 
     /// Installs the published bundle if it is newer than this VM's.
-    fn install_published(&mut self, shared: &Shared) {
+    fn install_published(&mut self, trust: &RefCell<Rc<TrustStore>>) {
         let (Some(value), Some(cas)) = host::shared_get(&self.key) else { return };
         if self.installed == Some(cas) {
             return;
@@ -182,9 +189,9 @@ impl Endpoint {
             return;
         };
         let sequence = bundle.sequence;
-        let mut store = (**shared.trust.borrow()).clone();
+        let mut store = (**trust.borrow()).clone();
         if store.install(&self.domain, bundle) == Installed::Replaced {
-            *shared.trust.borrow_mut() = Rc::new(store);
+            *trust.borrow_mut() = Rc::new(store);
             if let Some(sequence) = sequence {
                 self.metrics.levels.record(&self.metrics.sequence, sequence);
             }
