@@ -2,8 +2,8 @@
 //! last fetch published in shared data, and takes the endpoint's lease when
 //! a fetch is due; the VM holding it fetches through the Envoy cluster,
 //! judges the answer and publishes a good one. Shared-data keys are
-//! `modelgate.bundle.<trust domain>.<endpoint hash>` (the bundle) and the
-//! same with `.lease`.
+//! `modelgate.bundle.<trust domain>.<endpoint digest>` (the bundle) and the
+//! same with `.lease` (the keys module's scheme).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,6 +16,7 @@ use modelgate_policies::{Installed, TrustStore};
 use proxy_wasm::types::LogLevel;
 
 use crate::host;
+use crate::keys;
 use crate::metrics::{Counters, Levels};
 
 pub struct Bundles {
@@ -80,7 +81,7 @@ impl Bundles {
             .filter_map(|d| {
                 let endpoint = d.endpoint.clone()?;
                 let domain = d.name.as_str().to_string();
-                let key = format!("modelgate.bundle.{domain}.{:016x}", fnv(&endpoint));
+                let key = keys::bundle(&domain, &endpoint.cluster, &endpoint.authority, &endpoint.path);
                 Some(Endpoint {
                     lease_key: format!("{key}.lease"),
                     key,
@@ -244,7 +245,7 @@ impl Endpoint {
     /// that VM's).
     fn release(&self, nonce: u64, next: Lease) {
         let (lease, cas) = self.lease();
-        if lease.holder == nonce {
+        if lease.hold().held_by(nonce) {
             let _ = host::shared_set(&self.lease_key, &next.encode(), cas);
         }
     }
@@ -252,16 +253,4 @@ impl Endpoint {
 
 fn random() -> u64 {
     u64::from_le_bytes(host::random::<8>())
-}
-
-/// FNV-1a of the endpoint: distinct shared-data keys for distinct
-/// endpoints of one trust domain.
-fn fnv(e: &BundleEndpoint) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for part in [e.cluster.as_bytes(), e.authority.as_bytes(), e.path.as_bytes()] {
-        for b in part.iter().chain(&[0]) {
-            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
 }

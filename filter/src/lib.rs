@@ -7,6 +7,7 @@
 mod bundles;
 mod host;
 mod http;
+mod keys;
 mod metrics;
 mod root;
 mod shared;

@@ -2,11 +2,13 @@
 //! requests of a VM that need the same token wait for the one fetching it,
 //! and the VMs of the other workers either take the token it published in
 //! Envoy's shared data or wait while the fetching VM holds the key's lease
-//! (taken by compare-and-swap).
+//! (taken by compare-and-swap; `modelgate_policies::SlotLease` decides who
+//! holds it).
 //!
 //! Shared data has no delete (proxy-wasm ABI 0.2), so modelgate creates a
 //! bounded set of keys per configuration: the credential key is hashed
-//! into one of N slots (N = `limits.token_cache_size`),
+//! (the keys module's digest) into one of N slots (N =
+//! `limits.token_cache_size`),
 //! `modelgate.token.<generation>.<slot>` with its `….lease`, and one
 //! `modelgate.token.<generation>.slots` that marks the slots in use — at
 //! most 2N + 1 keys per configuration, namespaced by the digest of the
@@ -27,12 +29,13 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
-use modelgate_policies::TokenCache;
 use modelgate_policies::{Denial, Reason};
 use modelgate_policies::{Event, Flow};
+use modelgate_policies::{SlotLease, TokenCache};
 use proxy_wasm::types::LogLevel;
 
 use crate::host;
+use crate::keys;
 
 /// The most of a token endpoint's answer the reader accepts; one byte more
 /// is read, so a larger answer is refused as too large, not as cut.
@@ -113,7 +116,7 @@ impl Broker {
         let broker = Broker {
             flights: RefCell::default(),
             nonce: u64::from_le_bytes(host::random::<8>()).max(1),
-            namespace: format!("modelgate.token.{}", generation.get(..16).unwrap_or(generation)),
+            namespace: keys::token_namespace(generation),
             slots,
             marked: RefCell::new(vec![0; words]),
             marked_here: Cell::new(0),
@@ -281,24 +284,16 @@ impl Broker {
         }
     }
 
-    /// The lease of `key`'s slot: `<holder nonce>,<until ms>,<key tag>`.
+    /// Takes the lease of `key`'s slot, unless another holds it
+    /// (`modelgate_policies::SlotLease` decides; the host swaps).
     fn take_lease(&self, key: &str, now_ms: u64, timeout_ms: u64) -> bool {
         let slot = self.slot(key);
         let lease = self.lease_key(slot);
         let (value, cas) = host::shared_get(&lease);
-        let held = value
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| {
-                let mut parts = v.split(',');
-                Some((parts.next()?.parse::<u64>().ok()?, parts.next()?.parse::<u64>().ok()?))
-            })
-            .is_some_and(|(holder, until)| holder != 0 && now_ms < until);
-        if held {
+        let Some(mine) = SlotLease::take(value.as_deref(), self.nonce, tag(key), now_ms, timeout_ms + GRACE_MS) else {
             return false;
-        }
-        let mine = format!("{},{},{}", self.nonce, now_ms + timeout_ms + GRACE_MS, tag(key));
-        let taken = host::shared_set(&lease, mine.as_bytes(), cas);
+        };
+        let taken = host::shared_set(&lease, &mine, cas);
         if taken {
             self.mark(slot);
         }
@@ -310,22 +305,15 @@ impl Broker {
     fn release_lease(&self, key: &str) {
         let lease = self.lease_key(self.slot(key));
         if let (Some(value), cas) = host::shared_get(&lease) {
-            let mut parts = value.split(|b| *b == b',');
-            let mine =
-                parts.next() == Some(self.nonce.to_string().as_bytes()) && parts.nth(1) == Some(tag(key).as_bytes());
-            if mine {
-                host::shared_set(&lease, b"0,0", cas);
+            if SlotLease::held_by(&value, self.nonce, tag(key)) {
+                host::shared_set(&lease, SlotLease::FREE, cas);
             }
         }
     }
 
-    /// The slot of a credential key (itself a SHA-256 in hex).
+    /// The slot of a credential key, by the shared-data key scheme's digest.
     fn slot(&self, key: &str) -> usize {
-        let hash = key.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or_else(|| {
-            let digest = modelgate_policies::sha256_hex(key.as_bytes());
-            digest.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
-        });
-        usize::try_from(hash % self.slots as u64).unwrap_or(0)
+        usize::try_from(keys::digest_u64(&[key]) % self.slots as u64).unwrap_or(0)
     }
 
     fn slot_key(&self, slot: usize) -> String {
