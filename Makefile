@@ -36,7 +36,7 @@ wasm: ## Build build/modelgate.wasm (release, wasm32-wasip1)
 .PHONY: lint
 lint: ## cargo fmt --check and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p modelgate-filter -- -D warnings
 
 .PHONY: unit

@@ -2,20 +2,22 @@
 //! last fetch published in shared data, and takes the endpoint's lease when
 //! a fetch is due; the VM holding it fetches through the Envoy cluster,
 //! judges the answer and publishes a good one. Shared-data keys are
-//! `modelgate.bundle.<trust domain>.<endpoint hash>` (the bundle) and the
-//! same with `.lease`.
+//! `modelgate.bundle.<trust domain>.<endpoint digest>` (the bundle) and the
+//! same with `.lease` (the keys module's scheme).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
-use modelgate_policies::Installed;
 use modelgate_policies::{bundle_refresh as refresh, Fetched, Lease};
 use modelgate_policies::{parse_fetched, MAX_FETCHED_BUNDLE_BYTES};
 use modelgate_policies::{BundleEndpoint, Policy};
-use proxy_wasm::types::{LogLevel, MetricType};
+use modelgate_policies::{Installed, TrustStore};
+use proxy_wasm::types::LogLevel;
 
 use crate::host;
-use crate::root::Shared;
+use crate::keys;
+use crate::metrics::{Counters, Levels};
 
 pub struct Bundles {
     endpoints: Vec<Endpoint>,
@@ -36,27 +38,37 @@ struct Endpoint {
 }
 
 /// `modelgate.bundle.<domain>.refreshes` and `.failures` (counters),
-/// `.sequence` (gauge); Envoy shows them under `wasmcustom.`.
+/// `.sequence` (gauge), defined with the endpoint (so they show at 0).
 struct Metrics {
-    refreshes: Option<u32>,
-    failures: Option<u32>,
-    sequence: Option<u32>,
+    refreshes: String,
+    failures: String,
+    sequence: String,
+    counters: Counters,
+    levels: Levels,
 }
 
 impl Metrics {
     fn new(domain: &str) -> Self {
-        let define = |kind, what| host::define_metric(kind, &format!("modelgate.bundle.{domain}.{what}"));
-        Metrics {
-            refreshes: define(MetricType::Counter, "refreshes"),
-            failures: define(MetricType::Counter, "failures"),
-            sequence: define(MetricType::Gauge, "sequence"),
-        }
+        let name = |what| format!("modelgate.bundle.{domain}.{what}");
+        let metrics = Metrics {
+            refreshes: name("refreshes"),
+            failures: name("failures"),
+            sequence: name("sequence"),
+            counters: Counters::default(),
+            levels: Levels::default(),
+        };
+        metrics.counters.define(&metrics.refreshes);
+        metrics.counters.define(&metrics.failures);
+        metrics.levels.define(&metrics.sequence);
+        metrics
     }
 
-    fn count(id: Option<u32>) {
-        if let Some(id) = id {
-            host::increment_metric(id, 1);
-        }
+    fn refreshed(&self) {
+        self.counters.add(&self.refreshes, 1);
+    }
+
+    fn failed(&self) {
+        self.counters.add(&self.failures, 1);
     }
 }
 
@@ -69,7 +81,7 @@ impl Bundles {
             .filter_map(|d| {
                 let endpoint = d.endpoint.clone()?;
                 let domain = d.name.as_str().to_string();
-                let key = format!("modelgate.bundle.{domain}.{:016x}", fnv(&endpoint));
+                let key = keys::bundle(&domain, &endpoint.cluster, &endpoint.authority, &endpoint.path);
                 Some(Endpoint {
                     lease_key: format!("{key}.lease"),
                     key,
@@ -86,10 +98,10 @@ impl Bundles {
 
     /// Installs what other VMs published, and starts the fetches that are
     /// due and that this VM wins the lease of.
-    pub fn tick(&mut self, shared: &Shared, now_ms: u64) {
+    pub fn tick(&mut self, trust: &RefCell<Rc<TrustStore>>, now_ms: u64) {
         let nonce = self.nonce;
         for e in &mut self.endpoints {
-            e.install_published(shared);
+            e.install_published(trust);
             if e.fetching.is_none() {
                 e.start_fetch(nonce, now_ms);
             }
@@ -97,7 +109,14 @@ impl Bundles {
     }
 
     /// A fetch answered (or failed). False if the token is not a fetch's.
-    pub fn answered(&mut self, shared: &Shared, token: u32, headers: usize, body_size: usize, now_ms: u64) -> bool {
+    pub fn answered(
+        &mut self,
+        trust: &RefCell<Rc<TrustStore>>,
+        token: u32,
+        headers: usize,
+        body_size: usize,
+        now_ms: u64,
+    ) -> bool {
         let Some(e) = self.endpoints.iter_mut().find(|e| e.fetching == Some(token)) else { return false };
         e.fetching = None;
         // Every answer shape is judged (a reset, a cut body, no final
@@ -132,12 +151,12 @@ impl Bundles {
                         },
                     ),
                 );
-                Metrics::count(e.metrics.refreshes);
-                e.install_published(shared);
+                e.metrics.refreshed();
+                e.install_published(trust);
                 Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, bundle.refresh_hint), random())
             }
             Fetched::Unchanged { refresh_hint } => {
-                Metrics::count(e.metrics.refreshes);
+                e.metrics.refreshed();
                 Lease::succeeded(now_ms, refresh::interval_ms(refresh_seconds, refresh_hint), random())
             }
             Fetched::Refused(why) => {
@@ -157,7 +176,7 @@ impl Endpoint {
     }
 
     /// Installs the published bundle if it is newer than this VM's.
-    fn install_published(&mut self, shared: &Shared) {
+    fn install_published(&mut self, trust: &RefCell<Rc<TrustStore>>) {
         let (Some(value), Some(cas)) = host::shared_get(&self.key) else { return };
         if self.installed == Some(cas) {
             return;
@@ -171,11 +190,11 @@ impl Endpoint {
             return;
         };
         let sequence = bundle.sequence;
-        let mut store = (**shared.trust.borrow()).clone();
+        let mut store = (**trust.borrow()).clone();
         if store.install(&self.domain, bundle) == Installed::Replaced {
-            *shared.trust.borrow_mut() = Rc::new(store);
-            if let (Some(id), Some(sequence)) = (self.metrics.sequence, sequence) {
-                host::record_metric(id, sequence);
+            *trust.borrow_mut() = Rc::new(store);
+            if let Some(sequence) = sequence {
+                self.metrics.levels.record(&self.metrics.sequence, sequence);
             }
         }
     }
@@ -210,7 +229,7 @@ impl Endpoint {
     }
 
     fn failed(&self, why: &str) {
-        Metrics::count(self.metrics.failures);
+        self.metrics.failed();
         host::log(
             LogLevel::Warn,
             &format!(
@@ -226,7 +245,7 @@ impl Endpoint {
     /// that VM's).
     fn release(&self, nonce: u64, next: Lease) {
         let (lease, cas) = self.lease();
-        if lease.holder == nonce {
+        if lease.hold().held_by(nonce) {
             let _ = host::shared_set(&self.lease_key, &next.encode(), cas);
         }
     }
@@ -234,16 +253,4 @@ impl Endpoint {
 
 fn random() -> u64 {
     u64::from_le_bytes(host::random::<8>())
-}
-
-/// FNV-1a of the endpoint: distinct shared-data keys for distinct
-/// endpoints of one trust domain.
-fn fnv(e: &BundleEndpoint) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for part in [e.cluster.as_bytes(), e.authority.as_bytes(), e.path.as_bytes()] {
-        for b in part.iter().chain(&[0]) {
-            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
 }

@@ -57,7 +57,7 @@ impl std::fmt::Display for HostStatus {
 mod abi {
     use std::ptr::{null, null_mut};
 
-    use super::HostStatus;
+    use crate::host::HostStatus;
 
     const OK: u32 = 0;
 

@@ -1,56 +1,26 @@
 //! The per-request glue: each callback turns what the host has into an
 //! [`Event`], hands it to the request's [`Flow`] through its one driver,
-//! and carries out the [`Step`] that comes back in one place,
-//! [`Request::carry_out`].
+//! and carries out the [`Step`] that comes back through the step module's
+//! one `carry_out`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use modelgate_policies::apply_edits;
-use modelgate_policies::CalloutResult;
-use modelgate_policies::LocalReply;
 use modelgate_policies::MetadataValue;
 use modelgate_policies::Peer;
-use modelgate_policies::Rewrite;
 use modelgate_policies::X509Source;
-use modelgate_policies::{BodySource, Env, Event, Flow, LogInfo, Phase, RequestHead, Step};
+use modelgate_policies::{BodySource, Event, Flow, LogInfo, Phase, RequestHead, Step};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
 use crate::host;
-use crate::root::Shared;
-use crate::tokens::{self, Join};
-
-/// The most of a token endpoint's answer the reader accepts; one byte more
-/// is read, so a larger answer is refused as too large, not as cut.
-const MAX_CALL_RESPONSE_BYTES: usize = modelgate_policies::MAX_TOKEN_RESPONSE_BYTES;
+use crate::shared::Shared;
+use crate::step::{self, Direction, Next};
+use crate::tokens;
 
 /// Where the audit record goes: Envoy's access log prints it with
 /// `%FILTER_STATE(wasm.modelgate.audit:PLAIN)%`.
 const AUDIT_PROPERTY: &[&str] = &["modelgate.audit"];
-
-/// Which way a step applies.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Request,
-    Response,
-}
-
-impl Direction {
-    fn headers(self) -> MapType {
-        match self {
-            Direction::Request => MapType::HttpRequestHeaders,
-            Direction::Response => MapType::HttpResponseHeaders,
-        }
-    }
-
-    fn body(self) -> BufferType {
-        match self {
-            Direction::Request => BufferType::HttpRequestBody,
-            Direction::Response => BufferType::HttpResponseBody,
-        }
-    }
-}
 
 /// The downstream connection's peer certificate, as Envoy verified it,
 /// read from the host only when the engine asks.
@@ -106,7 +76,7 @@ impl Request {
             }
             _ => self.started_ms,
         };
-        drive(&self.shared, &self.exchange, event, now_ms)
+        step::drive(&self.shared, &self.exchange, event, now_ms)
     }
 
     fn phase(&self) -> Phase {
@@ -115,131 +85,26 @@ impl Request {
 
     /// Carries out what the engine decided, and says what Envoy does next.
     fn carry_out(&mut self, step: Option<Step>, direction: Direction) -> Action {
-        let Some(step) = step else {
-            return self.not_configured();
-        };
-        match step {
-            Step::Continue(rewrite) => {
-                if apply(&rewrite, direction) {
-                    return Action::Continue;
-                }
-                host::log(LogLevel::Error, &format!("[{}] the host refused a header or body change", self.id));
-                match self.drive(Event::StepFailed) {
-                    Some(Step::Reply(reply)) => self.reply(&reply),
-                    _ => host::reset_response(),
-                }
+        let from = step::From::Callback { direction, started_ms: self.started_ms };
+        match step::carry_out(&self.shared, self.id, &self.exchange, step, from) {
+            Next::Continue => Action::Continue,
+            Next::Pause => Action::Pause,
+            Next::Fetching { token, key } => {
+                self.callout = Some((token, key));
                 Action::Pause
             }
-            Step::Hold | Step::Audit(_) => Action::Pause,
-            Step::Reply(reply) => {
-                self.reply(&reply);
-                Action::Pause
-            }
-            Step::ResetResponse => {
-                host::reset_response();
-                Action::Pause
-            }
-            Step::Callout { key, call } => {
-                let waiter = tokens::waiter(self.id, &self.exchange);
-                match self.shared.broker.join(&self.shared, &key, call, waiter, host::now_ms()) {
-                    Join::Wait | Join::Remote => Action::Pause,
-                    Join::Shared => {
-                        let step = self.drive(Event::CredentialShared);
-                        self.carry_out(step, direction)
-                    }
-                    Join::Fetch(call) => match host::dispatch(&call) {
-                        Ok(token) => {
-                            self.shared.broker.fetching(&key, self.id, token);
-                            self.callout = Some((token, key));
-                            Action::Pause
-                        }
-                        Err(why) => {
-                            host::log(
-                                LogLevel::Warn,
-                                &format!("[{}] call-out to cluster {:?} refused: {why}", self.id, call.cluster),
-                            );
-                            let step = self.drive(Event::Callout(CalloutResult::Failed(why)));
-                            let action = self.carry_out(step, direction);
-                            self.shared.broker.done(&self.shared, &key, Some(self.id));
-                            action
-                        }
-                    },
-                }
-            }
         }
     }
-
-    fn reply(&self, reply: &LocalReply) {
-        if !host::send_reply(reply.status, &reply.headers, &reply.body) {
-            host::log(LogLevel::Error, &format!("[{}] could not send the local reply; resetting", self.id));
-            host::reset_response();
-        }
-    }
-
-    /// No valid configuration (Envoy should have refused it): refuse.
-    fn not_configured(&mut self) -> Action {
-        let reply = self.exchange.try_borrow_mut().map(|mut x| x.unconfigured()).ok();
-        match reply {
-            Some(r) => self.reply(&r),
-            None => host::reset_response(),
-        }
-        Action::Pause
-    }
-}
-
-/// Drives an exchange with the VM's policy.
-pub fn drive(shared: &Shared, exchange: &RefCell<Flow>, event: Event<'_>, now_ms: u64) -> Option<Step> {
-    let policy = shared.policy.as_deref()?;
-    let trust = Rc::clone(&*shared.trust.try_borrow().ok()?);
-    let env = Env {
-        policy,
-        verifier: &shared.verifier,
-        now_ms,
-        memory: &shared.memory,
-        svids: &shared.svids,
-        trust: &trust,
-        tokens: &shared.tokens,
-        random: &host::random::<16>,
-    };
-    let mut exchange = exchange.try_borrow_mut().ok()?;
-    Some(exchange.drive(&env, event))
-}
-
-/// Applies a rewrite to the request or the response. False when the host
-/// refused a change: the message must then not go on.
-fn apply(rewrite: &Rewrite, direction: Direction) -> bool {
-    let map = direction.headers();
-    let mut ok = true;
-    for name in &rewrite.remove_headers {
-        ok &= host::remove_header(map, name);
-    }
-    for (name, value) in &rewrite.set_headers {
-        ok &= host::set_header(map, name, value);
-    }
-    if let Some(path) = &rewrite.path {
-        ok &= host::set_header(map, ":path", path);
-    }
-    if !rewrite.body_edits.is_empty() {
-        let body = host::buffer(direction.body());
-        let edited = apply_edits(&body, &rewrite.body_edits);
-        ok &= host::replace_buffer(direction.body(), body.len(), &edited);
-        if direction == Direction::Request {
-            // The body is held whole: its new length is known.
-            ok &= host::set_header(map, "content-length", &edited.len().to_string());
-            ok &= host::remove_header(map, "transfer-encoding");
-        }
-    }
-    ok
 }
 
 impl Context for Request {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
         let Some(key) = self.callout.take_if(|(t, _)| *t == token).map(|(_, key)| key) else { return };
-        let step = self.drive(Event::Callout(call_result(headers, body_size)));
+        let step = self.drive(Event::Callout(tokens::call_result(headers, body_size)));
         if let Action::Continue = self.carry_out(step, Direction::Request) {
             host::resume_request();
         }
-        self.shared.broker.done(&self.shared, &key, Some(self.id));
+        self.shared.broker.done(&*self.shared, &key, Some(self.id));
     }
 }
 
@@ -253,44 +118,6 @@ fn warn_once_if_forwarded(client: Option<&str>) {
             LogLevel::Warn,
             "modelgate: Envoy reports client addresses taken from x-forwarded-for (use_remote_address is not set on this listener): they prove nothing, so source_cidrs conditions fail closed and records mark client.from_header",
         );
-    }
-}
-
-/// The answer to a token call-out, as the host delivers it: every shape
-/// (reset, cut, timed out, no final status, oversized) is a result, never
-/// a read the host would refuse.
-pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
-    host::call_response(headers, body_size, MAX_CALL_RESPONSE_BYTES)
-}
-
-/// Carries out a step of a paused request from outside its callbacks (the
-/// root's tick, another request's call-out): resumed, answered or reset
-/// through the host.
-pub fn carry_out_detached(shared: &Shared, id: u32, exchange: &RefCell<Flow>, step: Option<Step>) {
-    if !host::set_effective_context(id) {
-        host::log(LogLevel::Error, &format!("[{id}] the request is gone"));
-        return;
-    }
-    match step {
-        Some(Step::Continue(rewrite)) => {
-            if apply(&rewrite, Direction::Request) {
-                host::resume_request();
-                return;
-            }
-            host::log(LogLevel::Error, &format!("[{id}] the host refused a header or body change"));
-            match drive(shared, exchange, Event::StepFailed, host::now_ms()) {
-                Some(Step::Reply(reply)) if host::send_reply(reply.status, &reply.headers, &reply.body) => {}
-                _ => host::reset_response(),
-            }
-        }
-        Some(Step::Reply(reply)) => {
-            if !host::send_reply(reply.status, &reply.headers, &reply.body) {
-                host::log(LogLevel::Error, &format!("[{id}] could not send the local reply; resetting"));
-                host::reset_response();
-            }
-        }
-        Some(Step::Hold | Step::Audit(_)) => {}
-        _ => host::reset_response(),
     }
 }
 

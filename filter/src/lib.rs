@@ -1,12 +1,17 @@
 //! modelgate as a proxy-wasm HTTP filter: the entry point and nothing else.
 //! [`root`] parses the configuration, [`http`] drives one request through
-//! `modelgate_policies`, [`host`] wraps the host calls.
+//! `modelgate_policies`, [`step`] carries out what it decides, [`host`]
+//! wraps the host calls. Each module imports only those below it: root →
+//! http → step → shared → (tokens, bundles, verifier, metrics) → host.
 
 mod bundles;
 mod host;
 mod http;
+mod keys;
 mod metrics;
 mod root;
+mod shared;
+mod step;
 mod tokens;
 mod verifier;
 

@@ -1,6 +1,9 @@
-//! Envoy counters by name, defined on first use and kept per VM. The names
-//! come from `modelgate_policies::audit::metrics` (bounded sets), plus
-//! `modelgate.audit.records`; and the gauges of the root's stores.
+//! The one registry of modelgate's Envoy metrics: every counter and gauge
+//! is defined here, by name, and kept per VM. The names come from
+//! `modelgate_policies::audit::metrics` (bounded sets), plus
+//! `modelgate.audit.records`, the token broker's counters, the gauges of the
+//! root's stores and the bundle endpoints' metrics. Envoy shows them under
+//! `wasmcustom.`.
 
 use std::cell::RefCell;
 
@@ -35,6 +38,11 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Defines `name` now, so that Envoy shows it (at 0) before its first count.
+    pub fn define(&self, name: &str) {
+        let _ = self.ids.of(MetricType::Counter, name);
+    }
+
     pub fn add(&self, name: &str, n: u64) {
         if let Some(id) = self.ids.of(MetricType::Counter, name) {
             host::increment_metric(id, n);
@@ -70,6 +78,26 @@ impl Gauges {
     pub fn clear(&self, keep: &[&str]) {
         for name in self.ids.names().iter().filter(|n| !keep.contains(&n.as_str())) {
             self.set(name, 0);
+        }
+    }
+}
+
+/// Gauges a VM sets outright, the last VM to set one winning (a trust
+/// bundle's sequence is the same for every VM).
+#[derive(Default)]
+pub struct Levels {
+    ids: Ids,
+}
+
+impl Levels {
+    /// Defines `name` now, so that Envoy shows it before its first value.
+    pub fn define(&self, name: &str) {
+        let _ = self.ids.of(MetricType::Gauge, name);
+    }
+
+    pub fn record(&self, name: &str, value: u64) {
+        if let Some(id) = self.ids.of(MetricType::Gauge, name) {
+            host::record_metric(id, value);
         }
     }
 }

@@ -1,143 +1,27 @@
 //! The root context: parses the configuration once per VM, shares it with
-//! every request, and watches held requests so that an Envoy that does not
-//! hold them for modelgate fails closed, fast and loudly.
+//! every request, and on its tick fails closed the requests held past the
+//! hold watch's timeout (an Envoy that does not hold them for modelgate
+//! fails fast and loudly), keeps the bundles fresh and exports the gauges.
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
-use modelgate_policies::Chain;
-use modelgate_policies::VerifierChoice;
-use modelgate_policies::MAX_RESPONSE_HELD_PER_VM;
-use modelgate_policies::{Event, Flow, Policy, ResponseMemory, Step};
-use modelgate_policies::{SvidCache, TrustStore};
+use modelgate_policies::{Event, Policy, Step};
 use modelgate_policies::{TokenCache, TokenStats};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::bundles::Bundles;
 use crate::host;
-use crate::http::{self, Request};
+use crate::http::Request;
 use crate::metrics::{Counters, Gauges};
-use crate::tokens::Broker;
-use crate::verifier::HostVerifier;
+use crate::shared::Shared;
+use crate::step;
+use crate::tokens;
 
-/// How long a held request may wait for its first body callback before the
-/// VM concludes that Envoy is not holding requests for it.
-const HOLD_TIMEOUT_MS: u64 = 3_000;
 const TICK: Duration = Duration::from_millis(500);
 /// While requests wait for a token another worker is fetching.
 const FAST_TICK: Duration = Duration::from_millis(20);
-
-/// What every request of a VM shares.
-pub struct Shared {
-    pub policy: Option<Rc<Policy>>,
-    pub memory: Rc<ResponseMemory>,
-    pub holds: HoldWatch,
-    pub svids: SvidCache,
-    pub verifier: HostVerifier,
-    /// The bundles in force; replaced whole when a fetched one arrives.
-    pub trust: RefCell<Rc<TrustStore>>,
-    pub tokens: TokenCache,
-    pub broker: Broker,
-    /// This VM's audit hash chain.
-    pub chain: RefCell<Chain>,
-    pub counters: Counters,
-    /// The dynamic metadata rule conditions read, per request.
-    pub metadata_keys: Vec<(String, String)>,
-}
-
-/// Every this many records, a chain's head goes to Envoy's log: shipped
-/// apart from the audit log, it anchors the chain (docs/audit.md).
-const ANCHOR_EVERY: u64 = 1_000;
-
-impl Shared {
-    /// The record with this VM's chain members: the line the access log writes.
-    pub fn seal(&self, record: &str) -> String {
-        let Ok(mut chain) = self.chain.try_borrow_mut() else { return record.to_string() };
-        let line = chain.seal(record);
-        self.counters.add("modelgate.audit.records", 1);
-        let (id, seq, head) = chain.head();
-        if seq % ANCHOR_EVERY == 0 {
-            host::log(LogLevel::Info, &format!("modelgate audit chain {id} record {seq} head {}", head.unwrap_or("")));
-        }
-        line
-    }
-
-    fn new(policy: Option<Rc<Policy>>) -> Self {
-        let (cache_size, host) = policy
-            .as_deref()
-            .map_or((0, false), |p| (p.jwt_svid.cache_size, p.jwt_svid.verifier == VerifierChoice::Auto));
-        let (generation, tokens) = policy.as_deref().map_or(("", 1), |p| (p.generation.as_str(), p.token_cache_size));
-        Shared {
-            memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
-            holds: HoldWatch::default(),
-            svids: SvidCache::new(cache_size),
-            verifier: HostVerifier::new(host),
-            trust: RefCell::new(Rc::new(
-                policy.as_deref().map_or_else(TrustStore::default, |p| TrustStore::new(&p.trust_domains)),
-            )),
-            tokens: TokenCache::new(tokens),
-            broker: Broker::new(generation, tokens),
-            counters: Counters::default(),
-            metadata_keys: policy.as_deref().map(Policy::metadata_keys).unwrap_or_default(),
-            chain: RefCell::new(Chain::new(host::random::<8>().iter().map(|b| format!("{b:02x}")).collect())),
-            policy,
-        }
-    }
-}
-
-/// Requests held for their body, until this VM has seen Envoy deliver a
-/// body to a held request (`allow_on_headers_stop_iteration` works).
-#[derive(Default)]
-pub struct HoldWatch {
-    proven: Cell<bool>,
-    pending: RefCell<Vec<Held>>,
-}
-
-/// A held request: its context id, its deadline, its exchange.
-type Held = (u32, u64, Weak<RefCell<Flow>>);
-
-impl HoldWatch {
-    pub fn watch(&self, id: u32, exchange: &Rc<RefCell<Flow>>, now_ms: u64) {
-        if self.proven.get() {
-            return;
-        }
-        if let Ok(mut pending) = self.pending.try_borrow_mut() {
-            pending.push((id, now_ms + HOLD_TIMEOUT_MS, Rc::downgrade(exchange)));
-        }
-    }
-
-    /// A held request's body arrived: the host holds requests for us.
-    pub fn proven(&self) {
-        if !self.proven.replace(true) {
-            if let Ok(mut pending) = self.pending.try_borrow_mut() {
-                pending.clear();
-            }
-        }
-    }
-
-    pub fn forget(&self, id: u32) {
-        if let Ok(mut pending) = self.pending.try_borrow_mut() {
-            pending.retain(|(i, _, _)| *i != id);
-        }
-    }
-
-    fn expired(&self, now_ms: u64) -> Vec<(u32, Rc<RefCell<Flow>>)> {
-        let Ok(mut pending) = self.pending.try_borrow_mut() else { return Vec::new() };
-        let mut out = Vec::new();
-        pending.retain(|(id, deadline, exchange)| {
-            if *deadline > now_ms {
-                return exchange.strong_count() > 0;
-            }
-            if let Some(x) = exchange.upgrade() {
-                out.push((*id, x));
-            }
-            false
-        });
-        out
-    }
-}
 
 pub struct Root {
     shared: Rc<Shared>,
@@ -220,9 +104,9 @@ impl Context for Root {
     }
 
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
-        if !self.bundles.answered(&self.shared, token, headers, body_size, host::now_ms()) {
-            let result = http::call_result(headers, body_size);
-            self.shared.broker.root_response(&self.shared, token, result);
+        if !self.bundles.answered(&self.shared.trust, token, headers, body_size, host::now_ms()) {
+            let result = tokens::call_result(headers, body_size);
+            self.shared.broker.root_response(&*self.shared, token, result);
         }
     }
 }
@@ -268,8 +152,8 @@ impl RootContext for Root {
     /// modelgate.
     fn on_tick(&mut self) {
         let now_ms = host::now_ms();
-        self.bundles.tick(&self.shared, now_ms);
-        self.shared.broker.tick(&self.shared, now_ms);
+        self.bundles.tick(&self.shared.trust, now_ms);
+        self.shared.broker.tick(&*self.shared, now_ms);
         self.metrics.export(&self.shared.tokens);
         self.export_gauges();
         let period = if self.shared.broker.busy() { FAST_TICK } else { TICK };
@@ -277,7 +161,7 @@ impl RootContext for Root {
             self.tick = period;
         }
         for (id, exchange) in self.shared.holds.expired(now_ms) {
-            let step = http::drive(&self.shared, &exchange, Event::HoldExpired, now_ms);
+            let step = step::drive(&self.shared, &exchange, Event::HoldExpired, now_ms);
             if matches!(step, Some(Step::Reply(_))) {
                 host::log(
                     LogLevel::Critical,
@@ -286,7 +170,7 @@ impl RootContext for Root {
                      1.35; for Istio see docs/deploy-istio.md). Requests are refused until then.",
                 );
             }
-            http::carry_out_detached(&self.shared, id, &exchange, step);
+            step::carry_out(&self.shared, id, &exchange, step, step::From::Detached);
         }
     }
 

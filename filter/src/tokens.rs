@@ -2,11 +2,13 @@
 //! requests of a VM that need the same token wait for the one fetching it,
 //! and the VMs of the other workers either take the token it published in
 //! Envoy's shared data or wait while the fetching VM holds the key's lease
-//! (taken by compare-and-swap).
+//! (taken by compare-and-swap; `modelgate_policies::SlotLease` decides who
+//! holds it).
 //!
 //! Shared data has no delete (proxy-wasm ABI 0.2), so modelgate creates a
 //! bounded set of keys per configuration: the credential key is hashed
-//! into one of N slots (N = `limits.token_cache_size`),
+//! (the keys module's digest) into one of N slots (N =
+//! `limits.token_cache_size`),
 //! `modelgate.token.<generation>.<slot>` with its `….lease`, and one
 //! `modelgate.token.<generation>.slots` that marks the slots in use — at
 //! most 2N + 1 keys per configuration, namespaced by the digest of the
@@ -29,11 +31,31 @@ use std::rc::{Rc, Weak};
 use modelgate_policies::callout::{CalloutRequest, CalloutResult};
 use modelgate_policies::{Denial, Reason};
 use modelgate_policies::{Event, Flow};
+use modelgate_policies::{SlotLease, TokenCache};
 use proxy_wasm::types::LogLevel;
 
 use crate::host;
-use crate::http;
-use crate::root::Shared;
+use crate::keys;
+
+/// The most of a token endpoint's answer the reader accepts; one byte more
+/// is read, so a larger answer is refused as too large, not as cut.
+const MAX_CALL_RESPONSE_BYTES: usize = modelgate_policies::MAX_TOKEN_RESPONSE_BYTES;
+
+/// What the broker needs of the VM it serves: its token cache, and a way
+/// to wake a request that waited — drive it with `event` and carry out
+/// what follows (the step module implements it). The broker decides whom
+/// to wake and when; it never carries out a step itself.
+pub trait Vm {
+    fn tokens(&self) -> &TokenCache;
+    fn wake(&self, id: u32, exchange: &Rc<RefCell<Flow>>, event: Event<'static>);
+}
+
+/// The answer to a token call-out, as the host delivers it: every shape
+/// (reset, cut, timed out, no final status, oversized) is a result, never
+/// a read the host would refuse.
+pub fn call_result(headers: usize, body_size: usize) -> CalloutResult {
+    host::call_response(headers, body_size, MAX_CALL_RESPONSE_BYTES)
+}
 
 /// A request waiting for a credential: its context and its exchange.
 type Waiter = (u32, Weak<RefCell<Flow>>);
@@ -94,7 +116,7 @@ impl Broker {
         let broker = Broker {
             flights: RefCell::default(),
             nonce: u64::from_le_bytes(host::random::<8>()).max(1),
-            namespace: format!("modelgate.token.{}", generation.get(..16).unwrap_or(generation)),
+            namespace: keys::token_namespace(generation),
             slots,
             marked: RefCell::new(vec![0; words]),
             marked_here: Cell::new(0),
@@ -109,13 +131,13 @@ impl Broker {
     }
 
     /// A request needs the credential of `key`, which `call` would fetch.
-    pub fn join(&self, shared: &Shared, key: &str, call: CalloutRequest, waiter: Waiter, now_ms: u64) -> Join {
+    pub fn join(&self, vm: &dyn Vm, key: &str, call: CalloutRequest, waiter: Waiter, now_ms: u64) -> Join {
         let Ok(mut flights) = self.flights.try_borrow_mut() else { return Join::Fetch(call) };
         if let Some(flight) = flights.get_mut(key) {
             flight.waiters.push(waiter);
             return Join::Wait;
         }
-        if self.take_published(shared, key, now_ms) {
+        if self.take_published(vm, key, now_ms) {
             return Join::Shared;
         }
         if flights.len() >= MAX_FLIGHTS {
@@ -128,7 +150,7 @@ impl Broker {
                 "the gateway could not obtain a credential: too many credential fetches are in progress",
             )
             .with_detail("token_fetches_busy");
-            shared.tokens.fail(key, &busy, now_ms);
+            vm.tokens().fail(key, &busy, now_ms);
             return Join::Shared;
         }
         let timeout_ms = call.timeout_ms;
@@ -154,8 +176,8 @@ impl Broker {
     /// The answer to this VM's call for `key` arrived and was given to the
     /// request that made it (`answered`): publish the token, hand the lease
     /// back, and wake everyone else.
-    pub fn done(&self, shared: &Shared, key: &str, answered: Option<u32>) {
-        if let Some(value) = shared.tokens.export(key) {
+    pub fn done(&self, vm: &dyn Vm, key: &str, answered: Option<u32>) {
+        if let Some(value) = vm.tokens().export(key) {
             let slot = self.slot(key);
             if host::shared_set(&self.slot_key(slot), &value, None) {
                 set_bit(&self.written, slot);
@@ -171,8 +193,7 @@ impl Broker {
                 continue;
             }
             if let Some(exchange) = exchange.upgrade() {
-                let step = http::drive(shared, &exchange, Event::CredentialShared, host::now_ms());
-                http::carry_out_detached(shared, id, &exchange, step);
+                vm.wake(id, &exchange, Event::CredentialShared);
             }
         }
     }
@@ -193,11 +214,11 @@ impl Broker {
 
     /// The root's tick: take the tokens other VMs published, take over
     /// fetches that never answered.
-    pub fn tick(&self, shared: &Shared, now_ms: u64) {
+    pub fn tick(&self, vm: &dyn Vm, now_ms: u64) {
         let keys: Vec<String> = self.flights.try_borrow().map(|f| f.keys().cloned().collect()).unwrap_or_default();
         for key in keys {
-            if self.take_published(shared, &key, now_ms) {
-                self.done(shared, &key, None);
+            if self.take_published(vm, &key, now_ms) {
+                self.done(vm, &key, None);
                 continue;
             }
             let stuck = self.flights.try_borrow().ok().and_then(|f| {
@@ -223,25 +244,25 @@ impl Broker {
                         f.since_ms = now_ms;
                     }
                 }
-                Err(why) => self.root_answered(shared, &key, CalloutResult::Failed(why)),
+                Err(why) => self.root_answered(vm, &key, CalloutResult::Failed(why)),
             }
         }
     }
 
     /// The root's call for some key answered. False if `token` is not one.
-    pub fn root_response(&self, shared: &Shared, token: u32, result: CalloutResult) -> bool {
+    pub fn root_response(&self, vm: &dyn Vm, token: u32, result: CalloutResult) -> bool {
         let key =
             self.flights.try_borrow().ok().and_then(|f| {
                 f.iter().find(|(_, f)| f.fetching == Some(Fetcher::Root { token })).map(|(k, _)| k.clone())
             });
         let Some(key) = key else { return false };
-        self.root_answered(shared, &key, result);
+        self.root_answered(vm, &key, result);
         true
     }
 
     /// An answer the root received: the first waiter still there gets it
     /// as its own call-out's, the others share it.
-    fn root_answered(&self, shared: &Shared, key: &str, result: CalloutResult) {
+    fn root_answered(&self, vm: &dyn Vm, key: &str, result: CalloutResult) {
         let first =
             self.flights.try_borrow().ok().and_then(|f| {
                 f.get(key).and_then(|f| f.waiters.iter().find_map(|(id, x)| x.upgrade().map(|x| (*id, x))))
@@ -251,37 +272,28 @@ impl Broker {
             let _ = self.flights.try_borrow_mut().map(|mut f| f.remove(key));
             return;
         };
-        let step = http::drive(shared, &exchange, Event::Callout(result), host::now_ms());
-        http::carry_out_detached(shared, id, &exchange, step);
-        self.done(shared, key, Some(id));
+        vm.wake(id, &exchange, Event::Callout(result));
+        self.done(vm, key, Some(id));
     }
 
     /// Takes another VM's fresh token for `key` into this VM's cache.
-    fn take_published(&self, shared: &Shared, key: &str, now_ms: u64) -> bool {
+    fn take_published(&self, vm: &dyn Vm, key: &str, now_ms: u64) -> bool {
         match host::shared_get(&self.slot_key(self.slot(key))) {
-            (Some(value), _) => shared.tokens.import(key, &value, now_ms),
+            (Some(value), _) => vm.tokens().import(key, &value, now_ms),
             _ => false,
         }
     }
 
-    /// The lease of `key`'s slot: `<holder nonce>,<until ms>,<key tag>`.
+    /// Takes the lease of `key`'s slot, unless another holds it
+    /// (`modelgate_policies::SlotLease` decides; the host swaps).
     fn take_lease(&self, key: &str, now_ms: u64, timeout_ms: u64) -> bool {
         let slot = self.slot(key);
         let lease = self.lease_key(slot);
         let (value, cas) = host::shared_get(&lease);
-        let held = value
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| {
-                let mut parts = v.split(',');
-                Some((parts.next()?.parse::<u64>().ok()?, parts.next()?.parse::<u64>().ok()?))
-            })
-            .is_some_and(|(holder, until)| holder != 0 && now_ms < until);
-        if held {
+        let Some(mine) = SlotLease::take(value.as_deref(), self.nonce, tag(key), now_ms, timeout_ms + GRACE_MS) else {
             return false;
-        }
-        let mine = format!("{},{},{}", self.nonce, now_ms + timeout_ms + GRACE_MS, tag(key));
-        let taken = host::shared_set(&lease, mine.as_bytes(), cas);
+        };
+        let taken = host::shared_set(&lease, &mine, cas);
         if taken {
             self.mark(slot);
         }
@@ -293,22 +305,15 @@ impl Broker {
     fn release_lease(&self, key: &str) {
         let lease = self.lease_key(self.slot(key));
         if let (Some(value), cas) = host::shared_get(&lease) {
-            let mut parts = value.split(|b| *b == b',');
-            let mine =
-                parts.next() == Some(self.nonce.to_string().as_bytes()) && parts.nth(1) == Some(tag(key).as_bytes());
-            if mine {
-                host::shared_set(&lease, b"0,0", cas);
+            if SlotLease::held_by(&value, self.nonce, tag(key)) {
+                host::shared_set(&lease, SlotLease::FREE, cas);
             }
         }
     }
 
-    /// The slot of a credential key (itself a SHA-256 in hex).
+    /// The slot of a credential key, by the shared-data key scheme's digest.
     fn slot(&self, key: &str) -> usize {
-        let hash = key.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or_else(|| {
-            let digest = modelgate_policies::sha256_hex(key.as_bytes());
-            digest.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
-        });
-        usize::try_from(hash % self.slots as u64).unwrap_or(0)
+        usize::try_from(keys::digest_u64(&[key]) % self.slots as u64).unwrap_or(0)
     }
 
     fn slot_key(&self, slot: usize) -> String {

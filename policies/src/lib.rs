@@ -68,6 +68,8 @@ pub use explain::Question;
 
 pub use identity::spiffe::SpiffeId;
 pub use util::digest::sha256_hex;
+// The shared-data leases the bundle refresher and the token broker take.
+pub use util::lease::{Hold, SlotLease};
 pub use util::time::parse_rfc3339;
 
 /// Every parser of untrusted input and the body decision, for the fuzz

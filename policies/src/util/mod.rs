@@ -2,5 +2,6 @@
 
 pub mod der;
 pub mod digest;
+pub mod lease;
 pub mod text;
 pub mod time;

@@ -6,6 +6,10 @@
 //! fetch may take before another VM may try, when the next fetch is due,
 //! and how many fetches in a row have failed. VMs take it with
 //! compare-and-swap; the host does the swapping, this module the deciding.
+//! Who holds it is a [`Hold`], the lease type the token broker's slots use
+//! too.
+
+use crate::util::lease::Hold;
 
 /// The lease of one bundle endpoint, as stored in shared data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,15 +52,17 @@ impl Lease {
     /// Whether a VM may take the lease now: nobody holds it and a fetch is
     /// due, or the holder has overrun its time.
     pub fn takeable(&self, now_ms: u64) -> bool {
-        if self.holder == 0 {
-            now_ms >= self.due_ms
-        } else {
-            now_ms >= self.until_ms
-        }
+        !self.hold().held(now_ms) && (self.holder != 0 || now_ms >= self.due_ms)
     }
 
     pub fn taken_by(&self, holder: u64, now_ms: u64, timeout_ms: u64) -> Lease {
-        Lease { holder, until_ms: now_ms + timeout_ms + GRACE_MS, ..*self }
+        let Hold { holder, until_ms } = Hold::taken(holder, now_ms, timeout_ms + GRACE_MS);
+        Lease { holder, until_ms, ..*self }
+    }
+
+    /// Who holds it, and until when.
+    pub fn hold(&self) -> Hold {
+        Hold { holder: self.holder, until_ms: self.until_ms }
     }
 
     /// After a fetch that was accepted: due again after the interval, less
