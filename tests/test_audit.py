@@ -26,7 +26,7 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 def verify(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["cargo", "run", "-q", "-p", "modelgate-policies", "--bin", "modelgate", "--", "audit", "verify",
+    return subprocess.run(["cargo", "run", "-q", "-p", "modelgate-cli", "--bin", "modelgate", "--", "audit", "verify",
                            str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 

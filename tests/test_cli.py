@@ -20,7 +20,7 @@ DEMO_KEY = ROOT / "envoy" / "demo" / "trust-domain-key.jwk.json"
 
 @pytest.fixture(scope="module")
 def cli():
-    subprocess.run(["cargo", "build", "-q", "-p", "modelgate-policies", "--bin", "modelgate"], cwd=ROOT, check=True,
+    subprocess.run(["cargo", "build", "-q", "-p", "modelgate-cli", "--bin", "modelgate"], cwd=ROOT, check=True,
                    timeout=600)
     binary = ROOT / "target" / "debug" / "modelgate"
 

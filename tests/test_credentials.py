@@ -33,7 +33,7 @@ ISSUER = "https://modelgate.test"
 def printed_jwks() -> dict:
     """The JWKS as `modelgate jwks` prints it: what a provider is given."""
     pem = SIGNING_KEY.export_to_pem(private_key=True, password=None).decode()
-    out = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-policies", "--bin", "modelgate", "--", "jwks",
+    out = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-cli", "--bin", "modelgate", "--", "jwks",
                           "--key-env", "MODELGATE_SIGNING_KEY"], cwd=ROOT, capture_output=True, text=True,
                          env={**__import__("os").environ, "MODELGATE_SIGNING_KEY": pem}, check=True)
     return json.loads(out.stdout)

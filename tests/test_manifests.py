@@ -170,7 +170,7 @@ def test_the_egress_recipe_sends_mesh_mtls_to_the_gateway_and_tls_to_the_provide
 def test_the_envoyfilters_policy_passes_modelgate_check(tmp_path):
     value = envoyfilter_policy()
     (tmp_path / "policy.json").write_text(value)
-    r = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-policies", "--bin", "modelgate", "--", "check",
+    r = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-cli", "--bin", "modelgate", "--", "check",
                         str(tmp_path / "policy.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
 

@@ -43,7 +43,7 @@ def test_explain_decides_as_the_filter_did(tmp_path, gateway):
             continue
         (tmp_path / f"p{i}.json").write_text(policy)
         (tmp_path / f"q{i}.jsonl").write_text("".join(json.dumps(q) + "\n" for _, q in pairs))
-        out = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-policies", "--bin", "modelgate", "--", "explain",
+        out = subprocess.run(["cargo", "run", "-q", "-p", "modelgate-cli", "--bin", "modelgate", "--", "explain",
                               str(tmp_path / f"p{i}.json"), "--batch", str(tmp_path / f"q{i}.jsonl")],
                              cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr
