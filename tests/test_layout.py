@@ -69,3 +69,19 @@ def test_the_readme_flow_table_names_every_file_of_the_flow():
         if not any(rel in row or (f"`{folder}" in row and re.search(rf"\b{re.escape(f.name)}\b", row)) for row in rows):
             missing.append(rel)
     assert missing == [], "README's flow table does not name: " + ", ".join(missing)
+
+
+def test_no_code_outside_api_names_a_provider():
+    # Adding a provider is one file in policies/src/api/ plus one arm of
+    # its `apis!` list (docs/providers.md): nothing else may name one.
+    apis = set(re.findall(r"^\s+(\w+) = \"\w+\" =>", (ROOT / "policies/src/api/mod.rs").read_text(), re.M))
+    assert {"OpenAi", "Anthropic", "Bedrock"} <= apis, apis
+    named = []
+    for f in rust_files():
+        rel = f.relative_to(ROOT).as_posix()
+        if "/api/" in rel or f.name.endswith("_tests.rs") or f.name == "testing.rs":
+            continue
+        for variant in re.findall(r"\bApi::(\w+)", f.read_text()):
+            if variant in apis:
+                named.append(f"{rel}: Api::{variant}")
+    assert named == []

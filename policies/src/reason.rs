@@ -112,7 +112,7 @@ impl Denial {
         let status = self.reason.status();
         let code = self.reason.code();
         let message = format!("modelgate: {} ({code})", self.message);
-        let spec = api.unwrap_or(Api::OpenAi).spec();
+        let spec = api.unwrap_or(Api::FALLBACK).spec();
         let body = (spec.error_body)(status, code, &message);
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),

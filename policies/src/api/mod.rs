@@ -65,6 +65,10 @@ apis! {
 }
 
 impl Api {
+    /// The api whose shapes answer a request no provider matched (its
+    /// error body, an empty listing, a stream read for usage).
+    pub const FALLBACK: Api = Api::OpenAi;
+
     pub fn name(self) -> &'static str {
         self.spec().name
     }

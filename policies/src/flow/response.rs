@@ -85,7 +85,7 @@ impl Response {
         } else if let Some(framing) = Framing::of(&media) {
             rec.usage_incomplete();
             *self = Response::Stream {
-                usage: Box::new(StreamUsage::new(framing, req.api.unwrap_or(Api::OpenAi))),
+                usage: Box::new(StreamUsage::new(framing, req.api.unwrap_or(Api::FALLBACK))),
                 memory: Rc::clone(env.memory),
                 taken: 0,
             };
@@ -108,7 +108,7 @@ impl Response {
             Response::Listing if size > MAX_LISTING_BYTES => {
                 *self = Response::ListingDropped;
                 Step::Continue(Rewrite {
-                    body_edits: vec![replace_all(size, api::empty_listing(req.api.unwrap_or(Api::OpenAi)))],
+                    body_edits: vec![replace_all(size, api::empty_listing(req.api.unwrap_or(Api::FALLBACK)))],
                     ..Default::default()
                 })
             }
