@@ -192,3 +192,17 @@ fn framing_by_media_type() {
     assert_eq!(Framing::of("application/vnd.amazon.eventstream"), Some(Framing::EventStream));
     assert_eq!(Framing::of("application/json"), None);
 }
+
+/// REDESIGN ATTACK (usage under-reported): Vertex `streamRawPredict` serves
+/// every publisher's own stream; Mistral's (`publishers/mistralai/…`) is
+/// OpenAI-shaped chunks with a final `usage`. The old shape-driven reader
+/// (885e04e usage.rs `_ =>` branch) read that usage; the per-api reader
+/// (vertex = anthropic | gemini) drops it: the record shows no usage.
+#[test]
+fn redesign_attack_vertex_raw_predict_openai_shaped_stream_usage_is_read() {
+    let stream = openai_chat(true);
+    let (got, complete, model) = read(Api::Vertex, Framing::Sse, &stream, true);
+    assert_eq!(got, usage(9, 7, 16), "Vertex streamRawPredict usage of a non-Anthropic publisher was lost");
+    assert!(complete);
+    assert_eq!(model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+}
