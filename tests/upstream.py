@@ -334,6 +334,12 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.messages({**req, "model": m[1], "stream": m[2] == "streamRawPredict" or req.get("stream")}, body)
             return True
+        if m := re.fullmatch(r".*/publishers/(mistralai|ai21)/models/([^/:]+):(rawPredict|streamRawPredict)", path):
+            # Vertex's partner models answer rawPredict in their own
+            # (OpenAI-shaped) chat format; their streams end with `usage`.
+            stream = m[3] == "streamRawPredict" or req.get("stream")
+            self.chat({**req, "model": m[2], "stream": stream, "stream_options": {"include_usage": True}}, body)
+            return True
         if m := re.fullmatch(r".*/models/([^/:]+):(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)", path):
             self.gemini(m[1], m[2], req, body)
             return True

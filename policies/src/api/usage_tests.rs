@@ -192,3 +192,38 @@ fn framing_by_media_type() {
     assert_eq!(Framing::of("application/vnd.amazon.eventstream"), Some(Framing::EventStream));
     assert_eq!(Framing::of("application/json"), None);
 }
+
+/// REDESIGN ATTACK (usage under-reported): Vertex `streamRawPredict` serves
+/// every publisher's own stream; Mistral's (`publishers/mistralai/…`) is
+/// OpenAI-shaped chunks with a final `usage`. The old shape-driven reader
+/// (885e04e usage.rs `_ =>` branch) read that usage; the per-api reader
+/// (vertex = anthropic | gemini) drops it: the record shows no usage.
+#[test]
+fn redesign_attack_vertex_raw_predict_openai_shaped_stream_usage_is_read() {
+    let stream = openai_chat(true);
+    let (got, complete, model) = read(Api::Vertex, Framing::Sse, &stream, true);
+    assert_eq!(got, usage(9, 7, 16), "Vertex streamRawPredict usage of a non-Anthropic publisher was lost");
+    assert!(complete);
+    assert_eq!(model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+}
+
+/// PRE-EXISTING (also at 885e04e, not a regression): Bedrock's
+/// `invoke-with-response-stream` for Meta Llama (and Mistral, Titan,
+/// Cohere) carries no `type`; its last chunk holds Bedrock's
+/// `amazon-bedrock-invocationMetrics`, which only a `message_stop`
+/// (Anthropic) event is read for. The usage of every non-Anthropic,
+/// non-OpenAI invoke stream is recorded as unknown.
+#[test]
+fn redesign_attack_preexisting_bedrock_llama_invoke_stream_usage_is_read() {
+    let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
+    let mut invoke = Vec::new();
+    for e in [
+        json!({"generation": "Hello", "prompt_token_count": 10, "generation_token_count": 1, "stop_reason": null}),
+        json!({"generation": "", "prompt_token_count": null, "generation_token_count": 5, "stop_reason": "stop",
+               "amazon-bedrock-invocationMetrics": {"inputTokenCount": 10, "outputTokenCount": 5,
+                                                    "invocationLatency": 300, "firstByteLatency": 100}}),
+    ] {
+        invoke.extend(frame("chunk", &json!({"bytes": b64(&e)})));
+    }
+    assert_eq!(read(Api::Bedrock, Framing::EventStream, &invoke, true).0, usage(10, 5, 15));
+}

@@ -22,3 +22,19 @@ fn the_model_is_publisher_slash_model() {
         assert!(Api::Vertex.classify("POST", path).is_none(), "{path}");
     }
 }
+
+/// PRE-EXISTING (also at 885e04e): a Vertex partner model's `rawPredict`
+/// answer (Mistral's, OpenAI-shaped `usage: {prompt_tokens, …}`) is read
+/// as Anthropic's: every count null — the record's usage is there but
+/// empty, so the call looks free.
+#[test]
+fn redesign_attack_preexisting_vertex_partner_raw_predict_usage_is_read() {
+    let body = serde_json::json!({
+        "id": "x", "object": "chat.completion", "model": "mistral-large-2411",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}
+    });
+    let (usage, _) = Api::Vertex.response_usage(&body);
+    let usage = usage.expect("usage");
+    assert_eq!((usage.input_tokens, usage.output_tokens, usage.total_tokens), (Some(9), Some(7), Some(16)));
+}
