@@ -1,8 +1,8 @@
-"""The attack review of the redesign (885e04e..bcc2167: exchange.rs split
-into flow/, provider knowledge into api/<provider>.rs, one carry_out, one
-key scheme, RustCrypto 0.13). Each test here asserts the behaviour before
-the redesign (or the rule the redesign must keep) and FAILS on the
-reviewed build: each is a finding of the review, not yet fixed.
+"""Findings of the attack review of the redesign (exchange.rs split into
+flow/, provider knowledge into api/<provider>.rs, one carry_out, one key
+scheme, RustCrypto 0.13). Each failed on the reviewed build and passed on
+the one before it; each is fixed (usage must never be under-reported: a
+call that looks free is a hole in the audit trail and, later, in budgets).
 """
 
 import json
@@ -29,10 +29,10 @@ def test_redesign_vertex_partner_model_stream_usage_is_recorded(gateway):
     a partner model's (Mistral's, AI21's) is OpenAI-shaped chunks ending
     with `usage`. Before the redesign one shape-driven stream reader
     (usage.rs `event`, its `_ =>` branch) read any api's events, so this
-    usage was recorded. Now each api has its own reader and Vertex's
-    (api/vertex.rs `stream_event`) reads only Anthropic's and Gemini's
-    events: the call is forwarded, answered, billed — and recorded with no
-    usage at all (`usage_complete: false`). Usage is under-reported."""
+    usage was recorded. The redesign gave each api its own reader, and
+    Vertex's first read only Anthropic's and Gemini's events: the call was
+    forwarded, answered, billed — and recorded with no usage at all. Vertex
+    now reads its partners' OpenAI-shaped chunks too."""
     gateway.reset()
     body = {"model": "mistral-large-2411", "messages": [{"role": "user", "content": "Say hello"}], "stream": True}
     r = requests.post(f"{gateway.url}{VERTEX_RAW}:streamRawPredict", data=json.dumps(body), headers=bearer(),
@@ -60,7 +60,8 @@ def test_redesign_audit_mode_unmatched_request_stream_usage_is_recorded():
     no api flow/response.rs picks OpenAI's (`req.api.unwrap_or(Api::OpenAi)`):
     an Anthropic-shaped stream's `message_start` (input tokens, model) is
     not read — the record says input_tokens null, total = output only,
-    no response_model. Passes on 885e04e, fails on the redesign."""
+    no response_model. Passed before the redesign, failed on it; a stream of no
+    known api is now read by its shape."""
     def unmatched_route(config, _ports):
         hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         hcm["route_config"]["virtual_hosts"][0]["routes"].insert(0, {

@@ -186,9 +186,9 @@ fn stream_event<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>
         Some("metadata") => return Some(StreamEvent { counts: whole(usage(v)), last: true, ..StreamEvent::default() }),
         _ => {}
     }
-    if let (Some("message_stop"), Some(m)) =
-        (v.get("type").and_then(Value::as_str), v.get("amazon-bedrock-invocationMetrics"))
-    {
+    // Bedrock's own counts end every family's invoke stream (Anthropic's
+    // `message_stop`, Llama's, Mistral's, Titan's, Cohere's last chunk).
+    if let Some(m) = v.get("amazon-bedrock-invocationMetrics") {
         let count = |k: &str| m.get(k).and_then(Value::as_u64);
         let counts = match (count("inputTokenCount"), count("outputTokenCount")) {
             (Some(i), Some(o)) => Counts::Cumulative { input: Some(i), output: Some(o) },

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::api::spec::Counts;
+use crate::api::spec::{Counts, StreamEvent};
 use crate::api::{Api, Usage};
 
 /// The largest event (an SSE line, an eventstream frame) read for usage.
@@ -40,8 +40,9 @@ impl Framing {
 #[derive(Debug)]
 pub struct StreamUsage {
     framing: Framing,
-    /// The api whose events the stream carries.
-    api: Api,
+    /// Reads one event: the api's own reader, or [`by_shape`] when the
+    /// api is not known.
+    read: EventReader,
     /// The partial line or frame.
     buf: Vec<u8>,
     /// Skipping the rest of a line too long to read.
@@ -65,9 +66,19 @@ pub struct StreamUsage {
 
 impl StreamUsage {
     pub fn new(framing: Framing, api: Api) -> StreamUsage {
+        StreamUsage::reading(framing, api.spec().stream_event)
+    }
+
+    /// A stream whose api is not known (audit mode forwards a request no
+    /// provider matched): each event read by its shape.
+    pub fn by_shape(framing: Framing) -> StreamUsage {
+        StreamUsage::reading(framing, by_shape)
+    }
+
+    fn reading(framing: Framing, read: EventReader) -> StreamUsage {
         StreamUsage {
             framing,
-            api,
+            read,
             buf: Vec::new(),
             skipping: false,
             after_cr: false,
@@ -235,7 +246,7 @@ impl StreamUsage {
 
     /// One event, as the api reads it.
     fn event(&mut self, v: &Value, frame_type: Option<&str>) {
-        let Some(event) = (self.api.spec().stream_event)(v, frame_type) else { return };
+        let Some(event) = (self.read)(v, frame_type) else { return };
         if let Some(model) = event.model {
             self.model = Some(model.to_string());
         }
@@ -300,6 +311,16 @@ fn frame_headers(mut h: &[u8]) -> (Option<String>, Option<String>) {
         h = &rest[size..];
     }
     (event, message)
+}
+
+type EventReader = for<'v> fn(&'v Value, Option<&str>) -> Option<StreamEvent<'v>>;
+
+/// An event of an unknown api, read by its shape: an event-stream frame as
+/// Bedrock's, any other event as Vertex reads its publishers' (Anthropic's
+/// typed events, Gemini's chunks, else any OpenAI-shaped `usage`).
+fn by_shape<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>> {
+    let api = if frame.is_some() { Api::Bedrock } else { Api::Vertex };
+    (api.spec().stream_event)(v, frame)
 }
 
 #[cfg(test)]

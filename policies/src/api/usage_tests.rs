@@ -193,13 +193,12 @@ fn framing_by_media_type() {
     assert_eq!(Framing::of("application/json"), None);
 }
 
-/// REDESIGN ATTACK (usage under-reported): Vertex `streamRawPredict` serves
-/// every publisher's own stream; Mistral's (`publishers/mistralai/…`) is
-/// OpenAI-shaped chunks with a final `usage`. The old shape-driven reader
-/// (885e04e usage.rs `_ =>` branch) read that usage; the per-api reader
-/// (vertex = anthropic | gemini) drops it: the record shows no usage.
+/// Vertex `streamRawPredict` serves every publisher's own stream; Mistral's
+/// (`publishers/mistralai/…`) is OpenAI-shaped chunks with a final `usage`.
+/// The redesign's first per-api reader (Anthropic's or Gemini's events
+/// only) dropped it: the attack review's finding R1.
 #[test]
-fn redesign_attack_vertex_raw_predict_openai_shaped_stream_usage_is_read() {
+fn a_vertex_partner_models_openai_shaped_stream_usage_is_read() {
     let stream = openai_chat(true);
     let (got, complete, model) = read(Api::Vertex, Framing::Sse, &stream, true);
     assert_eq!(got, usage(9, 7, 16), "Vertex streamRawPredict usage of a non-Anthropic publisher was lost");
@@ -207,14 +206,13 @@ fn redesign_attack_vertex_raw_predict_openai_shaped_stream_usage_is_read() {
     assert_eq!(model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
 }
 
-/// PRE-EXISTING (also at 885e04e, not a regression): Bedrock's
-/// `invoke-with-response-stream` for Meta Llama (and Mistral, Titan,
-/// Cohere) carries no `type`; its last chunk holds Bedrock's
-/// `amazon-bedrock-invocationMetrics`, which only a `message_stop`
-/// (Anthropic) event is read for. The usage of every non-Anthropic,
-/// non-OpenAI invoke stream is recorded as unknown.
+/// Bedrock's `invoke-with-response-stream` for Meta Llama (and Mistral,
+/// Titan, Cohere) carries no `type`; its last chunk holds Bedrock's
+/// `amazon-bedrock-invocationMetrics`, once read only on an Anthropic
+/// `message_stop`: every other family's usage was recorded as unknown
+/// (found by the redesign's attack review, older than it).
 #[test]
-fn redesign_attack_preexisting_bedrock_llama_invoke_stream_usage_is_read() {
+fn a_bedrock_invoke_streams_own_counts_are_read_for_every_model_family() {
     let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
     let mut invoke = Vec::new();
     for e in [

@@ -14,7 +14,7 @@ use super::spec::{
     self, BodyFormat, Captures, Endpoint, Listing, ModelAt, OutOfScope, Spec, StreamAt, StreamEvent, Usage,
     NO_ENDPOINT, STREAM,
 };
-use super::{anthropic, gemini};
+use super::{anthropic, gemini, openai};
 use crate::body::json::{Path, Step};
 
 pub static SPEC: Spec = Spec {
@@ -133,14 +133,22 @@ static ENDPOINTS: &[Endpoint] = &[
     V1BETA1[5], V1BETA1[6], V1BETA1[7],
 ];
 
-/// Gemini's `usageMetadata`, or Anthropic's `usage` from `rawPredict`.
+/// Gemini's `usageMetadata`, or from `rawPredict` Anthropic's `usage` or a
+/// partner publisher's OpenAI-shaped one (Mistral, AI21).
 fn usage(body: &Value) -> Option<Usage> {
-    gemini::usage(body).or_else(|| (anthropic::SPEC.usage)(body))
+    let counted = |u: &Usage| u.input_tokens.is_some() || u.output_tokens.is_some() || u.total_tokens.is_some();
+    gemini::usage(body)
+        .or_else(|| (anthropic::SPEC.usage)(body).filter(counted))
+        .or_else(|| (openai::SPEC.usage)(body).filter(counted))
 }
 
-/// Anthropic's events from `streamRawPredict`, or Gemini's chunks.
+/// Anthropic's events from `streamRawPredict`, Gemini's chunks, or a
+/// partner publisher's OpenAI-shaped chunks (read last: that reader takes
+/// any event).
 fn stream_event<'v>(v: &'v Value, frame: Option<&str>) -> Option<StreamEvent<'v>> {
-    anthropic::stream_event(v, frame).or_else(|| gemini::stream_event(v, frame))
+    anthropic::stream_event(v, frame)
+        .or_else(|| gemini::stream_event(v, frame))
+        .or_else(|| openai::stream_event(v, frame))
 }
 
 #[cfg(test)]

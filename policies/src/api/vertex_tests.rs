@@ -23,12 +23,12 @@ fn the_model_is_publisher_slash_model() {
     }
 }
 
-/// PRE-EXISTING (also at 885e04e): a Vertex partner model's `rawPredict`
-/// answer (Mistral's, OpenAI-shaped `usage: {prompt_tokens, …}`) is read
-/// as Anthropic's: every count null — the record's usage is there but
-/// empty, so the call looks free.
+/// A Vertex partner model's `rawPredict` answer (Mistral's, OpenAI-shaped
+/// `usage: {prompt_tokens, …}`) was read as Anthropic's: every count null,
+/// so the call looked free (found by the redesign's attack review, older
+/// than it).
 #[test]
-fn redesign_attack_preexisting_vertex_partner_raw_predict_usage_is_read() {
+fn a_vertex_partner_models_raw_predict_usage_is_read() {
     let body = serde_json::json!({
         "id": "x", "object": "chat.completion", "model": "mistral-large-2411",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],

@@ -85,7 +85,10 @@ impl Response {
         } else if let Some(framing) = Framing::of(&media) {
             rec.usage_incomplete();
             *self = Response::Stream {
-                usage: Box::new(StreamUsage::new(framing, req.api.unwrap_or(Api::FALLBACK))),
+                usage: Box::new(match req.api {
+                    Some(api) => StreamUsage::new(framing, api),
+                    None => StreamUsage::by_shape(framing),
+                }),
                 memory: Rc::clone(env.memory),
                 taken: 0,
             };
