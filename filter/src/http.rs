@@ -188,7 +188,14 @@ impl HttpContext for Request {
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
         let status = host::header_value(MapType::HttpResponseHeaders, ":status").and_then(|s| s.parse().ok());
         let content_type = host::header_value(MapType::HttpResponseHeaders, "content-type");
-        let step = self.drive(Event::ResponseHeaders { status, content_type: content_type.as_deref() });
+        let reads_session = self.exchange.try_borrow().is_ok_and(|x| x.reads_session());
+        let session =
+            if reads_session { host::header_value(MapType::HttpResponseHeaders, "mcp-session-id") } else { None };
+        let step = self.drive(Event::ResponseHeaders {
+            status,
+            content_type: content_type.as_deref(),
+            session: session.as_deref(),
+        });
         self.carry_out(step, Direction::Response)
     }
 

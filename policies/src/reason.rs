@@ -32,6 +32,17 @@ pub enum Reason {
     UnsupportedEncoding,
     CredentialUnavailable,
     BundleUnavailable,
+    /// MCP: a tool, method, resource or prompt no rule allows, or a tool
+    /// call whose arguments a rule constrains and that does not hold.
+    ToolNotAllowed,
+    MethodNotAllowed,
+    ResourceNotAllowed,
+    PromptNotAllowed,
+    ArgumentNotAllowed,
+    /// MCP: a session id this workload did not open (or no session at all).
+    SessionNotFound,
+    /// MCP: not one well-formed JSON-RPC message.
+    InvalidMessage,
     /// The gateway itself cannot decide: no valid configuration, or an
     /// Envoy that does not hold requests for it.
     NotConfigured,
@@ -59,6 +70,13 @@ impl Reason {
             Reason::UnsupportedEncoding => "unsupported_encoding",
             Reason::CredentialUnavailable => "credential_unavailable",
             Reason::BundleUnavailable => "bundle_unavailable",
+            Reason::ToolNotAllowed => "tool_not_allowed",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::ResourceNotAllowed => "resource_not_allowed",
+            Reason::PromptNotAllowed => "prompt_not_allowed",
+            Reason::ArgumentNotAllowed => "argument_not_allowed",
+            Reason::SessionNotFound => "session_not_found",
+            Reason::InvalidMessage => "invalid_message",
             Reason::NotConfigured => "not_configured",
         }
     }
@@ -72,8 +90,18 @@ impl Reason {
             | Reason::NoProvider
             | Reason::StreamNotAllowed
             | Reason::MaxTokensExceeded
-            | Reason::PromptBlocked => 403,
-            Reason::InvalidBody | Reason::ModelMissing | Reason::AmbiguousModel | Reason::InvalidPath => 400,
+            | Reason::PromptBlocked
+            | Reason::ToolNotAllowed
+            | Reason::MethodNotAllowed
+            | Reason::ResourceNotAllowed
+            | Reason::PromptNotAllowed
+            | Reason::ArgumentNotAllowed => 403,
+            Reason::SessionNotFound => 404,
+            Reason::InvalidMessage
+            | Reason::InvalidBody
+            | Reason::ModelMissing
+            | Reason::AmbiguousModel
+            | Reason::InvalidPath => 400,
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedEncoding => 415,
             Reason::CredentialUnavailable | Reason::BundleUnavailable | Reason::NotConfigured => 503,

@@ -104,6 +104,8 @@ pub fn env(name: &str) -> Option<String> {
     match name {
         "OPENAI_API_KEY" => Some("sk-openai-upstream".into()),
         "ANTHROPIC_API_KEY" => Some("sk-ant-upstream".into()),
+        "GITHUB_MCP_TOKEN" => Some("ghp-mcp-upstream".into()),
+        "MCP_SESSION_KEY" => Some("session-key-0123456789abcdef-0123456789".into()),
         _ => None,
     }
 }

@@ -181,7 +181,8 @@ fn mutated_requests_never_panic() {
             allowed += 1;
         }
         let content_type = ["application/json", "text/event-stream", "application/json; charset=utf-8"][rng.below(3)];
-        exchange.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some(content_type) });
+        exchange
+            .drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some(content_type), session: None });
         let response = mutate(
             &mut rng,
             br#"{"model":"m","usage":{"prompt_tokens":1,"completion_tokens":2},"data":[{"id":"gpt-4o"}]}"#,

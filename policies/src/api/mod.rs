@@ -20,6 +20,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod gemini;
+pub mod mcp;
 pub mod openai;
 pub mod vertex;
 
@@ -62,6 +63,7 @@ apis! {
     AzureOpenAi = "azure_openai" => azure::SPEC,
     Vertex = "vertex" => vertex::SPEC,
     Bedrock = "bedrock" => bedrock::SPEC,
+    Mcp = "mcp" => mcp::SPEC,
 }
 
 impl Api {

@@ -81,6 +81,12 @@ impl Spec {
         self.endpoints.iter().any(|e| e.stream_usage.is_some())
     }
 
+    /// Whether the api's requests are JSON-RPC messages (an MCP server's):
+    /// its providers take a `session_key`, its rules tools and methods.
+    pub fn speaks_jsonrpc(&self) -> bool {
+        self.endpoints.iter().any(|e| e.model == ModelAt::Message)
+    }
+
     /// Whether the api's requests have a field naming the end user: the
     /// provider may then take `identity_to_provider`.
     pub fn names_end_user(&self) -> bool {
@@ -270,6 +276,9 @@ pub enum ModelAt {
     Publisher(&'static str, &'static str),
     /// Nowhere: the model listing, which modelgate filters.
     Listing,
+    /// The request is a JSON-RPC message (an MCP server's): what it asks
+    /// for — a tool, a resource, a prompt, a method — is decided, not a model.
+    Message,
 }
 
 /// What makes a request stream its response.

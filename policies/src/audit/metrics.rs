@@ -6,7 +6,10 @@
 //! - `modelgate.requests.<decision>.<reason>`
 //! - `modelgate.tokens.<provider>.<model>.input` / `.output`
 //! - `modelgate.prompt_guard.<detector>` (findings)
+//! - `modelgate.mcp.<method>.<decision>` (MCP messages; a method no revision
+//!   knows counts as `other`, a client's answer as `response`)
 
+use crate::api::mcp::message::KNOWN_METHODS;
 use crate::audit::record::Record;
 use crate::config::{Effect, Policy};
 
@@ -23,6 +26,15 @@ pub fn of(record: &Record, policy: &Policy) -> Vec<(String, u64)> {
                 }
             }
         }
+    }
+    if let Some(mcp) = &record.mcp {
+        let method = match (mcp.method.as_deref(), mcp.kind) {
+            (Some(m), _) if KNOWN_METHODS.contains(&m) => stat_safe(m),
+            (Some(_), _) => "other".to_string(),
+            (None, Some(kind)) => kind.to_string(),
+            (None, None) => "unread".to_string(),
+        };
+        out.push((format!("modelgate.mcp.{method}.{}", record.decision), 1));
     }
     if let Some(guard) = &record.prompt_guard {
         for (detector, n) in &guard.findings {

@@ -45,6 +45,29 @@ pub struct Record {
     pub usage: Option<Usage>,
     pub usage_complete: Option<bool>,
     pub client: Client,
+    /// MCP servers only: the JSON-RPC message the record is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpMessage>,
+}
+
+/// An MCP message as the record shows it: what it asked for, never its
+/// arguments (their digest) or its session id (its digest).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct McpMessage {
+    pub method: Option<String>,
+    /// `request`, `notification`, `response` (the client answering the
+    /// server), `stream` (a session's `GET`), `end_session` (`DELETE`).
+    pub kind: Option<&'static str>,
+    /// The JSON-RPC `id` as sent (a string or an integer).
+    pub id: Option<serde_json::Value>,
+    pub tool: Option<String>,
+    pub resource: Option<String>,
+    pub prompt: Option<String>,
+    pub arguments_sha256: Option<String>,
+    /// SHA-256 of the session id the client presented.
+    pub session: Option<String>,
+    /// `handshake` (sessions, 2025 revisions) or `stateless` (2026-07-28).
+    pub era: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

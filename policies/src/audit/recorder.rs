@@ -4,8 +4,9 @@
 //! refused request used no credential, audit mode reports the first denial
 //! as `would_deny`, a request that ended undecided is `incomplete`.
 
+use crate::api::mcp::message::{Ask, Message};
 use crate::api::Usage;
-use crate::audit::record::{Client, CredentialUsed, JwtInfo, Prompt, Record, Upstream, Workload, X509Info};
+use crate::audit::record::{Client, CredentialUsed, JwtInfo, McpMessage, Prompt, Record, Upstream, Workload, X509Info};
 use crate::body::guard::Findings;
 use crate::decision::conditions::Evaluated;
 use crate::identity::Identity;
@@ -133,6 +134,30 @@ impl Recorder {
     pub fn model(&mut self, model: &str, stream: bool) {
         self.record.model = Some(bounded(model));
         self.record.stream = Some(stream);
+    }
+
+    /// An MCP request's headers: its era and session (a digest).
+    pub fn mcp(&mut self, message: McpMessage) {
+        self.record.mcp = Some(message);
+    }
+
+    /// The MCP message the request carries, and the digest of its arguments.
+    pub fn mcp_message(&mut self, message: &Message, arguments_sha256: Option<String>) {
+        let record = self.record.mcp.get_or_insert_with(McpMessage::default);
+        record.kind = Some(message.kind.name());
+        record.method = message.method.as_deref().map(bounded);
+        record.id = message.id.as_ref().map(|id| match id {
+            serde_json::Value::String(s) => serde_json::Value::String(bounded(s)),
+            other => other.clone(),
+        });
+        let named = message.named().map(bounded);
+        match &message.ask {
+            Ask::Tool { .. } => record.tool = named,
+            Ask::Resource(_) => record.resource = named,
+            Ask::Prompt(_) => record.prompt = named,
+            Ask::Method(_) | Ask::Answer => {}
+        }
+        record.arguments_sha256 = arguments_sha256;
     }
 
     /// Conditions evaluated (each once, at most [`MAX_RECORDED_CONDITIONS`]).

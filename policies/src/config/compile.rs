@@ -9,8 +9,10 @@ use super::header::header_name;
 use super::raw::*;
 use super::*;
 use crate::api;
+use crate::api::mcp::session;
 use crate::api::spec::{is_segment, Spec};
 use crate::body::guard::{self, Action, Detector, Guard};
+use crate::decision::grants::{ArgumentConstraint, McpGrants, MethodPattern, PathGlob};
 use crate::identity::spiffe::{ModelPattern, SpiffeId, TrustDomain, WorkloadPattern};
 use crate::identity::svid::bundle::parse_jwt_bundle;
 
@@ -363,6 +365,7 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             Some(RawEndUser::SpiffeId) => Some(EndUserName::SpiffeId),
             Some(RawEndUser::Hash) => Some(EndUserName::Hash),
         };
+        let session_key = session_key(p.session_key, api, &at, env)?;
         out.push(Provider {
             name: p.name,
             api,
@@ -375,9 +378,51 @@ fn providers(raw: Vec<RawProvider>, env: &dyn Fn(&str) -> Option<String>) -> Res
             locations,
             include_usage,
             identity_to_provider,
+            session_key,
         });
     }
     Ok(out)
+}
+
+/// An MCP provider's session key (required): at least
+/// [`session::MIN_KEY_BYTES`] bytes from the VM's environment.
+fn session_key(
+    raw: Option<RawSessionKey>,
+    api: Api,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SessionKey>> {
+    let raw = match (raw, api.spec().speaks_jsonrpc()) {
+        (None, false) => return Ok(None),
+        (Some(_), false) => {
+            return Err(ConfigError::new(
+                format!("{at}.session_key"),
+                format!("only {} providers have sessions", api::names_where(Spec::speaks_jsonrpc)),
+            ))
+        }
+        (None, true) => {
+            return Err(ConfigError::new(
+                format!("{at}.session_key"),
+                format!(
+                    "{} needs a session_key ({{\"env\": NAME}}): the key its sessions are bound to their workload with",
+                    api.name()
+                ),
+            ))
+        }
+        (Some(raw), true) => raw,
+    };
+    let key = env(&raw.env).unwrap_or_default();
+    if key.len() < session::MIN_KEY_BYTES {
+        return Err(ConfigError::new(
+            format!("{at}.session_key.env"),
+            format!(
+                "environment variable {:?} must hold at least {} bytes (the same on every replica)",
+                raw.env,
+                session::MIN_KEY_BYTES
+            ),
+        ));
+    }
+    Ok(Some(SessionKey(key.into_bytes())))
 }
 
 /// The names a request may select a model by → the model each runs, for
@@ -637,6 +682,7 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
         if out.iter().any(|o| o.id == r.id) {
             return Err(ConfigError::new(format!("{at}.id"), format!("duplicate rule id {:?}", r.id)));
         }
+        let mcp = grants(&r, &at, providers)?;
         let endpoints = match r.endpoints {
             None => Vec::new(),
             Some(_) if r.effect == RawEffect::Deny => {
@@ -683,8 +729,9 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
             }
             ProviderSet::Named(r.providers)
         };
-        let mut models = Vec::with_capacity(r.models.len());
-        for (j, m) in r.models.iter().enumerate() {
+        let raw_models = r.models.unwrap_or_default();
+        let mut models = Vec::with_capacity(raw_models.len());
+        for (j, m) in raw_models.iter().enumerate() {
             models.push(
                 ModelPattern::parse(m)
                     .map_err(|e| ConfigError::new(format!("{at}.models[{j}]"), format!("{m:?}: {e}")))?,
@@ -721,6 +768,7 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
             workloads,
             providers: provider_set,
             models,
+            mcp,
             endpoints,
             limits,
             conditions,
@@ -728,4 +776,86 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
         });
     }
     Ok(out)
+}
+
+/// A rule's MCP members (docs/mcp.md), each pattern checked with its path.
+fn grants(r: &RawRule, at: &str, providers: &[Provider]) -> Result<McpGrants> {
+    let any = [&r.tools, &r.resources, &r.prompts, &r.mcp].iter().any(|m| m.is_some()) || r.arguments.is_some();
+    if !any {
+        return Ok(McpGrants::default());
+    }
+    let names_server = r
+        .providers
+        .iter()
+        .any(|name| name == "*" || providers.iter().any(|p| &p.name == name && p.api.spec().speaks_jsonrpc()));
+    if !names_server {
+        return Err(ConfigError::new(
+            format!("{at}.providers"),
+            format!(
+                "a rule with tools, arguments, resources, prompts or mcp names an {} provider",
+                api::names_where(Spec::speaks_jsonrpc)
+            ),
+        ));
+    }
+    fn each<T>(
+        list: &Option<Vec<String>>,
+        at: &str,
+        parse: impl Fn(&str) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
+        list.iter()
+            .flatten()
+            .enumerate()
+            .map(|(j, s)| parse(s).map_err(|e| ConfigError::new(format!("{at}[{j}]"), format!("{s:?}: {e}"))))
+            .collect()
+    }
+    let name_pattern = |s: &str| ModelPattern::parse(s).map_err(|e| e.to_string());
+    let tools = each(&r.tools, &format!("{at}.tools"), name_pattern)?;
+    let prompts = each(&r.prompts, &format!("{at}.prompts"), name_pattern)?;
+    let resources = each(&r.resources, &format!("{at}.resources"), PathGlob::parse)?;
+    let methods = each(&r.mcp, &format!("{at}.mcp"), |s| {
+        if crate::api::mcp::message::NAMED_METHODS.contains(&s) {
+            return Err(format!(
+                "{s} is decided by the rule's {}",
+                if s.starts_with("tools/") {
+                    "tools"
+                } else if s.starts_with("prompts/") {
+                    "prompts"
+                } else {
+                    "resources"
+                }
+            ));
+        }
+        MethodPattern::parse(s)
+    })?;
+    let mut arguments = Vec::new();
+    for (tool, constraints) in r.arguments.iter().flatten() {
+        let path = format!("{at}.arguments.{tool}");
+        if r.effect == RawEffect::Deny {
+            return Err(ConfigError::new(path, "a deny rule has no argument constraints (it denies the tool)"));
+        }
+        let tool_pattern = ModelPattern::parse(tool).map_err(|e| ConfigError::new(&path, format!("{tool:?}: {e}")))?;
+        if !tools.iter().any(|t| t.matches(tool) || t.as_str() == tool) {
+            return Err(ConfigError::new(&path, format!("the rule's tools name no tool {tool:?}")));
+        }
+        let Value::Object(constraints) = constraints else {
+            return Err(ConfigError::new(path, "must map each argument to the patterns its value may match"));
+        };
+        if constraints.is_empty() {
+            return Err(ConfigError::new(path, "names no argument"));
+        }
+        for (argument, patterns) in constraints {
+            let path = format!("{path}.{argument}");
+            let list: Vec<String> = match patterns {
+                Value::Array(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| ConfigError::new(&path, "must be a list of patterns (strings)"))?,
+                _ => return Err(ConfigError::new(path, "must be a non-empty list of patterns")),
+            };
+            let allowed = each(&Some(list), &path, PathGlob::parse)?;
+            arguments.push(ArgumentConstraint { tool: tool_pattern.clone(), argument: argument.clone(), allowed });
+        }
+    }
+    Ok(McpGrants { tools, arguments, resources, prompts, methods })
 }

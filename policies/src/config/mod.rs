@@ -14,7 +14,7 @@ use crate::api::Api;
 use crate::identity::spiffe::{ModelPattern, SpiffeId, WorkloadPattern};
 pub use crate::identity::svid::bundle::Format;
 pub use error::ConfigError;
-pub use provider::{Credential, EndUserName, Provider, Secret, Subject};
+pub use provider::{Credential, EndUserName, Provider, Secret, SessionKey, Subject};
 pub use svid::{BundleEndpoint, Carrier, JwtSvidConfig, TrustDomainConfig, VerifierChoice};
 
 /// The compiled configuration every request is decided against.
@@ -91,6 +91,9 @@ pub struct Rule {
     pub workloads: Vec<WorkloadPattern>,
     pub providers: ProviderSet,
     pub models: Vec<ModelPattern>,
+    /// At an MCP server: the tools, resources, prompts and methods the rule
+    /// names (docs/mcp.md).
+    pub mcp: crate::decision::grants::McpGrants,
     /// Endpoints outside the api's table this allow rule opens (files,
     /// batches, …): requests to them name no model modelgate can decide.
     pub endpoints: Vec<EndpointPattern>,

@@ -36,6 +36,18 @@ pub struct Provider {
     /// (OpenAI `safety_identifier`, Anthropic `metadata.user_id`); `None`:
     /// not at all.
     pub identity_to_provider: Option<EndUserName>,
+    /// mcp: the key a server's sessions are bound to their workload with.
+    pub session_key: Option<SessionKey>,
+}
+
+/// A key that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey(pub Vec<u8>);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(…)")
+    }
 }
 
 /// How a workload is named to its provider.

@@ -185,6 +185,15 @@ pub struct RawProvider {
     /// Put the workload's identity where the provider records end users.
     #[serde(default)]
     pub identity_to_provider: Option<RawEndUser>,
+    /// mcp: the key sessions are bound to their workload with.
+    #[serde(default)]
+    pub session_key: Option<RawSessionKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionKey {
+    pub env: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -225,7 +234,21 @@ pub struct RawRule {
     pub effect: RawEffect,
     pub workloads: Vec<String>,
     pub providers: Vec<String>,
-    pub models: Vec<String>,
+    /// Absent in a rule that names only what an MCP server offers.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// MCP servers: tool names, argument constraints (tool pattern →
+    /// argument → patterns), resource URIs, prompt names, other methods.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    #[serde(default)]
+    pub arguments: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+    #[serde(default)]
+    pub prompts: Option<Vec<String>>,
+    #[serde(default)]
+    pub mcp: Option<Vec<String>>,
     #[serde(default)]
     pub endpoints: Option<Vec<String>>,
     #[serde(default)]

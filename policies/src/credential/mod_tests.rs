@@ -81,6 +81,7 @@ fn strips_every_carrier_and_sets_fixed_headers() {
         locations: vec![],
         include_usage: false,
         identity_to_provider: None,
+        session_key: None,
     };
     let c = Carrier::Header { name: "x-svid".into(), scheme: None };
     let all = [

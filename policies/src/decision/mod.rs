@@ -9,6 +9,8 @@
 //! prefix — so no spelling slips past a deny (deny wins, and wins wide).
 
 pub mod conditions;
+pub mod grants;
+pub mod tools;
 
 use crate::config::{Effect, Rule};
 use crate::decision::conditions::{Evaluated, Facts, Truth};
@@ -78,7 +80,7 @@ pub fn decide_for<'p>(
 }
 
 /// Whether every condition of `rule` holds; the first that does not.
-fn holds(rule: &Rule, facts: &Facts<'_>, seen: &mut Vec<Evaluated>) -> Result<(), String> {
+pub(crate) fn holds(rule: &Rule, facts: &Facts<'_>, seen: &mut Vec<Evaluated>) -> Result<(), String> {
     if rule.conditions.is_empty() {
         return Ok(());
     }
@@ -128,11 +130,12 @@ fn deny_spellings(model: &str) -> Vec<String> {
 }
 
 /// The first allow rule that names `workload` for `provider` with some
-/// model: such a workload may list the provider's models (filtered).
+/// model (or, at an MCP server, some tool, resource, prompt or method):
+/// such a workload may list the provider's models (filtered).
 pub fn rule_naming<'p>(rules: &'p [Rule], workload: &SpiffeId, provider: &str) -> Option<&'p Rule> {
     rules.iter().find(|r| {
         r.effect == Effect::Allow
-            && !r.models.is_empty()
+            && (!r.models.is_empty() || r.mcp.any())
             && r.providers.contains(provider)
             && r.workloads.iter().any(|w| w.matches(workload))
     })

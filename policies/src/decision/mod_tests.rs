@@ -13,6 +13,7 @@ fn rule(id: &str, effect: Effect, workloads: &[&str], providers: &[&str], models
             ProviderSet::Named(providers.iter().map(|p| p.to_string()).collect())
         },
         models: models.iter().map(|m| ModelPattern::parse(m).unwrap()).collect(),
+        mcp: Default::default(),
         endpoints: Vec::new(),
         limits: RuleLimits::default(),
         conditions: Default::default(),

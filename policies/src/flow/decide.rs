@@ -10,6 +10,7 @@ use crate::body::guard::{Action, Findings};
 use crate::config::{Policy, PromptAudit, Provider, Rule};
 use crate::decision;
 use crate::flow::events::Env;
+use crate::flow::message;
 use crate::flow::request::{Next, Request};
 use crate::reason::{Denial, Reason};
 use crate::util::text::bounded;
@@ -27,6 +28,9 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
     else {
         return Next::Refuse(Denial::new(Reason::InvalidBody, "the request could not be classified"));
     };
+    if endpoint.model == ModelAt::Message {
+        return message::decide(env, body, req, rec);
+    }
     let parsed = match body::parse(endpoint, req.content_type.as_deref(), body) {
         Ok(parsed) => parsed,
         Err(d) => return Next::Deny(d),
@@ -124,7 +128,7 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
 
 /// The prompt guard over the body's text, with the deciding rule's
 /// action: the findings go in the record; with `block`, any refuses.
-fn guard(
+pub(crate) fn guard(
     policy: &Policy,
     rule: &Rule,
     endpoint: &Endpoint,
@@ -164,6 +168,7 @@ fn model_of(req: &Request, endpoint: &Endpoint, body: Option<&str>) -> Result<Op
         },
         ModelAt::BodyOf(_, prefix) => body.map(|m| format!("{prefix}{m}")),
         ModelAt::Body(_) | ModelAt::Listing => body.map(str::to_string),
+        ModelAt::Message => None,
     })
 }
 

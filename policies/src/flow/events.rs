@@ -85,6 +85,9 @@ pub enum Event<'a> {
     ResponseHeaders {
         status: Option<u16>,
         content_type: Option<&'a str>,
+        /// An MCP server's `mcp-session-id` (read only when
+        /// [`crate::Flow::reads_session`] says so).
+        session: Option<&'a str>,
     },
     /// `size` bytes of response body: the newest chunk, or all of it held
     /// so far when the last step was [`Step::Hold`].

@@ -27,6 +27,10 @@ pub fn forward(env: &Env<'_>, edits: Vec<Edit>, req: &Request, rec: &mut Recorde
     let provider = req.provider(policy);
     let mut rewrite = credential::rewrite(provider, &policy.jwt_svid.carrier, &req.headers);
     rewrite.path = req.forward_path.clone();
+    // An MCP session goes on as the server's own id.
+    if let Some(id) = &req.mcp.session {
+        rewrite.set_headers.push((crate::api::mcp::SESSION_HEADER.to_string(), id.clone()));
+    }
     // Audit mode changes nothing but credentials.
     if policy.mode == Mode::Enforce {
         rewrite.body_edits = edits;

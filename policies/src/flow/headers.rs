@@ -9,6 +9,7 @@ use crate::config::{Mode, Policy, Provider};
 use crate::decision;
 use crate::flow::decide;
 use crate::flow::events::{Env, RequestHead};
+use crate::flow::message;
 use crate::flow::request::{header, path_only, Next, Request};
 use crate::identity::{self, Sources};
 use crate::reason::{Denial, Reason};
@@ -87,6 +88,26 @@ pub fn admit(
                     .with_detail("path_case"),
             );
         }
+        if provider.api.spec().speaks_jsonrpc() {
+            return Next::Deny(
+                Denial::new(
+                    Reason::EndpointNotAllowed,
+                    format!(
+                        "{} {} is not the MCP endpoint ({}{}, the Streamable HTTP transport; the HTTP+SSE transport \
+                         of MCP 2024-11-05 is not carried)",
+                        bounded(head.method),
+                        bounded(endpoint_path),
+                        provider.path_prefix.as_deref().unwrap_or("").trim_end_matches('/'),
+                        crate::api::mcp::PATH
+                    ),
+                )
+                .with_detail(if head.method == "GET" {
+                    "http_sse_transport"
+                } else {
+                    "not_mcp_endpoint"
+                }),
+            );
+        }
         // An allow rule may list endpoints that name no model.
         let facts = req.facts(env.now_ms, rec.client_address());
         if let Some(rule) =
@@ -115,16 +136,21 @@ pub fn admit(
         Ok(path) => req.forward_path = path,
         Err(d) => return Next::Deny(d),
     }
+    let jsonrpc = endpoint.model == ModelAt::Message;
+    if jsonrpc {
+        if let Some(next) = message::admit(env, head, end_of_stream, req, rec) {
+            return next;
+        }
+    }
 
     // Refuse as early as possible: no rule could allow this workload
     // anything at this provider, whatever the body says.
     let Some(naming) = decision::rule_naming(&policy.rules, &svid.spiffe_id, &provider.name) else {
+        let (reason, what) =
+            if jsonrpc { (Reason::MethodNotAllowed, "anything") } else { (Reason::ModelNotAllowed, "any model") };
         return Next::Deny(
-            Denial::new(
-                Reason::ModelNotAllowed,
-                format!("no rule allows {} any model at provider {:?}", svid.spiffe_id, provider.name),
-            )
-            .with_detail("no_matching_rule"),
+            Denial::new(reason, format!("no rule allows {} {what} at provider {:?}", svid.spiffe_id, provider.name))
+                .with_detail("no_matching_rule"),
         );
     };
 

@@ -20,6 +20,7 @@
 //! | --- | --- |
 //! | headers, provider, endpoint, identity | [`headers`] |
 //! | body, models, rules, guard, limits | [`decide`] |
+//! | an MCP server's message: session, JSON-RPC, tools, guard | [`message`] |
 //! | credential, rewrite | [`forward`] |
 //! | response: usage, listings | [`response`] |
 
@@ -28,6 +29,7 @@ pub mod events;
 pub mod forward;
 pub mod headers;
 pub mod memory;
+pub mod message;
 pub mod request;
 pub mod response;
 
@@ -84,6 +86,12 @@ impl Flow {
         self.recorder.knows_status()
     }
 
+    /// Whether the response's `mcp-session-id` is wanted with
+    /// [`Event::ResponseHeaders`]: the request went to an MCP server.
+    pub fn reads_session(&self) -> bool {
+        self.request.endpoint.is_some_and(|e| e.model == crate::api::ModelAt::Message)
+    }
+
     /// Moves the request on by one event.
     pub fn drive(&mut self, env: &Env<'_>, event: Event<'_>) -> Step {
         match (self.phase, event) {
@@ -120,8 +128,8 @@ impl Flow {
             (Phase::AwaitingCredential, Event::CredentialShared) => self.on_credential(env, None),
             (Phase::Replied, Event::StepFailed) => Step::Hold,
             (_, Event::StepFailed) => self.step_failed(env),
-            (Phase::Forwarded, Event::ResponseHeaders { status, content_type }) => {
-                self.response.on_headers(env, &self.request, &mut self.recorder, status, content_type)
+            (Phase::Forwarded, Event::ResponseHeaders { status, content_type, session }) => {
+                self.response.on_headers(env, &self.request, &mut self.recorder, status, content_type, session)
             }
             (Phase::Forwarded, Event::ResponseBody { size, end_of_stream, body }) => {
                 self.response.on_body(env, &self.request, &mut self.recorder, size, end_of_stream, body)
@@ -204,7 +212,11 @@ impl Flow {
     /// Refuses with a local reply, in every mode.
     fn refuse(&mut self, env: &Env<'_>, d: Denial) -> Step {
         self.phase = Phase::Replied;
-        let reply = d.reply(self.request.api, self.recorder.request_id());
+        let mut reply = d.reply(self.request.api, self.recorder.request_id());
+        // A JSON-RPC error answers with the message's id.
+        if let Some(id) = &self.request.mcp.rpc_id {
+            reply.body = crate::api::mcp::with_id(&reply.body, id);
+        }
         self.recorder.refused(env.policy.mode.name(), &d, reply.status);
         Step::Reply(reply)
     }

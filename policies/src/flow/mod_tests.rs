@@ -119,7 +119,10 @@ impl Vm {
             Step::Reply(r) => Some(r.status),
             Step::Continue(_) => {
                 let env = self.env(NOW_MS + 5);
-                x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+                x.drive(
+                    &env,
+                    Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: None },
+                );
                 let resp = json!({"model":"gpt-4o-mini-2024-07-18","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}).to_string();
                 let (a, b) = resp.as_bytes().split_at(10);
                 x.drive(&env, Event::ResponseBody { size: a.len(), end_of_stream: false, body: &a });
@@ -527,7 +530,10 @@ fn model_listings_are_allowed_to_named_workloads_and_filtered() {
     let env = vm.env(NOW_MS);
     let s = x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: true });
     assert!(forwarded(&s).set_headers.iter().any(|(k, _)| k == "authorization"));
-    let s = x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    let s = x.drive(
+        &env,
+        Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: None },
+    );
     assert_eq!(forwarded(&s).remove_headers, ["content-length"]);
     let listing = br#"{"object":"list","data":[{"id":"gpt-4o"},{"id":"gpt-4o-mini"},{"id":"gpt-3.5-turbo"}]}"#;
     let (a, _) = listing.split_at(10);
@@ -558,7 +564,7 @@ fn a_listing_too_large_to_filter_becomes_an_empty_one() {
     c.body.clear();
     let env = vm.env(NOW_MS);
     x.drive(&env, Event::RequestHeaders { head: c.head(), end_of_stream: true });
-    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: None });
     let big = vec![b' '; MAX_LISTING_BYTES + 1];
     let s = x.drive(&env, Event::ResponseBody { size: big.len(), end_of_stream: false, body: &&big[..] });
     assert_eq!(apply_edits(&big, &forwarded(&s).body_edits), api::EMPTY_LISTING);
@@ -574,14 +580,14 @@ fn held_responses_are_bounded_per_request_and_per_vm() {
     let mut x = Flow::new(Some(&vm.policy), NOW_MS);
     assert!(matches!(vm.send(&mut x, &c), Step::Continue(_)));
     let env = vm.env(NOW_MS);
-    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: None });
     let chunk = [b' '; 60];
     x.drive(&env, Event::ResponseBody { size: 60, end_of_stream: false, body: &&chunk[..] });
     assert_eq!(vm.memory.in_use(), 60);
     // A second request on the same VM cannot take what is left and more.
     let mut y = Flow::new(Some(&vm.policy), NOW_MS);
     vm.send(&mut y, &c);
-    y.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json") });
+    y.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: None });
     assert_eq!(
         y.drive(&env, Event::ResponseBody { size: 60, end_of_stream: true, body: &&chunk[..] }),
         Step::Continue(Rewrite::default())
@@ -687,7 +693,7 @@ fn a_rewrite_the_host_refused_is_a_503_in_every_mode() {
     // On the response side, a failed listing rewrite resets the response.
     let mut x = Flow::new(Some(&vm.policy), NOW_MS);
     vm.send(&mut x, &c);
-    x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(200), content_type: None });
+    x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(200), content_type: None, session: None });
     assert_eq!(x.drive(&vm.env(NOW_MS), Event::StepFailed), Step::ResetResponse);
 }
 
@@ -697,7 +703,7 @@ fn envoys_own_replies_pass_in_any_phase() {
     let mut x = Flow::new(Some(&vm.policy), NOW_MS);
     let c = chat(Some(&svid(BOT)), mini());
     x.drive(&vm.env(NOW_MS), Event::RequestHeaders { head: c.head(), end_of_stream: false });
-    let s = x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(408), content_type: None });
+    let s = x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(408), content_type: None, session: None });
     assert_eq!(s, Step::Continue(Rewrite::default()));
 }
 
@@ -779,5 +785,180 @@ fn aliases_are_decided_as_the_model_they_run() {
     ] {
         let (s, rec) = run(id);
         assert_eq!((reply(&s).status, rec["detail"].as_str()), (403, Some("unmapped_model_arn")), "{id}");
+    }
+}
+
+// ---- MCP servers (docs/mcp.md) ----
+
+const TRIAGE: &str = "spiffe://example.org/ns/agents/sa/triage";
+const OTHER_AGENT: &str = "spiffe://example.org/ns/agents/sa/other";
+
+fn mcp_vm(mode: &str) -> Vm {
+    let mut c = config(json!({}));
+    c["mode"] = json!(mode);
+    c["providers"].as_array_mut().unwrap().push(json!({
+        "name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
+        "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"},
+        "session_key": {"env": "MCP_SESSION_KEY"}}));
+    c["rules"].as_array_mut().unwrap().extend([
+        json!({"id": "triage-tools", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
+               "providers": ["github"], "mcp": ["initialize", "notifications/*", "tools/list"],
+               "tools": ["search_issues", "get_issue"],
+               "arguments": {"search_issues": {"repo": ["acme/*"]}}}),
+        json!({"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"],
+               "providers": ["github"], "tools": ["delete_*"]}),
+    ]);
+    let policy = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    let svids = SvidCache::new(policy.jwt_svid.cache_size);
+    let trust = TrustStore::new(&policy.trust_domains);
+    Vm {
+        policy,
+        memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
+        svids,
+        trust,
+        tokens: TokenCache::default(),
+    }
+}
+
+fn rpc(who: &str, message: Value) -> Call {
+    let mut c = call("/github/mcp", Some(&svid(who)), message);
+    c.authority = "gateway";
+    c.header("accept", "application/json, text/event-stream")
+}
+
+fn tool_call(who: &str, name: &str, args: Value) -> Call {
+    rpc(who, json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": args}}))
+}
+
+#[test]
+fn an_allowed_tool_call_goes_on_with_the_servers_key_and_is_recorded() {
+    let vm = mcp_vm("enforce");
+    let (step, record) = vm.run(&tool_call(TRIAGE, "search_issues", json!({"repo": "acme/api", "query": "flaky"})));
+    let rw = forwarded(&step);
+    assert!(rw.set_headers.contains(&("authorization".into(), "Bearer ghp-mcp-upstream".into())), "{rw:?}");
+    assert_eq!((record["decision"].as_str(), record["rule"].as_str()), (Some("allow"), Some("triage-tools")));
+    let mcp = &record["mcp"];
+    assert_eq!(
+        (mcp["method"].as_str(), mcp["tool"].as_str(), mcp["kind"].as_str()),
+        (Some("tools/call"), Some("search_issues"), Some("request"))
+    );
+    assert_eq!(mcp["id"], json!(7));
+    let args = br#"{"query":"flaky","repo":"acme/api"}"#;
+    assert_eq!(mcp["arguments_sha256"].as_str(), Some(crate::util::digest::sha256_hex(args).as_str()));
+}
+
+#[test]
+fn a_denied_tool_is_a_json_rpc_error_with_the_request_id() {
+    let vm = mcp_vm("enforce");
+    let (step, record) = vm.run(&tool_call(TRIAGE, "delete_repo", json!({"repo": "acme/api"})));
+    let r = reply(&step);
+    assert_eq!(r.status, 403);
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((body["id"].clone(), body["error"]["data"]["reason"].clone()), (json!(7), json!("tool_not_allowed")));
+    assert!(r.headers.contains(&("x-modelgate-reason".into(), "tool_not_allowed".into())));
+    assert_eq!((record["reason"].as_str(), record["rule"].as_str()), (Some("tool_not_allowed"), Some("never-delete")));
+    let (step, _) = vm.run(&tool_call(TRIAGE, "search_issues", json!({"repo": "other/secret"})));
+    assert_eq!(reply(&step).status, 403);
+}
+
+#[test]
+fn a_session_is_handed_out_bound_and_only_its_workload_may_use_it() {
+    let vm = mcp_vm("enforce");
+    let init = rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}));
+    let mut x = Flow::new(Some(&vm.policy), NOW_MS);
+    assert!(matches!(vm.send(&mut x, &init), Step::Continue(_)));
+    let env = vm.env(NOW_MS);
+    let s = x.drive(
+        &env,
+        Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: Some("srv-42") },
+    );
+    let wrapped = forwarded(&s).set_headers.iter().find(|(k, _)| k == "mcp-session-id").unwrap().1.clone();
+    assert!(wrapped.starts_with("srv-42.mg1."), "{wrapped}");
+
+    let ping = |who: &str, session: &str| {
+        rpc(who, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).header("mcp-session-id", session)
+    };
+    let (step, _) = vm.run(&ping(TRIAGE, &wrapped));
+    assert!(forwarded(&step).set_headers.contains(&("mcp-session-id".into(), "srv-42".into())));
+    for (who, session) in [(OTHER_AGENT, wrapped.as_str()), (TRIAGE, "srv-42"), (TRIAGE, "srv-43.mg1.AAAA")] {
+        let (step, record) = vm.run(&ping(who, session));
+        assert_eq!(reply(&step).status, 404, "{who} {session}");
+        assert_eq!(record["reason"].as_str(), Some("session_not_found"));
+        assert_eq!(
+            record["mcp"]["session"].as_str(),
+            Some(crate::util::digest::sha256_hex(session.as_bytes()).as_str())
+        );
+    }
+    // Audit mode observes policy; it hands no one another's session.
+    let audit = mcp_vm("audit");
+    let (step, _) = audit.run(&ping(OTHER_AGENT, &wrapped));
+    assert_eq!(reply(&step).status, 404);
+}
+
+#[test]
+fn a_tools_listing_is_cut_down_in_an_sse_answer_split_anywhere() {
+    let vm = mcp_vm("enforce");
+    let mut x = Flow::new(Some(&vm.policy), NOW_MS);
+    let list = rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    assert!(matches!(vm.send(&mut x, &list), Step::Continue(_)));
+    let env = vm.env(NOW_MS);
+    let s = x.drive(
+        &env,
+        Event::ResponseHeaders { status: Some(200), content_type: Some("text/event-stream"), session: None },
+    );
+    assert!(forwarded(&s).remove_headers.contains(&"content-length".into()));
+    let answer = format!(
+        "event: message\ndata: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": 2, "result": {"tools": [{"name": "search_issues"}, {"name": "delete_repo"}, {"name": "push_code"}]}})
+    );
+    let (a, _) = answer.as_bytes().split_at(17);
+    assert_eq!(x.drive(&env, Event::ResponseBody { size: a.len(), end_of_stream: false, body: &a }), Step::Hold);
+    let whole = answer.as_bytes();
+    let s = x.drive(&env, Event::ResponseBody { size: whole.len(), end_of_stream: true, body: &whole });
+    let out = String::from_utf8(apply_edits(whole, &forwarded(&s).body_edits)).unwrap();
+    assert!(out.contains("search_issues") && !out.contains("delete_repo") && !out.contains("push_code"), "{out}");
+}
+
+#[test]
+fn the_old_transport_and_other_paths_are_refused_with_the_fix() {
+    let vm = mcp_vm("enforce");
+    let mut get = rpc(TRIAGE, json!({}));
+    get.method = "GET";
+    get.body = Vec::new();
+    for path in ["/github/mcp", "/github/sse"] {
+        get.path = path.into();
+        let (step, record) = vm.run(&get);
+        assert_eq!(reply(&step).status, 403, "{path}");
+        assert_eq!(record["detail"].as_str(), Some("http_sse_transport"), "{path}");
+    }
+    let mut messages = rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}));
+    messages.path = "/github/messages?session_id=abc".into();
+    let (step, record) = vm.run(&messages);
+    assert_eq!(reply(&step).status, 403);
+    assert_eq!(record["reason"].as_str(), Some("endpoint_not_allowed"));
+}
+
+#[test]
+fn routing_headers_must_say_what_the_body_says() {
+    let vm = mcp_vm("enforce");
+    let call = || tool_call(TRIAGE, "get_issue", json!({"repo": "acme/api", "number": 3}));
+    assert!(matches!(
+        vm.run(&call().header("mcp-method", "tools/call").header("mcp-name", "get_issue")).0,
+        Step::Continue(_)
+    ));
+    assert!(matches!(vm.run(&call().header("mcp-name", "=?base64?Z2V0X2lzc3Vl?=")).0, Step::Continue(_)));
+    assert!(matches!(
+        vm.run(&call().header("mcp-param-repo", "acme/api").header("mcp-param-n", "3")).0,
+        Step::Continue(_)
+    ));
+    for (k, v) in [
+        ("mcp-method", "tools/list"),
+        ("mcp-name", "delete_repo"),
+        ("mcp-name", "=?base64?ZGVsZXRlX3JlcG8=?="),
+        ("mcp-param-repo", "other/x"),
+    ] {
+        let (step, record) = vm.run(&call().header(k, v));
+        assert_eq!(reply(&step).status, 400, "{k}: {v}");
+        assert_eq!(record["detail"].as_str(), Some("header_mismatch"));
     }
 }

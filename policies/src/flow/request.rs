@@ -32,6 +32,8 @@ pub struct Request {
     pub model: Option<String>,
     /// A model listing: its response is filtered to what the workload may call.
     pub listing: bool,
+    /// An MCP server's request: its message id, session, listing.
+    pub mcp: crate::flow::message::McpRequest,
 }
 
 /// What a step decided; the driver turns it into the next [`crate::flow::Step`].

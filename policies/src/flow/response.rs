@@ -6,12 +6,14 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use crate::api::mcp::message::{Ask, Listed};
 use crate::api::usage::{Framing, StreamUsage};
-use crate::api::{self, Api};
+use crate::api::{self, mcp, Api, ModelAt};
 use crate::audit::recorder::Recorder;
 use crate::body::Edit;
 use crate::credential::Rewrite;
 use crate::decision;
+use crate::decision::tools;
 use crate::flow::events::{BodySource, Env, Step};
 use crate::flow::memory::{ResponseMemory, MAX_LISTING_BYTES, MAX_RESPONSE_HELD};
 use crate::flow::request::Request;
@@ -31,6 +33,11 @@ pub enum Response {
     Listing,
     /// A listing too large to filter: replaced by an empty one.
     ListingDropped,
+    /// An MCP server's listing held whole by the host (`sse`: as an event
+    /// stream), to be cut down.
+    McpListing { listed: Listed, sse: bool },
+    /// One too large to filter: replaced by a JSON-RPC error.
+    McpListingDropped,
 }
 
 impl Drop for Response {
@@ -72,8 +79,12 @@ impl Response {
         rec: &mut Recorder,
         status: Option<u16>,
         content_type: Option<&str>,
+        session: Option<&str>,
     ) -> Step {
         rec.upstream(status, env.now_ms);
+        if req.endpoint.is_some_and(|e| e.model == ModelAt::Message) {
+            return self.on_mcp_headers(env, req, status, content_type, session);
+        }
         if req.listing && status == Some(200) {
             *self = Response::Listing;
             // The body will change; its length is no longer known.
@@ -94,6 +105,38 @@ impl Response {
             };
         }
         Step::Continue(Rewrite::default())
+    }
+
+    /// An MCP server's answer: its session bound to the workload, a
+    /// listing held to be cut down; nothing else is read.
+    fn on_mcp_headers(
+        &mut self,
+        env: &Env<'_>,
+        req: &Request,
+        status: Option<u16>,
+        content_type: Option<&str>,
+        session: Option<&str>,
+    ) -> Step {
+        let mut rewrite = Rewrite::default();
+        if let Some(id) = session {
+            let wrapped = match (req.provider(env.policy), &req.identity) {
+                (Some(p), Some(identity)) => {
+                    p.session_key.as_ref().and_then(|key| mcp::session::wrap(&key.0, &p.name, identity.as_str(), id))
+                }
+                _ => None,
+            };
+            match wrapped {
+                Some(w) => rewrite.set_headers.push((mcp::SESSION_HEADER.to_string(), w)),
+                // A session that cannot be bound never reaches the client.
+                None => rewrite.remove_headers.push(mcp::SESSION_HEADER.to_string()),
+            }
+        }
+        if let (Some(listed), Some(200)) = (req.mcp.listing, status) {
+            let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            *self = Response::McpListing { listed, sse: media == "text/event-stream" };
+            rewrite.remove_headers.push("content-length".into());
+        }
+        Step::Continue(rewrite)
     }
 
     /// `size` bytes of response body (`end`: the last).
@@ -118,6 +161,19 @@ impl Response {
             // What is left of a dropped listing is dropped too.
             Response::ListingDropped => {
                 Step::Continue(Rewrite { body_edits: vec![replace_all(size, b"")], ..Default::default() })
+            }
+            Response::McpListing { sse, .. } if size > MAX_LISTING_BYTES => {
+                let answer = mcp::listing::unreadable_answer(*sse);
+                *self = Response::McpListingDropped;
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, &answer)], ..Default::default() })
+            }
+            Response::McpListingDropped => {
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, b"")], ..Default::default() })
+            }
+            Response::McpListing { .. } if !end => Step::Hold,
+            Response::McpListing { listed, sse } => {
+                let filtered = filter_mcp_listing(env, req, rec, *listed, *sse, &body.read());
+                Step::Continue(Rewrite { body_edits: vec![replace_all(size, &filtered)], ..Default::default() })
             }
             Response::Listing if !end => Step::Hold,
             Response::Listing => {
@@ -194,6 +250,24 @@ fn filter_listing(env: &Env<'_>, req: &Request, rec: &Recorder, body: &[u8]) -> 
     api::filter_model_list(provider.api, body, |model| {
         decision::decide_for(&env.policy.rules, identity, &provider.name, model, &facts, &mut Vec::new()).is_ok()
     })
+}
+
+/// An MCP listing as the workload may see it: the tools it may call, the
+/// resources it may read, the prompts it may get.
+fn filter_mcp_listing(env: &Env<'_>, req: &Request, rec: &Recorder, listed: Listed, sse: bool, body: &[u8]) -> Vec<u8> {
+    let (Some(identity), Some(provider)) = (&req.identity, req.provider(env.policy)) else {
+        return mcp::listing::unreadable_answer(sse);
+    };
+    let facts = req.facts(env.now_ms, rec.client_address());
+    let keep = |name: &str| {
+        let ask = match listed {
+            Listed::Tools => Ask::Tool { name: name.to_string(), arguments: None },
+            Listed::Resources => Ask::Resource(name.to_string()),
+            Listed::Prompts => Ask::Prompt(name.to_string()),
+        };
+        tools::may_list(&env.policy.rules, identity, &provider.name, &ask, &facts)
+    };
+    mcp::listing::filter(body, sse, listed, &keep)
 }
 
 /// Replaces a whole held body of `size` bytes.

@@ -1,0 +1,199 @@
+//! An MCP server's request (docs/mcp.md): its session checked against the
+//! calling workload on the headers; then its one JSON-RPC message read
+//! strictly, its routing headers checked against the body, and what it
+//! asks for — a tool and its arguments, a resource, a prompt, a method —
+//! decided, guarded and recorded.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::api::mcp::message::{self, Ask, Listed, Message};
+use crate::api::mcp::{self, session};
+use crate::audit::record::McpMessage;
+use crate::audit::recorder::Recorder;
+use crate::config::{Mode, Provider, Rule};
+use crate::decision::tools;
+use crate::flow::decide;
+use crate::flow::events::{Env, RequestHead};
+use crate::flow::request::{header, Next, Request};
+use crate::identity::spiffe::SpiffeId;
+use crate::reason::{Denial, Reason};
+use crate::util::digest::sha256_hex;
+use crate::util::text::bounded;
+
+/// What the flow keeps of an MCP request.
+#[derive(Debug, Default)]
+pub struct McpRequest {
+    /// The message's `id`: a refusal answers with it.
+    pub rpc_id: Option<Value>,
+    /// The server's session id, unwrapped, to forward.
+    pub session: Option<String>,
+    /// The listing the answer is cut down to.
+    pub listing: Option<Listed>,
+}
+
+fn invalid(detail: &str, message: impl Into<String>) -> Denial {
+    Denial::new(Reason::InvalidMessage, message).with_detail(detail)
+}
+
+/// The headers of a request to an MCP server: its session, and what can
+/// be decided before the body. `None`: read the body (a `POST`).
+pub fn admit(
+    env: &Env<'_>,
+    head: &RequestHead<'_>,
+    end_of_stream: bool,
+    req: &mut Request,
+    rec: &mut Recorder,
+) -> Option<Next> {
+    let (Some(provider), Some(identity)) = (req.provider(env.policy), req.identity.clone()) else {
+        return Some(Next::Refuse(invalid("unclassified", "the request could not be classified")));
+    };
+    let mut record =
+        McpMessage { era: Some(mcp::era(header(head.headers, mcp::VERSION_HEADER))), ..Default::default() };
+    let presented: Vec<&str> =
+        head.headers.iter().filter(|(k, _)| k == mcp::SESSION_HEADER).map(|(_, v)| v.as_str()).collect();
+    if let Some(first) = presented.first() {
+        record.session = Some(sha256_hex(first.as_bytes()));
+    }
+    let bound = match presented.as_slice() {
+        [] => Ok(None),
+        [one] => unwrap_session(provider, &identity, one).map(Some),
+        _ => Err(invalid("session_repeated", "the request names more than one session")),
+    };
+    match bound {
+        Ok(session) => req.mcp.session = session,
+        Err(d) => {
+            rec.mcp(record);
+            // Another workload's session, in every mode.
+            return Some(Next::Refuse(d));
+        }
+    }
+    let kind = match head.method {
+        "GET" => "stream",
+        "DELETE" => "end_session",
+        _ => {
+            rec.mcp(record);
+            return None;
+        }
+    };
+    record.kind = Some(kind);
+    rec.mcp(record);
+    if req.mcp.session.is_none() {
+        return Some(Next::Deny(if kind == "stream" {
+            Denial::new(
+                Reason::EndpointNotAllowed,
+                "a GET without a session is the HTTP+SSE transport (MCP 2024-11-05), which modelgate does not \
+                 carry: use the Streamable HTTP transport",
+            )
+            .with_detail("http_sse_transport")
+        } else {
+            invalid("session_missing", "DELETE ends a session: it needs the Mcp-Session-Id header")
+        }));
+    }
+    if !end_of_stream {
+        return Some(Next::Deny(invalid("unexpected_body", "a GET or DELETE to an MCP server has no body")));
+    }
+    // A session's own stream and its end: any workload a rule lets reach
+    // the server, for its own session.
+    Some(decide_ask(env, &Ask::Answer, req, rec).map_or_else(Next::Deny, |_| Next::Forward(Vec::new())))
+}
+
+/// The session `presented` as the server's id, when `identity` was handed it.
+fn unwrap_session(provider: &Provider, identity: &SpiffeId, presented: &str) -> Result<String, Denial> {
+    let key = provider.session_key.as_ref().map(|k| k.0.as_slice()).unwrap_or_default();
+    match session::unwrap(key, &provider.name, identity.as_str(), presented) {
+        Some(id) if !key.is_empty() => Ok(id.to_string()),
+        _ => Err(Denial::new(
+            Reason::SessionNotFound,
+            format!("no session of {identity} has this id at provider {:?}: start a new session", provider.name),
+        )
+        .with_detail("session_not_bound")),
+    }
+}
+
+/// The whole message is here: decide.
+pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder) -> Next {
+    let message = match message::read(body) {
+        Ok(m) => m,
+        Err(d) => return Next::Deny(d),
+    };
+    req.mcp.rpc_id = message.id.clone();
+    rec.mcp_message(&message, message.arguments_raw.and_then(|(s, e)| body.get(s..e)).map(sha256_hex));
+    if let Err(d) = routing_headers(&req.headers, &message) {
+        return Next::Deny(d);
+    }
+    let rule = match decide_ask(env, &message.ask, req, rec) {
+        Ok(rule) => rule,
+        Err(d) => return Next::Deny(d),
+    };
+    // The guard reads the whole message: what the server will read.
+    if let Some(endpoint) = req.endpoint {
+        if let Err(d) = decide::guard(env.policy, rule, endpoint, req.content_type.as_deref(), body, rec) {
+            return Next::Deny(d.with_rule(rule.id.clone()));
+        }
+    }
+    if env.policy.mode == Mode::Enforce {
+        req.mcp.listing = message.listing();
+    }
+    Next::Forward(Vec::new())
+}
+
+/// Decides `ask` for the request's workload: the allow rule that decided.
+fn decide_ask<'p>(env: &Env<'p>, ask: &Ask, req: &Request, rec: &mut Recorder) -> Result<&'p Rule, Denial> {
+    let policy = env.policy;
+    let (Some(provider), Some(identity)) = (req.provider(policy), req.identity.as_ref()) else {
+        return Err(invalid("unclassified", "the request could not be classified"));
+    };
+    let facts = req.facts(env.now_ms, rec.client_address());
+    let mut seen = Vec::new();
+    let decided = tools::decide_message(&policy.rules, identity, &provider.name, ask, &facts, &mut seen);
+    rec.conditions(seen);
+    let rule = decided?;
+    rec.allowed_by(&rule.id);
+    Ok(rule)
+}
+
+/// The 2026-07-28 revision's routing headers: a server may route on them,
+/// so each must say what the body says.
+fn routing_headers(headers: &[(String, String)], message: &Message) -> Result<(), Denial> {
+    let mismatch =
+        |name: &str| invalid("header_mismatch", format!("the {name} header does not say what the message says"));
+    let values = |name: &'static str| headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str());
+    for v in values(mcp::METHOD_HEADER) {
+        if Some(v) != message.method.as_deref() {
+            return Err(mismatch("Mcp-Method"));
+        }
+    }
+    for v in values(mcp::NAME_HEADER) {
+        if decode_header(v).as_deref() != message.named() {
+            return Err(mismatch("Mcp-Name"));
+        }
+    }
+    let arguments = match &message.ask {
+        Ask::Tool { arguments, .. } => arguments.as_ref(),
+        _ => None,
+    };
+    for (name, v) in headers.iter().filter(|(k, _)| k.starts_with(mcp::PARAM_HEADER_PREFIX)) {
+        let said = decode_header(v);
+        let in_body = arguments.is_some_and(|a| {
+            a.values().any(|arg| match arg {
+                Value::String(s) => Some(s.as_str()) == said.as_deref(),
+                Value::Number(_) | Value::Bool(_) => said.as_deref() == Some(arg.to_string().as_str()),
+                _ => false,
+            })
+        });
+        if !in_body {
+            return Err(mismatch(&bounded(name)));
+        }
+    }
+    Ok(())
+}
+
+/// A routing header's value: as sent, or the text of its `=?base64?…?=` form.
+fn decode_header(value: &str) -> Option<String> {
+    match value.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?=")) {
+        Some(encoded) => STANDARD.decode(encoded).ok().and_then(|b| String::from_utf8(b).ok()),
+        None => Some(value.to_string()),
+    }
+}
