@@ -41,8 +41,6 @@ pub enum Reason {
     ArgumentNotAllowed,
     /// MCP: a session id this workload did not open (or no session at all).
     SessionNotFound,
-    /// MCP: not one well-formed JSON-RPC message.
-    InvalidMessage,
     /// The gateway itself cannot decide: no valid configuration, or an
     /// Envoy that does not hold requests for it.
     NotConfigured,
@@ -76,7 +74,6 @@ impl Reason {
             Reason::PromptNotAllowed => "prompt_not_allowed",
             Reason::ArgumentNotAllowed => "argument_not_allowed",
             Reason::SessionNotFound => "session_not_found",
-            Reason::InvalidMessage => "invalid_message",
             Reason::NotConfigured => "not_configured",
         }
     }
@@ -97,11 +94,7 @@ impl Reason {
             | Reason::PromptNotAllowed
             | Reason::ArgumentNotAllowed => 403,
             Reason::SessionNotFound => 404,
-            Reason::InvalidMessage
-            | Reason::InvalidBody
-            | Reason::ModelMissing
-            | Reason::AmbiguousModel
-            | Reason::InvalidPath => 400,
+            Reason::InvalidBody | Reason::ModelMissing | Reason::AmbiguousModel | Reason::InvalidPath => 400,
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedEncoding => 415,
             Reason::CredentialUnavailable | Reason::BundleUnavailable | Reason::NotConfigured => 503,

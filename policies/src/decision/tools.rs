@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::mcp::message::Ask;
+use crate::api::mcp::message::{open_to_named_workloads, Ask};
 use crate::config::{Effect, Rule};
 use crate::decision::conditions::{Evaluated, Facts};
 use crate::decision::grants::{plain_value, McpGrants};
@@ -44,19 +44,6 @@ fn decide<'p>(
 ) -> Result<&'p Rule, Denial> {
     let names = |r: &&Rule| r.workloads.iter().any(|w| w.matches(workload)) && r.providers.contains(provider);
     let (reason, what) = describe(ask);
-    if *ask == Ask::Answer {
-        // The client answering the server: any workload a rule lets
-        // reach this server may answer it.
-        return rules
-            .iter()
-            .filter(|r| r.effect == Effect::Allow && r.mcp.any())
-            .filter(names)
-            .find(|r| holds(r, facts, seen).is_ok())
-            .ok_or_else(|| {
-                Denial::new(reason, format!("no rule allows {workload} anything at provider {provider:?}"))
-                    .with_detail("no_matching_rule")
-            });
-    }
     for deny in rules.iter().filter(|r| r.effect == Effect::Deny).filter(names) {
         if grants(&deny.mcp, ask, true) && holds(deny, facts, seen).is_ok() {
             return Err(Denial::new(
@@ -121,8 +108,11 @@ fn grants(g: &McpGrants, ask: &Ask, loosely: bool) -> bool {
         Ask::Prompt(name) => g.prompts.iter().any(|p| if loosely { p.matches_loosely(name) } else { p.matches(name) }),
         Ask::Method(method) => {
             g.methods.iter().any(|p| if loosely { p.matches_loosely(method) } else { p.matches(method) })
+                || (!loosely && open_to_named_workloads(method) && g.any())
         }
-        Ask::Answer => false,
+        // The client answering the server: any workload a rule lets reach
+        // the server may answer it (deny rules name what it asks for).
+        Ask::Answer => !loosely && g.any(),
     }
 }
 

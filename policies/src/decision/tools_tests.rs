@@ -120,9 +120,38 @@ fn resources_prompts_and_methods_are_decided_by_their_own_members() {
     assert_eq!(refused(&Ask::Prompt("admin".into())).0, Reason::PromptNotAllowed);
     assert!(decide(&Ask::Method("initialize".into())).is_ok());
     assert!(decide(&Ask::Method("notifications/initialized".into())).is_ok());
-    assert_eq!(refused(&Ask::Method("tools/list".into())).0, Reason::MethodNotAllowed);
     assert_eq!(refused(&Ask::Method("anything/else".into())).0, Reason::MethodNotAllowed);
+    assert_eq!(refused(&Ask::Method("completion/complete".into())).0, Reason::MethodNotAllowed);
+    assert_eq!(refused(&Ask::Method("resources/templates/list".into())).0, Reason::MethodNotAllowed);
     assert!(decide(&Ask::Answer).is_ok(), "a workload a rule lets reach the server may answer it");
+}
+
+#[test]
+fn the_lifecycle_and_listings_are_open_to_a_named_workload_unless_denied() {
+    // The triage rule names no `mcp` method for these: SPEC §8 opens them
+    // to any workload some rule names for the server.
+    let mut r = rules();
+    r[0].mcp.methods.clear();
+    let facts = Facts { now_secs: 0, peer: None, jwt: None, x509: None, metadata: &[] };
+    let who = SpiffeId::parse(TRIAGE).unwrap();
+    for m in [
+        "initialize",
+        "ping",
+        "server/discover",
+        "tools/list",
+        "resources/list",
+        "prompts/list",
+        "notifications/cancelled",
+    ] {
+        assert!(decide_message(&r, &who, "github", &Ask::Method(m.into()), &facts, &mut Vec::new()).is_ok(), "{m}");
+    }
+    r.push(rule(
+        "no-prompts",
+        Effect::Deny,
+        McpGrants { methods: vec![MethodPattern::parse("prompts/list").unwrap()], ..Default::default() },
+    ));
+    let d = decide_message(&r, &who, "github", &Ask::Method("PROMPTS/LIST".into()), &facts, &mut Vec::new());
+    assert_eq!(d.unwrap_err().rule.as_deref(), Some("no-prompts"));
 }
 
 #[test]

@@ -10,7 +10,6 @@ use crate::body::guard::{Action, Findings};
 use crate::config::{Policy, PromptAudit, Provider, Rule};
 use crate::decision;
 use crate::flow::events::Env;
-use crate::flow::message;
 use crate::flow::request::{Next, Request};
 use crate::reason::{Denial, Reason};
 use crate::util::text::bounded;
@@ -28,9 +27,7 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
     else {
         return Next::Refuse(Denial::new(Reason::InvalidBody, "the request could not be classified"));
     };
-    if endpoint.model == ModelAt::Message {
-        return message::decide(env, body, req, rec);
-    }
+
     let parsed = match body::parse(endpoint, req.content_type.as_deref(), body) {
         Ok(parsed) => parsed,
         Err(d) => return Next::Deny(d),

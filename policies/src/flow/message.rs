@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::api::mcp::message::{self, Ask, Listed, Message};
+use crate::api::mcp::message::{self, Ask, Message};
 use crate::api::mcp::{self, session};
 use crate::audit::record::McpMessage;
 use crate::audit::recorder::Recorder;
@@ -22,19 +22,8 @@ use crate::reason::{Denial, Reason};
 use crate::util::digest::sha256_hex;
 use crate::util::text::bounded;
 
-/// What the flow keeps of an MCP request.
-#[derive(Debug, Default)]
-pub struct McpRequest {
-    /// The message's `id`: a refusal answers with it.
-    pub rpc_id: Option<Value>,
-    /// The server's session id, unwrapped, to forward.
-    pub session: Option<String>,
-    /// The listing the answer is cut down to.
-    pub listing: Option<Listed>,
-}
-
 fn invalid(detail: &str, message: impl Into<String>) -> Denial {
-    Denial::new(Reason::InvalidMessage, message).with_detail(detail)
+    Denial::new(Reason::InvalidBody, message).with_detail(detail)
 }
 
 /// The headers of a request to an MCP server: its session, and what can

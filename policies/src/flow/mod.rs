@@ -165,7 +165,11 @@ impl Flow {
     }
 
     fn decide(&mut self, env: &Env<'_>, body: &[u8]) -> Step {
-        let next = decide::decide(env, body, &mut self.request, &mut self.recorder);
+        let next = if self.reads_session() {
+            message::decide(env, body, &mut self.request, &mut self.recorder)
+        } else {
+            decide::decide(env, body, &mut self.request, &mut self.recorder)
+        };
         self.next(env, next)
     }
 

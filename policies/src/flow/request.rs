@@ -33,7 +33,18 @@ pub struct Request {
     /// A model listing: its response is filtered to what the workload may call.
     pub listing: bool,
     /// An MCP server's request: its message id, session, listing.
-    pub mcp: crate::flow::message::McpRequest,
+    pub mcp: McpRequest,
+}
+
+/// What the flow keeps of an MCP request.
+#[derive(Debug, Default)]
+pub struct McpRequest {
+    /// The message's `id`: a refusal answers with it.
+    pub rpc_id: Option<serde_json::Value>,
+    /// The server's session id, unwrapped, to forward.
+    pub session: Option<String>,
+    /// The listing the answer is cut down to.
+    pub listing: Option<crate::api::mcp::message::Listed>,
 }
 
 /// What a step decided; the driver turns it into the next [`crate::flow::Step`].

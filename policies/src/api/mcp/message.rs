@@ -138,8 +138,16 @@ pub const KNOWN_METHODS: &[&str] = &[
 pub const NAMED_METHODS: &[&str] =
     &["tools/call", "resources/read", "resources/subscribe", "resources/unsubscribe", "prompts/get"];
 
+/// Methods any workload some rule names for the server may send (SPEC §8):
+/// the session's lifecycle, discovery, notifications, and the listings
+/// (whose answers are cut down). Deny rules may still name them.
+pub fn open_to_named_workloads(method: &str) -> bool {
+    matches!(method, "initialize" | "ping" | "server/discover" | "tools/list" | "resources/list" | "prompts/list")
+        || method.starts_with("notifications/")
+}
+
 fn invalid(detail: &str, message: impl Into<String>) -> Denial {
-    Denial::new(Reason::InvalidMessage, message).with_detail(detail)
+    Denial::new(Reason::InvalidBody, message).with_detail(detail)
 }
 
 /// Reads one message.

@@ -7,7 +7,7 @@ fn read_json(v: Value) -> Result<Message, Denial> {
 
 fn detail(r: Result<Message, Denial>) -> String {
     let d = r.unwrap_err();
-    assert_eq!(d.reason, Reason::InvalidMessage);
+    assert_eq!(d.reason, Reason::InvalidBody);
     d.detail.unwrap()
 }
 

@@ -81,7 +81,7 @@ pub fn era(version: Option<&str>) -> &'static str {
 /// is the request's, set by [`with_id`] once the message was read.
 fn error_body(_status: u16, code: &str, message: &str) -> Value {
     let rpc = match code {
-        "invalid_message" | "invalid_body" | "body_too_large" | "unsupported_encoding" => -32600,
+        "invalid_body" | "body_too_large" | "unsupported_encoding" => -32600,
         "method_not_allowed" => -32601,
         _ => -32001,
     };

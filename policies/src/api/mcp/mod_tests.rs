@@ -7,7 +7,7 @@ fn refusals_are_json_rpc_errors_carrying_the_audit_reason() {
     assert_eq!(body["id"], Value::Null);
     assert_eq!(body["error"]["code"], -32001);
     assert_eq!(body["error"]["data"]["reason"], "tool_not_allowed");
-    assert_eq!(error_body(400, "invalid_message", "m")["error"]["code"], -32600);
+    assert_eq!(error_body(400, "invalid_body", "m")["error"]["code"], -32600);
     assert_eq!(error_body(403, "method_not_allowed", "m")["error"]["code"], -32601);
 }
 
