@@ -287,3 +287,83 @@ fn an_x509_only_gateway_needs_no_jwt_authorities() {
     let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
     assert!(p.trust_domains[0].keys.is_empty() && !p.jwt_svid.enabled);
 }
+
+fn with_mcp(provider_patch: Value, rule: Value) -> Value {
+    let mut c = config(json!({}));
+    let mut provider = json!({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
+        "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}});
+    for (k, v) in provider_patch.as_object().unwrap() {
+        if v.is_null() {
+            provider.as_object_mut().unwrap().remove(k);
+        } else {
+            provider[k] = v.clone();
+        }
+    }
+    c["providers"].as_array_mut().unwrap().push(provider);
+    c["rules"].as_array_mut().unwrap().push(rule);
+    c
+}
+
+fn tools_rule(patch: Value) -> Value {
+    let mut r = json!({"id": "tools", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
+        "providers": ["github"], "tools": ["search_issues"]});
+    for (k, v) in patch.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r
+}
+
+#[test]
+fn an_mcp_provider_and_its_rules_compile() {
+    let c = with_mcp(
+        json!({}),
+        tools_rule(json!({"arguments": {"search_issues": {"repo": ["acme/*"]}},
+        "resources": ["repo://acme/*"], "prompts": ["triage"], "mcp": ["completion/complete", "notifications/*"]})),
+    );
+    let p = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
+    let rule = p.rules.iter().find(|r| r.id == "tools").unwrap();
+    assert!(rule.models.is_empty());
+    assert_eq!((rule.mcp.tools.len(), rule.mcp.arguments.len(), rule.mcp.methods.len()), (1, 1, 2));
+    assert!(!format!("{p:?}").contains("session-key-0123456789"), "the session key never prints");
+}
+
+#[test]
+fn mcp_config_errors_name_their_path() {
+    let cases = [
+        (with_mcp(json!({"session_key": null}), tools_rule(json!({}))), "providers[2].session_key"),
+        (
+            with_mcp(json!({"session_key": {"env": "OPENAI_API_KEY"}}), tools_rule(json!({}))),
+            "providers[2].session_key.env",
+        ),
+        (with_mcp(json!({"session_key": {"env": "UNSET"}}), tools_rule(json!({}))), "providers[2].session_key.env"),
+        (with_mcp(json!({}), tools_rule(json!({"providers": ["openai"]}))), "rules[4].providers"),
+        (with_mcp(json!({}), tools_rule(json!({"mcp": ["tools/call"]}))), "rules[4].mcp[0]"),
+        (with_mcp(json!({}), tools_rule(json!({"mcp": ["tools/"]}))), "rules[4].mcp[0]"),
+        (with_mcp(json!({}), tools_rule(json!({"resources": ["a***"]}))), "rules[4].resources[0]"),
+        (
+            with_mcp(json!({}), tools_rule(json!({"arguments": {"delete_repo": {"repo": ["x"]}}}))),
+            "rules[4].arguments.delete_repo",
+        ),
+        (
+            with_mcp(json!({}), tools_rule(json!({"arguments": {"search_issues": {"repo": []}}}))),
+            "rules[4].arguments.search_issues.repo",
+        ),
+        (
+            with_mcp(json!({}), tools_rule(json!({"arguments": {"search_issues": {}}}))),
+            "rules[4].arguments.search_issues",
+        ),
+        (
+            with_mcp(json!({}), tools_rule(json!({"effect": "deny", "arguments": {"search_issues": {"repo": ["x"]}}}))),
+            "rules[4].arguments.search_issues",
+        ),
+        (with_mcp(json!({}), tools_rule(json!({"tolls": ["x"]}))), "rules[4].tolls"),
+    ];
+    for (c, want) in cases {
+        let e = error(c);
+        assert_eq!(e.path, want, "{e}");
+    }
+    // Only MCP providers have sessions.
+    let mut c = config(json!({}));
+    c["providers"][0]["session_key"] = json!({"env": "MCP_SESSION_KEY"});
+    assert_eq!(error(c).path, "providers[0].session_key");
+}
