@@ -101,7 +101,7 @@ pub fn admit(
                         crate::api::mcp::PATH
                     ),
                 )
-                .with_detail(if head.method == "GET" {
+                .with_detail(if old_transport(head.method, endpoint_path) {
                     "http_sse_transport"
                 } else {
                     "not_mcp_endpoint"
@@ -189,6 +189,14 @@ pub fn admit(
         return Next::DecideEmpty;
     }
     Next::ReadBody
+}
+
+/// Whether a request to an MCP server is the HTTP+SSE transport's (MCP
+/// 2024-11-05): a `GET` for its stream, or a `POST` to its `/messages`
+/// (or `/sse`) endpoint.
+fn old_transport(method: &str, path: &str) -> bool {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    method == "GET" || last == "messages" || last == "sse"
 }
 
 /// A request's path may name only the project and location the
