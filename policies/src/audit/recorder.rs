@@ -157,6 +157,11 @@ impl Recorder {
             Ask::Prompt(_) => record.prompt = named,
             Ask::Method(_) | Ask::Answer => {}
         }
+        match &message.refers_to {
+            Some(Ask::Resource(uri)) => record.resource = Some(bounded(uri)),
+            Some(Ask::Prompt(name)) => record.prompt = Some(bounded(name)),
+            _ => {}
+        }
         record.arguments_sha256 = arguments_sha256;
     }
 

@@ -196,12 +196,20 @@ impl Guard {
         {
             return found;
         }
+        // Every string, decoded; and what lies between them — numbers
+        // (a card number sent as a JSON number reaches the provider too),
+        // each string standing as a space.
+        let mut between = Vec::with_capacity(body.len().min(4096));
         let mut i = 0;
         while let Some(open) = body[i..].iter().position(|b| *b == b'"') {
+            between.extend_from_slice(&body[i..i + open]);
+            between.push(b' ');
             let (text, next) = json_string(body, i + open + 1);
             self.scan_string(&text, &mut found);
-            i = next;
+            i = next.min(body.len());
         }
+        between.extend_from_slice(&body[i..]);
+        self.scan_text(&String::from_utf8_lossy(&between), &mut found);
         found
     }
 

@@ -441,3 +441,15 @@ fn attachments_and_declared_binary_fields_are_read() {
     let declared = "--b\r\ncontent-disposition: form-data; name=\"prompt\"\r\ncontent-type: application/octet-stream\r\n\r\nAKIAIOSFODNN7EXAMPLE\r\n--b--\r\n";
     assert_eq!(guard.scan_multipart(declared.as_bytes(), ct).get("aws_access_key"), Some(&1));
 }
+
+#[test]
+fn a_number_outside_any_string_is_read_too() {
+    // A card number sent as a JSON number reaches the provider (or a tool)
+    // as much as one in a string does.
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let as_number = br#"{"repo":"acme/api","number":4111111111111111}"#;
+    let as_string = br#"{"repo":"acme/api","number":"4111111111111111"}"#;
+    assert_eq!(guard.scan_json(as_number), guard.scan_json(as_string));
+    assert!(!guard.scan_json(as_number).is_empty());
+    assert!(guard.scan_json(br#"{"number":4111111111111112,"n":7}"#).is_empty(), "not Luhn-valid: nothing");
+}

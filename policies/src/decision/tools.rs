@@ -54,6 +54,16 @@ fn decide<'p>(
             .with_rule(deny.id.clone()));
         }
     }
+    // A URI a server could read as another path never matches an allow.
+    if let Ask::Resource(uri) = ask {
+        if !plain_value(uri) {
+            return Err(Denial::new(
+                reason,
+                format!("{what} holds a control character, \\, % or a .. segment: a server could read it as another"),
+            )
+            .with_detail("resource_unsafe"));
+        }
+    }
     let mut unmet: Option<Denial> = None;
     for allow in rules.iter().filter(|r| r.effect == Effect::Allow).filter(names) {
         if !grants(&allow.mcp, ask, false) {

@@ -165,3 +165,11 @@ fn another_workload_or_provider_gets_nothing() {
     assert!(decide_message(&r, &triage, "jira", &ask, &facts, &mut Vec::new()).is_err());
     assert!(decide_message(&r, &outsider, "github", &Ask::Answer, &facts, &mut Vec::new()).is_err());
 }
+
+#[test]
+fn a_resource_uri_a_server_could_read_as_another_path_is_refused() {
+    for uri in ["repo://acme/..", "repo://acme/%2e%2e", "repo://acme/..%2fother", "repo://acme/api\\..\\x", "repo://acme/a\n"] {
+        assert_eq!(refused(&Ask::Resource(uri.into())), (Reason::ResourceNotAllowed, "resource_unsafe".into()), "{uri:?}");
+    }
+    assert!(decide(&Ask::Resource("repo://acme/{name}".into())).is_ok(), "a template of allowed resources");
+}

@@ -31,6 +31,11 @@ pub fn forward(env: &Env<'_>, edits: Vec<Edit>, req: &Request, rec: &mut Recorde
     if let Some(id) = &req.mcp.session {
         rewrite.set_headers.push((crate::api::mcp::SESSION_HEADER.to_string(), id.clone()));
     }
+    // A stream resumed from an event id would replay answers (a listing)
+    // that were decided and cut on the way the first time: not carried.
+    if req.endpoint.is_some_and(|e| e.model == crate::api::ModelAt::Message) {
+        rewrite.remove_headers.push(crate::api::mcp::RESUME_HEADER.to_string());
+    }
     // Audit mode changes nothing but credentials.
     if policy.mode == Mode::Enforce {
         rewrite.body_edits = edits;

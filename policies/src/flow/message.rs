@@ -83,6 +83,13 @@ pub fn admit(
     if !end_of_stream {
         return Some(Next::Deny(invalid("unexpected_body", "a GET or DELETE to an MCP server has no body")));
     }
+    // No message: nothing a routing header could mirror.
+    if head.headers.iter().any(|(k, _)| is_routing_header(k)) {
+        return Some(Next::Deny(invalid(
+            "header_mismatch",
+            "a GET or DELETE carries no message: it has no Mcp-Method, Mcp-Name or Mcp-Param header",
+        )));
+    }
     // A session's own stream and its end: any workload a rule lets reach
     // the server, for its own session.
     Some(decide_ask(env, &Ask::Answer, req, rec).map_or_else(Next::Deny, |_| Next::Forward(Vec::new())))
@@ -116,6 +123,14 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
         Ok(rule) => rule,
         Err(d) => return Next::Deny(d),
     };
+    // What else the message makes the server run (a completion's prompt
+    // or resource) must be allowed too.
+    if let Some(other) = &message.refers_to {
+        if let Err(d) = decide_ask(env, other, req, rec) {
+            return Next::Deny(d);
+        }
+        rec.allowed_by(&rule.id);
+    }
     // The guard reads the whole message: what the server will read.
     if let Some(endpoint) = req.endpoint {
         if let Err(d) = decide::guard(env.policy, rule, endpoint, req.content_type.as_deref(), body, rec) {
@@ -163,20 +178,27 @@ fn routing_headers(headers: &[(String, String)], message: &Message) -> Result<()
         Ask::Tool { arguments, .. } => arguments.as_ref(),
         _ => None,
     };
+    // `Mcp-Param-<Name>` mirrors the argument of that name (any case,
+    // `-` for `_`): it must hold that argument's value, as the body does.
     for (name, v) in headers.iter().filter(|(k, _)| k.starts_with(mcp::PARAM_HEADER_PREFIX)) {
         let said = decode_header(v);
-        let in_body = arguments.is_some_and(|a| {
-            a.values().any(|arg| match arg {
-                Value::String(s) => Some(s.as_str()) == said.as_deref(),
-                Value::Number(_) | Value::Bool(_) => said.as_deref() == Some(arg.to_string().as_str()),
-                _ => false,
-            })
+        let suffix = &name[mcp::PARAM_HEADER_PREFIX.len()..];
+        let same_name = |arg: &str| arg.len() == suffix.len() && arg.replace('_', "-").eq_ignore_ascii_case(suffix);
+        let in_body = arguments.and_then(|a| a.iter().find(|(k, _)| same_name(k))).is_some_and(|(_, arg)| match arg {
+            Value::String(s) => Some(s.as_str()) == said.as_deref(),
+            Value::Number(_) | Value::Bool(_) => said.as_deref() == Some(arg.to_string().as_str()),
+            _ => false,
         });
         if !in_body {
             return Err(mismatch(&bounded(name)));
         }
     }
     Ok(())
+}
+
+/// A header the 2026-07-28 revision routes on.
+fn is_routing_header(name: &str) -> bool {
+    name == mcp::METHOD_HEADER || name == mcp::NAME_HEADER || name.starts_with(mcp::PARAM_HEADER_PREFIX)
 }
 
 /// A routing header's value: as sent, or the text of its `=?base64?…?=` form.

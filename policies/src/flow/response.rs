@@ -131,7 +131,8 @@ impl Response {
                 None => rewrite.remove_headers.push(mcp::SESSION_HEADER.to_string()),
             }
         }
-        if let (Some(listed), Some(200)) = (req.mcp.listing, status) {
+        // Any success holds the listing (a server's 200, or another 2xx).
+        if let (Some(listed), Some(200..=299)) = (req.mcp.listing, status) {
             let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             *self = Response::McpListing { listed, sse: media == "text/event-stream" };
             rewrite.remove_headers.push("content-length".into());

@@ -78,6 +78,9 @@ pub struct Message {
     pub ask: Ask,
     /// The raw bytes of `params.arguments`, as sent (their digest is recorded).
     pub arguments_raw: Option<(usize, usize)>,
+    /// What else the message makes the server run: the prompt or resource
+    /// template a `completion/complete` completes (`params.ref`).
+    pub refers_to: Option<Ask>,
 }
 
 impl Message {
@@ -207,7 +210,14 @@ pub fn read(body: &[u8]) -> Result<Message, Denial> {
         if o.get("error").is_some_and(|e| !e.is_object()) {
             return Err(invalid("error_type", "\"error\" must be an object"));
         }
-        return Ok(Message { kind: Kind::Response, id, method: None, ask: Ask::Answer, arguments_raw: None });
+        return Ok(Message {
+            kind: Kind::Response,
+            id,
+            method: None,
+            ask: Ask::Answer,
+            arguments_raw: None,
+            refers_to: None,
+        });
     };
     if answers.0 || answers.1 {
         return Err(invalid("not_a_message", "a request carries no result or error"));
@@ -216,7 +226,25 @@ pub fn read(body: &[u8]) -> Result<Message, Denial> {
     let kind = if id.is_some() { Kind::Request } else { Kind::Notification };
     let ask = ask(&method, params.as_ref())?;
     let arguments_raw = if matches!(ask, Ask::Tool { .. }) { arguments_raw } else { None };
-    Ok(Message { kind, id, method: Some(method), ask, arguments_raw })
+    let refers_to = if method == "completion/complete" { Some(reference(params.as_ref())?) } else { None };
+    Ok(Message { kind, id, method: Some(method), ask, arguments_raw, refers_to })
+}
+
+/// The prompt or resource template a completion is for (`params.ref`):
+/// the server runs that one's completion, so it is decided too.
+fn reference(params: Option<&Map<String, Value>>) -> Result<Ask, Denial> {
+    let r = params.and_then(|p| p.get("ref")).and_then(Value::as_object);
+    let text = |member: &str| {
+        r.and_then(|r| r.get(member)).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= MAX_NAME)
+    };
+    match (r.and_then(|r| r.get("type")).and_then(Value::as_str), text("name"), text("uri")) {
+        (Some("ref/prompt"), Some(name), _) => Ok(Ask::Prompt(name.to_string())),
+        (Some("ref/resource"), _, Some(uri)) => Ok(Ask::Resource(uri.to_string())),
+        _ => Err(invalid(
+            "completion_ref",
+            "completion/complete needs params.ref: a ref/prompt with its name or a ref/resource with its uri",
+        )),
+    }
 }
 
 /// A method name: segments of `[A-Za-z0-9_.-]` joined by `/`; a known

@@ -62,6 +62,8 @@ pub const METHOD_HEADER: &str = "mcp-method";
 pub const NAME_HEADER: &str = "mcp-name";
 pub const PARAM_HEADER_PREFIX: &str = "mcp-param-";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
+/// SSE resumption: the server replays a stream's events after this one.
+pub const RESUME_HEADER: &str = "last-event-id";
 
 /// Protocol revisions without sessions: each request stands alone.
 const STATELESS_REVISIONS: &[&str] = &["2026-07-28"];
