@@ -111,6 +111,46 @@ def test_explain_batch_reads_json_lines(cli, policy_file, tmp_path):
     assert [json.loads(line)["reason"] for line in r.stdout.splitlines()] == ["ok", "model_not_allowed", "untrusted_domain"]
 
 
+def test_explain_answers_tool_questions_of_an_mcp_server(cli, tmp_path):
+    policy = json.loads(demo_policy())
+    triage = "spiffe://example.org/ns/agents/sa/triage"
+    policy["providers"].append({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
+                                "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"},
+                                "session_key": {"env": "MCP_SESSION_KEY"}})
+    policy["rules"] += [
+        {"id": "triage-tools", "effect": "allow", "workloads": [triage], "providers": ["github"],
+         "mcp": ["initialize", "notifications/*", "tools/list"], "tools": ["search_issues", "get_issue"],
+         "arguments": {"search_issues": {"repo": ["acme/*"]}}, "resources": ["repo://acme/*"], "prompts": ["triage"]},
+        {"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["github"],
+         "tools": ["delete_*"]},
+    ]
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps(policy))  # neither key is in the environment
+    base = ["explain", str(path), "--spiffe-id", triage, "--provider", "github"]
+    r = cli(*base, "--tool", "search_issues", "--arguments", '{"repo": "acme/api", "query": "flaky"}')
+    assert r.returncode == 0 and r.stdout.startswith("allow (ok)") and "rule: triage-tools" in r.stdout, r.stdout + r.stderr
+    assert 'the tool "search_issues"' in r.stdout
+    for flags, reason, rule in [
+        (["--tool", "delete_repo"], "tool_not_allowed", "never-delete"),
+        (["--tool", "search_issues", "--arguments", '{"repo": "other/secret"}'], "argument_not_allowed", "triage-tools"),
+        (["--resource", "repo://other/api"], "resource_not_allowed", None),
+        (["--prompt", "exfiltrate"], "prompt_not_allowed", None),
+        (["--method", "logging/setLevel"], "method_not_allowed", None),
+    ]:
+        r = cli(*base, *flags, "--json")
+        answer = json.loads(r.stdout)
+        assert r.returncode == 1 and (answer["reason"], answer["rule"]) == (reason, rule), (flags, answer)
+    for flags in (["--resource", "repo://acme/api"], ["--prompt", "triage"], ["--method", "tools/list"]):
+        assert cli(*base, *flags).returncode == 0, flags
+    # A tool question for a model provider, a model for the MCP server: answered, not a crash.
+    r = cli("explain", str(path), "--spiffe-id", triage, "--provider", "openai", "--tool", "get_issue")
+    assert r.returncode == 1 and "not_mcp_provider" in r.stdout and "is not an MCP server" in r.stdout, r.stdout
+    r = cli(*base, "--model", "gpt-4o-mini")
+    assert r.returncode == 1 and "mcp_provider" in r.stdout, r.stdout
+    r = cli(*base, "--tool", "get_issue", "--arguments", "[1]")
+    assert r.returncode == 2 and "a JSON object" in r.stderr
+
+
 def test_mint_svid_makes_a_token_the_gateway_accepts(cli, gateway):
     r = cli("mint-svid", "--key-file", str(DEMO_KEY), "--spiffe-id", BOT, "--audience", "spiffe://example.org/modelgate",
             "--ttl", "300", "--claim", "env=prod")

@@ -82,6 +82,39 @@ def test_a_pasted_policy_with_conditions_and_its_errors(page):
     assert "host bits" in status.text
 
 
+def test_a_tool_question_of_an_mcp_server(page):
+    policy = json.loads((EXPLORER / "demo-policy.json").read_text())
+    triage = "spiffe://example.org/ns/agents/sa/triage"
+    policy["providers"].append({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
+                                "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"},
+                                "session_key": {"env": "MCP_SESSION_KEY"}})
+    policy["rules"] += [
+        {"id": "triage-tools", "effect": "allow", "workloads": [triage], "providers": ["github"],
+         "mcp": ["tools/list"], "tools": ["search_issues", "delete_*"], "arguments": {"search_issues": {"repo": ["acme/*"]}}},
+        {"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["github"],
+         "tools": ["delete_*"]},
+    ]
+    page.execute_script("document.getElementById('config').value = arguments[0]", json.dumps(policy))
+    page.find_element(By.ID, "check").click()
+    Select(page.find_element(By.ID, "provider")).select_by_value("github")
+    try:
+        # The model field keeps its value: an MCP question leaves it out.
+        assert explain(page, spiffe_id=triage, tool="search_issues", arguments='{"repo": "acme/api"}') == \
+            ("allow", "(ok)", "rule: triage-tools")
+        assert 'the tool "search_issues"' in page.find_element(By.ID, "message").text
+        assert explain(page, arguments='{"repo": "other/secret"}') == \
+            ("deny", "(argument_not_allowed: argument_not_allowed)", "rule: triage-tools")
+        assert explain(page, tool="delete_repo", arguments="{}") == \
+            ("deny", "(tool_not_allowed: deny_rule)", "rule: never-delete")
+        page.find_element(By.ID, "tool").clear()
+        page.find_element(By.ID, "arguments").clear()
+        assert explain(page, method="tools/list") == ("allow", "(ok)", "rule: triage-tools")
+    finally:
+        for element_id in ("tool", "arguments", "method"):
+            page.find_element(By.ID, element_id).clear()
+        fill(page, "spiffe-id", "spiffe://example.org/ns/support/sa/bot")
+
+
 def test_the_filter_tree_has_no_browser_glue():
     tree = subprocess.run(["cargo", "tree", "-p", "modelgate-filter", "--target", "wasm32-wasip1", "-e", "normal,build",
                            "-f", "{p} {f}"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -28,6 +28,9 @@ const EXPLAIN_USAGE: &str = "usage: modelgate explain CONFIG --spiffe-id ID --pr
          [--endpoint '[METHOD] /path'] [--model MODEL] [--time UNIX|RFC3339]
          [--peer IP[:PORT]] [--svid jwt|x509|jwt+x509] [--svid-age SECONDS]
          [--claim NAME=VALUE]... [--metadata NAMESPACE/KEY=JSON]... [--json]
+       an MCP server (api mcp), instead of --model:
+         [--tool NAME [--arguments JSON]] [--resource URI] [--prompt NAME]
+         [--method METHOD]   (tools/list, initialize, notifications/…)
        modelgate explain CONFIG --batch FILE|-     (JSON lines in, JSON lines out)
 
 Decides as the filter does: deny rules first, then the first allow rule,
@@ -158,6 +161,18 @@ fn explain_cmd(args: &[String]) -> Result<(), Fail> {
             "--provider" => q["provider"] = json!(value()?),
             "--endpoint" => q["endpoint"] = json!(value()?),
             "--model" => q["model"] = json!(value()?),
+            "--tool" => q["tool"] = json!(value()?),
+            "--arguments" => {
+                let v = value()?;
+                let arguments = serde_json::from_str::<Value>(&v)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(|| Fail(2, format!("--arguments {v:?}: a JSON object")))?;
+                q["arguments"] = arguments;
+            }
+            "--resource" => q["resource"] = json!(value()?),
+            "--prompt" => q["prompt"] = json!(value()?),
+            "--method" => q["method"] = json!(value()?),
             "--peer" => q["peer"] = json!(value()?),
             "--svid" => q["svid"] = json!(value()?),
             "--svid-age" => {

@@ -30,7 +30,8 @@ pub fn check(config: &str) -> String {
 
 /// The answer (`decision`, `reason`, `detail`, `rule`, `conditions`,
 /// `message`) for a question (`spiffe_id`, `provider`, `model`, `endpoint`,
-/// `time`, `peer`, `svid`, `svid_age_seconds`, `claims`, `metadata`), or
+/// `time`, `peer`, `svid`, `svid_age_seconds`, `claims`, `metadata`; for an
+/// MCP server `tool`, `arguments`, `resource`, `prompt`, `method`), or
 /// `{"error": …}`.
 #[wasm_bindgen]
 pub fn explain(config: &str, question: &str, now_secs: f64) -> String {

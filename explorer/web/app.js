@@ -26,18 +26,25 @@ function optionalJson(id) {
   return text ? JSON.parse(text) : undefined;
 }
 
+// What an MCP server is asked instead of a model.
+const MCP_FIELDS = ["tool", "resource", "prompt", "method"];
+
 function runExplain() {
   const q = { spiffe_id: $("spiffe-id").value.trim(), provider: $("provider").value, svid: $("svid").value };
-  for (const [key, id] of [["model", "model"], ["endpoint", "endpoint"], ["peer", "peer"]]) {
-    if ($(id).value.trim()) q[key] = $(id).value.trim();
+  const mcp = MCP_FIELDS.some((id) => $(id).value.trim()) || $("arguments").value.trim();
+  const fields = [...(mcp ? MCP_FIELDS : ["model"]), "endpoint", "peer"];
+  for (const id of fields) {
+    if ($(id).value.trim()) q[id] = $(id).value.trim();
   }
   if ($("time").value) q.time = Math.floor(Date.parse($("time").value + "Z") / 1000);
   try {
     const claims = optionalJson("claims"), metadata = optionalJson("metadata");
+    const args = optionalJson("arguments");
     if (claims) q.claims = claims;
     if (metadata) q.metadata = metadata;
+    if (args !== undefined) q.arguments = args;
   } catch (e) {
-    show({ error: `claims/metadata: ${e.message}` });
+    show({ error: `claims/metadata/arguments: ${e.message}` });
     return;
   }
   show(JSON.parse(explain($("config").value, JSON.stringify(q), Date.now() / 1000)));

@@ -1,9 +1,10 @@
 //! Why a call would be allowed or denied. A question describes a request
-//! (workload, provider, endpoint, model, and the facts conditions read);
-//! explain builds that request as the gateway would receive it and drives
-//! it through the same [`Flow`] the filter drives, so the answer cannot
-//! drift from the gateway's decision. What `modelgate explain` prints and
-//! the browser explorer shows.
+//! (workload, provider, endpoint, model — or, for an MCP server, a tool and
+//! its arguments, a resource, a prompt or a method — and the facts
+//! conditions read); explain builds that request as the gateway would
+//! receive it and drives it through the same [`Flow`] the filter drives,
+//! so the answer cannot drift from the gateway's decision. What `modelgate
+//! explain` prints and the browser explorer shows.
 
 use std::rc::Rc;
 
@@ -38,6 +39,24 @@ pub struct Question {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// MCP: a `tools/call` of this tool…
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// …with these arguments (`params.arguments`).
+    #[serde(default)]
+    pub arguments: Option<serde_json::Map<String, Value>>,
+    /// MCP: a `resources/read` (or, with `method`, `resources/subscribe`,
+    /// `resources/unsubscribe`) of this URI.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// MCP: a `prompts/get` of this prompt.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// MCP: the JSON-RPC method (`tools/list`, `initialize`,
+    /// `notifications/initialized`, …); implied by `tool`, `resource`,
+    /// `prompt`.
+    #[serde(default)]
+    pub method: Option<String>,
     /// Unix seconds (default: now).
     #[serde(default)]
     pub time: Option<u64>,
@@ -123,6 +142,15 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
     }
     let rule = record.rule.clone().unwrap_or_default();
     let message = match (request.endpoint, q.model.as_deref()) {
+        _ if request.mcp.is_some() => {
+            let ask = request.mcp.as_ref().map_or("", |m| m.what.as_str());
+            let listing = request.mcp.as_ref().is_some_and(|m| m.listing);
+            format!(
+                "rule {rule:?} allows {workload} {ask} at provider {:?}{}",
+                provider.name,
+                if listing { " (the answer cut to what it may use)" } else { "" }
+            )
+        }
         (None, _) => format!("rule {rule:?} opens {method} {path} to {workload}"),
         (Some(e), _) if e.model == ModelAt::Listing => {
             format!("{workload} may list the models of {:?} (filtered to what it may call)", provider.name)
@@ -134,6 +162,128 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
         ),
     };
     Answer { decision: "allow", reason: "ok", detail: None, rule: Some(rule), conditions, message }
+}
+
+/// What an MCP question asks: the JSON-RPC message a described request
+/// carries, and how the answer names what it asks for.
+struct McpAsk {
+    message: Value,
+    what: String,
+    /// A listing: the server's answer is cut down.
+    listing: bool,
+}
+
+impl McpAsk {
+    /// The message `q` describes for `provider`: `None` for a provider that
+    /// is no MCP server, or for an MCP endpoint described without one;
+    /// a question that cannot be asked of this provider is answered with
+    /// what is wrong with it.
+    fn of(provider: &Provider, q: &Question) -> Result<Option<McpAsk>, Box<Answer>> {
+        let wrong =
+            |reason: Reason, detail: &str, message: String| Err(Box::new(Answer::deny(reason, detail, message)));
+        let asked = [
+            ("tool", q.tool.is_some()),
+            ("arguments", q.arguments.is_some()),
+            ("resource", q.resource.is_some()),
+            ("prompt", q.prompt.is_some()),
+            ("method", q.method.is_some()),
+        ];
+        let asked: Vec<&str> = asked.iter().filter(|(_, given)| *given).map(|(name, _)| *name).collect();
+        if !provider.api.spec().speaks_jsonrpc() {
+            if let Some(first) = asked.first() {
+                return wrong(
+                    Reason::EndpointNotAllowed,
+                    "not_mcp_provider",
+                    format!(
+                        "provider {:?} is not an MCP server (its api is {:?}): a {first} is asked of an \"mcp\" provider",
+                        provider.name,
+                        provider.api.name()
+                    ),
+                );
+            }
+            return Ok(None);
+        }
+        if let Some(model) = &q.model {
+            return wrong(
+                Reason::EndpointNotAllowed,
+                "mcp_provider",
+                format!(
+                    "provider {:?} is an MCP server: it runs no model ({model:?}); ask about a tool, resource, \
+                     prompt or method",
+                    provider.name
+                ),
+            );
+        }
+        let bad = |message: String| wrong(Reason::InvalidBody, "question", message);
+        let named: Vec<(&str, &str, &str)> = [
+            ("tool", q.tool.as_deref(), "tools/call"),
+            ("resource", q.resource.as_deref(), "resources/read"),
+            ("prompt", q.prompt.as_deref(), "prompts/get"),
+        ]
+        .into_iter()
+        .filter_map(|(kind, name, method)| name.map(|n| (kind, n, method)))
+        .collect();
+        if named.len() > 1 {
+            let kinds: Vec<&str> = named.iter().map(|(kind, _, _)| *kind).collect();
+            return bad(format!("ask about one of a tool, a resource and a prompt, not {}", kinds.join(" and ")));
+        }
+        if q.arguments.is_some() && q.tool.is_none() {
+            return bad("arguments are a tool call's: give the tool".into());
+        }
+        let (method, params, what) = match named.first() {
+            Some(&(kind, name, implied)) => {
+                let method = q.method.as_deref().unwrap_or(implied);
+                let fits = match kind {
+                    "resource" => ["resources/read", "resources/subscribe", "resources/unsubscribe"].contains(&method),
+                    _ => method == implied,
+                };
+                if !fits {
+                    return bad(format!("a {kind} is asked with {implied}, not {method:?}"));
+                }
+                let params = match kind {
+                    "resource" => serde_json::json!({ "uri": name }),
+                    "tool" => match &q.arguments {
+                        Some(arguments) => serde_json::json!({ "name": name, "arguments": arguments }),
+                        None => serde_json::json!({ "name": name }),
+                    },
+                    _ => serde_json::json!({ "name": name }),
+                };
+                (method, Some(params), format!("the {kind} {name:?}"))
+            }
+            None => match q.method.as_deref() {
+                Some(method) => {
+                    let needs = match method {
+                        "tools/call" => Some("tool"),
+                        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("resource"),
+                        "prompts/get" => Some("prompt"),
+                        _ => None,
+                    };
+                    if let Some(needs) = needs {
+                        return bad(format!("{method} names a {needs}: give the {needs}"));
+                    }
+                    (method, None, format!("the method {method:?}"))
+                }
+                // An MCP endpoint described bare (`GET /mcp`): no message.
+                None if q.endpoint.is_some() => return Ok(None),
+                None => {
+                    return bad(format!(
+                        "provider {:?} is an MCP server: ask about a tool, resource, prompt or method",
+                        provider.name
+                    ))
+                }
+            },
+        };
+        let mut message = serde_json::json!({ "jsonrpc": "2.0", "method": method });
+        // A notification has no id; every other message is a request.
+        if !method.starts_with("notifications/") {
+            message["id"] = Value::from(1);
+        }
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        let listing = matches!(method, "tools/list" | "resources/list" | "prompts/list");
+        Ok(Some(McpAsk { message, what, listing }))
+    }
 }
 
 /// The JWT-SVID a described request carries: never verified, it is found
@@ -154,6 +304,8 @@ struct Described {
     trust: TrustStore,
     certificate: Option<DescribedPeer>,
     endpoint: Option<&'static Endpoint>,
+    /// What an MCP question asks (the message the body holds).
+    mcp: Option<McpAsk>,
 }
 
 /// The mTLS peer of a described request: its certificate's digest names
@@ -185,6 +337,7 @@ impl Described {
         method: &str,
         path: &str,
     ) -> Result<Self, Box<Answer>> {
+        let mcp = McpAsk::of(provider, q)?;
         let kinds = q.svid.as_deref().unwrap_or("jwt");
         let issued = now.saturating_sub(q.svid_age_seconds.unwrap_or(0));
         let mut trust = TrustStore::new(&policy.trust_domains);
@@ -267,7 +420,20 @@ impl Described {
             Err(_) => p.to_string(),
         });
         let named = q.model.as_deref().map(|m| selecting(provider, m));
-        let (endpoint, path, body) = if path.is_empty() {
+        let (endpoint, path, body) = if provider.api.spec().speaks_jsonrpc() {
+            // An MCP server: the message, POSTed to its message endpoint
+            // (or to the endpoint the question names).
+            let path = match path {
+                "" => message_endpoint(provider.api).map_or("", |e| e.path),
+                path => path,
+            };
+            let endpoint = provider.api.classify(method, path).map(|(e, _)| e);
+            let body = mcp.as_ref().map(|m| m.message.to_string().into_bytes()).unwrap_or_default();
+            if !body.is_empty() {
+                headers.push(("accept".to_string(), "application/json, text/event-stream".to_string()));
+            }
+            (endpoint, path.to_string(), body)
+        } else if path.is_empty() {
             let Some(named) = named.as_deref() else {
                 return Err(Box::new(Answer::deny(Reason::ModelMissing, "model_missing", "give the model".into())));
             };
@@ -307,6 +473,7 @@ impl Described {
             trust,
             certificate,
             endpoint,
+            mcp,
         })
     }
 
@@ -379,6 +546,11 @@ fn model_endpoint(api: Api, name: &str) -> Option<&'static Endpoint> {
     };
     let endpoints = api.spec().endpoints;
     endpoints.iter().filter(fits).find(|e| e.max_tokens_default.is_some()).or_else(|| endpoints.iter().find(fits))
+}
+
+/// The endpoint an api's JSON-RPC messages are POSTed to.
+fn message_endpoint(api: Api) -> Option<&'static Endpoint> {
+    api.spec().endpoints.iter().find(|e| e.method == "POST" && e.model == ModelAt::Message)
 }
 
 /// The endpoint's path with its captures filled, and the body, naming

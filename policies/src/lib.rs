@@ -89,4 +89,8 @@ pub mod parsers {
     pub use crate::identity::svid::jwt;
     pub use crate::identity::svid::x509::{leaf_der, validate, validate_forwarded, Authority, X509SvidError};
     pub use crate::identity::xfcc::{forwarded_leaf, parse, Element};
+    /// An MCP server's JSON-RPC message reader and listing filter.
+    pub mod mcp {
+        pub use crate::api::mcp::{listing, message};
+    }
 }

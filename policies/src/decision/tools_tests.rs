@@ -168,8 +168,14 @@ fn another_workload_or_provider_gets_nothing() {
 
 #[test]
 fn a_resource_uri_a_server_could_read_as_another_path_is_refused() {
-    for uri in ["repo://acme/..", "repo://acme/%2e%2e", "repo://acme/..%2fother", "repo://acme/api\\..\\x", "repo://acme/a\n"] {
-        assert_eq!(refused(&Ask::Resource(uri.into())), (Reason::ResourceNotAllowed, "resource_unsafe".into()), "{uri:?}");
+    for uri in
+        ["repo://acme/..", "repo://acme/%2e%2e", "repo://acme/..%2fother", "repo://acme/api\\..\\x", "repo://acme/a\n"]
+    {
+        assert_eq!(
+            refused(&Ask::Resource(uri.into())),
+            (Reason::ResourceNotAllowed, "resource_unsafe".into()),
+            "{uri:?}"
+        );
     }
     assert!(decide(&Ask::Resource("repo://acme/{name}".into())).is_ok(), "a template of allowed resources");
 }

@@ -966,7 +966,8 @@ fn routing_headers_must_say_what_the_body_says() {
 #[test]
 fn an_mcp_param_header_must_hold_the_argument_it_is_named_for() {
     let vm = mcp_vm("enforce");
-    let call = || tool_call(TRIAGE, "search_issues", json!({"repo": "acme/api", "query": "other/secret", "page_size": 5}));
+    let call =
+        || tool_call(TRIAGE, "search_issues", json!({"repo": "acme/api", "query": "other/secret", "page_size": 5}));
     assert!(matches!(vm.run(&call().header("mcp-param-repo", "acme/api")).0, Step::Continue(_)));
     assert!(matches!(vm.run(&call().header("mcp-param-page-size", "5")).0, Step::Continue(_)));
     for (k, v) in [("mcp-param-repo", "other/secret"), ("mcp-param-region", "acme/api")] {
@@ -982,7 +983,8 @@ fn a_session_stream_carries_no_routing_header_and_is_never_resumed() {
     let init = rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}));
     let mut x = Flow::new(Some(&vm.policy), NOW_MS);
     vm.send(&mut x, &init);
-    let s = x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(200), content_type: None, session: Some("s1") });
+    let s =
+        x.drive(&vm.env(NOW_MS), Event::ResponseHeaders { status: Some(200), content_type: None, session: Some("s1") });
     let wrapped = forwarded(&s).set_headers.iter().find(|(k, _)| k == "mcp-session-id").unwrap().1.clone();
     let mut get = rpc(TRIAGE, json!({})).header("mcp-session-id", &wrapped).header("last-event-id", "77_3");
     get.method = "GET";
@@ -999,14 +1001,23 @@ fn a_completion_is_decided_on_the_prompt_it_completes() {
     let mut vm = mcp_vm("enforce");
     // The triage rule, granted completion/complete and one prompt.
     let mut raw = config(json!({}));
-    raw["providers"].as_array_mut().unwrap().push(json!({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
+    raw["providers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
         "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}}));
-    raw["rules"].as_array_mut().unwrap().push(json!({"id": "t", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
+    raw["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "t", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
         "providers": ["github"], "prompts": ["triage"], "mcp": ["completion/complete"]}));
     vm.policy = Policy::from_json(raw.to_string().as_bytes(), &env).unwrap();
     let complete = |name: &str| {
-        rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 3, "method": "completion/complete",
-            "params": {"ref": {"type": "ref/prompt", "name": name}, "argument": {"name": "repo", "value": "a"}}}))
+        rpc(
+            TRIAGE,
+            json!({"jsonrpc": "2.0", "id": 3, "method": "completion/complete",
+            "params": {"ref": {"type": "ref/prompt", "name": name}, "argument": {"name": "repo", "value": "a"}}}),
+        )
     };
     let (step, record) = vm.run(&complete("triage"));
     assert!(matches!(step, Step::Continue(_)));

@@ -59,6 +59,9 @@ fn filter_message(bytes: &[u8], listed: Listed, keep: &dyn Fn(&str) -> bool) -> 
 /// An SSE stream: each event whose data is a JSON-RPC message, filtered;
 /// an event whose data cannot be read, dropped.
 fn filter_stream(body: &[u8], listed: Listed, keep: &dyn Fn(&str) -> bool) -> Vec<u8> {
+    // An SSE reader drops one leading byte-order mark, then splits lines
+    // at CRLF, LF or CR: so does this.
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
     let text = String::from_utf8_lossy(body).replace("\r\n", "\n").replace('\r', "\n");
     let mut out = Vec::with_capacity(body.len());
     for block in text.split("\n\n") {

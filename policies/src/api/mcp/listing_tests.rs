@@ -78,3 +78,14 @@ fn resources_are_kept_by_uri_and_prompts_by_name() {
     let out = filter(p.to_string().as_bytes(), false, Listed::Prompts, &|n| n == "triage");
     assert!(!String::from_utf8_lossy(&out).contains("admin"));
 }
+
+#[test]
+fn a_stream_opening_with_a_byte_order_mark_is_read_as_an_sse_client_reads_it() {
+    // Found by the jsonrpc fuzz target: the first line read as
+    // `\u{feff}data: …` passed the block through uncut.
+    let mut stream = "\u{feff}data: ".as_bytes().to_vec();
+    stream.extend_from_slice(tools_answer().to_string().as_bytes());
+    stream.extend_from_slice(b"\n\n");
+    let out = String::from_utf8(filter(&stream, true, Listed::Tools, &only_search)).unwrap();
+    assert!(out.contains("search_issues") && !out.contains("delete_repo"), "{out}");
+}

@@ -108,9 +108,16 @@ fn reading_is_linear_in_the_message() {
 
 #[test]
 fn a_completion_names_the_prompt_or_resource_it_completes() {
-    let c = |r: Value| read_json(json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":r,"argument":{"name":"a","value":"b"}}}));
+    let c = |r: Value| {
+        read_json(
+            json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":r,"argument":{"name":"a","value":"b"}}}),
+        )
+    };
     assert_eq!(c(json!({"type":"ref/prompt","name":"admin"})).unwrap().refers_to, Some(Ask::Prompt("admin".into())));
-    assert_eq!(c(json!({"type":"ref/resource","uri":"repo://other/{name}"})).unwrap().refers_to, Some(Ask::Resource("repo://other/{name}".into())));
+    assert_eq!(
+        c(json!({"type":"ref/resource","uri":"repo://other/{name}"})).unwrap().refers_to,
+        Some(Ask::Resource("repo://other/{name}".into()))
+    );
     for bad in [json!({"type":"ref/prompt"}), json!({"type":"ref/tool","name":"x"}), json!("admin")] {
         assert_eq!(detail(c(bad)), "completion_ref");
     }
