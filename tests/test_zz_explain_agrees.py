@@ -18,7 +18,41 @@ NOT_RULE_DETAILS = {"nested_model", "unknown_deployment", "no_matching_rule_at_p
 UNRECORDED = ("claims.", "metadata.", "svid.")
 
 
+# An MCP message's decision, asked again as a tool, resource, prompt or
+# method question. A tool call's arguments are not in the record (their
+# digest is), so only what arguments cannot change is compared: allowed
+# methods, resources and prompts, and every tool refusal made on the name.
+MCP_DECIDED = {"ok", "tool_not_allowed", "method_not_allowed", "resource_not_allowed", "prompt_not_allowed"}
+
+
+def mcp_question(record: dict) -> dict | None:
+    m = record.get("mcp") or {}
+    if record.get("mode") != "enforce" or record.get("reason") not in MCP_DECIDED or not record.get("workload"):
+        return None
+    if m.get("kind") not in ("request", "notification") or m.get("method") == "completion/complete":
+        return None
+    t = int(datetime.strptime(record["time"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    q = {"spiffe_id": record["workload"]["spiffe_id"], "provider": record["provider"], "svid": record["workload"]["svid"],
+         "peer": record["client"]["address"], "time": t}
+    if m.get("tool"):
+        if record["reason"] == "ok":
+            return None  # its arguments decided too, and they are not recorded
+        q["tool"] = m["tool"]
+    elif m.get("resource"):
+        q["resource"] = m["resource"]
+        q["method"] = m["method"]
+    elif m.get("prompt"):
+        q["prompt"] = m["prompt"]
+    elif m.get("method"):
+        q["method"] = m["method"]
+    else:
+        return None
+    return q
+
+
 def question(record: dict) -> dict | None:
+    if record.get("api") == "mcp":
+        return mcp_question(record)
     if record.get("mode") != "enforce" or record.get("reason") not in DECIDED:
         return None
     if not (record.get("workload") and record.get("provider") and record.get("model")):
@@ -35,7 +69,7 @@ def question(record: dict) -> dict | None:
 
 
 def test_explain_decides_as_the_filter_did(tmp_path, gateway):
-    compared = 0
+    compared = mcp_compared = 0
     # The session's own gateway is still running: its records so far too.
     for i, (policy, records) in enumerate([*SCENARIOS, (gateway.policy, gateway.audit_records())]):
         pairs = [(r, q) for r in records if (q := question(r))]
@@ -53,4 +87,6 @@ def test_explain_decides_as_the_filter_did(tmp_path, gateway):
             filter_said = ("allow" if record["reason"] == "ok" else "deny", record["reason"], record["rule"])
             assert (a["decision"], a["reason"], a["rule"]) == filter_said, (q, record, a)
             compared += 1
+            mcp_compared += record.get("api") == "mcp"
     assert compared >= 50, f"only {compared} decisions compared: run the whole suite"
+    assert mcp_compared >= 20 or not any(r.get("api") == "mcp" for _, rs in SCENARIOS for r in rs), mcp_compared
