@@ -141,6 +141,11 @@ impl Recorder {
         self.record.mcp = Some(message);
     }
 
+    /// What an MCP request without a message is (`stream`, `end_session`).
+    pub fn mcp_kind(&mut self, kind: &'static str) {
+        self.record.mcp.get_or_insert_with(McpMessage::default).kind = Some(kind);
+    }
+
     /// The MCP message the request carries, and the digest of its arguments.
     pub fn mcp_message(&mut self, message: &Message, arguments_sha256: Option<String>) {
         let record = self.record.mcp.get_or_insert_with(McpMessage::default);
@@ -157,7 +162,7 @@ impl Recorder {
             Ask::Prompt(_) => record.prompt = named,
             Ask::Method(_) | Ask::Answer => {}
         }
-        match &message.refers_to {
+        match message.refers_to.first() {
             Some(Ask::Resource(uri)) => record.resource = Some(bounded(uri)),
             Some(Ask::Prompt(name)) => record.prompt = Some(bounded(name)),
             _ => {}

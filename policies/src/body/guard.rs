@@ -189,12 +189,12 @@ impl Guard {
     /// `"` outside a string opens one.
     pub fn scan_json(&self, body: &[u8]) -> BTreeMap<String, usize> {
         let mut found = BTreeMap::new();
-        if !self.custom
-            && !body.contains(&b'\\')
-            && !has_base64_run(body)
-            && !self.any.is_match(&String::from_utf8_lossy(body))
-        {
-            return found;
+        if !self.custom && !body.contains(&b'\\') && !has_base64_run(body) {
+            let text = String::from_utf8_lossy(body);
+            // Nothing found as sent, nor in the integers its numbers stand for.
+            if !self.any.is_match(&text) && !self.any.is_match(&integral_forms(&text)) {
+                return found;
+            }
         }
         // Every string, decoded; and what lies between them — numbers
         // (a card number sent as a JSON number reaches the provider too),
@@ -209,7 +209,15 @@ impl Guard {
             i = next.min(body.len());
         }
         between.extend_from_slice(&body[i..]);
-        self.scan_text(&String::from_utf8_lossy(&between), &mut found);
+        let between = String::from_utf8_lossy(&between);
+        self.scan_text(&between, &mut found);
+        // A number written with a fraction or an exponent
+        // (`4.111111111111111e15`) is read by the provider as the integer it
+        // stands for: that integer is read too.
+        let integers = integral_forms(&between);
+        if !integers.is_empty() {
+            self.scan_text(&integers, &mut found);
+        }
         found
     }
 
@@ -252,6 +260,64 @@ impl Guard {
             }
         }
     }
+}
+
+/// Longest integer a number is expanded to (a card number has 19 digits).
+const MAX_EXPANDED_DIGITS: usize = 32;
+
+/// The integers the JSON numbers in `text` that have a fraction or an
+/// exponent stand for, each written out in digits (`41111111111111110e-1`
+/// → `4111111111111111`), separated by spaces. Numbers that are not
+/// integers, or longer than [`MAX_EXPANDED_DIGITS`], are left out.
+fn integral_forms(text: &str) -> String {
+    let mut out = String::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || matches!(bytes[i], b'.' | b'e' | b'E' | b'+' | b'-')) {
+            i += 1;
+        }
+        if let Some(digits) = integral(&text[start..i]) {
+            out.push(' ');
+            out.push_str(&digits);
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// `number` (a JSON number without its sign) as the integer's digits,
+/// when it has a fraction or an exponent and stands for an integer.
+fn integral(number: &str) -> Option<String> {
+    let (mantissa, exponent) = match number.find(['e', 'E']) {
+        Some(at) => (&number[..at], number[at + 1..].parse::<i64>().ok()?),
+        None if number.contains('.') => (number, 0),
+        None => return None,
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let shift = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    let digits = if shift >= 0 {
+        let zeros = usize::try_from(shift).ok().filter(|z| digits.len() + z <= MAX_EXPANDED_DIGITS)?;
+        format!("{digits}{}", "0".repeat(zeros))
+    } else {
+        let cut = usize::try_from(-shift).ok()?;
+        let (kept, dropped) = digits.split_at(digits.len().checked_sub(cut)?);
+        if !dropped.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        kept.to_string()
+    };
+    let digits = digits.trim_start_matches('0');
+    (!digits.is_empty() && digits.len() <= MAX_EXPANDED_DIGITS).then(|| digits.to_string())
 }
 
 /// Shortest base64 payload read as an attachment.

@@ -453,3 +453,24 @@ fn a_number_outside_any_string_is_read_too() {
     assert!(!guard.scan_json(as_number).is_empty());
     assert!(guard.scan_json(br#"{"number":4111111111111112,"n":7}"#).is_empty(), "not Luhn-valid: nothing");
 }
+
+#[test]
+fn a_number_with_an_exponent_or_fraction_is_read_as_the_integer_it_stands_for() {
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    for n in [
+        "4111111111111111e0",
+        "4.111111111111111e15",
+        "5555555555554444E0",
+        "41111111111111110e-1",
+        "4111111111111111.0",
+        "4.111111111111111E+15",
+    ] {
+        let body = format!(r#"{{"repo":"acme/api","number":{n}}}"#);
+        assert!(!guard.scan_json(body.as_bytes()).is_empty(), "{n}");
+    }
+    assert!(guard.scan_json(br#"{"x":4.1111111111111115e15,"y":1e400,"z":1.5}"#).is_empty());
+    assert_eq!(integral("12e2").as_deref(), Some("1200"));
+    assert_eq!(integral("1.25e1"), None);
+    assert_eq!(integral("1e99"), None, "past the bound");
+    assert_eq!(integral("7"), None, "a plain integer is read as written");
+}

@@ -33,7 +33,7 @@ pub fn forward(env: &Env<'_>, edits: Vec<Edit>, req: &Request, rec: &mut Recorde
     }
     // A stream resumed from an event id would replay answers (a listing)
     // that were decided and cut on the way the first time: not carried.
-    if req.endpoint.is_some_and(|e| e.model == crate::api::ModelAt::Message) {
+    if req.api.is_some_and(|a| a.spec().speaks_jsonrpc()) {
         rewrite.remove_headers.push(crate::api::mcp::RESUME_HEADER.to_string());
     }
     // Audit mode changes nothing but credentials.

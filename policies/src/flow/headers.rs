@@ -66,6 +66,12 @@ pub fn admit(
             ),
         ));
     };
+    // An MCP session is the workload's own, whatever the path.
+    if provider.api.spec().speaks_jsonrpc() {
+        if let Some(refused) = message::bind_session(env, head, req, rec) {
+            return refused;
+        }
+    }
     let endpoint_path = strip_prefix(provider, path_only(head.path));
     if let Err(d) = path::check(endpoint_path, provider.api.spec().encoded_segment) {
         rec.endpoint(endpoint_path);

@@ -12,6 +12,7 @@ use crate::api::mcp::message::{self, Ask, Message};
 use crate::api::mcp::{self, session};
 use crate::audit::record::McpMessage;
 use crate::audit::recorder::Recorder;
+use crate::body::Edit;
 use crate::config::{Mode, Provider, Rule};
 use crate::decision::tools;
 use crate::flow::decide;
@@ -26,15 +27,10 @@ fn invalid(detail: &str, message: impl Into<String>) -> Denial {
     Denial::new(Reason::InvalidBody, message).with_detail(detail)
 }
 
-/// The headers of a request to an MCP server: its session, and what can
-/// be decided before the body. `None`: read the body (a `POST`).
-pub fn admit(
-    env: &Env<'_>,
-    head: &RequestHead<'_>,
-    end_of_stream: bool,
-    req: &mut Request,
-    rec: &mut Recorder,
-) -> Option<Next> {
+/// The session a request to an MCP server presents, on any path: checked
+/// against the calling workload (another's is refused in every mode, a
+/// bound one goes on as the server's own id). `Some`: refused.
+pub fn bind_session(env: &Env<'_>, head: &RequestHead<'_>, req: &mut Request, rec: &mut Recorder) -> Option<Next> {
     let (Some(provider), Some(identity)) = (req.provider(env.policy), req.identity.clone()) else {
         return Some(Next::Refuse(invalid("unclassified", "the request could not be classified")));
     };
@@ -45,29 +41,38 @@ pub fn admit(
     if let Some(first) = presented.first() {
         record.session = Some(sha256_hex(first.as_bytes()));
     }
+    rec.mcp(record);
     let bound = match presented.as_slice() {
         [] => Ok(None),
         [one] => unwrap_session(provider, &identity, one).map(Some),
         _ => Err(invalid("session_repeated", "the request names more than one session")),
     };
     match bound {
-        Ok(session) => req.mcp.session = session,
-        Err(d) => {
-            rec.mcp(record);
-            // Another workload's session, in every mode.
-            return Some(Next::Refuse(d));
+        Ok(session) => {
+            req.mcp.session = session;
+            None
         }
+        // Another workload's session, in every mode.
+        Err(d) => Some(Next::Refuse(d)),
     }
+}
+
+/// What can be decided of an MCP endpoint's request before the body: a
+/// session's stream (`GET`) and its end (`DELETE`). `None`: read the body
+/// (a `POST`).
+pub fn admit(
+    env: &Env<'_>,
+    head: &RequestHead<'_>,
+    end_of_stream: bool,
+    req: &mut Request,
+    rec: &mut Recorder,
+) -> Option<Next> {
     let kind = match head.method {
         "GET" => "stream",
         "DELETE" => "end_session",
-        _ => {
-            rec.mcp(record);
-            return None;
-        }
+        _ => return None,
     };
-    record.kind = Some(kind);
-    rec.mcp(record);
+    rec.mcp_kind(kind);
     if req.mcp.session.is_none() {
         return Some(Next::Deny(if kind == "stream" {
             Denial::new(
@@ -125,7 +130,7 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
     };
     // What else the message makes the server run (a completion's prompt
     // or resource) must be allowed too.
-    if let Some(other) = &message.refers_to {
+    for other in &message.refers_to {
         if let Err(d) = decide_ask(env, other, req, rec) {
             return Next::Deny(d);
         }
@@ -137,10 +142,23 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
             return Next::Deny(d.with_rule(rule.id.clone()));
         }
     }
+    let mut edits = Vec::new();
     if env.policy.mode == Mode::Enforce {
         req.mcp.listing = message.listing();
+        // A listing goes on under an id of the gateway's: a server that
+        // routes answers by id (the SDK's does) cannot be made to deliver
+        // the uncut listing to another request that reuses the client's id.
+        if let (Some(_), Some((start, end)), Some(id)) = (req.mcp.listing, message.id_span, &message.id) {
+            let ours = format!("modelgate-{}", hex(&(env.random)()));
+            edits.push(Edit {
+                at: start,
+                remove: end - start,
+                insert: Value::String(ours.clone()).to_string().into_bytes(),
+            });
+            req.mcp.listing_id = Some((ours, id.clone()));
+        }
     }
-    Next::Forward(Vec::new())
+    Next::Forward(edits)
 }
 
 /// Decides `ask` for the request's workload: the allow rule that decided.
@@ -207,4 +225,8 @@ fn decode_header(value: &str) -> Option<String> {
         Some(encoded) => STANDARD.decode(encoded).ok().and_then(|b| String::from_utf8(b).ok()),
         None => Some(value.to_string()),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

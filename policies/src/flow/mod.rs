@@ -89,7 +89,7 @@ impl Flow {
     /// Whether the response's `mcp-session-id` is wanted with
     /// [`Event::ResponseHeaders`]: the request went to an MCP server.
     pub fn reads_session(&self) -> bool {
-        self.request.endpoint.is_some_and(|e| e.model == crate::api::ModelAt::Message)
+        self.request.api.is_some_and(|a| a.spec().speaks_jsonrpc())
     }
 
     /// Moves the request on by one event.

@@ -1026,3 +1026,28 @@ fn a_completion_is_decided_on_the_prompt_it_completes() {
     assert_eq!(reply(&step).status, 403);
     assert_eq!(record["reason"].as_str(), Some("prompt_not_allowed"));
 }
+
+#[test]
+fn a_listing_goes_on_under_the_gateways_id_and_comes_back_under_the_clients() {
+    // A server that routes answers by id (the SDK's) could otherwise hand
+    // the uncut listing to another request reusing the client's id.
+    let vm = mcp_vm("enforce");
+    let mut x = Flow::new(Some(&vm.policy), NOW_MS);
+    let list = rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    let Step::Continue(rw) = vm.send(&mut x, &list) else { panic!() };
+    let sent: Value = serde_json::from_slice(&apply_edits(&list.body, &rw.body_edits)).unwrap();
+    let ours = sent["id"].as_str().unwrap().to_string();
+    assert!(ours.starts_with("modelgate-") && ours.len() == "modelgate-".len() + 32, "{ours}");
+    let env = vm.env(NOW_MS);
+    x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: Some("application/json"), session: None });
+    let answer =
+        json!({"jsonrpc": "2.0", "id": ours, "result": {"tools": [{"name": "get_issue"}, {"name": "delete_repo"}]}})
+            .to_string();
+    let s = x.drive(&env, Event::ResponseBody { size: answer.len(), end_of_stream: true, body: &answer.as_bytes() });
+    let out: Value = serde_json::from_slice(&apply_edits(answer.as_bytes(), &forwarded(&s).body_edits)).unwrap();
+    assert_eq!(out["id"], json!(2));
+    assert_eq!(out["result"]["tools"], json!([{"name": "get_issue"}]));
+    // Another request's answer under the client's id is not a listing's.
+    let (step, _) = vm.run(&rpc(TRIAGE, json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})));
+    assert!(forwarded(&step).body_edits.is_empty(), "only a listing's id is the gateway's");
+}

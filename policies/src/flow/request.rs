@@ -45,6 +45,9 @@ pub struct McpRequest {
     pub session: Option<String>,
     /// The listing the answer is cut down to.
     pub listing: Option<crate::api::mcp::message::Listed>,
+    /// The id the listing went on under, and the client's own (restored
+    /// in the answer).
+    pub listing_id: Option<(String, serde_json::Value)>,
 }
 
 /// What a step decided; the driver turns it into the next [`crate::flow::Step`].

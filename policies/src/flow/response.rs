@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::api::mcp::message::{Ask, Listed};
 use crate::api::usage::{Framing, StreamUsage};
-use crate::api::{self, mcp, Api, ModelAt};
+use crate::api::{self, mcp, Api};
 use crate::audit::recorder::Recorder;
 use crate::body::Edit;
 use crate::credential::Rewrite;
@@ -82,7 +82,7 @@ impl Response {
         session: Option<&str>,
     ) -> Step {
         rec.upstream(status, env.now_ms);
-        if req.endpoint.is_some_and(|e| e.model == ModelAt::Message) {
+        if req.api.is_some_and(|a| a.spec().speaks_jsonrpc()) {
             return self.on_mcp_headers(env, req, status, content_type, session);
         }
         if req.listing && status == Some(200) {
@@ -268,7 +268,8 @@ fn filter_mcp_listing(env: &Env<'_>, req: &Request, rec: &Recorder, listed: List
         };
         tools::may_list(&env.policy.rules, identity, &provider.name, &ask, &facts)
     };
-    mcp::listing::filter(body, sse, listed, &keep)
+    let restore = req.mcp.listing_id.as_ref().map(|(ours, theirs)| (ours.as_str(), theirs));
+    mcp::listing::filter_answer(body, sse, listed, &keep, restore)
 }
 
 /// Replaces a whole held body of `size` bytes.

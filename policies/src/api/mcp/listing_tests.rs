@@ -89,3 +89,35 @@ fn a_stream_opening_with_a_byte_order_mark_is_read_as_an_sse_client_reads_it() {
     let out = String::from_utf8(filter(&stream, true, Listed::Tools, &only_search)).unwrap();
     assert!(out.contains("search_issues") && !out.contains("delete_repo"), "{out}");
 }
+
+#[test]
+fn lines_an_sse_client_would_not_read_never_pass() {
+    // A JSON body labelled as an event stream: no data line, and lines
+    // that are no SSE field. Dropped, not passed as they came.
+    let mislabelled = tools_answer().to_string();
+    let out = filter(mislabelled.as_bytes(), true, Listed::Tools, &only_search);
+    assert!(!String::from_utf8_lossy(&out).contains("delete_repo"), "{}", String::from_utf8_lossy(&out));
+    let kept = filter(b": comment\nretry: 10\n\n", true, Listed::Tools, &only_search);
+    assert_eq!(kept, b": comment\nretry: 10\n\n");
+}
+
+#[test]
+fn the_gateways_id_is_given_back_as_the_clients() {
+    let ours = "modelgate-00ff";
+    let mut answer = tools_answer();
+    answer["id"] = json!(ours);
+    let theirs = json!("client-7");
+    let out = filter_answer(answer.to_string().as_bytes(), false, Listed::Tools, &only_search, Some((ours, &theirs)));
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!((v["id"].clone(), names(&v)), (theirs.clone(), vec!["search_issues"]));
+    let err = json!({"jsonrpc":"2.0","id":ours,"error":{"code":-1,"message":"x"}}).to_string();
+    let v: Value = serde_json::from_slice(&filter_answer(
+        err.as_bytes(),
+        false,
+        Listed::Tools,
+        &only_search,
+        Some((ours, &theirs)),
+    ))
+    .unwrap();
+    assert_eq!(v["id"], theirs);
+}

@@ -78,9 +78,12 @@ pub struct Message {
     pub ask: Ask,
     /// The raw bytes of `params.arguments`, as sent (their digest is recorded).
     pub arguments_raw: Option<(usize, usize)>,
-    /// What else the message makes the server run: the prompt or resource
-    /// template a `completion/complete` completes (`params.ref`).
-    pub refers_to: Option<Ask>,
+    /// Where the `id` is in the body (a listing's is replaced on the way).
+    pub id_span: Option<(usize, usize)>,
+    /// What else the message makes the server run or send: the prompt or
+    /// resource template a `completion/complete` completes (`params.ref`),
+    /// the resources a `subscriptions/listen` subscribes to.
+    pub refers_to: Vec<Ask>,
 }
 
 impl Message {
@@ -160,7 +163,8 @@ pub fn read(body: &[u8]) -> Result<Message, Denial> {
         return Err(invalid("jsonrpc_batch", "JSON-RPC batches are not accepted: send one message per request"));
     }
     const ARGUMENTS: json::Path = &[Step::Key("params"), Step::Key("arguments")];
-    let doc = json::scan(body, &[ARGUMENTS]).map_err(|e| match e {
+    const ID: json::Path = &[Step::Key("id")];
+    let doc = json::scan(body, &[ARGUMENTS, ID]).map_err(|e| match e {
         JsonError::Duplicate(name) => invalid(
             "duplicate_key",
             format!(
@@ -174,6 +178,7 @@ pub fn read(body: &[u8]) -> Result<Message, Denial> {
         _ => invalid("syntax", "the message is not one JSON value (nothing may follow it)"),
     })?;
     let arguments_raw = doc.get(0).map(|v| (v.found.start, v.found.end));
+    let id_span = doc.get(1).map(|v| (v.found.start, v.found.end));
     let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(body) else {
         return Err(invalid("syntax", "the message is not a JSON-RPC object"));
     };
@@ -216,7 +221,8 @@ pub fn read(body: &[u8]) -> Result<Message, Denial> {
             method: None,
             ask: Ask::Answer,
             arguments_raw: None,
-            refers_to: None,
+            id_span,
+            refers_to: Vec::new(),
         });
     };
     if answers.0 || answers.1 {
@@ -226,8 +232,33 @@ pub fn read(body: &[u8]) -> Result<Message, Denial> {
     let kind = if id.is_some() { Kind::Request } else { Kind::Notification };
     let ask = ask(&method, params.as_ref())?;
     let arguments_raw = if matches!(ask, Ask::Tool { .. }) { arguments_raw } else { None };
-    let refers_to = if method == "completion/complete" { Some(reference(params.as_ref())?) } else { None };
-    Ok(Message { kind, id, method: Some(method), ask, arguments_raw, refers_to })
+    let refers_to = match method.as_str() {
+        "completion/complete" => vec![reference(params.as_ref())?],
+        "subscriptions/listen" => subscriptions(params.as_ref())?,
+        _ => Vec::new(),
+    };
+    Ok(Message { kind, id, method: Some(method), ask, arguments_raw, id_span, refers_to })
+}
+
+/// Most resources one `subscriptions/listen` may name.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// The resources a `subscriptions/listen` subscribes to
+/// (`params.notifications.resourceSubscriptions`): each is decided.
+fn subscriptions(params: Option<&Map<String, Value>>) -> Result<Vec<Ask>, Denial> {
+    let listed = params.and_then(|p| p.get("notifications")).and_then(|n| n.get("resourceSubscriptions"));
+    let Some(listed) = listed else { return Ok(Vec::new()) };
+    let uris = listed.as_array().filter(|a| a.len() <= MAX_SUBSCRIPTIONS).and_then(|a| {
+        a.iter()
+            .map(|u| u.as_str().filter(|s| !s.is_empty() && s.len() <= MAX_NAME).map(|s| Ask::Resource(s.to_string())))
+            .collect::<Option<Vec<_>>>()
+    });
+    uris.ok_or_else(|| {
+        invalid(
+            "subscriptions",
+            format!("resourceSubscriptions must be a list of at most {MAX_SUBSCRIPTIONS} resource URIs"),
+        )
+    })
 }
 
 /// The prompt or resource template a completion is for (`params.ref`):

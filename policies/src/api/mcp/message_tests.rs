@@ -113,12 +113,29 @@ fn a_completion_names_the_prompt_or_resource_it_completes() {
             json!({"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":r,"argument":{"name":"a","value":"b"}}}),
         )
     };
-    assert_eq!(c(json!({"type":"ref/prompt","name":"admin"})).unwrap().refers_to, Some(Ask::Prompt("admin".into())));
+    assert_eq!(c(json!({"type":"ref/prompt","name":"admin"})).unwrap().refers_to, vec![Ask::Prompt("admin".into())]);
     assert_eq!(
         c(json!({"type":"ref/resource","uri":"repo://other/{name}"})).unwrap().refers_to,
-        Some(Ask::Resource("repo://other/{name}".into()))
+        vec![Ask::Resource("repo://other/{name}".into())]
     );
     for bad in [json!({"type":"ref/prompt"}), json!({"type":"ref/tool","name":"x"}), json!("admin")] {
         assert_eq!(detail(c(bad)), "completion_ref");
+    }
+}
+
+#[test]
+fn a_subscription_names_every_resource_it_listens_to() {
+    let listen = |n: Value| {
+        read_json(json!({"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":n}}))
+    };
+    let m = listen(json!({"resourceSubscriptions":["repo://acme/api","repo://other/secret"]})).unwrap();
+    assert_eq!(m.refers_to, vec![Ask::Resource("repo://acme/api".into()), Ask::Resource("repo://other/secret".into())]);
+    assert!(listen(json!({"toolsListChanged":true})).unwrap().refers_to.is_empty());
+    for bad in [
+        json!({"resourceSubscriptions":"repo://x"}),
+        json!({"resourceSubscriptions":[1]}),
+        json!({"resourceSubscriptions":vec!["a"; MAX_SUBSCRIPTIONS + 1]}),
+    ] {
+        assert_eq!(detail(listen(bad)), "subscriptions");
     }
 }
