@@ -75,7 +75,10 @@ class Gateway:
         """Every line of the access log, each parsed as JSON."""
         if not self.access_log.exists():
             return []
-        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
+        # A line Envoy is still writing (no newline yet) is not a record yet.
+        text = self.access_log.read_text()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def audit_for(self, request_id: str, timeout: float = 5.0) -> dict:
         """The one audit record of `request_id`, waiting for Envoy to flush it."""

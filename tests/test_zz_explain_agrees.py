@@ -29,7 +29,12 @@ def mcp_question(record: dict) -> dict | None:
     m = record.get("mcp") or {}
     if record.get("mode") != "enforce" or record.get("reason") not in MCP_DECIDED or not record.get("workload"):
         return None
-    if m.get("kind") not in ("request", "notification") or m.get("method") == "completion/complete":
+    if m.get("kind") not in ("request", "notification"):
+        return None
+    # What a message names besides its own ask (a completion's prompt, a
+    # subscription's resources) is not a question explain takes alone.
+    if (m.get("resource") and m.get("method") not in ("resources/read", "resources/subscribe", "resources/unsubscribe")) \
+            or (m.get("prompt") and m.get("method") != "prompts/get") or m.get("method") == "completion/complete":
         return None
     t = int(datetime.strptime(record["time"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
     q = {"spiffe_id": record["workload"]["spiffe_id"], "provider": record["provider"], "svid": record["workload"]["svid"],
