@@ -38,11 +38,16 @@ pub fn fixture() -> &'static Fixture {
                  "deployments": {"d": "gpt-4o-mini", "old": "gpt-3.5-turbo"}},
                 {"name": "bedrock", "api": "bedrock", "match": {"path_prefix": "/bedrock/"}, "credential": {"type": "none"}},
                 {"name": "vertex", "api": "vertex", "match": {"path_prefix": "/vertex/"}, "project": "p",
-                 "credential": {"type": "api_key", "env": "VERTEX_ACCESS_TOKEN"}}
+                 "credential": {"type": "api_key", "env": "VERTEX_ACCESS_TOKEN"}},
+                {"name": "tools", "api": "mcp", "match": {"path_prefix": "/tools/"},
+                 "credential": {"type": "api_key", "env": "TOOLS_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}}
             ],
             "rules": [
                 {"id": "bot", "effect": "allow", "workloads": ["spiffe://example.org/ns/support/sa/bot"],
-                 "providers": ["*"], "models": ["gpt-4o-mini", "claude-*", "whisper-1"], "limits": {"max_tokens": 256, "stream": false}},
+                 "providers": ["*"], "models": ["gpt-4o-mini", "claude-*", "whisper-1"], "limits": {"max_tokens": 256, "stream": false},
+                 "tools": ["search_*", "echo"], "arguments": {"search_*": {"repo": ["acme/*"]}}, "resources": ["repo://acme/*"],
+                 "prompts": ["triage"], "mcp": ["completion/complete", "subscriptions/listen"]},
+                {"id": "no-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "tools": ["delete_*"]},
                 {"id": "research", "effect": "allow", "workloads": ["spiffe://example.org/ns/research/**"], "providers": ["*"], "models": ["*"],
                  "endpoints": ["GET /v1/files/*", "/v1/batches/**"]},
                 {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
@@ -50,7 +55,7 @@ pub fn fixture() -> &'static Fixture {
             "limits": {"max_body_bytes": 65536},
             "prompt_guard": {"action": "block", "custom": [{"name": "secret_word", "pattern": "(?i)swordfish"}]}
         });
-        let policy = Policy::from_json(config.to_string().as_bytes(), &|_| Some("sk-fuzz".into())).expect("the fixture policy");
+        let policy = Policy::from_json(config.to_string().as_bytes(), &|name| Some(if name == "MCP_SESSION_KEY" { "fuzz-session-key-0123456789abcdef" } else { "sk-fuzz" }.into())).expect("the fixture policy");
         let claims = Claims::create(Duration::from_hours(24))
             .with_subject("spiffe://example.org/ns/support/sa/bot")
             .with_audience("spiffe://example.org/modelgate");

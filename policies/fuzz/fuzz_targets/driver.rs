@@ -42,6 +42,8 @@ struct Input {
     content_type: String,
     response: Vec<u8>,
     response_cut: u16,
+    /// An MCP server's session id on the answer.
+    session: Option<String>,
 }
 
 libfuzzer_sys::fuzz_target!(|input: Input| {
@@ -107,7 +109,14 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     if let Step::Continue(_) = step {
         assert_eq!(x.phase(), Phase::Forwarded);
     }
-    x.drive(&env, Event::ResponseHeaders { status: Some(input.status), content_type: Some(&input.content_type) });
+    x.drive(
+        &env,
+        Event::ResponseHeaders {
+            status: Some(input.status),
+            content_type: Some(&input.content_type),
+            session: input.session.as_deref(),
+        },
+    );
     let cut = usize::from(input.response_cut).min(input.response.len());
     x.drive(&env, Event::ResponseBody { size: cut, end_of_stream: false, body: &&input.response[..cut] });
     x.drive(&env, Event::ResponseBody { size: input.response.len(), end_of_stream: true, body: &input.response.as_slice() });
