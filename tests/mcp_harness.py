@@ -382,3 +382,28 @@ def assert_chained(gw: Gateway, records: list) -> None:
             before = by_link.get((record["chain"], record["seq"] - 1))
             if before is not None:
                 assert sha256(before) == record["prev"], f"record {record['seq']} does not link to the one before it"
+
+
+def header_values(recorded, name):
+    """Every value of header `name` in a request the MCP server recorded."""
+    return [v for k, v in recorded["headers"] if k == name]
+
+
+def refused(gw, server, r, status, reason, detail=None, code=None, rpc_id=None):
+    """A refusal as docs/mcp.md has it: the reason's status and header, a
+    JSON-RPC error naming the reason, nothing at the MCP server, one record."""
+    assert (r.status_code, r.headers.get("x-modelgate-reason")) == (status, reason), \
+        (r.status_code, r.headers.get("x-modelgate-reason"), r.text[:300])
+    error = answer(r)
+    assert error["jsonrpc"] == "2.0" and error["error"]["data"]["reason"] == reason, error
+    if code is not None:
+        assert error["error"]["code"] == code, error
+    if rpc_id is not None:
+        assert error["id"] == rpc_id, error
+    time.sleep(0.15)
+    assert server.requests_seen() == [], "a message the gateway should have refused reached the MCP server"
+    record = gw.audit_for(r.headers["x-request-id"])
+    assert (record["decision"], record["reason"]) == ("deny", reason), record
+    if detail is not None:
+        assert record["detail"] == detail, record
+    return record

@@ -20,8 +20,8 @@ from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 import svid
-from mcp_harness import (BOT, HANDSHAKE, MODERN, OPS, TRIAGE, Raw, answer, assert_chained, mcp_session,
-                         running_mcp_gateway, sha256)
+from mcp_harness import (BOT, HANDSHAKE, MODERN, OPS, TRIAGE, Raw, answer, assert_chained, header_values, mcp_session,
+                         refused, running_mcp_gateway, sha256)
 
 AKIA = "AKIAIOSFODNN7EXAMPLE"  # an AWS access key id: the demo's prompt guard blocks it
 TRIAGE_TOOLS = ["search_issues", "get_issue", "echo"]
@@ -51,33 +51,10 @@ def run(fn, *args):
     return anyio.run(fn, *args)
 
 
-def header_values(recorded, name):
-    return [v for k, v in recorded["headers"] if k == name]
-
-
 def assert_credentials_swapped(recorded, server, token):
     """The server got its own key and nothing of the caller's SVID."""
     assert header_values(recorded, "authorization") == [f"Bearer {server.token}"]
     assert token not in json.dumps(recorded)
-
-
-def refused(gw, server, r, status, reason, detail=None, code=None, rpc_id=None):
-    """A refusal as docs/mcp.md has it: the reason's status and header, a
-    JSON-RPC error naming the reason, nothing at the MCP server, one record."""
-    assert (r.status_code, r.headers.get("x-modelgate-reason")) == (status, reason), r.text[:300]
-    error = answer(r)
-    assert error["jsonrpc"] == "2.0" and error["error"]["data"]["reason"] == reason, error
-    if code is not None:
-        assert error["error"]["code"] == code, error
-    if rpc_id is not None:
-        assert error["id"] == rpc_id, error
-    time.sleep(0.1)
-    assert server.requests_seen() == [], "a refused message reached the MCP server"
-    record = gw.audit_for(r.headers["x-request-id"])
-    assert (record["decision"], record["reason"]) == ("deny", reason), record
-    if detail is not None:
-        assert record["detail"] == detail, record
-    return record
 
 
 def sdk_refusal(gw, server, conn, err, rpc_method, status, reason):

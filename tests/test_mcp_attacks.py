@@ -6,7 +6,6 @@ asserts what the gateway ought to do (refuse, with its reason; nothing at the
 MCP server; one audit record), so each FAILS until the hole is closed.
 """
 
-import json
 import re
 import subprocess
 import sys
@@ -17,8 +16,8 @@ import pytest
 import requests
 
 from harness import ROOT, free_port, wait_until
-from mcp_harness import (HANDSHAKE, MCP_PROVIDERS, MCP_RULES, MODERN, OPS, SERVERS, TRIAGE, McpServer, Raw, answer,
-                         mcp_policy_patch, running_mcp_gateway)
+from mcp_harness import (MCP_PROVIDERS, MODERN, SERVERS, TRIAGE, McpServer, Raw, answer, mcp_policy_patch, refused,
+                         running_mcp_gateway)
 
 INVALID, NOT_ALLOWED, REFUSED = -32600, -32601, -32001
 SEARCH = {"name": "search_issues", "arguments": {"repo": "acme/api", "query": "flaky"}}
@@ -40,25 +39,6 @@ def fresh(request):
 @pytest.fixture(params=["sse", "json"])
 def server(request, gw):
     return getattr(gw, request.param)
-
-
-def refused(gw, server, r, status, reason, detail=None, code=None):
-    """Refused as docs/mcp.md has it: the reason's status and header, a
-    JSON-RPC error naming it, nothing at the MCP server, one record."""
-    assert (r.status_code, r.headers.get("x-modelgate-reason")) == (status, reason), \
-        (r.status_code, r.headers.get("x-modelgate-reason"), r.text[:300])
-    error = answer(r)
-    assert error["jsonrpc"] == "2.0" and error["error"]["data"]["reason"] == reason, error
-    if code is not None:
-        assert error["error"]["code"] == code, error
-    time.sleep(0.15)
-    assert server.requests_seen() == [], "a message the gateway should have refused reached the MCP server"
-    records = [x for x in gw.audit_records() if x.get("request_id") == r.headers["x-request-id"]]
-    assert len(records) == 1, records
-    assert (records[0]["decision"], records[0]["reason"]) == ("deny", reason), records[0]
-    if detail is not None:
-        assert records[0]["detail"] == detail, records[0]
-    return records[0]
 
 
 def modern(raw: Raw, method: str, params: dict, headers: dict) -> requests.Response:

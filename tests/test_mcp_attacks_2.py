@@ -23,7 +23,7 @@ import requests
 import svid
 from harness import free_port
 from mcp_harness import (ACCEPT, HANDSHAKE, MCP_PROVIDERS, MODERN, OPS, SERVERS, TRIAGE, Raw, answer,
-                         mcp_policy_patch, running_mcp_gateway)
+                         mcp_policy_patch, refused, running_mcp_gateway)
 
 INVALID, NOT_ALLOWED, REFUSED = -32600, -32601, -32001
 # What docs/mcp.md's triage agent may not see in a tools listing.
@@ -141,24 +141,6 @@ def fresh(request):
 @pytest.fixture(params=["sse", "json"])
 def server(request, gw):
     return getattr(gw, request.param)
-
-
-def refused(gw, server, r, status, reason, detail=None, code=None):
-    """Refused as docs/mcp.md has it: the reason's status and header, a
-    JSON-RPC error naming it, nothing at the MCP server, one record."""
-    assert (r.status_code, r.headers.get("x-modelgate-reason")) == (status, reason), \
-        (r.status_code, r.headers.get("x-modelgate-reason"), r.text[:300])
-    error = answer(r)
-    assert error["jsonrpc"] == "2.0" and error["error"]["data"]["reason"] == reason, error
-    if code is not None:
-        assert error["error"]["code"] == code, error
-    time.sleep(0.15)
-    assert server.requests_seen() == [], "a message the gateway should have refused reached the MCP server"
-    record = gw.audit_for(r.headers["x-request-id"])
-    assert (record["decision"], record["reason"]) == ("deny", reason), record
-    if detail is not None:
-        assert record["detail"] == detail, record
-    return record
 
 
 # --- the prompt guard: a number the server reads as the card number -------------------------------

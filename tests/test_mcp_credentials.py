@@ -10,18 +10,13 @@ import pytest
 from jwcrypto import jwk
 
 from harness import ROOT
-from mcp_harness import TRIAGE, Raw, answer, running_mcp_gateway
-from mcp_harness import MCP_PROVIDERS, demo_policy, MCP_RULES
+from mcp_harness import MCP_PROVIDERS, MCP_RULES, TRIAGE, Raw, answer, demo_policy, header_values, running_mcp_gateway
 from token_server import verify_es256
 
 SIGNING_KEY = jwk.JWK.generate(kty="EC", crv="P-256")
 PEM = SIGNING_KEY.export_to_pem(private_key=True, password=None).decode()
 ISSUER = "https://modelgate.test"
 AUDIENCE = "https://mcp.github.internal"
-
-
-def header_values(recorded, name):
-    return [v for k, v in recorded["headers"] if k == name]
 
 
 def printed_jwks() -> dict:

@@ -106,13 +106,7 @@ const TRIAGE: &str = "spiffe://example.org/ns/agents/sa/triage";
 
 /// docs/mcp.md's worked example beside the demo's model providers.
 fn mcp_policy(mode: &str) -> Policy {
-    let mut c = config(json!({}));
-    c["mode"] = json!(mode);
-    c["providers"].as_array_mut().unwrap().push(json!({
-        "name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
-        "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"},
-        "session_key": {"env": "MCP_SESSION_KEY"}}));
-    c["rules"].as_array_mut().unwrap().extend([
+    let rules = [
         json!({"id": "triage-tools", "effect": "allow", "workloads": [TRIAGE], "providers": ["github"],
                "mcp": ["initialize", "notifications/*", "ping", "tools/list", "resources/list", "prompts/list"],
                "tools": ["search_issues", "get_issue", "delete_*"],
@@ -120,8 +114,8 @@ fn mcp_policy(mode: &str) -> Policy {
                "resources": ["repo://acme/*"], "prompts": ["triage"]}),
         json!({"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"],
                "providers": ["github"], "tools": ["delete_*"]}),
-    ]);
-    Policy::from_json(c.to_string().as_bytes(), &env).unwrap()
+    ];
+    Policy::from_json(crate::testing::mcp_config(mode, &rules).to_string().as_bytes(), &env).unwrap()
 }
 
 fn mcp(q: Value) -> Value {

@@ -100,6 +100,21 @@ pub fn config(patch: Value) -> Value {
     c
 }
 
+/// docs/mcp.md's MCP server: `github` at `/github/`, with its key and
+/// session key from [`env`].
+pub fn mcp_provider() -> Value {
+    json!({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
+           "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}})
+}
+
+/// The test config in `mode`, with the MCP server and `rules` appended.
+pub fn mcp_config(mode: &str, rules: &[Value]) -> Value {
+    let mut c = config(json!({"mode": mode}));
+    c["providers"].as_array_mut().unwrap().push(mcp_provider());
+    c["rules"].as_array_mut().unwrap().extend(rules.iter().cloned());
+    c
+}
+
 pub fn env(name: &str) -> Option<String> {
     match name {
         "OPENAI_API_KEY" => Some("sk-openai-upstream".into()),

@@ -290,8 +290,7 @@ fn an_x509_only_gateway_needs_no_jwt_authorities() {
 
 fn with_mcp(provider_patch: Value, rule: Value) -> Value {
     let mut c = config(json!({}));
-    let mut provider = json!({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
-        "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}});
+    let mut provider = crate::testing::mcp_provider();
     for (k, v) in provider_patch.as_object().unwrap() {
         if v.is_null() {
             provider.as_object_mut().unwrap().remove(k);

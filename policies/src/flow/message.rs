@@ -20,7 +20,7 @@ use crate::flow::events::{Env, RequestHead};
 use crate::flow::request::{header, Next, Request};
 use crate::identity::spiffe::SpiffeId;
 use crate::reason::{Denial, Reason};
-use crate::util::digest::sha256_hex;
+use crate::util::digest::{hex, sha256_hex};
 use crate::util::text::bounded;
 
 fn invalid(detail: &str, message: impl Into<String>) -> Denial {
@@ -225,8 +225,4 @@ fn decode_header(value: &str) -> Option<String> {
         Some(encoded) => STANDARD.decode(encoded).ok().and_then(|b| String::from_utf8(b).ok()),
         None => Some(value.to_string()),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -76,7 +76,10 @@ struct Vm {
 
 impl Vm {
     fn new(patch: Value) -> Vm {
-        let policy = policy(patch);
+        Vm::with(policy(patch))
+    }
+
+    fn with(policy: Policy) -> Vm {
         let svids = SvidCache::new(policy.jwt_svid.cache_size);
         let trust = TrustStore::new(&policy.trust_domains);
         Vm {
@@ -794,30 +797,21 @@ const TRIAGE: &str = "spiffe://example.org/ns/agents/sa/triage";
 const OTHER_AGENT: &str = "spiffe://example.org/ns/agents/sa/other";
 
 fn mcp_vm(mode: &str) -> Vm {
-    let mut c = config(json!({}));
-    c["mode"] = json!(mode);
-    c["providers"].as_array_mut().unwrap().push(json!({
-        "name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
-        "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"},
-        "session_key": {"env": "MCP_SESSION_KEY"}}));
-    c["rules"].as_array_mut().unwrap().extend([
-        json!({"id": "triage-tools", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
-               "providers": ["github"], "mcp": ["initialize", "notifications/*", "tools/list"],
-               "tools": ["search_issues", "get_issue"],
-               "arguments": {"search_issues": {"repo": ["acme/*"]}}}),
-        json!({"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"],
-               "providers": ["github"], "tools": ["delete_*"]}),
-    ]);
-    let policy = Policy::from_json(c.to_string().as_bytes(), &env).unwrap();
-    let svids = SvidCache::new(policy.jwt_svid.cache_size);
-    let trust = TrustStore::new(&policy.trust_domains);
-    Vm {
-        policy,
-        memory: Rc::new(ResponseMemory::new(MAX_RESPONSE_HELD_PER_VM)),
-        svids,
-        trust,
-        tokens: TokenCache::default(),
-    }
+    mcp_vm_with(
+        mode,
+        &[
+            json!({"id": "triage-tools", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
+                   "providers": ["github"], "mcp": ["initialize", "notifications/*", "tools/list"],
+                   "tools": ["search_issues", "get_issue"],
+                   "arguments": {"search_issues": {"repo": ["acme/*"]}}}),
+            json!({"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"],
+                   "providers": ["github"], "tools": ["delete_*"]}),
+        ],
+    )
+}
+
+fn mcp_vm_with(mode: &str, rules: &[Value]) -> Vm {
+    Vm::with(Policy::from_json(mcp_config(mode, rules).to_string().as_bytes(), &env).unwrap())
 }
 
 fn rpc(who: &str, message: Value) -> Call {
@@ -998,20 +992,12 @@ fn a_session_stream_carries_no_routing_header_and_is_never_resumed() {
 
 #[test]
 fn a_completion_is_decided_on_the_prompt_it_completes() {
-    let mut vm = mcp_vm("enforce");
-    // The triage rule, granted completion/complete and one prompt.
-    let mut raw = config(json!({}));
-    raw["providers"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "github", "api": "mcp", "match": {"path_prefix": "/github/"},
-        "credential": {"type": "api_key", "env": "GITHUB_MCP_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}}));
-    raw["rules"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"id": "t", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
-        "providers": ["github"], "prompts": ["triage"], "mcp": ["completion/complete"]}));
-    vm.policy = Policy::from_json(raw.to_string().as_bytes(), &env).unwrap();
+    // A rule granted completion/complete and one prompt.
+    let vm = mcp_vm_with(
+        "enforce",
+        &[json!({"id": "t", "effect": "allow", "workloads": ["spiffe://example.org/ns/agents/**"],
+                 "providers": ["github"], "prompts": ["triage"], "mcp": ["completion/complete"]})],
+    );
     let complete = |name: &str| {
         rpc(
             TRIAGE,

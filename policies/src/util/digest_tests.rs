@@ -1,9 +1,5 @@
 use super::*;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn hmac_sha256_agrees_with_rfc_4231() {
     // Test cases 1, 2 and 6 (a key longer than the block).
