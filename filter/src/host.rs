@@ -25,6 +25,7 @@ pub struct HostStatus(pub u32);
 
 impl HostStatus {
     pub const NOT_FOUND: HostStatus = HostStatus(1);
+    pub const CAS_MISMATCH: HostStatus = HostStatus(8);
 }
 
 impl std::fmt::Display for HostStatus {
@@ -462,6 +463,29 @@ pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
 /// False on a version mismatch (another VM wrote first) or any error.
 pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> bool {
     abi::set_shared_data(key, value, cas.unwrap_or(0)).is_ok()
+}
+
+/// Envoy's shared data as the budget counters use it: an absent key is
+/// `(None, 0)`; a compare-and-swap that lost is `Ok(false)`; any other
+/// host status is `Err` (the engine then refuses, never counts nothing).
+pub struct Counters;
+
+impl modelgate_policies::SharedStore for Counters {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), modelgate_policies::HostError> {
+        match abi::get_shared_data(key) {
+            Ok((value, cas)) => Ok((value, cas)),
+            Err(HostStatus::NOT_FOUND) => Ok((None, 0)),
+            Err(_) => Err(modelgate_policies::HostError),
+        }
+    }
+
+    fn swap(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, modelgate_policies::HostError> {
+        match abi::set_shared_data(key, value, cas) {
+            Ok(()) => Ok(true),
+            Err(HostStatus::CAS_MISMATCH) => Ok(false),
+            Err(_) => Err(modelgate_policies::HostError),
+        }
+    }
 }
 
 /// Starts a call-out through an Envoy cluster; its answer arrives in the

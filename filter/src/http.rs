@@ -56,13 +56,15 @@ pub struct Request {
     exchange: Rc<RefCell<Flow>>,
     /// The call-out this request made, and the credential key it fetches.
     callout: Option<(u32, String)>,
+    /// A call of its own in flight (the budget ledger).
+    call: Option<u32>,
 }
 
 impl Request {
     pub fn new(id: u32, shared: Rc<Shared>) -> Self {
         let started_ms = host::now_ms();
         let exchange = Flow::new(shared.policy.as_deref(), started_ms);
-        Request { id, started_ms, shared, exchange: Rc::new(RefCell::new(exchange)), callout: None }
+        Request { id, started_ms, shared, exchange: Rc::new(RefCell::new(exchange)), callout: None, call: None }
     }
 
     /// Hands one event to the engine. `None` only when the filter has no
@@ -93,12 +95,24 @@ impl Request {
                 self.callout = Some((token, key));
                 Action::Pause
             }
+            Next::Calling { token } => {
+                self.call = Some(token);
+                Action::Pause
+            }
         }
     }
 }
 
 impl Context for Request {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        if self.call.take_if(|t| *t == token).is_some() {
+            let result = host::call_response(headers, body_size, modelgate_policies::MAX_LEDGER_ANSWER_BYTES);
+            let step = self.drive(Event::Callout(result));
+            if let Action::Continue = self.carry_out(step, Direction::Request) {
+                host::resume_request();
+            }
+            return;
+        }
         let Some(key) = self.callout.take_if(|(t, _)| *t == token).map(|(_, key)| key) else { return };
         let step = self.drive(Event::Callout(tokens::call_result(headers, body_size)));
         if let Action::Continue = self.carry_out(step, Direction::Request) {
@@ -228,13 +242,23 @@ impl HttpContext for Request {
         let record = match self.drive(Event::Log(log.clone())) {
             Some(Step::Audit(record)) => record,
             _ => match self.exchange.try_borrow_mut() {
-                Ok(mut x) => x.audit(&log),
+                Ok(mut x) => x.audit(None, &log),
                 Err(_) => return host::log(LogLevel::Error, &format!("[{}] no audit record could be made", self.id)),
             },
         };
         if let (Ok(x), Some(policy)) = (self.exchange.try_borrow(), self.shared.policy.as_deref()) {
             for (name, n) in x.metrics(policy) {
                 self.shared.counters.add(&name, n);
+            }
+        }
+        if let Ok(mut x) = self.exchange.try_borrow_mut() {
+            for call in x.take_ledger_calls() {
+                self.shared.ledger.push(call);
+            }
+            // What the call cost, for Envoy's rate-limit filter
+            // (`%FILTER_STATE(wasm.modelgate_tokens:PLAIN)%`).
+            for (name, value) in x.published() {
+                host::set_property(&[name], value.as_bytes());
             }
         }
         let record = self.shared.seal(&record);

@@ -8,6 +8,7 @@ mod bundles;
 mod host;
 mod http;
 mod keys;
+mod ledger;
 mod metrics;
 mod root;
 mod shared;

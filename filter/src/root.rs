@@ -88,6 +88,9 @@ impl Root {
             ("modelgate.token.shared_slots_used", slots),
             ("modelgate.svid.cached", self.shared.svids.entries() as u64),
             ("modelgate.response.held_bytes", self.shared.memory.in_use() as u64),
+            ("modelgate.budget.ledger_queued", self.shared.ledger.sizes().0),
+            ("modelgate.budget.ledger_in_flight", self.shared.ledger.sizes().1),
+            ("modelgate.budget.ledger_dropped", self.shared.ledger.dropped.get()),
         ] {
             self.gauges.set(name, value);
         }
@@ -104,6 +107,13 @@ impl Context for Root {
     }
 
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        if self.shared.ledger.answered(
+            token,
+            &host::call_response(headers, body_size, modelgate_policies::MAX_LEDGER_ANSWER_BYTES),
+            host::now_ms(),
+        ) {
+            return;
+        }
         if !self.bundles.answered(&self.shared.trust, token, headers, body_size, host::now_ms()) {
             let result = tokens::call_result(headers, body_size);
             self.shared.broker.root_response(&*self.shared, token, result);
@@ -154,9 +164,10 @@ impl RootContext for Root {
         let now_ms = host::now_ms();
         self.bundles.tick(&self.shared.trust, now_ms);
         self.shared.broker.tick(&*self.shared, now_ms);
+        self.shared.ledger.send(now_ms);
         self.metrics.export(&self.shared.tokens);
         self.export_gauges();
-        let period = if self.shared.broker.busy() { FAST_TICK } else { TICK };
+        let period = if self.shared.broker.busy() || self.shared.ledger.busy() { FAST_TICK } else { TICK };
         if period != self.tick && host::set_tick_period(period) {
             self.tick = period;
         }

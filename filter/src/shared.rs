@@ -40,6 +40,8 @@ pub struct Shared {
     pub counters: Counters,
     /// The dynamic metadata rule conditions read, per request.
     pub metadata_keys: Vec<(String, String)>,
+    /// Budget ledger calls to send from the root context.
+    pub ledger: crate::ledger::LedgerQueue,
 }
 
 /// Every this many records, a chain's head goes to Envoy's log: shipped
@@ -76,6 +78,7 @@ impl Shared {
             broker: Broker::new(generation, tokens),
             counters: Counters::default(),
             metadata_keys: policy.as_deref().map(Policy::metadata_keys).unwrap_or_default(),
+            ledger: crate::ledger::LedgerQueue::default(),
             chain: RefCell::new(Chain::new(host::random::<8>().iter().map(|b| format!("{b:02x}")).collect())),
             policy,
         }

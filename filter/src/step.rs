@@ -63,6 +63,8 @@ pub enum Next {
     /// The request made call-out `token` for the credential `key`; its
     /// answer comes to the request's `on_http_call_response`.
     Fetching { token: u32, key: String },
+    /// The request made call-out `token` of its own (the budget ledger).
+    Calling { token: u32 },
 }
 
 /// Drives an exchange with the VM's policy. `None` only when the filter
@@ -80,6 +82,7 @@ pub fn drive(shared: &Shared, exchange: &RefCell<Flow>, event: Event<'_>, now_ms
         trust: &trust,
         tokens: &shared.tokens,
         random: &host::random::<16>,
+        shared: &host::Counters,
     };
     let mut exchange = exchange.try_borrow_mut().ok()?;
     Some(exchange.drive(&env, event))
@@ -136,11 +139,19 @@ pub fn carry_out(shared: &Shared, id: u32, exchange: &Rc<RefCell<Flow>>, step: O
             host::reset_response();
             Next::Pause
         }
-        // Only a request's own callback asks for a credential.
-        Step::Callout { .. } if detached => {
+        // Only a request's own callback makes a call.
+        Step::Callout { .. } | Step::Call(_) if detached => {
             host::reset_response();
             Next::Pause
         }
+        Step::Call(call) => match host::dispatch(&call) {
+            Ok(token) => Next::Calling { token },
+            Err(why) => {
+                host::log(LogLevel::Warn, &format!("[{id}] call-out to cluster {:?} refused: {why}", call.cluster));
+                let step = drive(shared, exchange, Event::Callout(CalloutResult::Failed(why)), host::now_ms());
+                carry_out(shared, id, exchange, step, from)
+            }
+        },
         Step::Callout { key, call } => {
             let waiter = tokens::waiter(id, exchange);
             match shared.broker.join(shared, &key, call, waiter, host::now_ms()) {

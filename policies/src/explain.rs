@@ -485,6 +485,7 @@ impl Described {
         let tokens = TokenCache::new(1);
         let verifier = PureRustVerifier;
         let random = || [0u8; 16];
+        let shared = crate::budget::slots::MemoryStore::default();
         let env = Env {
             policy,
             verifier: &verifier,
@@ -494,6 +495,7 @@ impl Described {
             trust: &self.trust,
             tokens: &tokens,
             random: &random,
+            shared: &shared,
         };
         let mut flow = Flow::new(Some(policy), now_ms);
         let head = RequestHead {

@@ -26,6 +26,7 @@
 mod api;
 mod audit;
 mod body;
+mod budget;
 mod config;
 mod credential;
 mod decision;
@@ -49,6 +50,8 @@ pub use flow::{
 pub use config::{BundleEndpoint, ConfigError, Policy, RuleLimits, VerifierChoice, X509Source};
 // What the filter hands back in and out of the driver.
 pub use body::apply_edits;
+pub use budget::ledger::MAX_ANSWER_BYTES as MAX_LEDGER_ANSWER_BYTES;
+pub use budget::slots::{HostError, MemoryStore, SharedStore};
 pub use credential::callout::{self, CalloutRequest, CalloutResult};
 pub use credential::token_exchange::{TokenCache, TokenStats, MAX_RESPONSE_BYTES as MAX_TOKEN_RESPONSE_BYTES};
 pub use credential::Rewrite;

@@ -41,6 +41,13 @@ pub enum Reason {
     ArgumentNotAllowed,
     /// MCP: a session id this workload did not open (or no session at all).
     SessionNotFound,
+    /// Budgets: a request with no bound on its output; a dollar budget
+    /// and no price for the model; no room left; a ledger that cannot
+    /// answer.
+    MaxTokensMissing,
+    PriceUnknown,
+    BudgetExhausted,
+    BudgetUnavailable,
     /// The gateway itself cannot decide: no valid configuration, or an
     /// Envoy that does not hold requests for it.
     NotConfigured,
@@ -74,6 +81,10 @@ impl Reason {
             Reason::PromptNotAllowed => "prompt_not_allowed",
             Reason::ArgumentNotAllowed => "argument_not_allowed",
             Reason::SessionNotFound => "session_not_found",
+            Reason::MaxTokensMissing => "max_tokens_missing",
+            Reason::PriceUnknown => "price_unknown",
+            Reason::BudgetExhausted => "budget_exhausted",
+            Reason::BudgetUnavailable => "budget_unavailable",
             Reason::NotConfigured => "not_configured",
         }
     }
@@ -92,12 +103,18 @@ impl Reason {
             | Reason::MethodNotAllowed
             | Reason::ResourceNotAllowed
             | Reason::PromptNotAllowed
-            | Reason::ArgumentNotAllowed => 403,
+            | Reason::ArgumentNotAllowed
+            | Reason::MaxTokensMissing
+            | Reason::PriceUnknown => 403,
+            Reason::BudgetExhausted => 429,
             Reason::SessionNotFound => 404,
             Reason::InvalidBody | Reason::ModelMissing | Reason::AmbiguousModel | Reason::InvalidPath => 400,
             Reason::BodyTooLarge => 413,
             Reason::UnsupportedEncoding => 415,
-            Reason::CredentialUnavailable | Reason::BundleUnavailable | Reason::NotConfigured => 503,
+            Reason::CredentialUnavailable
+            | Reason::BundleUnavailable
+            | Reason::BudgetUnavailable
+            | Reason::NotConfigured => 503,
         }
     }
 }
@@ -110,11 +127,13 @@ pub struct Denial {
     pub detail: Option<String>,
     pub rule: Option<String>,
     pub message: String,
+    /// Seconds until it may succeed (`Retry-After`): a budget's window end.
+    pub retry_after_s: Option<u64>,
 }
 
 impl Denial {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Denial { reason, detail: None, rule: None, message: message.into() }
+        Denial { reason, detail: None, rule: None, message: message.into(), retry_after_s: None }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -142,6 +161,14 @@ impl Denial {
         headers.extend((spec.error_headers)(status));
         if status == 401 {
             headers.push(("www-authenticate".to_string(), "Bearer error=\"invalid_token\"".to_string()));
+        }
+        if let Some(seconds) = self.retry_after_s {
+            headers.push(("retry-after".to_string(), seconds.to_string()));
+            // The OpenAI and Anthropic SDKs retry a 429 unless told not
+            // to; a window that ends past their patience will not have room.
+            if seconds > 60 {
+                headers.push(("x-should-retry".to_string(), "false".to_string()));
+            }
         }
         if let Some(id) = request_id {
             headers.push(("x-request-id".to_string(), id.to_string()));

@@ -110,6 +110,7 @@ fn mutated_requests_never_panic() {
     let svids = SvidCache::new(64);
     let trust = TrustStore::new(&policy.trust_domains);
     let tokens = modelgate_policies::TokenCache::default();
+    let shared = modelgate_policies::MemoryStore::default();
     let body = br#"{"model":"gpt-4o-mini","stream":false,"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
     let form = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n";
     let paths = [
@@ -154,6 +155,7 @@ fn mutated_requests_never_panic() {
             trust: &trust,
             tokens: &tokens,
             random: &|| [1; 16],
+            shared: &shared,
         };
         let body = mutate(&mut rng, if multipart { form } else { body });
         let no_body = rng.below(13) == 0;

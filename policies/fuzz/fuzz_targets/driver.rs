@@ -52,6 +52,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     let svids = SvidCache::new(4);
     let trust = TrustStore::new(&f.policy.trust_domains);
     let tokens = modelgate_policies::TokenCache::default();
+    let shared = modelgate_policies::MemoryStore::default();
     let env = Env {
         policy: &f.policy,
         verifier: &PureRustVerifier,
@@ -61,6 +62,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
         trust: &trust,
         tokens: &tokens,
         random: &|| [1; 16],
+        shared: &shared,
     };
     let mut headers: Vec<(String, String)> =
         input.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).filter(|(k, _)| !k.starts_with(':')).collect();

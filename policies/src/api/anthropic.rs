@@ -114,7 +114,8 @@ fn usage(body: &Value) -> Option<Usage> {
         (None, None) => None,
         (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
     };
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+    let cached_input_tokens = count(u, "cache_read_input_tokens");
+    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens })
 }
 
 /// Messages events: `message_start` names the model and the input,

@@ -13,7 +13,15 @@ fn classifies_messages_endpoints() {
 #[test]
 fn counts_cached_input() {
     let body = json!({"usage":{"input_tokens":10,"cache_read_input_tokens":90,"output_tokens":5}});
-    assert_eq!(usage(&body), Some(Usage { input_tokens: Some(100), output_tokens: Some(5), total_tokens: Some(105) }));
+    assert_eq!(
+        usage(&body),
+        Some(Usage {
+            input_tokens: Some(100),
+            output_tokens: Some(5),
+            total_tokens: Some(105),
+            cached_input_tokens: Some(90)
+        })
+    );
     let count_tokens = json!({"input_tokens": 12});
     assert_eq!(usage(&count_tokens), None);
 }

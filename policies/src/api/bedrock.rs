@@ -271,7 +271,7 @@ fn usage(body: &Value) -> Option<Usage> {
     let input = count(u, "inputTokens").or_else(|| count(u, "input_tokens"));
     let output = count(u, "outputTokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "totalTokens").or_else(|| Some(input? + output.unwrap_or(0)));
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens: None })
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub(super) fn usage(body: &Value) -> Option<Usage> {
         (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
     };
     let total = count(u, "totalTokenCount").or_else(|| Some(input? + output.unwrap_or(0)));
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens: None })
 }
 
 /// A streamed `GenerateContentResponse`: its `usageMetadata` so far, the

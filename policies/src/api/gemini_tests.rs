@@ -25,6 +25,14 @@ fn the_model_is_the_path_capture() {
 #[test]
 fn reads_usage_metadata() {
     let body = json!({"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":6,"thoughtsTokenCount":2,"totalTokenCount":12}});
-    assert_eq!(usage(&body), Some(Usage { input_tokens: Some(4), output_tokens: Some(8), total_tokens: Some(12) }));
+    assert_eq!(
+        usage(&body),
+        Some(Usage {
+            input_tokens: Some(4),
+            output_tokens: Some(8),
+            total_tokens: Some(12),
+            cached_input_tokens: None
+        })
+    );
     assert_eq!(error_body(403, "x", "m")["error"]["status"], "PERMISSION_DENIED");
 }

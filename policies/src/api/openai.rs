@@ -153,7 +153,9 @@ fn usage(body: &Value) -> Option<Usage> {
     let input = count(u, "prompt_tokens").or_else(|| count(u, "input_tokens"));
     let output = count(u, "completion_tokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "total_tokens").or_else(|| Some(input? + output.unwrap_or(0)));
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total })
+    let details = u.get("prompt_tokens_details").or_else(|| u.get("input_tokens_details"));
+    let cached = details.and_then(|d| count(d, "cached_tokens"));
+    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens: cached })
 }
 
 /// The model a fine-tune was trained from: `ft:<base>:<org>:<name>:<id>`,

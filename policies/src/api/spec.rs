@@ -403,6 +403,10 @@ pub struct Usage {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub total_tokens: Option<u64>,
+    /// Of the input, the tokens read from the provider's prompt cache
+    /// (billed at `cached_input` under a USD budget), when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_input_tokens: Option<u64>,
 }
 
 /// What endpoints share unless they say otherwise.

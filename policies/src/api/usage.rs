@@ -134,7 +134,12 @@ impl StreamUsage {
             return None;
         }
         let total = self.total.or_else(|| Some(self.input.unwrap_or(0) + self.output.unwrap_or(0)));
-        Some(Usage { input_tokens: self.input, output_tokens: self.output, total_tokens: total })
+        Some(Usage {
+            input_tokens: self.input,
+            output_tokens: self.output,
+            total_tokens: total,
+            cached_input_tokens: None,
+        })
     }
 
     fn feed_sse(&mut self, chunk: &[u8]) {

@@ -8,10 +8,14 @@
 //! - `modelgate.prompt_guard.<detector>` (findings)
 //! - `modelgate.mcp.<method>.<decision>` (MCP messages; a method no revision
 //!   knows counts as `other`, a client's answer as `response`)
+//! - `modelgate.budget.<id>.charged_tokens` / `.charged_micro_usd` /
+//!   `.admitted`, and `.exhausted` / `.unavailable` for a refusal (budget
+//!   ids from the configuration; never a SPIFFE ID)
 
 use crate::api::mcp::message::KNOWN_METHODS;
 use crate::audit::record::Record;
 use crate::config::{Effect, Policy};
+use crate::reason::{Reason, Verdict};
 
 /// The counters a finished record adds to, and by how much.
 pub fn of(record: &Record, policy: &Policy) -> Vec<(String, u64)> {
@@ -35,6 +39,26 @@ pub fn of(record: &Record, policy: &Policy) -> Vec<(String, u64)> {
             (None, None) => "unread".to_string(),
         };
         out.push((format!("modelgate.mcp.{method}.{}", record.decision), 1));
+    }
+    for drawn in &record.budgets {
+        let base = format!("modelgate.budget.{}", stat_safe(&drawn.id));
+        out.push((format!("{base}.admitted"), 1));
+        if let Some(n) = drawn.charged.tokens {
+            out.push((format!("{base}.charged_tokens"), n));
+        }
+        if let Some(usd) = drawn.charged.usd {
+            out.push((format!("{base}.charged_micro_usd"), (usd * 1e6).ceil() as u64));
+        }
+    }
+    let refused = match record.reason {
+        Verdict::Denied(Reason::BudgetExhausted) => Some("exhausted"),
+        Verdict::Denied(Reason::BudgetUnavailable) => Some("unavailable"),
+        _ => None,
+    };
+    if let (Some(kind), Some(id)) = (refused, record.detail.as_deref()) {
+        if policy.budgets.list.iter().any(|b| b.id == id) {
+            out.push((format!("modelgate.budget.{}.{kind}", stat_safe(id)), 1));
+        }
     }
     if let Some(guard) = &record.prompt_guard {
         for (detector, n) in &guard.findings {

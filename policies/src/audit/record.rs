@@ -48,6 +48,34 @@ pub struct Record {
     /// MCP servers only: the JSON-RPC message the record is for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpMessage>,
+    /// Under a budget with a price for the model: what the call cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Under budgets: each budget drawn on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetDrawn>,
+}
+
+/// One budget a request drew on: what it reserved, what it was charged,
+/// what was left (`null` fields: the budget does not count that).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BudgetDrawn {
+    pub id: String,
+    pub scope: &'static str,
+    pub window_end: String,
+    pub reserved: Spend,
+    pub charged: Spend,
+    pub remaining: Spend,
+    /// `local_share` when counted in this gateway's share because the
+    /// ledger did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counted: Option<&'static str>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Spend {
+    pub tokens: Option<u64>,
+    pub usd: Option<f64>,
 }
 
 /// An MCP message as the record shows it: what it asked for, never its

@@ -287,6 +287,37 @@ impl Recorder {
         self.record.response_model = model.map(bounded);
     }
 
+    /// The budgets the request drew on, settled at `charge`.
+    pub fn budgets(&mut self, plan: &crate::budget::Plan, charge: crate::budget::Amount) {
+        use crate::audit::record::{BudgetDrawn, Spend};
+        use crate::budget::usd;
+        let priced = plan.price.is_some();
+        let spend = |tokens: Option<u64>, nano: Option<u64>| Spend { tokens, usd: nano.map(usd) };
+        if priced {
+            self.record.cost_usd = Some(usd(charge.nano_usd));
+        }
+        self.record.budgets = plan
+            .draws
+            .iter()
+            .map(|d| {
+                let counts = |cap: Option<u64>, v: u64| cap.map(|_| v);
+                let charged = d.charged.unwrap_or_default();
+                BudgetDrawn {
+                    id: d.id.clone(),
+                    scope: d.scope.name(),
+                    window_end: crate::util::time::rfc3339_millis(d.window_end_ms),
+                    reserved: spend(
+                        counts(d.limit.tokens, d.reserved.tokens),
+                        counts(d.limit.nano_usd, d.reserved.nano_usd),
+                    ),
+                    charged: spend(counts(d.limit.tokens, charged.tokens), counts(d.limit.nano_usd, charged.nano_usd)),
+                    remaining: d.remaining.map_or(Spend::default(), |l| spend(l.tokens, l.nano_usd)),
+                    counted: d.local.then_some("local_share"),
+                }
+            })
+            .collect();
+    }
+
     /// Envoy logs the request: the record is final, one JSON line.
     pub fn finish(&mut self, ending: Ending, log: &Logged<'_>) -> String {
         let record = &mut self.record;

@@ -613,6 +613,27 @@ impl RequestBody {
         edits
     }
 
+    /// The most tokens the request can make the provider generate once the
+    /// rule's limits apply (`cap`: the rule's `max_tokens`, written where
+    /// the request sent no bound): the largest bound field times the
+    /// outputs asked for. `None` when nothing bounds it.
+    pub fn output_bound(&self, cap: Option<u64>) -> Option<u64> {
+        let mut per_output: Option<u64> = None;
+        for field in &self.tokens {
+            let n = match field.value {
+                TokenValue::Count(n) => n,
+                TokenValue::Null => cap?,
+                TokenValue::Invalid => return None,
+            };
+            per_output = Some(per_output.map_or(n, |p| p.max(n)));
+        }
+        let per_output = match per_output {
+            Some(p) => p,
+            None => cap?,
+        };
+        per_output.checked_mul(self.multiplier)
+    }
+
     fn multiplied(&self, per_output: u64, cap: u64) -> Denial {
         let n = self.multiplier;
         Denial::new(

@@ -59,6 +59,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, gene
     }
     let rules = rules(raw.rules, &trust_domains, &providers)?;
     let prompt_guard = prompt_guard(raw.prompt_guard)?;
+    let budgets = super::budgets::compile(raw.budgets, raw.prices, raw.ledger, &trust_domains, &providers, env)?;
     let prompt_audit = match raw.audit.and_then(|a| a.prompt) {
         None | Some(RawPromptAudit::Sha256) => PromptAudit::Sha256,
         Some(RawPromptAudit::None) => PromptAudit::None,
@@ -94,6 +95,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, gene
         prompt_guard,
         generation: generation.to_string(),
         token_cache_size,
+        budgets,
     })
 }
 
@@ -607,7 +609,7 @@ fn fixed_headers(raw: serde_json::Map<String, Value>, at: &str) -> Result<Vec<(S
     Ok(out)
 }
 
-fn is_name(s: &str) -> bool {
+pub(super) fn is_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -615,7 +617,7 @@ fn is_name(s: &str) -> bool {
 /// clients send one. Compared exactly (in lower case) with the request's:
 /// modelgate never picks a provider, and injects its key, for an authority
 /// that Envoy's route table might send elsewhere.
-fn authority(a: &str) -> Option<String> {
+pub(super) fn authority(a: &str) -> Option<String> {
     let (host, port) = match a.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (a, None),
@@ -701,42 +703,9 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
             None => crate::decision::conditions::Conditions::default(),
             Some(when) => crate::decision::conditions::compile(when, &format!("{at}.when"))?,
         };
-        let mut workloads = Vec::with_capacity(r.workloads.len());
-        for (j, w) in r.workloads.iter().enumerate() {
-            let path = format!("{at}.workloads[{j}]");
-            let pattern = WorkloadPattern::parse(w).map_err(|e| ConfigError::new(&path, format!("{w:?}: {e}")))?;
-            if !domains.iter().any(|d| d.name.as_str() == pattern.trust_domain()) {
-                return Err(ConfigError::new(
-                    path,
-                    format!("trust domain {:?} is not in trust_domains", pattern.trust_domain()),
-                ));
-            }
-            workloads.push(pattern);
-        }
-        let provider_set = if r.providers.iter().any(|p| p == "*") {
-            if r.providers.len() != 1 {
-                return Err(ConfigError::new(format!("{at}.providers"), "\"*\" stands alone"));
-            }
-            ProviderSet::All
-        } else {
-            for (j, name) in r.providers.iter().enumerate() {
-                if !providers.iter().any(|p| &p.name == name) {
-                    return Err(ConfigError::new(
-                        format!("{at}.providers[{j}]"),
-                        format!("no provider is named {name:?}"),
-                    ));
-                }
-            }
-            ProviderSet::Named(r.providers)
-        };
-        let raw_models = r.models.unwrap_or_default();
-        let mut models = Vec::with_capacity(raw_models.len());
-        for (j, m) in raw_models.iter().enumerate() {
-            models.push(
-                ModelPattern::parse(m)
-                    .map_err(|e| ConfigError::new(format!("{at}.models[{j}]"), format!("{m:?}: {e}")))?,
-            );
-        }
+        let workloads = workload_patterns(&r.workloads, &at, domains)?;
+        let provider_set = provider_set(r.providers, &at, providers)?;
+        let models = model_patterns(&r.models.unwrap_or_default(), &at)?;
         let effect = match r.effect {
             RawEffect::Allow => Effect::Allow,
             RawEffect::Deny => Effect::Deny,
@@ -776,6 +745,53 @@ fn rules(raw: Vec<RawRule>, domains: &[TrustDomainConfig], providers: &[Provider
         });
     }
     Ok(out)
+}
+
+/// A rule's or a budget's `workloads`, each in a listed trust domain.
+pub(super) fn workload_patterns(
+    raw: &[String],
+    at: &str,
+    domains: &[TrustDomainConfig],
+) -> Result<Vec<WorkloadPattern>> {
+    let mut workloads = Vec::with_capacity(raw.len());
+    for (j, w) in raw.iter().enumerate() {
+        let path = format!("{at}.workloads[{j}]");
+        let pattern = WorkloadPattern::parse(w).map_err(|e| ConfigError::new(&path, format!("{w:?}: {e}")))?;
+        if !domains.iter().any(|d| d.name.as_str() == pattern.trust_domain()) {
+            return Err(ConfigError::new(
+                path,
+                format!("trust domain {:?} is not in trust_domains", pattern.trust_domain()),
+            ));
+        }
+        workloads.push(pattern);
+    }
+    Ok(workloads)
+}
+
+/// A rule's or a budget's `providers`: `["*"]`, or names of providers.
+pub(super) fn provider_set(raw: Vec<String>, at: &str, providers: &[Provider]) -> Result<ProviderSet> {
+    if raw.iter().any(|p| p == "*") {
+        if raw.len() != 1 {
+            return Err(ConfigError::new(format!("{at}.providers"), "\"*\" stands alone"));
+        }
+        return Ok(ProviderSet::All);
+    }
+    for (j, name) in raw.iter().enumerate() {
+        if !providers.iter().any(|p| &p.name == name) {
+            return Err(ConfigError::new(format!("{at}.providers[{j}]"), format!("no provider is named {name:?}")));
+        }
+    }
+    Ok(ProviderSet::Named(raw))
+}
+
+/// Model patterns, each checked with its path.
+pub(super) fn model_patterns(raw: &[String], at: &str) -> Result<Vec<ModelPattern>> {
+    raw.iter()
+        .enumerate()
+        .map(|(j, m)| {
+            ModelPattern::parse(m).map_err(|e| ConfigError::new(format!("{at}.models[{j}]"), format!("{m:?}: {e}")))
+        })
+        .collect()
 }
 
 /// A rule's MCP members (docs/mcp.md), each pattern checked with its path.

@@ -2,6 +2,7 @@
 //! written, [`Policy::from_json`] compiles it, checking every value and
 //! cross-reference. Every error names the JSON path of the bad field.
 
+mod budgets;
 mod compile;
 mod credentials;
 pub mod error;
@@ -35,6 +36,8 @@ pub struct Policy {
     pub generation: String,
     /// Tokens a VM keeps, and shared-data slots for them per configuration.
     pub token_cache_size: usize,
+    /// SPEC §9: budgets, prices, the ledger.
+    pub budgets: crate::budget::Budgets,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,6 +26,101 @@ pub struct RawConfig {
     pub limits: Option<RawLimits>,
     #[serde(default)]
     pub prompt_guard: Option<RawPromptGuard>,
+    #[serde(default)]
+    pub budgets: Option<Vec<RawBudget>>,
+    #[serde(default)]
+    pub prices: Option<Vec<RawPrice>>,
+    #[serde(default)]
+    pub ledger: Option<RawLedger>,
+}
+
+/// SPEC §9: a token and/or USD budget over a calendar window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub id: String,
+    pub workloads: Vec<String>,
+    #[serde(default)]
+    pub per: Option<RawBudgetPer>,
+    #[serde(default)]
+    pub providers: Option<Vec<String>>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    pub window: RawWindow,
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    #[serde(default)]
+    pub usd: Option<f64>,
+    #[serde(default)]
+    pub scope: Option<RawBudgetScope>,
+    #[serde(default)]
+    pub on_unavailable: Option<RawOnUnavailable>,
+    /// `local_share`: the fraction of the cap one gateway may spend on its
+    /// own while the ledger cannot answer (default 0.1).
+    #[serde(default)]
+    pub local_share: Option<f64>,
+    /// `per: workload`: how many workloads one gateway tracks per window.
+    #[serde(default)]
+    pub max_workloads: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawBudgetPer {
+    Workload,
+    Group,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawWindow {
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawBudgetScope {
+    Gateway,
+    Global,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnUnavailable {
+    Deny,
+    LocalShare,
+}
+
+/// USD per million tokens, for one provider (or `*`) and model patterns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub provider: String,
+    pub models: Vec<String>,
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+/// Where `scope: global` budgets are kept: the ledger service's cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    pub cluster: String,
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// How long a reservation the gateway never settles is held before the
+    /// ledger charges it in full.
+    #[serde(default)]
+    pub hold_ms: Option<u64>,
+    /// The bearer key the ledger requires (`{"env": NAME}`).
+    pub key: RawSessionKey,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use crate::api::{BodyFormat, Endpoint, ModelAt, Selects};
 use crate::audit::recorder::Recorder;
 use crate::body;
 use crate::body::guard::{Action, Findings};
+use crate::budget;
 use crate::config::{Policy, PromptAudit, Provider, Rule};
 use crate::decision;
 use crate::flow::events::Env;
@@ -117,6 +118,14 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
                 edits.extend(parsed.name_end_user(&name.of(identity.as_str())));
             }
             edits.sort_by_key(|e| e.at);
+            // What the provider reads: the body as forwarded.
+            let bytes = body.len().saturating_add(edits.iter().map(|e| e.insert.len()).sum::<usize>());
+            let output = budget::output_of(endpoint, &parsed, rule.limits.max_tokens);
+            let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+            match budget::plan(&policy.budgets, &identity, &provider.name, &model, bytes, output, env.now_ms) {
+                Ok(plan) => req.budget = plan,
+                Err(d) => return Next::Deny(d.with_rule(rule.id.clone())),
+            }
             Next::Forward(edits)
         }
         Err(d) => Next::Deny(d.with_rule(rule.id.clone())),

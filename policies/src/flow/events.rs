@@ -114,6 +114,9 @@ pub enum Step {
     /// the same credential: one call may serve them all, the others then
     /// getting [`Event::CredentialShared`].
     Callout { key: String, call: CalloutRequest },
+    /// Make this call (the budget ledger), keep holding, and deliver its
+    /// answer as [`Event::Callout`]. Never shared with another request.
+    Call(CalloutRequest),
     /// Reset the response: what is left of it must not reach the client.
     ResetResponse,
     /// The audit record, one JSON line (the answer to [`Event::Log`]).
@@ -128,6 +131,8 @@ pub enum Phase {
     Start,
     /// Identity checked; headers held while the body arrives.
     ReadingBody,
+    /// Allowed; held while the budget ledger reserves its global budgets.
+    AwaitingBudget,
     /// Allowed; held while a call-out fetches the credential.
     AwaitingCredential,
     /// Gone on upstream; the response is followed for the record.
@@ -146,6 +151,8 @@ pub struct Env<'a> {
     pub svids: &'a SvidCache,
     pub trust: &'a TrustStore,
     pub tokens: &'a TokenCache,
-    /// 16 fresh random bytes (a minted JWT's `jti`).
+    /// 16 fresh random bytes (a minted JWT's `jti`, a reservation's id).
     pub random: &'a dyn Fn() -> [u8; 16],
+    /// Envoy's shared data, where gateway budgets are counted.
+    pub shared: &'a dyn crate::budget::slots::SharedStore,
 }

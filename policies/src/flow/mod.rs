@@ -32,6 +32,7 @@ pub mod memory;
 pub mod message;
 pub mod request;
 pub mod response;
+pub mod spend;
 
 pub use events::{BodySource, Env, Event, LogInfo, Phase, RequestHead, Step};
 pub use memory::{ResponseMemory, MAX_RESPONSE_HELD_PER_VM};
@@ -39,7 +40,7 @@ pub use memory::{ResponseMemory, MAX_RESPONSE_HELD_PER_VM};
 use crate::audit::recorder::{Ending, Logged, Recorder};
 use crate::body::Edit;
 use crate::config::{Mode, Policy};
-use crate::credential::callout::CalloutResult;
+use crate::credential::callout::{CalloutRequest, CalloutResult};
 use crate::credential::Rewrite;
 use crate::flow::forward::Forward;
 use crate::flow::request::{Next, Request};
@@ -54,6 +55,15 @@ pub struct Flow {
     /// The rewrite waiting for a call-out's credential, and its key.
     pending: Option<(Rewrite, String)>,
     response: Response,
+    /// Budgets: reserving was tried (once per request); the body edits
+    /// waiting for the ledger's answer.
+    budget_asked: bool,
+    waiting_edits: Option<Vec<Edit>>,
+    /// Ledger calls for the filter to send after the request (settle,
+    /// release): [`Flow::take_ledger_calls`].
+    ledger_calls: Vec<CalloutRequest>,
+    /// What the request cost, for Envoy's rate-limit filter: [`Flow::published`].
+    published: Vec<(&'static str, String)>,
 }
 
 impl Flow {
@@ -124,6 +134,7 @@ impl Flow {
                 )
                 .with_detail("hold_unsupported"),
             ),
+            (Phase::AwaitingBudget, Event::Callout(result)) => self.on_ledger(env, &result),
             (Phase::AwaitingCredential, Event::Callout(result)) => self.on_credential(env, Some(&result)),
             (Phase::AwaitingCredential, Event::CredentialShared) => self.on_credential(env, None),
             (Phase::Replied, Event::StepFailed) => Step::Hold,
@@ -134,7 +145,7 @@ impl Flow {
             (Phase::Forwarded, Event::ResponseBody { size, end_of_stream, body }) => {
                 self.response.on_body(env, &self.request, &mut self.recorder, size, end_of_stream, body)
             }
-            (_, Event::Log(log)) => Step::Audit(self.audit(&log)),
+            (_, Event::Log(log)) => Step::Audit(self.audit(Some(env), &log)),
             // A body or trailers after the request went on (audit mode
             // forwards without reading the rest): they pass.
             (Phase::Forwarded, Event::RequestBody { .. } | Event::RequestTrailers { .. }) => {
@@ -174,6 +185,42 @@ impl Flow {
     }
 
     fn forward(&mut self, env: &Env<'_>, edits: Vec<Edit>) -> Step {
+        if !self.budget_asked {
+            self.budget_asked = true;
+            if let Some(plan) = self.request.budget.as_mut() {
+                match spend::reserve(env, plan) {
+                    spend::Reserve::Held => {}
+                    spend::Reserve::Ledger(call) => {
+                        self.waiting_edits = Some(edits);
+                        self.phase = Phase::AwaitingBudget;
+                        return Step::Call(call);
+                    }
+                    spend::Reserve::Refuse(d) => {
+                        self.request.budget = None;
+                        return self.deny_or_forward(env, d);
+                    }
+                }
+            }
+        }
+        self.credential(env, edits)
+    }
+
+    /// The ledger answered the reservation of the global budgets.
+    fn on_ledger(&mut self, env: &Env<'_>, result: &CalloutResult) -> Step {
+        let edits = self.waiting_edits.take().unwrap_or_default();
+        let Some(plan) = self.request.budget.as_mut() else { return self.credential(env, edits) };
+        let (outcome, release) = spend::on_ledger(env, plan, result);
+        self.ledger_calls.extend(release);
+        match outcome {
+            Ok(()) => self.credential(env, edits),
+            Err(d) => {
+                self.request.budget = None;
+                self.deny_or_forward(env, d)
+            }
+        }
+    }
+
+    fn credential(&mut self, env: &Env<'_>, edits: Vec<Edit>) -> Step {
         match forward::forward(env, edits, &self.request, &mut self.recorder) {
             Forward::Now(rewrite) => self.went_on(rewrite),
             Forward::After { rewrite, key, call } => {
@@ -251,12 +298,15 @@ impl Flow {
 
     /// Envoy is logging the request: the record is final. (What
     /// [`Event::Log`] answers; called directly only without a policy.)
-    pub fn audit(&mut self, log: &LogInfo) -> String {
+    pub fn audit(&mut self, env: Option<&Env<'_>>, log: &LogInfo) -> String {
         // Whatever response was being read ends here (and its memory goes back).
         self.response.finish_stream(&mut self.recorder, false);
+        if let Some(env) = env {
+            self.settle(env);
+        }
         let ending = match self.phase {
             Phase::Forwarded | Phase::Replied => Ending::Decided,
-            Phase::AwaitingCredential => Ending::AwaitingCredential,
+            Phase::AwaitingCredential | Phase::AwaitingBudget => Ending::AwaitingCredential,
             Phase::Start | Phase::ReadingBody => Ending::Undecided,
         };
         let logged = Logged {
@@ -267,6 +317,49 @@ impl Flow {
             forwarded: self.phase == Phase::Forwarded,
         };
         self.recorder.finish(ending, &logged)
+    }
+
+    /// The request ended: its budgets are settled to what it cost (the
+    /// usage the provider reported when complete, the whole reservation
+    /// when not, nothing when it never went upstream), and the cost is
+    /// published for Envoy's rate-limit filter.
+    fn settle(&mut self, env: &Env<'_>) {
+        let record = self.recorder.record();
+        let went_on = self.phase == Phase::Forwarded;
+        // An upstream error answer (not a stream) bills nothing.
+        let failed =
+            record.upstream.as_ref().and_then(|u| u.status).is_some_and(|s| s >= 400) && !self.response.is_stream();
+        let complete = record.usage_complete != Some(false);
+        let usage = record.usage;
+        let Some(plan) = self.request.budget.as_mut() else {
+            if went_on && complete {
+                if let Some(u) = usage.filter(|u| u.input_tokens.is_some() && u.output_tokens.is_some()) {
+                    let tokens = u.input_tokens.unwrap_or(0).saturating_add(u.output_tokens.unwrap_or(0));
+                    self.published.push(("modelgate_tokens", tokens.to_string()));
+                }
+            }
+            return;
+        };
+        let charge = if went_on && !failed { plan.charge(usage.as_ref(), complete) } else { Default::default() };
+        self.ledger_calls.extend(spend::settle(env, plan, charge));
+        self.published.push(("modelgate_tokens", charge.tokens.to_string()));
+        if plan.price.is_some() {
+            self.published.push(("modelgate_cost_micro_usd", charge.nano_usd.div_ceil(1000).to_string()));
+        }
+        self.recorder.budgets(plan, charge);
+    }
+
+    /// The ledger calls to send now that the request is over (settle, or
+    /// let go of a reservation the ledger may hold); the filter sends them
+    /// from its root context, and they are idempotent.
+    pub fn take_ledger_calls(&mut self) -> Vec<CalloutRequest> {
+        std::mem::take(&mut self.ledger_calls)
+    }
+
+    /// What the request cost, as filter state for Envoy's rate-limit
+    /// filter (`%FILTER_STATE(wasm.modelgate_tokens:PLAIN)%`): set after [`Event::Log`].
+    pub fn published(&self) -> &[(&'static str, String)] {
+        &self.published
     }
 
     /// The record so far (what `explain` reports).

@@ -72,6 +72,7 @@ struct Vm {
     svids: SvidCache,
     trust: TrustStore,
     tokens: TokenCache,
+    shared: crate::budget::slots::MemoryStore,
 }
 
 impl Vm {
@@ -88,6 +89,7 @@ impl Vm {
             svids,
             trust,
             tokens: TokenCache::default(),
+            shared: crate::budget::slots::MemoryStore::default(),
         }
     }
 
@@ -101,6 +103,7 @@ impl Vm {
             trust: &self.trust,
             tokens: &self.tokens,
             random: &|| [9; 16],
+            shared: &self.shared,
         }
     }
 

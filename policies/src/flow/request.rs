@@ -34,6 +34,8 @@ pub struct Request {
     pub listing: bool,
     /// An MCP server's request: its message id, session, listing.
     pub mcp: McpRequest,
+    /// The budgets an allowed request draws on, and its reservation.
+    pub budget: Option<crate::budget::Plan>,
 }
 
 /// What the flow keeps of an MCP request.

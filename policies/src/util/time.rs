@@ -39,7 +39,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
 }
 
 /// (year, month, day) to days since 1970-01-01 (Hinnant's `days_from_civil`).
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+pub(crate) fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y / 400;
     let yoe = y - era * 400;
@@ -51,7 +51,7 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
 /// `civil_from_days`, for non-negative days.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

@@ -1,0 +1,377 @@
+//! Budgets (SPEC §9, docs/budgets.md): reserve an upper bound of a call's
+//! tokens and cost on every budget it draws on before anything is
+//! forwarded, and settle to what the provider reported when it ends.
+//!
+//! - [`plan`]: which budgets a decided request draws on, and its bound;
+//! - [`slots`]: `scope: gateway` budgets in Envoy's shared data, by
+//!   compare-and-swap (the host swaps, this module decides);
+//! - [`ledger`]: `scope: global` budgets through the ledger service.
+//!
+//! Amounts are whole tokens and nano-dollars (1e-9 USD): integers, so a
+//! sum is exact and a bound is a bound.
+
+pub mod ledger;
+pub mod slots;
+pub mod window;
+
+use crate::api::Usage;
+use crate::config::ProviderSet;
+use crate::identity::spiffe::{ModelPattern, SpiffeId, WorkloadPattern};
+use crate::reason::{Denial, Reason};
+use crate::util::text::bounded;
+pub use window::Window;
+
+/// Tokens an api may add to a request beyond its body's bytes: chat
+/// templates, and the system prompt a provider adds for tools (Anthropic
+/// documents 346 tokens). A body's text is at least one byte per token.
+pub const INPUT_OVERHEAD_TOKENS: u64 = 1_024;
+
+/// The compiled `budgets`, `prices` and `ledger`.
+#[derive(Debug, Default)]
+pub struct Budgets {
+    pub list: Vec<Budget>,
+    pub prices: Vec<Price>,
+    pub ledger: Option<LedgerConfig>,
+}
+
+#[derive(Debug)]
+pub struct Budget {
+    pub id: String,
+    pub workloads: Vec<WorkloadPattern>,
+    pub per: Per,
+    pub providers: ProviderSet,
+    /// Empty: every model.
+    pub models: Vec<ModelPattern>,
+    pub window: Window,
+    pub limit: Limit,
+    pub scope: Scope,
+    pub on_unavailable: OnUnavailable,
+    /// `per: workload`: the workloads one gateway tracks in a window
+    /// (its shared-data slots); 1 for a group.
+    pub max_workloads: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Per {
+    Workload,
+    Group,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Gateway,
+    Global,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Gateway => "gateway",
+            Scope::Global => "global",
+        }
+    }
+}
+
+/// What a `scope: global` budget does when the ledger cannot answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Refuse `budget_unavailable` (the default).
+    Deny,
+    /// Spend from this gateway's own share of the cap, in per-mille.
+    LocalShare(u32),
+}
+
+/// A price: nano-dollars per token (USD per million tokens × 1000).
+#[derive(Debug)]
+pub struct Price {
+    /// `None`: every provider.
+    pub provider: Option<String>,
+    pub models: Vec<ModelPattern>,
+    pub input: u64,
+    pub output: u64,
+    pub cached_input: u64,
+}
+
+#[derive(Debug)]
+pub struct LedgerConfig {
+    pub cluster: String,
+    pub authority: String,
+    pub timeout_ms: u64,
+    pub hold_ms: u64,
+    pub key: String,
+}
+
+/// Tokens and nano-dollars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Amount {
+    pub tokens: u64,
+    pub nano_usd: u64,
+}
+
+impl Amount {
+    pub fn plus(self, other: Amount) -> Amount {
+        Amount {
+            tokens: self.tokens.saturating_add(other.tokens),
+            nano_usd: self.nano_usd.saturating_add(other.nano_usd),
+        }
+    }
+
+    pub fn minus(self, other: Amount) -> Amount {
+        Amount {
+            tokens: self.tokens.saturating_sub(other.tokens),
+            nano_usd: self.nano_usd.saturating_sub(other.nano_usd),
+        }
+    }
+}
+
+/// A budget's caps; `None` where it sets none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limit {
+    pub tokens: Option<u64>,
+    pub nano_usd: Option<u64>,
+}
+
+impl Limit {
+    /// Whether `amount` fits beside what is spent and held already.
+    pub fn fits(&self, taken: Amount, amount: Amount) -> bool {
+        let fits = |cap: Option<u64>, taken: u64, more: u64| {
+            cap.is_none_or(|c| taken.checked_add(more).is_some_and(|t| t <= c))
+        };
+        fits(self.tokens, taken.tokens, amount.tokens) && fits(self.nano_usd, taken.nano_usd, amount.nano_usd)
+    }
+
+    /// What is left beside `taken`.
+    pub fn remaining(&self, taken: Amount) -> Limit {
+        Limit {
+            tokens: self.tokens.map(|c| c.saturating_sub(taken.tokens)),
+            nano_usd: self.nano_usd.map(|c| c.saturating_sub(taken.nano_usd)),
+        }
+    }
+
+    /// This limit's share, in per-mille (rounded down).
+    pub fn share(&self, per_mille: u32) -> Limit {
+        let part = |c: u64| u64::try_from(u128::from(c) * u128::from(per_mille) / 1000).unwrap_or(c);
+        Limit { tokens: self.tokens.map(part), nano_usd: self.nano_usd.map(part) }
+    }
+}
+
+/// Where a draw's reservation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Not reserved (yet, or refused).
+    No,
+    /// Reserved in this gateway's shared data.
+    Gateway,
+    /// Reserved in the ledger.
+    Ledger,
+    /// Reserved in this gateway's local share while the ledger could not answer.
+    LocalShare,
+    /// Settled (or released).
+    Settled,
+}
+
+/// One budget a request draws on.
+#[derive(Clone, Debug)]
+pub struct Draw {
+    /// The budget's index in [`Budgets::list`].
+    pub budget: usize,
+    pub id: String,
+    /// `<id>/<subject>/<window start, s>`: the counter this draw is on.
+    pub key: String,
+    /// The subject: a workload's digest, or `group`.
+    pub subject: String,
+    pub window_start_ms: u64,
+    pub window_end_ms: u64,
+    pub limit: Limit,
+    pub scope: Scope,
+    pub reserved: Amount,
+    pub charged: Option<Amount>,
+    /// What was left after the last operation, when known.
+    pub remaining: Option<Limit>,
+    pub held: Held,
+    /// Counted in this gateway's local share (the ledger did not answer).
+    pub local: bool,
+}
+
+/// What a decided request draws on: its bound, and one draw per budget.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub draws: Vec<Draw>,
+    pub input_bound: u64,
+    pub output_bound: u64,
+    /// The price of the model, when one is listed.
+    pub price: Option<(u64, u64, u64)>,
+    /// A random id for the ledger (32 hex), set when a draw is global.
+    pub reservation: String,
+}
+
+impl Budgets {
+    /// The budgets a request by `identity` to `provider`'s `model` draws on.
+    pub fn matching<'a>(
+        &'a self,
+        identity: &'a SpiffeId,
+        provider: &'a str,
+        model: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a Budget)> + 'a {
+        self.list.iter().enumerate().filter(move |(_, b)| {
+            b.workloads.iter().any(|w| w.matches(identity))
+                && b.providers.contains(provider)
+                && (b.models.is_empty() || b.models.iter().any(|m| m.matches(model)))
+        })
+    }
+
+    /// The price of `provider`'s `model`: the first entry that lists it.
+    pub fn price(&self, provider: &str, model: &str) -> Option<&Price> {
+        self.prices
+            .iter()
+            .find(|p| p.provider.as_deref().is_none_or(|n| n == provider) && p.models.iter().any(|m| m.matches(model)))
+    }
+}
+
+/// What a request to `provider`'s `model` by `identity` reserves, at
+/// `now_ms`: `Ok(None)` when no budget applies. `body_bytes` bounds the
+/// input; `output` is the most the request can generate (`None`: nothing
+/// bounds it).
+pub fn plan(
+    budgets: &Budgets,
+    identity: &SpiffeId,
+    provider: &str,
+    model: &str,
+    body_bytes: u64,
+    output: Option<u64>,
+    now_ms: u64,
+) -> Result<Option<Plan>, Denial> {
+    let matching: Vec<(usize, &Budget)> = budgets.matching(identity, provider, model).collect();
+    let Some((_, first)) = matching.first() else { return Ok(None) };
+    let Some(output_bound) = output else {
+        return Err(Denial::new(
+            Reason::MaxTokensMissing,
+            format!(
+                "budget {:?} applies: the request must bound its output (max_tokens or the model family's own field), \
+                 or the rule must cap it",
+                first.id
+            ),
+        )
+        .with_detail("max_tokens_missing"));
+    };
+    let input_bound = body_bytes.saturating_add(INPUT_OVERHEAD_TOKENS);
+    let tokens = input_bound.saturating_add(output_bound);
+    let price = budgets.price(provider, model).map(|p| (p.input, p.output, p.cached_input));
+    let mut nano_usd = 0;
+    if let Some((input, out, cached)) = price {
+        // Any input token may be billed at the dearer of the two.
+        nano_usd = input_bound.saturating_mul(input.max(cached)).saturating_add(output_bound.saturating_mul(out));
+    } else if let Some((_, b)) = matching.iter().find(|(_, b)| b.limit.nano_usd.is_some()) {
+        return Err(Denial::new(
+            Reason::PriceUnknown,
+            format!(
+                "budget {:?} counts dollars, and no price is listed for {provider:?} model {:?}",
+                b.id,
+                bounded(model)
+            ),
+        )
+        .with_detail("price_unknown"));
+    }
+    let reserved = Amount { tokens, nano_usd };
+    let draws = matching
+        .into_iter()
+        .map(|(index, b)| {
+            let (start, end) = b.window.bounds(now_ms);
+            let subject = match b.per {
+                Per::Workload => crate::util::digest::sha256_hex(identity.as_str().as_bytes())[..16].to_string(),
+                Per::Group => "group".to_string(),
+            };
+            Draw {
+                budget: index,
+                id: b.id.clone(),
+                key: format!("{}/{subject}/{}", b.id, start / 1000),
+                subject,
+                window_start_ms: start,
+                window_end_ms: end,
+                limit: b.limit,
+                scope: b.scope,
+                reserved,
+                charged: None,
+                remaining: None,
+                held: Held::No,
+                local: false,
+            }
+        })
+        .collect();
+    Ok(Some(Plan { draws, input_bound, output_bound, price, reservation: String::new() }))
+}
+
+impl Plan {
+    /// What the call costs: the usage the provider reported when it is
+    /// complete, the whole reservation otherwise (a cut stream, a vanished
+    /// client, a response with no usage).
+    pub fn charge(&self, usage: Option<&Usage>, complete: bool) -> Amount {
+        let reserved = Amount {
+            tokens: self.input_bound.saturating_add(self.output_bound),
+            nano_usd: self.draws.first().map_or(0, |d| d.reserved.nano_usd),
+        };
+        let Some(u) = usage.filter(|_| complete) else { return reserved };
+        let (Some(input), Some(output)) = (u.input_tokens, u.output_tokens) else { return reserved };
+        let cached = u.cached_input_tokens.unwrap_or(0).min(input);
+        let nano_usd = self.price.map_or(0, |(price_in, price_out, price_cached)| {
+            (input - cached)
+                .saturating_mul(price_in)
+                .saturating_add(cached.saturating_mul(price_cached))
+                .saturating_add(output.saturating_mul(price_out))
+        });
+        Amount { tokens: input.saturating_add(output), nano_usd }
+    }
+}
+
+/// Endpoints that produce what no request field bounds (images, audio):
+/// a budget cannot reserve an upper bound for them, so refuses them.
+const UNBOUNDED_OUTPUT: &[&str] = &["/images/", "/audio/", ":predict", "/realtime"];
+
+/// The most tokens a request to `endpoint` can make the provider generate
+/// (`cap`: the deciding rule's `max_tokens`): 0 for endpoints that
+/// generate none (embeddings, moderations, token counts); `None` when
+/// nothing bounds it.
+pub fn output_of(endpoint: &crate::api::Endpoint, body: &crate::body::RequestBody, cap: Option<u64>) -> Option<u64> {
+    if !endpoint.max_tokens.is_empty() {
+        return body.output_bound(cap);
+    }
+    if UNBOUNDED_OUTPUT.iter().any(|p| endpoint.path.contains(p)) {
+        return None;
+    }
+    Some(0)
+}
+
+/// A nano-dollar amount in dollars, for the record.
+pub fn usd(nano: u64) -> f64 {
+    // Exact to the nano-dollar for any amount below 2^53.
+    nano as f64 / 1e9
+}
+
+/// USD per million tokens → nano-dollars per token, rounded up (a price
+/// is never understated); `None` when negative or not finite.
+pub fn nano_per_token(usd_per_million: f64) -> Option<u64> {
+    if !usd_per_million.is_finite() || !(0.0..=1e9).contains(&usd_per_million) {
+        return None;
+    }
+    let nano = usd_per_million * 1000.0;
+    let rounded = nano.round();
+    // 0.15 × 1000 is 150.00000000000003: within a millionth of a whole
+    // number, it is that number.
+    let whole = if (nano - rounded).abs() < 1e-6 { rounded } else { nano.ceil() };
+    Some(whole as u64)
+}
+
+/// Dollars → nano-dollars, rounded down (a cap is never overstated).
+pub fn nano_usd(usd: f64) -> Option<u64> {
+    if !usd.is_finite() || usd <= 0.0 || usd > 1e9 {
+        return None;
+    }
+    let nano = usd * 1e9;
+    let rounded = nano.round();
+    let whole = if (nano - rounded).abs() < 1e-3 { rounded } else { nano.floor() };
+    Some(whole as u64)
+}
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

@@ -1,0 +1,108 @@
+use super::*;
+
+fn budgets(tokens: Option<u64>, usd: Option<u64>, price: bool) -> Budgets {
+    let pattern = |s: &str| WorkloadPattern::parse(s).unwrap();
+    Budgets {
+        list: vec![Budget {
+            id: "daily".into(),
+            workloads: vec![pattern("spiffe://example.org/ns/a/**")],
+            per: Per::Workload,
+            providers: ProviderSet::All,
+            models: Vec::new(),
+            window: Window::Day,
+            limit: Limit { tokens, nano_usd: usd },
+            scope: Scope::Gateway,
+            on_unavailable: OnUnavailable::Deny,
+            max_workloads: 16,
+        }],
+        prices: if price {
+            vec![Price {
+                provider: None,
+                models: vec![ModelPattern::parse("gpt-4o-mini*").unwrap()],
+                input: 150,
+                output: 600,
+                cached_input: 75,
+            }]
+        } else {
+            Vec::new()
+        },
+        ledger: None,
+    }
+}
+
+fn id(s: &str) -> SpiffeId {
+    SpiffeId::parse(s).unwrap()
+}
+
+#[test]
+fn the_reservation_is_the_body_bound_plus_the_output_bound() {
+    let b = budgets(Some(1_000_000), None, false);
+    let plan = plan(&b, &id("spiffe://example.org/ns/a/sa/x"), "openai", "gpt-4o", 500, Some(64), 0).unwrap().unwrap();
+    assert_eq!(plan.draws.len(), 1);
+    assert_eq!(plan.draws[0].reserved, Amount { tokens: 500 + INPUT_OVERHEAD_TOKENS + 64, nano_usd: 0 });
+    assert!(plan.draws[0].key.starts_with("daily/"));
+    let other = plan_for(&b, "spiffe://example.org/ns/a/sa/y");
+    assert_ne!(plan.draws[0].subject, other, "per workload: one counter each");
+}
+
+fn plan_for(b: &Budgets, who: &str) -> String {
+    plan(b, &id(who), "openai", "gpt-4o", 1, Some(1), 0).unwrap().unwrap().draws[0].subject.clone()
+}
+
+#[test]
+fn no_budget_no_plan_and_unbounded_output_is_refused() {
+    let b = budgets(Some(10), None, false);
+    assert!(plan(&b, &id("spiffe://example.org/ns/b/sa/x"), "openai", "gpt-4o", 1, None, 0).unwrap().is_none());
+    let d = plan(&b, &id("spiffe://example.org/ns/a/sa/x"), "openai", "gpt-4o", 1, None, 0).unwrap_err();
+    assert_eq!(d.reason, Reason::MaxTokensMissing);
+}
+
+#[test]
+fn a_dollar_budget_needs_a_price_and_reserves_at_the_dearer_input() {
+    let b = budgets(None, Some(1_000_000_000), false);
+    let d = plan(&b, &id("spiffe://example.org/ns/a/sa/x"), "openai", "gpt-4o-mini", 1, Some(1), 0).unwrap_err();
+    assert_eq!(d.reason, Reason::PriceUnknown);
+    let b = budgets(None, Some(1_000_000_000), true);
+    let p =
+        plan(&b, &id("spiffe://example.org/ns/a/sa/x"), "openai", "gpt-4o-mini", 976, Some(100), 0).unwrap().unwrap();
+    assert_eq!(p.draws[0].reserved.nano_usd, 2000 * 150 + 100 * 600);
+}
+
+#[test]
+fn settling_charges_the_reported_usage_or_the_whole_reservation() {
+    let b = budgets(None, Some(1_000_000_000), true);
+    let p =
+        plan(&b, &id("spiffe://example.org/ns/a/sa/x"), "openai", "gpt-4o-mini", 976, Some(100), 0).unwrap().unwrap();
+    let usage = Usage {
+        input_tokens: Some(40),
+        output_tokens: Some(10),
+        total_tokens: Some(50),
+        cached_input_tokens: Some(20),
+    };
+    assert_eq!(p.charge(Some(&usage), true), Amount { tokens: 50, nano_usd: 20 * 150 + 20 * 75 + 10 * 600 });
+    assert_eq!(p.charge(Some(&usage), false), p.draws[0].reserved, "incomplete: the whole reservation");
+    assert_eq!(p.charge(None, true), p.draws[0].reserved, "no usage: the whole reservation");
+    let partial = Usage { output_tokens: None, ..usage };
+    assert_eq!(p.charge(Some(&partial), true), p.draws[0].reserved);
+}
+
+#[test]
+fn prices_and_caps_convert_exactly() {
+    assert_eq!(nano_per_token(0.15), Some(150));
+    assert_eq!(nano_per_token(0.075), Some(75));
+    assert_eq!(nano_per_token(2.5), Some(2500));
+    assert_eq!(nano_per_token(0.0001), Some(1), "a sliver of a nano-dollar rounds up");
+    assert_eq!(nano_per_token(-1.0), None);
+    assert_eq!(nano_usd(50.0), Some(50_000_000_000));
+    assert_eq!(nano_usd(0.1), Some(100_000_000));
+    assert_eq!(nano_usd(0.0), None);
+}
+
+#[test]
+fn limits_fit_exactly_and_never_wrap() {
+    let l = Limit { tokens: Some(100), nano_usd: Some(10) };
+    assert!(l.fits(Amount { tokens: 60, nano_usd: 5 }, Amount { tokens: 40, nano_usd: 5 }));
+    assert!(!l.fits(Amount { tokens: 60, nano_usd: 5 }, Amount { tokens: 41, nano_usd: 0 }));
+    assert!(!l.fits(Amount { tokens: 1, nano_usd: 0 }, Amount { tokens: u64::MAX, nano_usd: 0 }));
+    assert_eq!(l.share(100), Limit { tokens: Some(10), nano_usd: Some(1) });
+}
