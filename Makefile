@@ -33,6 +33,10 @@ wasm: ## Build build/modelgate.wasm (release, wasm32-wasip1)
 	cp $(WASM_SRC) $(WASM)
 	@ls -l $(WASM) | awk '{print "modelgate.wasm: " $$5 " bytes"}'
 
+.PHONY: ledger
+ledger: ## Build the budget ledger service (target/release/modelgate-ledger)
+	$(CARGO) build --release -p modelgate-ledger
+
 .PHONY: lint
 lint: ## cargo fmt --check and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
