@@ -17,8 +17,9 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: $(VENV)/.installed ## Install the wasm target and the test virtualenv (Envoy, SDKs)
+setup: $(VENV)/.installed ## Install the wasm target, the test virtualenv (Envoy, SDKs) and redis-server (budgets)
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)

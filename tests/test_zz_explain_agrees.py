@@ -62,6 +62,10 @@ def question(record: dict) -> dict | None:
         return None
     if not (record.get("workload") and record.get("provider") and record.get("model")):
         return None
+    # Under a budget the answer also depends on the request's output bound
+    # and the spend so far, which the record does not hold as asked.
+    if record.get("budgets"):
+        return None
     if record.get("detail") in NOT_RULE_DETAILS or (record["reason"] == "ok" and not record.get("rule")):
         return None
     if any(c["condition"].startswith(UNRECORDED) for c in record.get("conditions") or []):

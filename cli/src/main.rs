@@ -27,6 +27,7 @@ exit codes: 0 yes (valid, allowed, verified), 1 no, 2 usage or I/O error";
 const EXPLAIN_USAGE: &str = "usage: modelgate explain CONFIG --spiffe-id ID --provider NAME
          [--endpoint '[METHOD] /path'] [--model MODEL] [--time UNIX|RFC3339]
          [--peer IP[:PORT]] [--svid jwt|x509|jwt+x509] [--svid-age SECONDS]
+         [--max-tokens N]
          [--claim NAME=VALUE]... [--metadata NAMESPACE/KEY=JSON]... [--json]
        an MCP server (api mcp), instead of --model:
          [--tool NAME [--arguments JSON]] [--resource URI] [--prompt NAME]
@@ -134,11 +135,15 @@ path), 2 unreadable.";
     let text = read(path)?;
     let policy = load(&text).map_err(|e| Fail(1, e.to_string()))?;
     say!(
-        "ok: mode {}, {} trust domain(s), {} provider(s), {} rule(s)",
+        "ok: mode {}, {} trust domain(s), {} provider(s), {} rule(s){}",
         policy.mode.name(),
         policy.trust_domains.len(),
         policy.providers.len(),
-        policy.rules.len()
+        policy.rules.len(),
+        match policy.budgets.list.len() {
+            0 => String::new(),
+            n => format!(", {n} budget(s), {} price(s)", policy.budgets.prices.len()),
+        }
     );
     Ok(())
 }
@@ -175,6 +180,10 @@ fn explain_cmd(args: &[String]) -> Result<(), Fail> {
             "--method" => q["method"] = json!(value()?),
             "--peer" => q["peer"] = json!(value()?),
             "--svid" => q["svid"] = json!(value()?),
+            "--max-tokens" => {
+                let v = value()?;
+                q["max_tokens"] = json!(v.parse::<u64>().map_err(|_| Fail(2, format!("--max-tokens {v:?}")))?);
+            }
             "--svid-age" => {
                 let v = value()?;
                 q["svid_age_seconds"] = json!(v.parse::<u64>().map_err(|_| Fail(2, format!("--svid-age {v:?}")))?);

@@ -57,6 +57,10 @@ pub struct Question {
     /// `prompt`.
     #[serde(default)]
     pub method: Option<String>,
+    /// The request's output bound (`max_tokens`, or the model family's
+    /// own field): what a budget reserves besides the input.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
     /// Unix seconds (default: now).
     #[serde(default)]
     pub time: Option<u64>,
@@ -85,6 +89,20 @@ pub struct Answer {
     pub rule: Option<String>,
     pub conditions: Vec<Evaluated>,
     pub message: String,
+    /// The budgets an allowed request draws on, and what it reserves on
+    /// each (the spend so far is the gateway's: explain starts from none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetDraw>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BudgetDraw {
+    pub id: String,
+    pub scope: &'static str,
+    pub window: &'static str,
+    pub reserve_tokens: u64,
+    /// Nano-dollars (1e-9 USD), when a price is listed for the model.
+    pub reserve_nano_usd: Option<u64>,
 }
 
 impl Answer {
@@ -96,6 +114,7 @@ impl Answer {
             rule: None,
             conditions: Vec::new(),
             message,
+            budgets: Vec::new(),
         }
     }
 }
@@ -138,8 +157,24 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
             rule: record.rule.clone(),
             conditions,
             message: flow.recorder().message().unwrap_or_default().to_string(),
+            budgets: Vec::new(),
         };
     }
+    let budgets: Vec<BudgetDraw> = flow
+        .plan()
+        .map(|plan| {
+            plan.draws
+                .iter()
+                .map(|d| BudgetDraw {
+                    id: d.id.clone(),
+                    scope: d.scope.name(),
+                    window: policy.budgets.list.get(d.budget).map_or("", |b| b.window.name()),
+                    reserve_tokens: d.reserved.tokens,
+                    reserve_nano_usd: plan.price.map(|_| d.reserved.nano_usd),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let rule = record.rule.clone().unwrap_or_default();
     let message = match (request.endpoint, q.model.as_deref()) {
         _ if request.mcp.is_some() => {
@@ -161,7 +196,12 @@ pub fn explain(policy: &Policy, q: &Question, now_secs: u64) -> Answer {
             provider.name
         ),
     };
-    Answer { decision: "allow", reason: "ok", detail: None, rule: Some(rule), conditions, message }
+    let message = match budgets.iter().map(|b| format!("{:?} ({} tokens)", b.id, b.reserve_tokens)).collect::<Vec<_>>()
+    {
+        drawn if drawn.is_empty() => message,
+        drawn => format!("{message}; it reserves on budget {}", drawn.join(", ")),
+    };
+    Answer { decision: "allow", reason: "ok", detail: None, rule: Some(rule), conditions, message, budgets }
 }
 
 /// What an MCP question asks: the JSON-RPC message a described request
@@ -444,12 +484,12 @@ impl Described {
                     "the api has no model endpoint".into(),
                 )));
             };
-            let (path, body) = naming(provider, endpoint, named);
+            let (path, body) = naming(provider, endpoint, named, q.max_tokens);
             (Some(endpoint), path, body)
         } else {
             let endpoint = provider.api.classify(method, path).map(|(e, _)| e);
             let body = match (endpoint, named.as_deref()) {
-                (Some(e), Some(named)) if e.model != ModelAt::Listing => naming(provider, e, named).1,
+                (Some(e), Some(named)) if e.model != ModelAt::Listing => naming(provider, e, named, q.max_tokens).1,
                 (Some(e), None) if e.model != ModelAt::Listing => {
                     return Err(Box::new(Answer::deny(Reason::ModelMissing, "model_missing", "give the model".into())))
                 }
@@ -556,8 +596,9 @@ fn message_endpoint(api: Api) -> Option<&'static Endpoint> {
 }
 
 /// The endpoint's path with its captures filled, and the body, naming
-/// `name` where the endpoint reads its model.
-fn naming(provider: &Provider, endpoint: &Endpoint, name: &str) -> (String, Vec<u8>) {
+/// `name` where the endpoint reads its model, and `max_tokens` where it
+/// writes its output bound.
+fn naming(provider: &Provider, endpoint: &Endpoint, name: &str, max_tokens: Option<u64>) -> (String, Vec<u8>) {
     let (publisher, model) = name.split_once('/').unwrap_or(("google", name));
     let capture = |c: &str| -> String {
         match endpoint.model {
@@ -588,11 +629,20 @@ fn naming(provider: &Provider, endpoint: &Endpoint, name: &str) -> (String, Vec<
             _ => inner,
         })
     };
-    let body = match endpoint.model {
+    let mut body = match endpoint.model {
         ModelAt::Body(p) => at(p, name),
         ModelAt::BodyOf(p, prefix) => at(p, name.strip_prefix(prefix).unwrap_or(name)),
         _ => serde_json::json!({}),
     };
+    if let (Some(n), Some(steps)) = (max_tokens, endpoint.max_tokens_default.or(endpoint.max_tokens.first().copied())) {
+        let mut slot = &mut body;
+        for step in steps {
+            let PathStep::Key(k) = step else { break };
+            let Value::Object(map) = slot else { break };
+            slot = map.entry(k.to_string()).or_insert_with(|| serde_json::json!({}));
+        }
+        *slot = Value::from(n);
+    }
     (path, body.to_string().into_bytes())
 }
 

@@ -190,7 +190,7 @@ impl Policy {
                     Some(if keys.iter().any(|k| k == name) {
                         CHECK_KEY.to_string()
                     } else {
-                        "modelgate-check-placeholder".into()
+                        "modelgate-check-placeholder-of-32-bytes".into()
                     })
                 })
             };

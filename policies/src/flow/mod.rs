@@ -362,6 +362,11 @@ impl Flow {
         &self.published
     }
 
+    /// The budgets the request draws on (what `explain` reports).
+    pub(crate) fn plan(&self) -> Option<&crate::budget::Plan> {
+        self.request.budget.as_ref()
+    }
+
     /// The record so far (what `explain` reports).
     pub(crate) fn recorder(&self) -> &Recorder {
         &self.recorder
