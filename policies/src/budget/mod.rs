@@ -311,7 +311,9 @@ impl Plan {
             nano_usd: self.draws.first().map_or(0, |d| d.reserved.nano_usd),
         };
         let Some(u) = usage.filter(|_| complete) else { return reserved };
-        let (Some(input), Some(output)) = (u.input_tokens, u.output_tokens) else { return reserved };
+        // An endpoint that generates nothing reports no output.
+        let output = u.output_tokens.or((self.output_bound == 0).then_some(0));
+        let (Some(input), Some(output)) = (u.input_tokens, output) else { return reserved };
         let cached = u.cached_input_tokens.unwrap_or(0).min(input);
         let nano_usd = self.price.map_or(0, |(price_in, price_out, price_cached)| {
             (input - cached)

@@ -106,3 +106,13 @@ fn limits_fit_exactly_and_never_wrap() {
     assert!(!l.fits(Amount { tokens: 1, nano_usd: 0 }, Amount { tokens: u64::MAX, nano_usd: 0 }));
     assert_eq!(l.share(100), Limit { tokens: Some(10), nano_usd: Some(1) });
 }
+
+#[test]
+fn an_endpoint_that_generates_nothing_settles_to_its_input() {
+    let b = budgets(Some(1_000_000), None, false);
+    let p = plan(&b, &id("spiffe://example.org/ns/a/sa/x"), "openai", "text-embedding-3-small", 40, Some(0), 0)
+        .unwrap()
+        .unwrap();
+    let usage = Usage { input_tokens: Some(8), output_tokens: None, total_tokens: Some(8), cached_input_tokens: None };
+    assert_eq!(p.charge(Some(&usage), true).tokens, 8, "embeddings report no output: none was generated");
+}

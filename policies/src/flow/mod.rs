@@ -326,9 +326,11 @@ impl Flow {
     fn settle(&mut self, env: &Env<'_>) {
         let record = self.recorder.record();
         let went_on = self.phase == Phase::Forwarded;
-        // An upstream error answer (not a stream) bills nothing.
-        let failed =
-            record.upstream.as_ref().and_then(|u| u.status).is_some_and(|s| s >= 400) && !self.response.is_stream();
+        // The provider refusing the request (a 4xx answer, not a stream)
+        // bills nothing. A 5xx may be Envoy's own (a timeout while the
+        // provider still runs the call): charged in full, as unknown.
+        let refused_upstream = record.upstream.as_ref().and_then(|u| u.status).is_some_and(|s| (400..500).contains(&s))
+            && !self.response.is_stream();
         let complete = record.usage_complete != Some(false);
         let usage = record.usage;
         let Some(plan) = self.request.budget.as_mut() else {
@@ -340,7 +342,12 @@ impl Flow {
             }
             return;
         };
-        let charge = if went_on && !failed { plan.charge(usage.as_ref(), complete) } else { Default::default() };
+        let charge =
+            if went_on && !refused_upstream { plan.charge(usage.as_ref(), complete) } else { Default::default() };
+        // Ended while the ledger was asked: what it may hold is let go.
+        if self.phase == Phase::AwaitingBudget {
+            self.ledger_calls.extend(spend::release_unanswered(env, plan));
+        }
         self.ledger_calls.extend(spend::settle(env, plan, charge));
         self.published.push(("modelgate_tokens", charge.tokens.to_string()));
         if plan.price.is_some() {

@@ -205,6 +205,16 @@ fn settle_local(env: &Env<'_>, plan: &mut Plan, charge: Amount) {
     }
 }
 
+/// The request ended before the ledger answered its reservation: the
+/// call that lets go of whatever the ledger holds under it (a release
+/// that arrives first is a no-op there, and the hold is then charged in
+/// full when it expires: never less).
+pub fn release_unanswered(env: &Env<'_>, plan: &Plan) -> Option<CalloutRequest> {
+    let ledger = env.policy.budgets.ledger.as_ref()?;
+    let asked = plan.draws.iter().filter(|d| d.scope == Scope::Global && d.held == Held::No);
+    (!plan.reservation.is_empty()).then(|| ledger::settle(ledger, &plan.reservation, asked, Amount::default()))
+}
+
 /// The request ended: every draw is settled at `charge` (0 when nothing
 /// went upstream). The ledger's share is the call returned, to send.
 pub fn settle(env: &Env<'_>, plan: &mut Plan, charge: Amount) -> Option<CalloutRequest> {
