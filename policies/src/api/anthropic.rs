@@ -114,8 +114,13 @@ fn usage(body: &Value) -> Option<Usage> {
         (None, None) => None,
         (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
     };
-    let cached_input_tokens = count(u, "cache_read_input_tokens");
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens })
+    Some(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: total,
+        cached_input_tokens: count(u, "cache_read_input_tokens"),
+        cache_write_tokens: count(u, "cache_creation_input_tokens"),
+    })
 }
 
 /// Messages events: `message_start` names the model and the input,
@@ -131,12 +136,10 @@ pub(super) fn stream_event<'v>(v: &'v Value, _frame: Option<&str>) -> Option<Str
             })
         }
         "message_delta" => {
-            // Cumulative counts: each replaces what an earlier said.
-            let counts = match v.get("usage") {
-                Some(u) => Counts::Cumulative {
-                    input: u.get("input_tokens").and_then(Value::as_u64),
-                    output: u.get("output_tokens").and_then(Value::as_u64),
-                },
+            // Cumulative counts: each replaces what an earlier said; the
+            // input with the prompt cache's reads and writes, as in a message.
+            let counts = match usage(v) {
+                Some(u) => Counts::Cumulative { input: u.input_tokens, output: u.output_tokens },
                 None => Counts::Nothing,
             };
             Some(StreamEvent { counts, ..StreamEvent::default() })

@@ -19,7 +19,8 @@ fn counts_cached_input() {
             input_tokens: Some(100),
             output_tokens: Some(5),
             total_tokens: Some(105),
-            cached_input_tokens: Some(90)
+            cached_input_tokens: Some(90),
+            cache_write_tokens: None
         })
     );
     let count_tokens = json!({"input_tokens": 12});
@@ -39,4 +40,11 @@ fn errors_use_anthropics_types() {
         let b = error_body(status, "x", "m");
         assert_eq!((b["type"].as_str(), b["error"]["type"].as_str()), (Some("error"), Some(kind)));
     }
+}
+
+#[test]
+fn a_streams_running_totals_keep_the_cached_input() {
+    let delta = json!({"type": "message_delta", "usage": {"input_tokens": 54, "cache_read_input_tokens": 60000, "output_tokens": 12}});
+    let event = stream_event(&delta, None).unwrap();
+    assert_eq!(event.counts, Counts::Cumulative { input: Some(60054), output: Some(12) });
 }

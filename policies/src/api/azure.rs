@@ -48,6 +48,7 @@ const MAX_TOKENS: Path = &[Step::Key("max_tokens")];
 const MAX_COMPLETION_TOKENS: Path = &[Step::Key("max_completion_tokens")];
 const MAX_OUTPUT_TOKENS: Path = &[Step::Key("max_output_tokens")];
 const N: Path = &[Step::Key("n")];
+const BEST_OF: Path = &[Step::Key("best_of")];
 const MESSAGES: Path = &[Step::Key("messages")];
 
 /// Every name an Azure request gives is a deployment.
@@ -115,7 +116,7 @@ static ENDPOINTS: &[Endpoint] = &[
         )
     },
     Endpoint {
-        multipliers: &[N],
+        multipliers: &[N, BEST_OF],
         ..deployment("/openai/deployments/{deployment}/completions", &[MAX_TOKENS], Some(MAX_TOKENS))
     },
     deployment("/openai/deployments/{deployment}/embeddings", &[], None),

@@ -209,6 +209,9 @@ const INVOKE_MAX_TOKENS: &[Path] = &[
     &[Step::Key("textGenerationConfig"), Step::Key("maxTokenCount")],
     &[Step::Key("inferenceConfig"), Step::Key("max_new_tokens")],
 ];
+/// The families' fields for several generations per call (Jamba `n`,
+/// Cohere `num_generations`, AI21 Jurassic `numResults`).
+const INVOKE_MULTIPLIERS: &[Path] = &[&[Step::Key("n")], &[Step::Key("num_generations")], &[Step::Key("numResults")]];
 const MESSAGES: &[Path] = &[&[Step::Key("messages")]];
 
 const fn endpoint(path: &'static str, stream: StreamAt) -> Endpoint {
@@ -227,7 +230,12 @@ const fn endpoint(path: &'static str, stream: StreamAt) -> Endpoint {
 /// where present, and a capped workload must send one (there is no field
 /// every family reads to write a default into).
 const fn invoke(path: &'static str, stream: StreamAt) -> Endpoint {
-    Endpoint { max_tokens: INVOKE_MAX_TOKENS, max_tokens_default: None, ..endpoint(path, stream) }
+    Endpoint {
+        max_tokens: INVOKE_MAX_TOKENS,
+        max_tokens_default: None,
+        multipliers: INVOKE_MULTIPLIERS,
+        ..endpoint(path, stream)
+    }
 }
 
 const fn converse(path: &'static str, stream: StreamAt) -> Endpoint {
@@ -265,13 +273,24 @@ fn error_headers(status: u16) -> Vec<(String, String)> {
     vec![("x-amzn-errortype".to_string(), kind.to_string())]
 }
 
-/// Converse's `usage` (camelCase), or an Anthropic invoke body's.
+/// Converse's `usage` (camelCase), or an Anthropic invoke body's; the
+/// input with what was read from or written to the prompt cache, which
+/// both report apart.
 fn usage(body: &Value) -> Option<Usage> {
     let u = body.get("usage").filter(|u| u.is_object())?;
-    let input = count(u, "inputTokens").or_else(|| count(u, "input_tokens"));
+    let read = count(u, "cacheReadInputTokens").or_else(|| count(u, "cache_read_input_tokens"));
+    let written = count(u, "cacheWriteInputTokens").or_else(|| count(u, "cache_creation_input_tokens"));
+    let cached = read.unwrap_or(0) + written.unwrap_or(0);
+    let input = count(u, "inputTokens").or_else(|| count(u, "input_tokens")).map(|n| n + cached);
     let output = count(u, "outputTokens").or_else(|| count(u, "output_tokens"));
     let total = count(u, "totalTokens").or_else(|| Some(input? + output.unwrap_or(0)));
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens: None })
+    Some(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: total,
+        cached_input_tokens: read,
+        cache_write_tokens: written,
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub static SPEC: Spec = Spec {
 };
 
 pub(super) const MAX_OUTPUT_TOKENS: Path = &[Step::Key("generationConfig"), Step::Key("maxOutputTokens")];
+/// How many candidates to generate: each up to the output bound.
+pub(super) const CANDIDATE_COUNT: &[Path] = &[&[Step::Key("generationConfig"), Step::Key("candidateCount")]];
 /// What the model was told before: its earlier turns.
 pub(super) const CONTENTS: &[Path] = &[&[Step::Key("contents")]];
 
@@ -47,6 +49,7 @@ const fn method(path: &'static str, stream: StreamAt, tokens: bool) -> Endpoint 
         stream,
         max_tokens: if tokens { &[MAX_OUTPUT_TOKENS] } else { &[] },
         max_tokens_default: if tokens { Some(MAX_OUTPUT_TOKENS) } else { None },
+        multipliers: CANDIDATE_COUNT,
         history: CONTENTS,
         // `alt=sse` chooses server-sent events for a stream.
         query: &["alt"],
@@ -114,7 +117,13 @@ pub(super) fn usage(body: &Value) -> Option<Usage> {
         (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
     };
     let total = count(u, "totalTokenCount").or_else(|| Some(input? + output.unwrap_or(0)));
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens: None })
+    Some(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: total,
+        cached_input_tokens: None,
+        cache_write_tokens: None,
+    })
 }
 
 /// A streamed `GenerateContentResponse`: its `usageMetadata` so far, the

@@ -31,7 +31,8 @@ fn reads_usage_metadata() {
             input_tokens: Some(4),
             output_tokens: Some(8),
             total_tokens: Some(12),
-            cached_input_tokens: None
+            cached_input_tokens: None,
+            cache_write_tokens: None
         })
     );
     assert_eq!(error_body(403, "x", "m")["error"]["status"], "PERMISSION_DENIED");

@@ -155,7 +155,13 @@ fn usage(body: &Value) -> Option<Usage> {
     let total = count(u, "total_tokens").or_else(|| Some(input? + output.unwrap_or(0)));
     let details = u.get("prompt_tokens_details").or_else(|| u.get("input_tokens_details"));
     let cached = details.and_then(|d| count(d, "cached_tokens"));
-    Some(Usage { input_tokens: input, output_tokens: output, total_tokens: total, cached_input_tokens: cached })
+    Some(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: total,
+        cached_input_tokens: cached,
+        cache_write_tokens: None,
+    })
 }
 
 /// The model a fine-tune was trained from: `ft:<base>:<org>:<name>:<id>`,

@@ -27,14 +27,26 @@ fn reads_chat_and_responses_usage() {
     let chat = json!({"model":"m","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}});
     assert_eq!(
         usage(&chat),
-        Some(Usage { input_tokens: Some(3), output_tokens: Some(4), total_tokens: Some(7), cached_input_tokens: None })
+        Some(Usage {
+            input_tokens: Some(3),
+            output_tokens: Some(4),
+            total_tokens: Some(7),
+            cached_input_tokens: None,
+            cache_write_tokens: None
+        })
     );
     let responses = json!({"usage":{"input_tokens":5,"output_tokens":6,"total_tokens":11}});
     assert_eq!(usage(&responses).unwrap().total_tokens, Some(11));
     let embeddings = json!({"usage":{"prompt_tokens":8,"total_tokens":8}});
     assert_eq!(
         usage(&embeddings),
-        Some(Usage { input_tokens: Some(8), output_tokens: None, total_tokens: Some(8), cached_input_tokens: None })
+        Some(Usage {
+            input_tokens: Some(8),
+            output_tokens: None,
+            total_tokens: Some(8),
+            cached_input_tokens: None,
+            cache_write_tokens: None
+        })
     );
     assert_eq!(usage(&json!({"usage":null})), None);
     assert_eq!(usage(&json!({})), None);

@@ -407,6 +407,10 @@ pub struct Usage {
     /// (billed at `cached_input` under a USD budget), when it says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_input_tokens: Option<u64>,
+    /// Of the input, the tokens written to the prompt cache (billed at
+    /// `cache_write`), when the provider says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
 }
 
 /// What endpoints share unless they say otherwise.

@@ -139,6 +139,7 @@ impl StreamUsage {
             output_tokens: self.output,
             total_tokens: total,
             cached_input_tokens: None,
+            cache_write_tokens: None,
         })
     }
 

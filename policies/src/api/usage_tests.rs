@@ -56,7 +56,13 @@ fn read(api: Api, framing: Framing, stream: &[u8], ended: bool) -> (Option<Usage
 }
 
 fn usage(i: u64, o: u64, t: u64) -> Option<Usage> {
-    Some(Usage { input_tokens: Some(i), output_tokens: Some(o), total_tokens: Some(t), cached_input_tokens: None })
+    Some(Usage {
+        input_tokens: Some(i),
+        output_tokens: Some(o),
+        total_tokens: Some(t),
+        cached_input_tokens: None,
+        cache_write_tokens: None,
+    })
 }
 
 fn openai_chat(include_usage: bool) -> Vec<u8> {

@@ -75,6 +75,7 @@ const fn gemini(path: &'static str, stream: StreamAt, tokens: bool) -> Endpoint 
         stream,
         max_tokens: if tokens { &[gemini::MAX_OUTPUT_TOKENS] } else { &[] },
         max_tokens_default: if tokens { Some(gemini::MAX_OUTPUT_TOKENS) } else { None },
+        multipliers: gemini::CANDIDATE_COUNT,
         history: gemini::CONTENTS,
         query: &["alt"],
         ..NO_ENDPOINT
@@ -85,6 +86,8 @@ const fn raw(path: &'static str, stream: StreamAt) -> Endpoint {
     Endpoint {
         max_tokens: &[MAX_TOKENS],
         max_tokens_default: Some(MAX_TOKENS),
+        // Partner models in the OpenAI chat shape take `n`.
+        multipliers: &[&[Step::Key("n")]],
         history: &[&[Step::Key("messages")]],
         query: &[],
         ..gemini(path, stream, false)

@@ -6,8 +6,13 @@ use crate::testing::{config, env};
 #[test]
 fn names_stay_within_bounded_sets() {
     let policy = Policy::from_json(config(serde_json::json!({})).to_string().as_bytes(), &env).unwrap();
-    let usage =
-        Some(Usage { input_tokens: Some(3), output_tokens: Some(4), total_tokens: Some(7), cached_input_tokens: None });
+    let usage = Some(Usage {
+        input_tokens: Some(3),
+        output_tokens: Some(4),
+        total_tokens: Some(7),
+        cached_input_tokens: None,
+        cache_write_tokens: None,
+    });
     let mut r =
         Record { decision: "allow", reason: Verdict::Ok, provider: Some("openai".into()), usage, ..Default::default() };
     r.model = Some("gpt-4o-mini".into());

@@ -10,6 +10,7 @@
 //! Amounts are whole tokens and nano-dollars (1e-9 USD): integers, so a
 //! sum is exact and a bound is a bound.
 
+pub mod input;
 pub mod ledger;
 pub mod slots;
 pub mod window;
@@ -89,7 +90,19 @@ pub struct Price {
     pub models: Vec<ModelPattern>,
     pub input: u64,
     pub output: u64,
+    /// Input read from the provider's prompt cache.
     pub cached_input: u64,
+    /// Input written to the provider's prompt cache.
+    pub cache_write: u64,
+}
+
+/// A price's rates, as a plan keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rates {
+    pub input: u64,
+    pub output: u64,
+    pub cached_input: u64,
+    pub cache_write: u64,
 }
 
 #[derive(Debug)]
@@ -200,23 +213,28 @@ pub struct Plan {
     pub input_bound: u64,
     pub output_bound: u64,
     /// The price of the model, when one is listed.
-    pub price: Option<(u64, u64, u64)>,
+    pub price: Option<Rates>,
     /// A random id for the ledger (32 hex), set when a draw is global.
     pub reservation: String,
 }
 
 impl Budgets {
-    /// The budgets a request by `identity` to `provider`'s `model` draws on.
+    /// The budgets a request by `identity` to `provider`'s `model` draws
+    /// on. A model matches as a deny rule matches it — in any case, and
+    /// through a fine-tune's, a version's or a region's spelling — so a
+    /// budget is never escaped by a spelling of its models.
     pub fn matching<'a>(
         &'a self,
         identity: &'a SpiffeId,
         provider: &'a str,
         model: &'a str,
     ) -> impl Iterator<Item = (usize, &'a Budget)> + 'a {
+        let spellings = crate::decision::deny_spellings(model);
         self.list.iter().enumerate().filter(move |(_, b)| {
             b.workloads.iter().any(|w| w.matches(identity))
                 && b.providers.contains(provider)
-                && (b.models.is_empty() || b.models.iter().any(|m| m.matches(model)))
+                && (b.models.is_empty()
+                    || b.models.iter().any(|m| spellings.iter().any(|s| m.matches(s) || m.matches_loosely(s))))
         })
     }
 
@@ -228,21 +246,36 @@ impl Budgets {
     }
 }
 
-/// What a request to `provider`'s `model` by `identity` reserves, at
-/// `now_ms`: `Ok(None)` when no budget applies. `body_bytes` bounds the
-/// input; `output` is the most the request can generate (`None`: nothing
-/// bounds it).
-pub fn plan(
-    budgets: &Budgets,
-    identity: &SpiffeId,
-    provider: &str,
-    model: &str,
-    body_bytes: u64,
-    output: Option<u64>,
-    now_ms: u64,
-) -> Result<Option<Plan>, Denial> {
+/// A decided request, as a budget sees it.
+pub struct Call<'a> {
+    pub identity: &'a SpiffeId,
+    pub provider: &'a str,
+    /// The model in the provider's namespace.
+    pub model: &'a str,
+    /// The body as sent (read for what it makes the provider read).
+    pub body: &'a [u8],
+    /// The body's length as forwarded (with the gateway's edits).
+    pub forwarded_bytes: u64,
+    /// The most the request can generate (`None`: nothing bounds it).
+    pub output: Option<u64>,
+}
+
+/// What `call` reserves at `now_ms`: `Ok(None)` when no budget applies.
+pub fn plan(budgets: &Budgets, call: &Call<'_>, now_ms: u64) -> Result<Option<Plan>, Denial> {
+    let Call { identity, provider, model, body, forwarded_bytes, output } = *call;
     let matching: Vec<(usize, &Budget)> = budgets.matching(identity, provider, model).collect();
     let Some((_, first)) = matching.first() else { return Ok(None) };
+    let media = input::extra_input(body).map_err(|what| {
+        Denial::new(
+            Reason::MaxTokensMissing,
+            format!(
+                "budget {:?} applies, and the request makes the provider read input its body does not bound ({what}): \
+                 send the content itself",
+                first.id
+            ),
+        )
+        .with_detail("input_unbounded")
+    })?;
     let Some(output_bound) = output else {
         return Err(Denial::new(
             Reason::MaxTokensMissing,
@@ -254,13 +287,19 @@ pub fn plan(
         )
         .with_detail("max_tokens_missing"));
     };
-    let input_bound = body_bytes.saturating_add(INPUT_OVERHEAD_TOKENS);
+    let input_bound = forwarded_bytes.saturating_add(INPUT_OVERHEAD_TOKENS).saturating_add(media);
     let tokens = input_bound.saturating_add(output_bound);
-    let price = budgets.price(provider, model).map(|p| (p.input, p.output, p.cached_input));
+    let price = budgets.price(provider, model).map(|p| Rates {
+        input: p.input,
+        output: p.output,
+        cached_input: p.cached_input,
+        cache_write: p.cache_write,
+    });
     let mut nano_usd = 0;
-    if let Some((input, out, cached)) = price {
-        // Any input token may be billed at the dearer of the two.
-        nano_usd = input_bound.saturating_mul(input.max(cached)).saturating_add(output_bound.saturating_mul(out));
+    if let Some(r) = price {
+        // Any input token may be billed at the dearest input rate.
+        let input = r.input.max(r.cached_input).max(r.cache_write);
+        nano_usd = input_bound.saturating_mul(input).saturating_add(output_bound.saturating_mul(r.output));
     } else if let Some((_, b)) = matching.iter().find(|(_, b)| b.limit.nano_usd.is_some()) {
         return Err(Denial::new(
             Reason::PriceUnknown,
@@ -271,6 +310,16 @@ pub fn plan(
             ),
         )
         .with_detail("price_unknown"));
+    }
+    // A dearer tier than the price table's (OpenAI's `priority`) has no price.
+    if let (Some(tier), Some((_, b))) =
+        (input::service_tier(body), matching.iter().find(|(_, b)| b.limit.nano_usd.is_some()))
+    {
+        return Err(Denial::new(
+            Reason::PriceUnknown,
+            format!("budget {:?} counts dollars, and the prices do not cover service_tier {tier:?}", b.id),
+        )
+        .with_detail("service_tier"));
     }
     let reserved = Amount { tokens, nano_usd };
     let draws = matching
@@ -315,13 +364,20 @@ impl Plan {
         let output = u.output_tokens.or((self.output_bound == 0).then_some(0));
         let (Some(input), Some(output)) = (u.input_tokens, output) else { return reserved };
         let cached = u.cached_input_tokens.unwrap_or(0).min(input);
-        let nano_usd = self.price.map_or(0, |(price_in, price_out, price_cached)| {
-            (input - cached)
-                .saturating_mul(price_in)
-                .saturating_add(cached.saturating_mul(price_cached))
-                .saturating_add(output.saturating_mul(price_out))
+        let written = u.cache_write_tokens.unwrap_or(0).min(input - cached);
+        // A total above input and output counts what neither names (a
+        // tool's prompt, thinking some apis leave out of the output): it
+        // is charged too, at the dearer price.
+        let unnamed = u.total_tokens.unwrap_or(0).saturating_sub(input.saturating_add(output));
+        let nano_usd = self.price.map_or(0, |r| {
+            (input - cached - written)
+                .saturating_mul(r.input)
+                .saturating_add(cached.saturating_mul(r.cached_input))
+                .saturating_add(written.saturating_mul(r.cache_write))
+                .saturating_add(output.saturating_mul(r.output))
+                .saturating_add(unnamed.saturating_mul(r.input.max(r.output)))
         });
-        Amount { tokens: input.saturating_add(output), nano_usd }
+        Amount { tokens: input.saturating_add(output).saturating_add(unnamed), nano_usd }
     }
 }
 

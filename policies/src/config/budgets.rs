@@ -197,7 +197,11 @@ fn price(raw: RawPrice, at: &str, providers: &[Provider]) -> Result<Price> {
         None => input,
         Some(c) => per_token(c, "cached_input")?,
     };
-    Ok(Price { provider, models, input, output, cached_input })
+    let cache_write = match raw.cache_write {
+        None => input,
+        Some(c) => per_token(c, "cache_write")?,
+    };
+    Ok(Price { provider, models, input, output, cached_input, cache_write })
 }
 
 fn ledger_config(raw: RawLedger, env: &dyn Fn(&str) -> Option<String>) -> Result<LedgerConfig> {

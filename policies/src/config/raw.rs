@@ -104,6 +104,8 @@ pub struct RawPrice {
     pub output: f64,
     #[serde(default)]
     pub cached_input: Option<f64>,
+    #[serde(default)]
+    pub cache_write: Option<f64>,
 }
 
 /// Where `scope: global` budgets are kept: the ledger service's cluster.

@@ -111,7 +111,7 @@ pub fn conditions_hold(rule: &Rule, facts: &Facts<'_>) -> bool {
 
 /// The model, and the base model each spelling providers and routers
 /// accept for it stands for.
-fn deny_spellings(model: &str) -> Vec<String> {
+pub(crate) fn deny_spellings(model: &str) -> Vec<String> {
     let mut out = vec![model.to_string()];
     // Deny rules match case-insensitively (matches_loosely): so do the
     // prefixes read here (`FT:…`, `US.anthropic…`).

@@ -122,7 +122,15 @@ pub fn decide(env: &Env<'_>, body: &[u8], req: &mut Request, rec: &mut Recorder)
             let bytes = body.len().saturating_add(edits.iter().map(|e| e.insert.len()).sum::<usize>());
             let output = budget::output_of(endpoint, &parsed, rule.limits.max_tokens);
             let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-            match budget::plan(&policy.budgets, &identity, &provider.name, &model, bytes, output, env.now_ms) {
+            let call = budget::Call {
+                identity: &identity,
+                provider: &provider.name,
+                model: &model,
+                body,
+                forwarded_bytes: bytes,
+                output,
+            };
+            match budget::plan(&policy.budgets, &call, env.now_ms) {
                 Ok(plan) => req.budget = plan,
                 Err(d) => return Next::Deny(d.with_rule(rule.id.clone())),
             }
