@@ -14,7 +14,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use crate::bundles::Bundles;
 use crate::host;
 use crate::http::Request;
-use crate::metrics::{Counters, Gauges};
+use crate::metrics::{Counters, Gauges, Levels};
 use crate::shared::Shared;
 use crate::step;
 use crate::tokens;
@@ -22,12 +22,17 @@ use crate::tokens;
 const TICK: Duration = Duration::from_millis(500);
 /// While requests wait for a token another worker is fetching.
 const FAST_TICK: Duration = Duration::from_millis(20);
+/// How often the budgets' slot gauges are read.
+const SLOTS_EVERY_MS: u64 = 10_000;
 
 pub struct Root {
     shared: Rc<Shared>,
     bundles: Bundles,
     metrics: TokenMetrics,
     gauges: Gauges,
+    /// Budget slot gauges, and when they are read next.
+    levels: Levels,
+    slots_due_ms: u64,
     /// The tick period in force.
     tick: Duration,
 }
@@ -39,6 +44,8 @@ impl Default for Root {
             bundles: Bundles::new(None),
             metrics: TokenMetrics::default(),
             gauges: Gauges::default(),
+            levels: Levels::default(),
+            slots_due_ms: 0,
             tick: Duration::ZERO,
         }
     }
@@ -93,6 +100,21 @@ impl Root {
             ("modelgate.budget.ledger_dropped", self.shared.ledger.dropped.get()),
         ] {
             self.gauges.set(name, value);
+        }
+    }
+
+    /// Every so often: how many workloads each budget tracks in its
+    /// current window (the same for every VM: the last one wins).
+    fn export_budget_slots(&mut self, now_ms: u64) {
+        if now_ms < self.slots_due_ms {
+            return;
+        }
+        self.slots_due_ms = now_ms + SLOTS_EVERY_MS;
+        let Some(policy) = self.shared.policy.as_deref() else { return };
+        for b in &policy.budgets.list {
+            let (start, _) = b.window.bounds(now_ms);
+            let n = modelgate_policies::budget_slots_occupied(&host::Counters, &b.id, b.max_workloads, start);
+            self.levels.record(&format!("modelgate.budget.{}.workloads", b.id), n);
         }
     }
 }
@@ -167,6 +189,7 @@ impl RootContext for Root {
         self.shared.ledger.send(now_ms);
         self.metrics.export(&self.shared.tokens);
         self.export_gauges();
+        self.export_budget_slots(now_ms);
         let period = if self.shared.broker.busy() || self.shared.ledger.busy() { FAST_TICK } else { TICK };
         if period != self.tick && host::set_tick_period(period) {
             self.tick = period;

@@ -51,7 +51,7 @@ pub use config::{BundleEndpoint, ConfigError, Policy, RuleLimits, VerifierChoice
 // What the filter hands back in and out of the driver.
 pub use body::apply_edits;
 pub use budget::ledger::MAX_ANSWER_BYTES as MAX_LEDGER_ANSWER_BYTES;
-pub use budget::slots::{HostError, MemoryStore, SharedStore};
+pub use budget::slots::{occupied as budget_slots_occupied, HostError, MemoryStore, SharedStore};
 pub use credential::callout::{self, CalloutRequest, CalloutResult};
 pub use credential::token_exchange::{TokenCache, TokenStats, MAX_RESPONSE_BYTES as MAX_TOKEN_RESPONSE_BYTES};
 pub use credential::Rewrite;

@@ -172,6 +172,21 @@ pub fn settle(
     Ok(None)
 }
 
+/// How many of a budget's slots hold a counter of the window starting at
+/// `window_start_ms` (the store's gauge: workloads tracked this window).
+pub fn occupied(store: &dyn SharedStore, id: &str, max_workloads: u32, window_start_ms: u64) -> u64 {
+    (0..max_workloads.max(1))
+        .filter(|n| {
+            store
+                .get(&format!("mg.budget.{id}.{n}"))
+                .ok()
+                .and_then(|(v, _)| v)
+                .and_then(|v| Counter::parse(&v))
+                .is_some_and(|c| c.window_start_ms == window_start_ms)
+        })
+        .count() as u64
+}
+
 /// A map standing in for the host's shared data (tests, `explain`).
 #[derive(Debug, Default)]
 pub struct MemoryStore {

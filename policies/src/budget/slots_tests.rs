@@ -73,6 +73,8 @@ fn the_store_is_bounded_and_refuses_when_full() {
     let fifth = draw("000000000009", 0, 1);
     assert_eq!(reserve(&store, &fifth, CAP, 4, false), Err(Refused::Full));
     assert_eq!(store.len(), 4);
+    assert_eq!(occupied(&store, "daily", 4, 0), 4, "the gauge sees them");
+    assert_eq!(occupied(&store, "daily", 4, 86_400_000), 0, "none of them in the next window");
 }
 
 /// A store whose every first swap loses to another worker's write.
