@@ -30,11 +30,24 @@ from urllib.parse import unquote
 RECORDED = []
 LOCK = threading.Lock()
 REPLY_WORDS = ["Hello", " from", " the", " stand-in", " provider", "."]
+# The request being answered on this thread: its `x-test-usage` header.
+CURRENT = threading.local()
 
 
 def usage_for(body: bytes):
-    """Deterministic, non-trivial token counts derived from the request."""
+    """Deterministic, non-trivial token counts derived from the request —
+    or, when the request says `x-test-usage: INPUT,OUTPUT[,CACHED]`, those."""
+    told = getattr(CURRENT, "usage", None)
+    if told:
+        p, c = told.split(",")[:2]
+        return int(p), int(c)
     return len(body) // 10 + 1, len(REPLY_WORDS) + 1
+
+
+def cached_for():
+    """The cached input tokens `x-test-usage` names, if it names any."""
+    told = (getattr(CURRENT, "usage", None) or "").split(",")
+    return int(told[2]) if len(told) > 2 else None
 
 
 def eventstream_frame(event_type: str, payload) -> bytes:
@@ -147,8 +160,13 @@ class Handler(BaseHTTPRequestHandler):
                 RECORDED.clear()
             return self.send_json(200, {"ok": True})
         self.record(body)
+        CURRENT.usage = self.headers.get("x-test-usage")
         if self.headers.get("x-test-delay"):
             time.sleep(float(self.headers["x-test-delay"]))
+        if self.headers.get("x-test-status"):
+            # The provider fails the call: an error answer in OpenAI's shape.
+            return self.send_json(int(self.headers["x-test-status"]),
+                                  {"error": {"message": "failed by the test", "type": "server_error", "code": None}})
         if self.path.split("?")[0] in ("/v1/audio/transcriptions", "/v1/audio/translations"):
             return self.send_json(200, {"text": "Hello from the stand-in provider.", "usage": {"type": "duration", "seconds": 1}})
         try:
@@ -205,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
     def chat(self, req, body):
         p, c = usage_for(body)
         usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        if cached_for() is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached_for()}
         ident, created, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), req.get("model")
         if req.get("stream"):
             self.start_stream()
