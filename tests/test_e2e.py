@@ -84,8 +84,12 @@ def test_anthropic_sdk_allowed_call_reaches_provider_with_the_gateway_key(gatewa
     assert_no_caller_credential(recorded, token)
     record = gateway.audit_for(raw.headers["x-request-id"])
     assert (record["decision"], record["provider"], record["model"]) == ("allow", "anthropic", CLAUDE)
+    # Anthropic reports its prompt cache's reads and writes apart: the record
+    # keeps them (here 0), inside the input.
     assert record["usage"] == {"input_tokens": message.usage.input_tokens, "output_tokens": message.usage.output_tokens,
-                               "total_tokens": message.usage.input_tokens + message.usage.output_tokens}
+                               "total_tokens": message.usage.input_tokens + message.usage.output_tokens,
+                               "cached_input_tokens": message.usage.cache_read_input_tokens,
+                               "cache_write_tokens": message.usage.cache_creation_input_tokens}
 
 
 def test_rsa_signed_svids_are_accepted(gateway):

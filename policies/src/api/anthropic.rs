@@ -97,6 +97,7 @@ fn error_body(status: u16, _code: &str, message: &str) -> Value {
         403 => "permission_error",
         413 => "request_too_large",
         400 | 415 => "invalid_request_error",
+        429 => "rate_limit_error",
         _ => "api_error",
     };
     json!({ "type": "error", "error": { "type": kind, "message": message } })

@@ -47,7 +47,9 @@ pub fn of(record: &Record, policy: &Policy) -> Vec<(String, u64)> {
             out.push((format!("{base}.charged_tokens"), n));
         }
         if let Some(usd) = drawn.charged.usd {
-            out.push((format!("{base}.charged_micro_usd"), (usd * 1e6).ceil() as u64));
+            // Whole nano-dollars first (the float is exact to them), then
+            // micro-dollars rounded up, as the filter state says.
+            out.push((format!("{base}.charged_micro_usd"), ((usd * 1e9).round() as u64).div_ceil(1000)));
         }
     }
     let refused = match record.reason {
