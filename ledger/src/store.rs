@@ -168,6 +168,29 @@ impl Store {
         self.timeout
     }
 
+    /// One Redis call, answered within the timeout. A call that finds its
+    /// connection dropped (Redis restarted or failed over since this
+    /// replica's last call) is sent once more, on the connection the manager
+    /// makes anew: otherwise the first question after Redis is back would
+    /// be answered 503. Safe: both scripts are idempotent by reservation id
+    /// (a reserve that did run answers "already held", a settle that did run
+    /// charges nothing more), and PING changes nothing.
+    async fn ask<T, F, Fut>(&self, call: F) -> Result<T, Unavailable>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let late = || Unavailable(format!("no answer within {} ms", self.timeout.as_millis()));
+        let answer = match tokio::time::timeout_at(deadline, call(self.conn.clone())).await.map_err(|_| late())? {
+            Err(e) if e.is_connection_dropped() => {
+                tokio::time::timeout_at(deadline, call(self.conn.clone())).await.map_err(|_| late())?
+            }
+            answer => answer,
+        };
+        answer.map_err(|e| Unavailable(e.to_string()))
+    }
+
     async fn run(&self, script: &Script, key: &str, args: &[String]) -> Result<Outcome, Unavailable> {
         let mut inv = script.prepare_invoke();
         for k in keys(key) {
@@ -177,11 +200,8 @@ impl Store {
         for a in args {
             inv.arg(a);
         }
-        let mut conn = self.conn.clone();
-        let v: Vec<i64> = tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn))
-            .await
-            .map_err(|_| Unavailable(format!("no answer within {} ms", self.timeout.as_millis())))?
-            .map_err(|e| Unavailable(e.to_string()))?;
+        let inv = &inv;
+        let v: Vec<i64> = self.ask(|mut conn| async move { inv.invoke_async(&mut conn).await }).await?;
         outcome(&v)
     }
 
@@ -219,12 +239,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), Unavailable> {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let pong: String = tokio::time::timeout(self.timeout, cmd.query_async(&mut conn))
-            .await
-            .map_err(|_| Unavailable(format!("no answer within {} ms", self.timeout.as_millis())))?
-            .map_err(|e| Unavailable(e.to_string()))?;
+        let pong: String = self.ask(|mut conn| async move { redis::cmd("PING").query_async(&mut conn).await }).await?;
         if pong == "PONG" {
             Ok(())
         } else {

@@ -92,3 +92,20 @@ fn started_before_redis() {
     let v = wait_until_working(&ledger, Duration::from_secs(5));
     assert_eq!(v["admitted"], true, "{v}");
 }
+
+#[test]
+fn redis_restarted_while_idle_first_call_answered() {
+    let mut redis = Redis::start();
+    let ledger = Ledger::start(&redis.url());
+    assert_eq!(reserve_once(&ledger, 1).0, 200);
+    // No call while Redis is away: the ledger's connection is dropped under
+    // it, and its first call after finds out.
+    redis.stop();
+    redis.restart();
+    let (status, v, took) = reserve_once(&ledger, 2);
+    assert_eq!((status, &v["admitted"]), (200, &Value::Bool(true)), "{v}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    redis.stop();
+    redis.restart();
+    assert_eq!(ledger.request("GET", "/healthz", None, b"").0, 200);
+}
