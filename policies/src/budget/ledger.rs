@@ -91,12 +91,22 @@ pub enum Reserved {
     Unavailable(String),
 }
 
+/// Why a call that got no answer got none, in words: Envoy's bare
+/// `InternalFailure` (its client failed the call before sending it) says
+/// nothing to whoever reads the refusal.
+fn failed(why: &str) -> String {
+    if why == "InternalFailure" {
+        return "Envoy has no ledger host to send it to: none is healthy, or too many calls are in flight".into();
+    }
+    why.to_string()
+}
+
 /// Reads the ledger's answer to a reservation of `keys`. Anything but a
 /// 200 with a well-formed answer that covers what was asked is
 /// `Unavailable` — never admitted.
 pub fn reserved(result: &CalloutResult, keys: &[&str]) -> Reserved {
     let body = match result {
-        CalloutResult::Failed(why) => return Reserved::Unavailable(why.clone()),
+        CalloutResult::Failed(why) => return Reserved::Unavailable(failed(why)),
         CalloutResult::Response { status: 200, body, .. } if body.len() <= MAX_ANSWER_BYTES => body,
         CalloutResult::Response { status, .. } => {
             return Reserved::Unavailable(format!("the ledger answered {status}"));

@@ -36,3 +36,16 @@ fn every_other_answer_is_unavailable() {
         assert!(matches!(reserved(&result, &keys), Reserved::Unavailable(_)), "{result:?}");
     }
 }
+
+#[test]
+fn a_call_envoy_did_not_send_says_why_in_words() {
+    let Reserved::Unavailable(why) = reserved(&CalloutResult::Failed("InternalFailure".into()), &["a/x/1"]) else {
+        panic!("not unavailable")
+    };
+    assert!(why.contains("no ledger host") && !why.contains("InternalFailure"), "{why}");
+    let Reserved::Unavailable(why) = reserved(&CalloutResult::Failed("no response (timeout)".into()), &["a/x/1"])
+    else {
+        panic!("not unavailable")
+    };
+    assert_eq!(why, "no response (timeout)");
+}
