@@ -70,7 +70,7 @@ fuzz-smoke: ## Each cargo-fuzz target for FUZZ_SECONDS (20 s; nightly); make fuz
 	done
 
 .PHONY: bench
-bench: setup wasm ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)
+bench: setup wasm ledger ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)
 	$(CARGO) bench -p modelgate-policies --bench body -- $(BODY_BENCH_ITERATIONS)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cd tests && ../$(PY) bench.py $(BENCH_ARGS)

@@ -10,7 +10,11 @@ setup moves every body byte. wrk drives chat completions of 1 KiB, 64 KiB
 and 1 MiB with one token (warm), and 1 KiB with a new valid token on every
 request from a pool larger than the verified-SVID cache (cold, ES256 and
 RS256). A last phase sends 100k requests to a 2-worker Envoy and compares
-resident memory. Machines are noisy: compare ratios from one run.
+resident memory. Two more setups price budgets (docs/budgets.md): the
+same modelgate with a token budget in Envoy's shared data (`scope:
+gateway`), and with one kept by the ledger service and a real redis-server
+(`scope: global`), warm 1 KiB, as ratios to modelgate without a budget.
+Machines are noisy: compare ratios from one run.
 
     python tests/bench.py [--duration 10] [--connections 16] [--json out.json]
 """
@@ -38,6 +42,9 @@ REPLY = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "model"
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
 SIZES = {"1 KiB": 1024, "64 KiB": 64 * 1024, "1 MiB": 1024 * 1024 - 4096}
+LEDGER_KEY = "bench-ledger-key-" + "k" * 32
+# Room for every request of any run: the budget is counted, never exhausted.
+BUDGET = {"id": "bench", "workloads": [BOT], "window": "day", "tokens": 10**15}
 
 
 def body_of(size: int) -> bytes:
@@ -85,8 +92,28 @@ def native_filters(jwks: dict) -> list:
     ]
 
 
-def config_for(setup: str, listen: int, admin: int, provider: int, work: Path) -> dict:
+def ledger_cluster(port: int) -> dict:
+    return {"name": "modelgate_ledger", "type": "STATIC", "connect_timeout": "0.25s",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}}}},
+            "load_assignment": {"cluster_name": "modelgate_ledger", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
+def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, ledger_port: int = 0) -> dict:
     config = envoy_config(listen, admin, provider, work / f"audit-{setup}.log")
+    if setup in ("budget", "global"):
+        value = plugin_configuration(config)
+        budget = {**BUDGET, "scope": "gateway" if setup == "budget" else "global"}
+        patch = {"budgets": [budget]}
+        if setup == "global":
+            patch["ledger"] = {"cluster": "modelgate_ledger", "timeout_ms": 500, "key": {"env": "MODELGATE_LEDGER_KEY"}}
+            config["static_resources"]["clusters"].append(ledger_cluster(ledger_port))
+            wasm_config = next(f for f in hcm(config)["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+            wasm_config["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"].append(
+                "MODELGATE_LEDGER_KEY")
+        value["value"] = json.dumps({**json.loads(value["value"]), **patch})
     if setup == "nodigest":
         # modelgate with audit.prompt: none (no SHA-256 of the body).
         value = plugin_configuration(config)
@@ -121,12 +148,13 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path) -
 
 
 class Envoy:
-    def __init__(self, setup: str, work: Path, concurrency: int):
+    def __init__(self, setup: str, work: Path, concurrency: int, ledger_port: int = 0):
         self.listen, self.admin, provider = free_port(), free_port(), free_port()
         path = work / f"envoy-{setup}-{concurrency}.yaml"
-        path.write_text(yaml.safe_dump(config_for(setup, self.listen, self.admin, provider, work)))
+        path.write_text(yaml.safe_dump(config_for(setup, self.listen, self.admin, provider, work, ledger_port)))
         self.log = work / f"envoy-{setup}-{concurrency}.log"
         env = {**os.environ, **provider_keys(), "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench",
+               "MODELGATE_LEDGER_KEY": LEDGER_KEY,
                "MODELGATE_SIGNING_KEY": svid.new_ec_key("bench").export_to_pem(private_key=True, password=None).decode()}
         self.proc = subprocess.Popen([str(envoy_binary()), "-c", str(path), "-l", "warning", "--concurrency", str(concurrency),
                                       "--base-id", str(secrets.randbelow(1 << 20) + 3000)],
@@ -186,6 +214,27 @@ def wrk(url: str, tokens: Path, body: Path, args, work: Path) -> dict:
 
 def mint_pool(n: int, key, alg: str) -> list[str]:
     return [svid.mint(BOT, key=key, alg=alg, ttl=7200, claims_extra={"jti": f"{alg}-{i}-{secrets.token_hex(4)}"}) for i in range(n)]
+
+
+class Ledger:
+    """A redis-server and the ledger service in front of it (scope: global)."""
+
+    def __init__(self, work: Path):
+        binary = ROOT / "target" / "release" / "modelgate-ledger"
+        if not binary.exists():
+            subprocess.run(["cargo", "build", "--release", "-q", "-p", "modelgate-ledger"], cwd=ROOT, check=True)
+        redis_port, self.port = free_port(), free_port()
+        self.redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no",
+                                       "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        env = {**os.environ, "MODELGATE_LEDGER_KEY": LEDGER_KEY, "MODELGATE_LEDGER_LISTEN": f"127.0.0.1:{self.port}",
+               "MODELGATE_LEDGER_REDIS": f"redis://127.0.0.1:{redis_port}/"}
+        self.proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok, 30, "ledger", self.proc)
+
+    def stop(self):
+        for p in (self.proc, self.redis):
+            p.terminate()
+            p.wait(timeout=10)
 
 
 def main() -> int:
@@ -250,6 +299,26 @@ def main() -> int:
     k, m = results[("modelgate", "warm, 1 KiB")], results[("minted", "warm, 1 KiB")]
     print(f"Per-request minted JWT (ES256) instead of the api key, warm 1 KiB: {m['rps']:,.0f} req/s vs "
           f"{k['rps']:,.0f} ({m['rps'] / k['rps']:.2f}), p50 {m['p50']:.2f} ms vs {k['p50']:.2f} ms.")
+
+    # Budgets: the same warm 1 KiB call, counted in shared data, then by the
+    # ledger and Redis; beside a fresh run of modelgate without one.
+    ledger = Ledger(work)
+    try:
+        for setup in ("modelgate", "budget", "global"):
+            envoy = Envoy(setup, work, concurrency=1, ledger_port=ledger.port)
+            try:
+                check = requests.post(envoy.url, data=body_of(1024), timeout=10, headers={
+                    "authorization": f"Bearer {warm.read_text().strip()}", "content-type": "application/json"})
+                assert check.status_code == 200, (setup, check.status_code, check.text[:200])
+                results[(setup, "budgets, warm 1 KiB")] = wrk(envoy.url, warm, bodies["1 KiB"], args, work)
+            finally:
+                envoy.stop()
+    finally:
+        ledger.stop()
+    base = results[("modelgate", "budgets, warm 1 KiB")]
+    for setup, label in (("budget", "a gateway-scope budget"), ("global", "a global budget (ledger + Redis)")):
+        r = results[(setup, "budgets, warm 1 KiB")]
+        print(f"Warm 1 KiB with {label}: {cell(r)} vs {cell(base)} without ({r['rps'] / base['rps']:.2f}).")
 
     # Memory: 2 workers, the cold ES256 pool (the cache fills up), then RSS.
     rss = {}
