@@ -55,7 +55,7 @@ e2e: setup wasm explorer-build browser ## End-to-end tests: real Envoy + modelga
 .PHONY: test
 test: setup lint unit e2e fuzz-smoke ## Every test (what CI runs)
 
-FUZZ_TARGETS := config spiffe_id jwt_svid json_body multipart driver xfcc x509 path stream_usage jsonrpc
+FUZZ_TARGETS := config spiffe_id jwt_svid json_body multipart driver xfcc x509 path stream_usage jsonrpc budget
 FUZZ_SECONDS ?= 20
 
 .PHONY: fuzz-smoke

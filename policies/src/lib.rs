@@ -96,4 +96,11 @@ pub mod parsers {
     pub mod mcp {
         pub use crate::api::mcp::{listing, message};
     }
+    /// Budgets: the body's extra input, the ledger's answers, the
+    /// shared-data counters.
+    pub mod budget {
+        pub use crate::budget::input::{extra_input, service_tier, MEDIA_TOKENS};
+        pub use crate::budget::ledger::{reserved, Reserved};
+        pub use crate::budget::slots::Counter;
+    }
 }

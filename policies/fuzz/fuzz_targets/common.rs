@@ -53,6 +53,12 @@ pub fn fixture() -> &'static Fixture {
                 {"id": "no-legacy", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["*"], "models": ["gpt-3.5-*"]}
             ],
             "limits": {"max_body_bytes": 65536},
+            // Budgets: every allowed model call is planned, its body scanned,
+            // reserved in the target's shared data and settled.
+            "budgets": [{"id": "bot-day", "workloads": ["spiffe://example.org/ns/support/sa/bot"], "window": "day",
+                         "tokens": 100000000, "usd": 5.0}],
+            "prices": [{"provider": "*", "models": ["gpt-4o-mini", "claude-*", "whisper-1"], "input": 0.15, "output": 0.6,
+                        "cached_input": 0.075, "cache_write": 0.3}],
             "prompt_guard": {"action": "block", "custom": [{"name": "secret_word", "pattern": "(?i)swordfish"}]}
         });
         let policy = Policy::from_json(config.to_string().as_bytes(), &|name| Some(if name == "MCP_SESSION_KEY" { "fuzz-session-key-0123456789abcdef" } else { "sk-fuzz" }.into())).expect("the fixture policy");
