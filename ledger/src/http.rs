@@ -186,6 +186,20 @@ async fn reserve(State(app): State<Shared>, body: Result<Bytes, BytesRejection>)
                 return app.redis_failed(&e);
             }
         };
+        if outcome.status == 3 {
+            // The gateway's window is over by Redis's clock: its counter
+            // would expire at once. Nothing is admitted on it.
+            let release = async {
+                for earlier in &req.draws[..i] {
+                    let _ = app.store.settle(&earlier.key, &req.reservation, earlier.window_end_ms, NOTHING).await;
+                }
+            };
+            let _ = tokio::time::timeout(app.store.timeout(), release).await;
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("draws[{i}].window_end_ms: the window ended before now by Redis's clock (is the gateway's clock behind?)"),
+            );
+        }
         app.swept(outcome.swept);
         answers.push(DrawRemaining {
             key: d.key.clone(),

@@ -60,9 +60,11 @@ end
 /// ARGV: MAX, id, hold_ms, window_end_ms, limit_tokens, limit_nusd (-1: no
 /// limit), amount_tokens, amount_nusd. Returns {status, used_t, used_n,
 /// held_t, held_n, swept}; status 1 admitted, 2 already held (idempotent),
-/// 0 not admitted.
+/// 0 not admitted, 3 the window has ended by Redis's clock (a gateway
+/// clock behind would otherwise reserve on counters Redis expires at once).
 const RESERVE: &str = r#"
 local id, hold, wend = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if wend <= now then return {3, ut, un, ht, hn, swept} end
 local lt, ln = tonumber(ARGV[5]), tonumber(ARGV[6])
 local at_, an = tonumber(ARGV[7]), tonumber(ARGV[8])
 local function fits(used, held, amount, limit)

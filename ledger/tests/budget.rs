@@ -186,3 +186,21 @@ fn a_multi_draw_reserve_whose_second_draw_is_exhausted_releases_the_first() {
     let expected = 86_400_000 + 3_600_000;
     assert!(pttl > expected - 60_000 && pttl <= expected, "pttl {pttl}");
 }
+
+#[test]
+fn a_window_already_over_by_redis_clock_admits_nothing() {
+    let redis = Redis::start();
+    let ledger = Ledger::start(&redis.url());
+    let key = "hourly/ab12/1764716400";
+    let mut past = draw(key, Some(1), None, 1, 0);
+    // Ended 62 minutes ago: its counters would expire as they are written,
+    // and a gateway whose clock is an hour behind could reserve forever.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    past["window_end_ms"] = serde_json::json!(now_ms - 62 * 60_000);
+    for i in 0..3 {
+        let (status, v) = ledger.post("/v1/reserve", &reserve_body(&rid(i), 300_000, vec![past.clone()]));
+        assert_eq!(status, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().starts_with("draws[0].window_end_ms"), "{v}");
+    }
+    assert_eq!(redis.command(&["EXISTS", &format!("mg:{{{key}}}:b")]), ":0", "nothing was written");
+}

@@ -524,7 +524,7 @@ impl Described {
         let memory = Rc::new(ResponseMemory::new(0));
         let tokens = TokenCache::new(1);
         let verifier = PureRustVerifier;
-        let random = || [0u8; 16];
+        let random = || [7u8; 16];
         let shared = crate::budget::slots::MemoryStore::default();
         let env = Env {
             policy,

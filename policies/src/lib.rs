@@ -99,7 +99,7 @@ pub mod parsers {
     /// Budgets: the body's extra input, the ledger's answers, the
     /// shared-data counters.
     pub mod budget {
-        pub use crate::budget::input::{extra_input, service_tier, MEDIA_TOKENS};
+        pub use crate::budget::input::{scan, Scan, MEDIA_TOKENS};
         pub use crate::budget::ledger::{reserved, Reserved};
         pub use crate::budget::slots::Counter;
     }

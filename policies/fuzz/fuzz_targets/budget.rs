@@ -1,18 +1,18 @@
-//! Budgets' readers of untrusted bytes: the body's extra input and service
-//! tier (any body), the ledger's answer to a reservation, a shared-data
+//! Budgets' readers of untrusted bytes: what a body may cost beyond its
+//! bytes and the prices it switches to (any body), the ledger's answer to a reservation, a shared-data
 //! counter another VM wrote. Never a panic; a ledger answer admits only
 //! when it accounts for every key asked; a counter reads back as written.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use modelgate_policies::callout::CalloutResult;
-use modelgate_policies::parsers::budget::{extra_input, reserved, service_tier, Counter, Reserved, MEDIA_TOKENS};
+use modelgate_policies::parsers::budget::{reserved, scan, Counter, Reserved, MEDIA_TOKENS};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(extra) = extra_input(data) {
-        assert_eq!(extra % MEDIA_TOKENS, 0, "media parts reserve whole allowances");
+    if let Ok(scanned) = scan(data) {
+        assert_eq!(scanned.extra_tokens % MEDIA_TOKENS, 0, "images reserve whole allowances");
+        assert!(serde_json::from_slice::<serde_json::Value>(data).is_ok(), "only a body it can read is bounded");
     }
-    let _ = service_tier(data);
     let keys = ["a/x/1", "b/group/2"];
     let answer = CalloutResult::Response { status: 200, content_type: None, body: data.to_vec() };
     if let Reserved::Admitted(left) = reserved(&answer, &keys) {

@@ -2,23 +2,29 @@
 //! least a byte, so the body's length bounds its text; but an image is
 //! billed by its size, not its bytes, and some members make the provider
 //! read what the body only names — a stored file, an earlier response, a
-//! cached context, a web search. Under a budget, each image or inline
-//! media part reserves [`MEDIA_TOKENS`] more, and a request with a
-//! member whose input nothing in the body bounds is refused.
+//! cached context, a web search. Under a budget, each image reserves
+//! [`MEDIA_TOKENS`] more, and a request with a member whose input nothing
+//! in the body bounds is refused; so is a body this reader cannot read
+//! (deeper than serde_json goes): what it cannot see it cannot bound.
+//! Members that switch the provider to a price the table does not hold
+//! (a faster or priority tier, a region's surcharge, audio) are named, so
+//! a dollar budget refuses them.
 
 use serde_json::{Map, Value};
 
-/// Tokens reserved per image or inline media part, above its bytes: more
-/// than any provider bills for one image at its largest resolution
-/// (OpenAI's patch-based models up to about 3,800; Gemini tiles up to
-/// about 4,100; Anthropic about 1,600).
-pub const MEDIA_TOKENS: u64 = 8_192;
+/// Tokens reserved per image, above its bytes: more than any provider
+/// bills for one image at its largest resolution. The largest is
+/// gpt-4o-mini's count (2,833 + 5,667 per 512-pixel tile, up to 48,169
+/// for a 2048×768 image at high detail); OpenAI's patch-based models bill
+/// up to about 3,800, Gemini's tiles about 4,100, Anthropic about 1,600.
+pub const MEDIA_TOKENS: u64 = 49_152;
 
 /// Content part types that carry an image (by URL, file id or inline).
-const MEDIA_TYPES: &[&str] = &["image_url", "input_image", "image"];
+const MEDIA_TYPES: &[&str] = &["image_url", "input_image", "image", "computer_screenshot"];
 /// Content part types whose input is a document or file the body does
-/// not hold whole (a PDF's pages are billed as images and text).
-const UNBOUNDED_TYPES: &[&str] = &["file", "input_file", "document", "container_upload"];
+/// not hold whole (a PDF's pages are billed as images and text), or an
+/// item the provider stored earlier.
+const UNBOUNDED_TYPES: &[&str] = &["file", "input_file", "document", "container_upload", "item_reference"];
 /// Members, at any depth, that make the provider read input the body only
 /// names (Gemini's file URIs and cached contents; Bedrock's documents and
 /// videos, which may live in S3).
@@ -32,7 +38,18 @@ const UNBOUNDED_MEMBERS: &[&str] = &[
     "mcp_servers",
     "document",
     "video",
+    "web_search_options",
 ];
+/// Top-level members that switch to a price the table does not hold,
+/// with the values that do not (the default tier, standard speed).
+const PRICE_SWITCHES: &[(&str, &[&str])] = &[
+    ("service_tier", &["auto", "default", "flex", "standard_only"]),
+    ("speed", &["standard"]),
+    ("inference_geo", &[]),
+    ("audio", &[]),
+];
+/// Content part types billed at another rate than text.
+const UNPRICED_TYPES: &[&str] = &["input_audio"];
 /// Members whose values are the caller's own data, named as it likes (a
 /// tool's schema, a call's arguments, metadata): not read for parts.
 const OPAQUE_MEMBERS: &[&str] = &[
@@ -74,12 +91,36 @@ const CLIENT_TOOL_MEMBERS: &[&str] = &[
     "function_declarations",
 ];
 
-/// What a request's input may cost beyond its bytes: its media parts, or
-/// what in it nothing bounds.
-pub fn extra_input(body: &[u8]) -> Result<u64, String> {
-    let Ok(doc) = serde_json::from_slice::<Value>(body) else { return Ok(0) };
-    let mut media = 0u64;
+/// What a budget reads of a body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Tokens beyond the body's bytes: [`MEDIA_TOKENS`] per image.
+    pub extra_tokens: u64,
+    /// A member that switches to a price the table does not hold.
+    pub unpriced: Option<String>,
+}
+
+/// What a request's input may cost beyond its bytes, or what in it
+/// nothing bounds (and a body that cannot be read).
+pub fn scan(body: &[u8]) -> Result<Scan, String> {
+    let doc = serde_json::from_slice::<Value>(body).map_err(|_| "unreadable".to_string())?;
+    let mut unpriced = None;
     if let Some(root) = doc.as_object() {
+        for (name, free) in PRICE_SWITCHES {
+            match root.get(*name) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(v)) if free.contains(&v.as_str()) => {}
+                Some(other) => {
+                    unpriced
+                        .get_or_insert_with(|| format!("{name}:{}", crate::util::text::bounded(&other.to_string())));
+                }
+            }
+        }
+        if let Some(Value::Array(m)) = root.get("modalities") {
+            if m.iter().any(|v| v.as_str() != Some("text")) {
+                unpriced.get_or_insert_with(|| "modalities".to_string());
+            }
+        }
         for name in ["tools", "toolConfig"] {
             let tools = match root.get(name) {
                 Some(Value::Object(config)) => config.get("tools"),
@@ -92,20 +133,15 @@ pub fn extra_input(body: &[u8]) -> Result<u64, String> {
             }
         }
     }
-    walk(&doc, &mut media)?;
-    Ok(media.saturating_mul(MEDIA_TOKENS))
+    let mut parts = Parts { media: 0, unpriced: None };
+    walk(&doc, &mut parts)?;
+    Ok(Scan { extra_tokens: parts.media.saturating_mul(MEDIA_TOKENS), unpriced: unpriced.or(parts.unpriced) })
 }
 
-/// The service tier a request asks for, when it is one the price table
-/// does not price (any but the default, `auto`, `default` and the cheaper
-/// `flex`).
-pub fn service_tier(body: &[u8]) -> Option<String> {
-    let doc = serde_json::from_slice::<Value>(body).ok()?;
-    match doc.get("service_tier")? {
-        Value::Null => None,
-        Value::String(t) if ["auto", "default", "flex", "standard_only"].contains(&t.as_str()) => None,
-        other => Some(crate::util::text::bounded(&other.to_string())),
-    }
+/// What the walk found.
+struct Parts {
+    media: u64,
+    unpriced: Option<String>,
 }
 
 /// A tool the provider runs itself (a web search, code execution, a file
@@ -125,36 +161,47 @@ fn server_tool(tool: &Value) -> Result<(), String> {
     }
 }
 
-fn walk(v: &Value, media: &mut u64) -> Result<(), String> {
+fn walk(v: &Value, found: &mut Parts) -> Result<(), String> {
     match v {
-        Value::Object(o) => object(o, media),
-        Value::Array(a) => a.iter().try_for_each(|v| walk(v, media)),
+        Value::Object(o) => object(o, found),
+        Value::Array(a) => a.iter().try_for_each(|v| walk(v, found)),
         _ => Ok(()),
     }
 }
 
-fn object(o: &Map<String, Value>, media: &mut u64) -> Result<(), String> {
+fn object(o: &Map<String, Value>, found: &mut Parts) -> Result<(), String> {
     let kind = o.get("type").and_then(Value::as_str);
     if let Some(kind) = kind {
         if MEDIA_TYPES.contains(&kind) {
-            *media += 1;
+            found.media += 1;
         } else if UNBOUNDED_TYPES.contains(&kind) {
             return Err(format!("part:{kind}"));
+        } else if UNPRICED_TYPES.contains(&kind) {
+            found.unpriced.get_or_insert_with(|| format!("part:{kind}"));
         }
     }
     for (k, v) in o.iter().filter(|(k, _)| !OPAQUE_MEMBERS.contains(&k.as_str())) {
         if UNBOUNDED_MEMBERS.contains(&k.as_str()) && !v.is_null() {
             return Err(format!("member:{k}"));
         }
-        // Gemini's inline media, Bedrock's image blocks.
-        if matches!(k.as_str(), "inlineData" | "inline_data") || (k == "image" && v.is_object()) {
-            *media += 1;
+        // Gemini's inline data: an image is one; a PDF, a video or audio
+        // is billed per page, frame or second, which its bytes do not bound.
+        if matches!(k.as_str(), "inlineData" | "inline_data") {
+            let mime = v.get("mimeType").or_else(|| v.get("mime_type")).and_then(Value::as_str).unwrap_or("");
+            if !mime.to_ascii_lowercase().starts_with("image/") {
+                return Err(format!("inline:{}", crate::util::text::bounded(mime)));
+            }
+            found.media += 1;
+        }
+        // Bedrock's image blocks.
+        if k == "image" && v.is_object() {
+            found.media += 1;
         }
     }
     let call = kind.is_some_and(|k| TOOL_CALLS.contains(&k)) || o.contains_key("toolUseId");
     o.iter()
         .filter(|(k, _)| !(OPAQUE_MEMBERS.contains(&k.as_str()) || call && k.as_str() == "input"))
-        .try_for_each(|(_, v)| walk(v, media))
+        .try_for_each(|(_, v)| walk(v, found))
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
 use super::*;
 
 fn extra(body: serde_json::Value) -> Result<u64, String> {
-    extra_input(body.to_string().as_bytes())
+    scan(body.to_string().as_bytes()).map(|s| s.extra_tokens)
+}
+
+fn unpriced(body: serde_json::Value) -> Option<String> {
+    scan(body.to_string().as_bytes()).ok().and_then(|s| s.unpriced)
 }
 
 #[test]
 fn images_reserve_their_allowance_each() {
     let chat = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this"},
-        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
     assert_eq!(extra(chat), Ok(2 * MEDIA_TOKENS));
     let gemini =
@@ -17,7 +21,10 @@ fn images_reserve_their_allowance_each() {
     let bedrock =
         serde_json::json!({"messages": [{"content": [{"image": {"format": "png", "source": {"bytes": "AA"}}}]}]});
     assert_eq!(extra(bedrock), Ok(MEDIA_TOKENS));
+    let screenshot = serde_json::json!({"input": [{"type": "computer_call_output", "output": {"type": "computer_screenshot", "image_url": "data:"}}]});
+    assert_eq!(extra(screenshot), Ok(MEDIA_TOKENS));
     assert_eq!(extra(serde_json::json!({"messages": [{"content": "text only"}]})), Ok(0));
+    assert!(MEDIA_TOKENS >= 48_169, "gpt-4o-mini bills up to 48,169 tokens for one image");
 }
 
 #[test]
@@ -25,16 +32,30 @@ fn what_the_body_only_names_is_unbounded() {
     for body in [
         serde_json::json!({"messages": [{"content": [{"type": "file", "file": {"file_id": "file-1"}}]}]}),
         serde_json::json!({"input": [{"content": [{"type": "input_file", "file_id": "file-1"}]}]}),
+        serde_json::json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
         serde_json::json!({"messages": [{"content": [{"type": "document", "source": {"type": "url", "url": "https://x"}}]}]}),
         serde_json::json!({"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/v.mp4"}}]}]}),
+        serde_json::json!({"contents": [{"parts": [{"inlineData": {"mimeType": "application/pdf", "data": "AA"}}]}]}),
+        serde_json::json!({"contents": [{"parts": [{"inline_data": {"mime_type": "video/mp4", "data": "AA"}}]}]}),
         serde_json::json!({"cachedContent": "cachedContents/1", "contents": []}),
         serde_json::json!({"previous_response_id": "resp_1", "input": "go on"}),
         serde_json::json!({"conversation": "conv_1", "input": "go on"}),
         serde_json::json!({"mcp_servers": [{"url": "https://x"}]}),
+        serde_json::json!({"web_search_options": {}, "messages": []}),
     ] {
         assert!(extra(body.clone()).is_err(), "{body}");
     }
     assert_eq!(extra(serde_json::json!({"previous_response_id": null})), Ok(0), "null names nothing");
+}
+
+#[test]
+fn a_body_too_deep_to_read_is_unbounded() {
+    let mut deep = serde_json::json!({"type": "document", "source": {"type": "url", "url": "https://x"}});
+    for _ in 0..200 {
+        deep = serde_json::json!([deep]);
+    }
+    let body = format!("{{\"messages\": {deep}}}");
+    assert_eq!(scan(body.as_bytes()), Err("unreadable".to_string()), "what cannot be read cannot be bounded");
 }
 
 #[test]
@@ -78,9 +99,16 @@ fn the_callers_own_names_are_not_read_as_parts() {
 }
 
 #[test]
-fn only_the_tiers_the_prices_cover_pass() {
-    assert_eq!(service_tier(br#"{"service_tier": "priority"}"#), Some("\"priority\"".into()));
-    assert_eq!(service_tier(br#"{"service_tier": "flex"}"#), None);
-    assert_eq!(service_tier(br#"{"service_tier": null}"#), None);
-    assert_eq!(service_tier(br#"{"model": "m"}"#), None);
+fn only_the_prices_the_table_holds_pass() {
+    assert_eq!(unpriced(serde_json::json!({"service_tier": "priority"})), Some("service_tier:\"priority\"".into()));
+    assert_eq!(unpriced(serde_json::json!({"service_tier": "flex"})), None);
+    assert_eq!(unpriced(serde_json::json!({"service_tier": null})), None);
+    assert!(unpriced(serde_json::json!({"speed": "fast"})).is_some());
+    assert!(unpriced(serde_json::json!({"inference_geo": "us"})).is_some());
+    assert!(unpriced(serde_json::json!({"modalities": ["text", "audio"], "audio": {"voice": "alloy"}})).is_some());
+    assert_eq!(unpriced(serde_json::json!({"modalities": ["text"]})), None);
+    let audio_in =
+        serde_json::json!({"messages": [{"content": [{"type": "input_audio", "input_audio": {"data": "AA"}}]}]});
+    assert!(unpriced(audio_in).is_some());
+    assert_eq!(unpriced(serde_json::json!({"model": "m"})), None);
 }

@@ -265,7 +265,7 @@ pub fn plan(budgets: &Budgets, call: &Call<'_>, now_ms: u64) -> Result<Option<Pl
     let Call { identity, provider, model, body, forwarded_bytes, output } = *call;
     let matching: Vec<(usize, &Budget)> = budgets.matching(identity, provider, model).collect();
     let Some((_, first)) = matching.first() else { return Ok(None) };
-    let media = input::extra_input(body).map_err(|what| {
+    let scanned = input::scan(body).map_err(|what| {
         Denial::new(
             Reason::MaxTokensMissing,
             format!(
@@ -287,7 +287,7 @@ pub fn plan(budgets: &Budgets, call: &Call<'_>, now_ms: u64) -> Result<Option<Pl
         )
         .with_detail("max_tokens_missing"));
     };
-    let input_bound = forwarded_bytes.saturating_add(INPUT_OVERHEAD_TOKENS).saturating_add(media);
+    let input_bound = forwarded_bytes.saturating_add(INPUT_OVERHEAD_TOKENS).saturating_add(scanned.extra_tokens);
     let tokens = input_bound.saturating_add(output_bound);
     let price = budgets.price(provider, model).map(|p| Rates {
         input: p.input,
@@ -311,15 +311,14 @@ pub fn plan(budgets: &Budgets, call: &Call<'_>, now_ms: u64) -> Result<Option<Pl
         )
         .with_detail("price_unknown"));
     }
-    // A dearer tier than the price table's (OpenAI's `priority`) has no price.
-    if let (Some(tier), Some((_, b))) =
-        (input::service_tier(body), matching.iter().find(|(_, b)| b.limit.nano_usd.is_some()))
-    {
+    // A price the table does not hold (a priority or fast tier, a region's
+    // surcharge, audio): a dollar budget cannot bound it.
+    if let (Some(what), Some((_, b))) = (scanned.unpriced, matching.iter().find(|(_, b)| b.limit.nano_usd.is_some())) {
         return Err(Denial::new(
             Reason::PriceUnknown,
-            format!("budget {:?} counts dollars, and the prices do not cover service_tier {tier:?}", b.id),
+            format!("budget {:?} counts dollars, and the prices do not cover {what}", b.id),
         )
-        .with_detail("service_tier"));
+        .with_detail("unpriced_option"));
     }
     let reserved = Amount { tokens, nano_usd };
     let draws = matching

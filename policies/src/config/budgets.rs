@@ -123,13 +123,14 @@ fn budget(raw: RawBudget, at: &str, domains: &[TrustDomainConfig], providers: &[
         (None | Some(RawOnUnavailable::Deny), None, _) => OnUnavailable::Deny,
         (Some(RawOnUnavailable::LocalShare), share, _) => {
             let share = share.unwrap_or(DEFAULT_LOCAL_SHARE);
-            if !(share > 0.0 && share <= 1.0) {
+            // Counted in per-mille: a share below one is no share at all.
+            if !(0.001..=1.0).contains(&share) {
                 return Err(ConfigError::new(
                     format!("{at}.local_share"),
-                    format!("{share} is not a fraction of the cap above 0 and at most 1"),
+                    format!("{share} is not a fraction of the cap from 0.001 to 1"),
                 ));
             }
-            OnUnavailable::LocalShare(((share * 1000.0).floor() as u32).max(1))
+            OnUnavailable::LocalShare((share * 1000.0).floor() as u32)
         }
     };
     let per = match raw.per {

@@ -88,7 +88,18 @@ pub fn reserve(env: &Env<'_>, plan: &mut Plan) -> Reserve {
     if !plan.draws.iter().any(|d| d.scope == Scope::Global) {
         return Reserve::Held;
     }
-    plan.reservation = hex(&(env.random)());
+    let random = (env.random)();
+    // The ledger is idempotent by this id: one that is not random would
+    // make another request's reservation look like this one's.
+    if random == [0; 16] {
+        release(env, plan);
+        let draw = plan.draws.iter().find(|d| d.scope == Scope::Global).cloned();
+        return Reserve::Refuse(match draw {
+            Some(d) => unavailable(&d, "the gateway has no randomness for a reservation id"),
+            None => Denial::new(Reason::BudgetUnavailable, "the gateway has no randomness for a reservation id"),
+        });
+    }
+    plan.reservation = hex(&random);
     Reserve::Ledger(ledger::reserve(ledger, &plan.reservation, plan.draws.iter().filter(|d| d.scope == Scope::Global)))
 }
 
