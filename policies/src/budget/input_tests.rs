@@ -8,6 +8,9 @@ fn unpriced(body: serde_json::Value) -> Option<String> {
     scan(body.to_string().as_bytes()).ok().and_then(|s| s.unpriced)
 }
 
+// gpt-4o-mini bills up to 48,169 tokens for one image.
+const _: () = assert!(MEDIA_TOKENS >= 48_169);
+
 #[test]
 fn images_reserve_their_allowance_each() {
     let chat = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [
@@ -24,7 +27,6 @@ fn images_reserve_their_allowance_each() {
     let screenshot = serde_json::json!({"input": [{"type": "computer_call_output", "output": {"type": "computer_screenshot", "image_url": "data:"}}]});
     assert_eq!(extra(screenshot), Ok(MEDIA_TOKENS));
     assert_eq!(extra(serde_json::json!({"messages": [{"content": "text only"}]})), Ok(0));
-    assert!(MEDIA_TOKENS >= 48_169, "gpt-4o-mini bills up to 48,169 tokens for one image");
 }
 
 #[test]
