@@ -245,6 +245,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=12000, help="tokens per cold pool (larger than the 4096-entry cache)")
     parser.add_argument("--rss-requests", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", choices=["budgets"], help="run one section alone (its setups side by side)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
 
@@ -263,7 +264,7 @@ def main() -> int:
         (f"cold {alg}, 1 KiB", pools[alg], bodies["1 KiB"]) for alg in pools]
     results: dict = {}
     single = argparse.Namespace(**{**vars(args), "connections": 1, "duration": max(1, args.duration // 2)})
-    for setup in ("bare", "native", "modelgate", "nodigest", "minted"):
+    for setup in () if args.only else ("bare", "native", "modelgate", "nodigest", "minted"):
         envoy = Envoy(setup, work, concurrency=1)
         try:
             check = requests.post(envoy.url, data=body_of(1024), timeout=10,
@@ -283,6 +284,18 @@ def main() -> int:
             envoy.stop()
 
     cell = lambda r: f"{r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"  # noqa: E731
+    if not args.only:
+        report(results, cases, cell)
+    budgets(work, warm, bodies, args, results, cell)
+    if args.only:
+        return 0
+    rss = rss_and_size(args, pools, bodies, work)
+    if args.json:
+        args.json.write_text(json.dumps({f"{s}|{c}": r for (s, c), r in results.items()} | {"rss": rss}, indent=1))
+    return 0
+
+
+def report(results, cases, cell):
     print("| case | bare Envoy | jwt_authn + rbac | modelgate | modelgate / bare | modelgate / native | modelgate, `audit.prompt: none` |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for case, _, _ in cases:
@@ -300,8 +313,10 @@ def main() -> int:
     print(f"Per-request minted JWT (ES256) instead of the api key, warm 1 KiB: {m['rps']:,.0f} req/s vs "
           f"{k['rps']:,.0f} ({m['rps'] / k['rps']:.2f}), p50 {m['p50']:.2f} ms vs {k['p50']:.2f} ms.")
 
-    # Budgets: the same warm 1 KiB call, counted in shared data, then by the
-    # ledger and Redis; beside a fresh run of modelgate without one.
+
+def budgets(work, warm, bodies, args, results, cell):
+    """The same warm 1 KiB call, counted in shared data, then by the ledger
+    and Redis; beside a fresh run of modelgate without a budget."""
     ledger = Ledger(work)
     try:
         for setup in ("modelgate", "budget", "global"):
@@ -320,6 +335,8 @@ def main() -> int:
         r = results[(setup, "budgets, warm 1 KiB")]
         print(f"Warm 1 KiB with {label}: {cell(r)} vs {cell(base)} without ({r['rps'] / base['rps']:.2f}).")
 
+
+def rss_and_size(args, pools, bodies, work):
     # Memory: 2 workers, the cold ES256 pool (the cache fills up), then RSS.
     rss = {}
     for setup in ("bare", "modelgate"):
@@ -336,9 +353,7 @@ def main() -> int:
           f"modelgate {rss['modelgate'][0]:.1f} MiB (+{rss['modelgate'][0] - rss['bare'][0]:.1f} MiB).")
     wasm = ROOT / "build" / "modelgate.wasm"
     print(f"modelgate.wasm: {wasm.stat().st_size:,} bytes")
-    if args.json:
-        args.json.write_text(json.dumps({f"{s}|{c}": r for (s, c), r in results.items()} | {"rss": rss}, indent=1))
-    return 0
+    return rss
 
 
 if __name__ == "__main__":
