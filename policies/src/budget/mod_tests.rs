@@ -1,4 +1,7 @@
 use super::*;
+use crate::config::budget::{nano_per_token, nano_usd, Window};
+use crate::config::ProviderSet;
+use crate::identity::spiffe::{ModelPattern, WorkloadPattern};
 
 fn budgets(tokens: Option<u64>, usd: Option<u64>, price: bool) -> Budgets {
     let pattern = |s: &str| WorkloadPattern::parse(s).unwrap();

@@ -1,12 +1,12 @@
 //! `budgets`, `prices` and `ledger` (SPEC §9, docs/budgets.md), compiled
 //! with their JSON paths.
 
-use super::compile::{authority, is_name, model_patterns, provider_set, workload_patterns};
-use super::raw::{RawBudget, RawBudgetPer, RawBudgetScope, RawLedger, RawOnUnavailable, RawPrice, RawWindow};
-use super::{ConfigError, Provider, ProviderSet, TrustDomainConfig};
-use crate::budget::{
+use super::budget::{
     nano_per_token, nano_usd, Budget, Budgets, LedgerConfig, Limit, OnUnavailable, Per, Price, Scope, Window,
 };
+use super::patterns::{authority, is_name, model_patterns, provider_set, workload_patterns};
+use super::raw::{RawBudget, RawBudgetPer, RawBudgetScope, RawLedger, RawOnUnavailable, RawPrice, RawWindow};
+use super::{ConfigError, Provider, ProviderSet, TrustDomainConfig};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 

@@ -2,20 +2,25 @@
 //! written, [`Policy::from_json`] compiles it, checking every value and
 //! cross-reference. Every error names the JSON path of the bad field.
 
+pub mod budget;
 mod budgets;
 mod compile;
 mod credentials;
 pub mod error;
 mod header;
+mod patterns;
 pub mod provider;
+mod providers;
 pub mod raw;
 pub mod svid;
+pub mod window;
 
 use crate::api::Api;
 use crate::identity::spiffe::{ModelPattern, SpiffeId, WorkloadPattern};
 pub use crate::identity::svid::bundle::Format;
 pub use error::ConfigError;
 pub use provider::{Credential, EndUserName, Provider, Secret, SessionKey, Subject};
+pub use providers::ProviderSet;
 pub use svid::{BundleEndpoint, Carrier, JwtSvidConfig, TrustDomainConfig, VerifierChoice};
 
 /// The compiled configuration every request is decided against.
@@ -37,7 +42,7 @@ pub struct Policy {
     /// Tokens a VM keeps, and shared-data slots for them per configuration.
     pub token_cache_size: usize,
     /// SPEC §9: budgets, prices, the ledger.
-    pub budgets: crate::budget::Budgets,
+    pub budgets: budget::Budgets,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,21 +146,6 @@ impl EndpointPattern {
 pub enum Effect {
     Allow,
     Deny,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum ProviderSet {
-    All,
-    Named(Vec<String>),
-}
-
-impl ProviderSet {
-    pub fn contains(&self, provider: &str) -> bool {
-        match self {
-            ProviderSet::All => true,
-            ProviderSet::Named(names) => names.iter().any(|n| n == provider),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
