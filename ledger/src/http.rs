@@ -152,6 +152,19 @@ fn read<T: for<'de> serde::Deserialize<'de>>(
 
 const NOTHING: Amount = Amount { tokens: 0, nano_usd: 0 };
 
+/// Best effort: frees what a reservation call held on its first `upto`
+/// draws before it stopped. What cannot be freed now is charged in full when
+/// its hold expires, or freed by a settle of this reservation with charge 0.
+/// Bounded by one Redis timeout in all, so the answer stays fast.
+async fn let_go(app: &Shared, req: &ReserveRequest, upto: usize) {
+    let release = async {
+        for earlier in &req.draws[..upto] {
+            let _ = app.store.settle(&earlier.key, &req.reservation, earlier.window_end_ms, NOTHING).await;
+        }
+    };
+    let _ = tokio::time::timeout(app.store.timeout(), release).await;
+}
+
 async fn reserve(State(app): State<Shared>, body: Result<Bytes, BytesRejection>) -> Response {
     let req = match read(&app, body, ReserveRequest::validate) {
         Ok(r) => r,
@@ -173,28 +186,14 @@ async fn reserve(State(app): State<Shared>, body: Result<Bytes, BytesRejection>)
         {
             Ok(o) => o,
             Err(e) => {
-                // Best effort: free what this call held. What cannot be freed
-                // now is charged in full when its hold expires, or freed by a
-                // settle of this reservation with charge 0.
-                // Bounded by one Redis timeout in all, so the 503 stays fast.
-                let release = async {
-                    for earlier in &req.draws[..i] {
-                        let _ = app.store.settle(&earlier.key, &req.reservation, earlier.window_end_ms, NOTHING).await;
-                    }
-                };
-                let _ = tokio::time::timeout(app.store.timeout(), release).await;
+                let_go(&app, &req, i).await;
                 return app.redis_failed(&e);
             }
         };
         if outcome.status == 3 {
             // The gateway's window is over by Redis's clock: its counter
             // would expire at once. Nothing is admitted on it.
-            let release = async {
-                for earlier in &req.draws[..i] {
-                    let _ = app.store.settle(&earlier.key, &req.reservation, earlier.window_end_ms, NOTHING).await;
-                }
-            };
-            let _ = tokio::time::timeout(app.store.timeout(), release).await;
+            let_go(&app, &req, i).await;
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("draws[{i}].window_end_ms: the window ended before now by Redis's clock (is the gateway's clock behind?)"),

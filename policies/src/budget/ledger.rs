@@ -61,18 +61,21 @@ pub fn settle<'a>(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLimit {
     tokens: Option<u64>,
     nano_usd: Option<u64>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawDraw {
     key: String,
     remaining: RawLimit,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawReserved {
     admitted: bool,
     #[serde(default)]

@@ -31,6 +31,8 @@ fn every_other_answer_is_unavailable() {
         ok(""),
         ok("{\"admitted\":true}"),
         ok("{\"admitted\":\"yes\",\"draws\":[]}"),
+        // An answer in another shape than the ledger's is not read loosely.
+        ok(r#"{"admitted":true,"draws":[{"key":"a/x/1","remaining":{"tokens":5,"nano_usd":null}}],"held":false}"#),
         ok(&format!("{{\"admitted\":true,\"draws\":[],\"pad\":\"{}\"}}", "x".repeat(MAX_ANSWER_BYTES))),
     ] {
         assert!(matches!(reserved(&result, &keys), Reserved::Unavailable(_)), "{result:?}");

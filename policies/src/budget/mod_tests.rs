@@ -38,23 +38,16 @@ fn id(s: &str) -> SpiffeId {
     SpiffeId::parse(s).unwrap()
 }
 
+/// What a `{}` body of `bytes` forwarded bytes, to openai's `model`, by
+/// `who`, would reserve at time 0.
+fn planned(b: &Budgets, who: &str, model: &str, bytes: u64, output: Option<u64>) -> Result<Option<Plan>, Denial> {
+    plan(b, &Call { identity: &id(who), provider: "openai", model, body: b"{}", forwarded_bytes: bytes, output }, 0)
+}
+
 #[test]
 fn the_reservation_is_the_body_bound_plus_the_output_bound() {
     let b = budgets(Some(1_000_000), None, false);
-    let plan = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "gpt-4o",
-            body: b"{}",
-            forwarded_bytes: 500,
-            output: Some(64),
-        },
-        0,
-    )
-    .unwrap()
-    .unwrap();
+    let plan = planned(&b, "spiffe://example.org/ns/a/sa/x", "gpt-4o", 500, Some(64)).unwrap().unwrap();
     assert_eq!(plan.draws.len(), 1);
     assert_eq!(plan.draws[0].reserved, Amount { tokens: 500 + INPUT_OVERHEAD_TOKENS + 64, nano_usd: 0 });
     assert!(plan.draws[0].key.starts_with("daily/"));
@@ -63,110 +56,31 @@ fn the_reservation_is_the_body_bound_plus_the_output_bound() {
 }
 
 fn plan_for(b: &Budgets, who: &str) -> String {
-    plan(
-        b,
-        &Call {
-            identity: &id(who),
-            provider: "openai",
-            model: "gpt-4o",
-            body: b"{}",
-            forwarded_bytes: 1,
-            output: Some(1),
-        },
-        0,
-    )
-    .unwrap()
-    .unwrap()
-    .draws[0]
-        .subject
-        .clone()
+    planned(b, who, "gpt-4o", 1, Some(1)).unwrap().unwrap().draws[0].subject.clone()
 }
 
 #[test]
 fn no_budget_no_plan_and_unbounded_output_is_refused() {
     let b = budgets(Some(10), None, false);
-    assert!(plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/b/sa/x"),
-            provider: "openai",
-            model: "gpt-4o",
-            body: b"{}",
-            forwarded_bytes: 1,
-            output: None
-        },
-        0
-    )
-    .unwrap()
-    .is_none());
-    let d = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "gpt-4o",
-            body: b"{}",
-            forwarded_bytes: 1,
-            output: None,
-        },
-        0,
-    )
-    .unwrap_err();
+    assert!(planned(&b, "spiffe://example.org/ns/b/sa/x", "gpt-4o", 1, None).unwrap().is_none());
+    let d = planned(&b, "spiffe://example.org/ns/a/sa/x", "gpt-4o", 1, None).unwrap_err();
     assert_eq!(d.reason, Reason::MaxTokensMissing);
 }
 
 #[test]
 fn a_dollar_budget_needs_a_price_and_reserves_at_the_dearer_input() {
     let b = budgets(None, Some(1_000_000_000), false);
-    let d = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "gpt-4o-mini",
-            body: b"{}",
-            forwarded_bytes: 1,
-            output: Some(1),
-        },
-        0,
-    )
-    .unwrap_err();
+    let d = planned(&b, "spiffe://example.org/ns/a/sa/x", "gpt-4o-mini", 1, Some(1)).unwrap_err();
     assert_eq!(d.reason, Reason::PriceUnknown);
     let b = budgets(None, Some(1_000_000_000), true);
-    let p = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "gpt-4o-mini",
-            body: b"{}",
-            forwarded_bytes: 976,
-            output: Some(100),
-        },
-        0,
-    )
-    .unwrap()
-    .unwrap();
+    let p = planned(&b, "spiffe://example.org/ns/a/sa/x", "gpt-4o-mini", 976, Some(100)).unwrap().unwrap();
     assert_eq!(p.draws[0].reserved.nano_usd, 2000 * 150 + 100 * 600);
 }
 
 #[test]
 fn settling_charges_the_reported_usage_or_the_whole_reservation() {
     let b = budgets(None, Some(1_000_000_000), true);
-    let p = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "gpt-4o-mini",
-            body: b"{}",
-            forwarded_bytes: 976,
-            output: Some(100),
-        },
-        0,
-    )
-    .unwrap()
-    .unwrap();
+    let p = planned(&b, "spiffe://example.org/ns/a/sa/x", "gpt-4o-mini", 976, Some(100)).unwrap().unwrap();
     let usage = Usage {
         input_tokens: Some(40),
         output_tokens: Some(10),
@@ -205,20 +119,7 @@ fn limits_fit_exactly_and_never_wrap() {
 #[test]
 fn an_endpoint_that_generates_nothing_settles_to_its_input() {
     let b = budgets(Some(1_000_000), None, false);
-    let p = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "text-embedding-3-small",
-            body: b"{}",
-            forwarded_bytes: 40,
-            output: Some(0),
-        },
-        0,
-    )
-    .unwrap()
-    .unwrap();
+    let p = planned(&b, "spiffe://example.org/ns/a/sa/x", "text-embedding-3-small", 40, Some(0)).unwrap().unwrap();
     let usage = Usage {
         input_tokens: Some(8),
         output_tokens: None,
@@ -232,20 +133,7 @@ fn an_endpoint_that_generates_nothing_settles_to_its_input() {
 #[test]
 fn a_total_above_input_and_output_is_charged_at_the_dearer_price() {
     let b = budgets(None, Some(1_000_000_000), true);
-    let p = plan(
-        &b,
-        &Call {
-            identity: &id("spiffe://example.org/ns/a/sa/x"),
-            provider: "openai",
-            model: "gpt-4o-mini",
-            body: b"{}",
-            forwarded_bytes: 10,
-            output: Some(100),
-        },
-        0,
-    )
-    .unwrap()
-    .unwrap();
+    let p = planned(&b, "spiffe://example.org/ns/a/sa/x", "gpt-4o-mini", 10, Some(100)).unwrap().unwrap();
     let usage = Usage {
         input_tokens: Some(60),
         output_tokens: Some(5),
