@@ -17,6 +17,9 @@ pub struct Record {
     /// `allow` with `would_deny: true`.
     pub decision: &'static str,
     pub mode: &'static str,
+    /// The policy that decided: its `revision` and the SHA-256 of its
+    /// text; `null` when the filter had no valid configuration.
+    pub policy: Option<PolicyRef>,
     pub would_deny: bool,
     pub reason: Verdict,
     pub detail: Option<String>,
@@ -54,6 +57,13 @@ pub struct Record {
     /// Under budgets: each budget drawn on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<BudgetDrawn>,
+}
+
+/// Which configuration decided a request.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PolicyRef {
+    pub revision: Option<String>,
+    pub digest: String,
 }
 
 /// One budget a request drew on: what it reserved, what it was charged,

@@ -6,7 +6,9 @@
 
 use crate::api::mcp::message::{Ask, Message};
 use crate::api::Usage;
-use crate::audit::record::{Client, CredentialUsed, JwtInfo, McpMessage, Prompt, Record, Upstream, Workload, X509Info};
+use crate::audit::record::{
+    Client, CredentialUsed, JwtInfo, McpMessage, PolicyRef, Prompt, Record, Upstream, Workload, X509Info,
+};
 use crate::body::guard::Findings;
 use crate::decision::conditions::Evaluated;
 use crate::identity::Identity;
@@ -50,8 +52,13 @@ pub struct Logged<'a> {
 }
 
 impl Recorder {
-    pub fn new(mode: &'static str, now_ms: u64) -> Self {
-        Recorder { record: Record { mode, ..Default::default() }, started_ms: now_ms, denied: false, message: None }
+    pub fn new(policy: Option<&crate::config::Policy>, now_ms: u64) -> Self {
+        let record = Record {
+            mode: policy.map_or("", |p| p.mode.name()),
+            policy: policy.map(|p| PolicyRef { revision: p.revision.clone(), digest: p.generation.clone() }),
+            ..Default::default()
+        };
+        Recorder { record, started_ms: now_ms, denied: false, message: None }
     }
 
     /// The record as it stands (for the stats it adds to).

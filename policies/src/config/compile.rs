@@ -42,6 +42,16 @@ impl Policy {
     }
 }
 
+/// `revision`: printable ASCII, at most 64 characters, so that a record
+/// quotes it as written.
+fn revision(raw: Option<String>) -> Result<Option<String>> {
+    let Some(text) = raw else { return Ok(None) };
+    if text.is_empty() || text.len() > 64 || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(ConfigError::new("revision", "must be 1 to 64 printable ASCII characters"));
+    }
+    Ok(Some(text))
+}
+
 pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, generation: &str) -> Result<Policy> {
     if raw.version != 1 {
         return Err(ConfigError::new(
@@ -49,6 +59,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, gene
             format!("unsupported version {}: this modelgate reads version 1", raw.version),
         ));
     }
+    let revision = revision(raw.revision)?;
     let (jwt_svid, identity) = identity(raw.identity)?;
     let trust_domains = trust_domains(raw.trust_domains, jwt_svid.enabled)?;
     let mut providers = providers(raw.providers, env)?;
@@ -95,6 +106,7 @@ pub(super) fn compile(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>, gene
         max_body_bytes,
         prompt_guard,
         generation: generation.to_string(),
+        revision,
         token_cache_size,
         budgets,
     })

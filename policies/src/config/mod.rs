@@ -39,6 +39,9 @@ pub struct Policy {
     /// The SHA-256 (hex) of the configuration text: a token obtained under
     /// one configuration is never served under another.
     pub generation: String,
+    /// The operator's `revision` label, if any: records carry it with
+    /// [`Policy::generation`].
+    pub revision: Option<String>,
     /// Tokens a VM keeps, and shared-data slots for them per configuration.
     pub token_cache_size: usize,
     /// SPEC §9: budgets, prices, the ledger.

@@ -192,6 +192,21 @@ fn the_api_key_comes_from_the_environment_once() {
 }
 
 #[test]
+fn the_revision_is_a_short_printable_label_and_the_digest_is_the_texts() {
+    let text = config(json!({"revision": "release-42 (a1b2c3)"})).to_string();
+    let p = Policy::from_json(text.as_bytes(), &env).unwrap();
+    assert_eq!(p.revision.as_deref(), Some("release-42 (a1b2c3)"));
+    assert_eq!(p.generation, crate::util::digest::sha256_hex(text.as_bytes()));
+    let record = crate::audit::recorder::Recorder::new(Some(&p), 0).record().to_json();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["policy"], json!({"revision": "release-42 (a1b2c3)", "digest": p.generation}));
+    for bad in [json!(""), json!("x".repeat(65)), json!("line\nbreak"), json!("caf\u{e9}"), json!(7)] {
+        assert_eq!(error(config(json!({ "revision": bad }))).path, "revision", "{bad}");
+    }
+    assert_eq!(Policy::from_json(config(json!({})).to_string().as_bytes(), &env).unwrap().revision, None);
+}
+
+#[test]
 fn audit_mode_and_prompt_none_are_read() {
     let p = Policy::from_json(config(json!({"mode":"audit","audit":{"prompt":"none"}})).to_string().as_bytes(), &env)
         .unwrap();

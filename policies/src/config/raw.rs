@@ -14,6 +14,10 @@ use crate::api::Api;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub version: u32,
+    /// An operator's label for this policy (a commit, a release): recorded
+    /// with every decision next to the configuration's digest.
+    #[serde(default)]
+    pub revision: Option<String>,
     #[serde(default)]
     pub mode: Option<RawMode>,
     pub trust_domains: Vec<RawTrustDomain>,

@@ -70,7 +70,7 @@ impl Flow {
     /// A request starts. `policy` is `None` only when the filter has no
     /// valid configuration (Envoy should have refused it).
     pub fn new(policy: Option<&Policy>, now_ms: u64) -> Self {
-        Flow { recorder: Recorder::new(policy.map_or("", |p| p.mode.name()), now_ms), ..Default::default() }
+        Flow { recorder: Recorder::new(policy, now_ms), ..Default::default() }
     }
 
     pub fn phase(&self) -> Phase {

@@ -50,7 +50,7 @@ fn with(require: &str) -> Policy {
 
 /// The record's `workload` for an identity.
 fn workload(id: &Identity) -> crate::audit::record::Workload {
-    let mut recorder = crate::audit::recorder::Recorder::new("enforce", 0);
+    let mut recorder = crate::audit::recorder::Recorder::new(None, 0);
     recorder.identified(id);
     recorder.record().workload.clone().unwrap()
 }
