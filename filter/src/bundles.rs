@@ -96,6 +96,17 @@ impl Bundles {
         Bundles { endpoints, nonce: random().max(1) }
     }
 
+    /// Installs what the VMs published for these endpoints: called when a
+    /// configuration is applied, so that a policy reload keeps serving the
+    /// bundles already fetched (under any configuration: the shared key
+    /// names the endpoint, and the document is parsed with this
+    /// configuration's format) instead of refusing until its first tick.
+    pub fn install(&mut self, trust: &RefCell<Rc<TrustStore>>) {
+        for e in &mut self.endpoints {
+            e.install_published(trust);
+        }
+    }
+
     /// Installs what other VMs published, and starts the fetches that are
     /// due and that this VM wins the lease of.
     pub fn tick(&mut self, trust: &RefCell<Rc<TrustStore>>, now_ms: u64) {

@@ -167,6 +167,7 @@ impl RootContext for Root {
                 );
                 self.bundles = Bundles::new(Some(&policy));
                 self.shared = Rc::new(Shared::new(Some(Rc::new(policy))));
+                self.bundles.install(&self.shared.trust);
                 if host::set_tick_period(TICK) {
                     self.tick = TICK;
                 }
