@@ -11,7 +11,9 @@ prove what arrived: the provider key, and none of the caller's credentials.
 
 GET /__requests returns the recorded requests — each recorded as soon as
 its headers arrive, so a request whose body never came still shows —, POST
-/__reset clears them.
+/__reset clears them. With `--log FILE` (the soak, tests/soak.py) it keeps
+nothing in memory and appends one JSON line per request instead: its
+`x-request-id`, path and credential headers.
 Standard library only, so it runs in a bare python image too.
 """
 
@@ -29,6 +31,9 @@ from urllib.parse import unquote
 
 RECORDED = []
 LOCK = threading.Lock()
+# `--log FILE`: one line per request there instead of RECORDED.
+LEAN_LOG = None
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 REPLY_WORDS = ["Hello", " from", " the", " stand-in", " provider", "."]
 # The request being answered on this thread: its `x-test-usage` header.
 CURRENT = threading.local()
@@ -66,6 +71,9 @@ def eventstream_frame(event_type: str, payload) -> bytes:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "stand-in-llm/1"
+    # The headers and the body leave in separate writes: without this, Nagle
+    # and the peer's delayed ACK hold every answer ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
@@ -192,6 +200,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def arrived(self) -> None:
         """Records the request the moment its headers are here."""
+        if LEAN_LOG is not None:
+            line = {"id": self.headers.get("x-request-id"), "path": self.path,
+                    "credentials": {h: self.headers.get_all(h) for h in CREDENTIAL_HEADERS if self.headers.get(h)}}
+            with LOCK:
+                LEAN_LOG.write(json.dumps(line) + "\n")
+                LEAN_LOG.flush()
+            return
         self.entry = {
             "method": self.command,
             "path": self.path,
@@ -203,6 +218,8 @@ class Handler(BaseHTTPRequestHandler):
             RECORDED.append(self.entry)
 
     def record(self, body: bytes) -> None:
+        if LEAN_LOG is not None:
+            return
         with LOCK:
             self.entry["body"] = body.decode("utf-8", "replace")
 
@@ -462,7 +479,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--log", help="append one JSON line per request here and keep nothing in memory")
     args = parser.parse_args()
+    if args.log:
+        global LEAN_LOG
+        LEAN_LOG = open(args.log, "a", encoding="utf-8")
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     print(f"stand-in provider on http://{args.host}:{server.server_port}", flush=True)
