@@ -136,6 +136,7 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, l
     wasm = next(f for f in h["http_filters"] if f["name"] == "envoy.filters.http.wasm")
     policy = json.loads(plugin_configuration(config)["value"])
     router = h["http_filters"][-1]
+    released = next(f for f in h["http_filters"] if f["name"] == "modelgate.released")
     if setup == "bare":
         h["http_filters"] = [router]
         h.pop("access_log")
@@ -143,7 +144,7 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, l
         h["http_filters"] = [*native_filters(policy["trust_domains"][0]["jwt_bundle"]), router]
         h.pop("access_log")
     else:
-        h["http_filters"] = [wasm, router]
+        h["http_filters"] = [wasm, released, router]
     return config
 
 

@@ -142,9 +142,10 @@ def test_envoy_yaml_holds_requests_itself():
     config = yaml.safe_load((ROOT / "envoy" / "envoy.yaml").read_text())
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     names = [f["name"] for f in hcm["http_filters"]]
-    assert names == ["envoy.filters.http.wasm", "envoy.filters.http.aws_request_signing", "envoy.filters.http.router"]
+    assert names == ["envoy.filters.http.wasm", "modelgate.released", "envoy.filters.http.aws_request_signing",
+                     "envoy.filters.http.router"]
     # SigV4 signing runs after modelgate, on the Bedrock route only.
-    assert hcm["http_filters"][1]["disabled"] is True
+    assert hcm["http_filters"][2]["disabled"] is True
     wasm = hcm["http_filters"][0]["typed_config"]["config"]
     assert wasm["allow_on_headers_stop_iteration"] is True and wasm["fail_open"] is False
     assert hcm["normalize_path"] and hcm["merge_slashes"]
@@ -186,3 +187,18 @@ def test_the_sidecar_variant_is_the_gateway_envoyfilter_with_three_changes():
     gateway["spec"]["workloadSelector"] = sidecar["spec"]["workloadSelector"]
     gateway["metadata"] = sidecar["metadata"]
     assert sidecar == gateway
+
+
+def test_the_envoyfilter_puts_envoy_yamls_backstop_after_modelgate():
+    """The RBAC backstop that refuses what modelgate did not release is the
+    same filter in the Istio patch as in envoy/envoy.yaml (where
+    test_hot_reload.py proves it), inserted before the router after the
+    wasm filter's own patch, so it runs after modelgate."""
+    config = yaml.safe_load((ROOT / "envoy" / "envoy.yaml").read_text())
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    [shipped] = [f for f in hcm["http_filters"] if f["name"] == "modelgate.released"]
+    patches = [p for p in envoyfilter()["spec"]["configPatches"] if p["applyTo"] == "HTTP_FILTER"]
+    assert [p["patch"]["value"]["name"] for p in patches] == ["envoy.filters.http.wasm", "modelgate.released"]
+    assert {p["patch"]["operation"] for p in patches} == {"INSERT_BEFORE"}
+    assert patches[1]["patch"]["value"] == shipped
+    assert patches[1]["match"] == patches[0]["match"]
