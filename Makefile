@@ -11,6 +11,8 @@ CARGO     ?= cargo
 # the body benchmark; CI runs both once with tiny counts.
 BENCH_ARGS ?=
 BODY_BENCH_ITERATIONS ?= 5
+# The soak: tests/soak.py's arguments (--short in CI).
+SOAK_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
@@ -68,6 +70,12 @@ fuzz-smoke: ## Each cargo-fuzz target for FUZZ_SECONDS (20 s; nightly); make fuz
 			| grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|SUMMARY|panicked|ERROR' ; \
 		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
+
+.PHONY: soak
+soak: setup wasm ## The soak (docs/reliability.md): 200,000 requests at c=64, faults, 20 policy swaps; SOAK_ARGS=--short is CI's
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(CARGO) build --release -p modelgate-cli -p modelgate-ledger
+	cd tests && ../$(PY) soak.py $(SOAK_ARGS)
 
 .PHONY: bench
 bench: setup wasm ledger ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)

@@ -145,8 +145,20 @@ class TokenServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+        self.handler = Handler
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        """Stops listening: connections are refused until `up()`."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def up(self) -> None:
+        """Listens again on the same port, with the same routes and key."""
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def route(self, path: str, **settings):
