@@ -67,6 +67,7 @@ mod abi {
         fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
         fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
         fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        fn proxy_done() -> u32;
         fn proxy_get_buffer_bytes(
             buffer_type: u32,
             start: usize,
@@ -183,6 +184,11 @@ mod abi {
     pub fn set_tick_period_ms(period: u32) -> Result<(), HostStatus> {
         // SAFETY: no pointers.
         ok(unsafe { proxy_set_tick_period_milliseconds(period) })
+    }
+
+    pub fn done() -> Result<(), HostStatus> {
+        // SAFETY: no arguments.
+        ok(unsafe { proxy_done() })
     }
 
     pub fn get_buffer(kind: u32, start: usize, max_size: usize) -> Result<Option<Vec<u8>>, HostStatus> {
@@ -553,6 +559,12 @@ pub fn send_reply(status: u16, headers: &[(String, String)], body: &[u8]) -> boo
 /// Resets the response stream: the client gets no more of it.
 pub fn reset_response() {
     let _ = abi::close_stream(StreamType::HttpResponse as u32);
+}
+
+/// Tells the host that the current root context, which answered `on_done`
+/// with false, has finished and may go. False if the host refused.
+pub fn done() -> bool {
+    abi::done().is_ok()
 }
 
 /// Starts the root's timer (`on_tick`). False if the host refused.

@@ -35,6 +35,8 @@ pub struct Root {
     slots_due_ms: u64,
     /// The tick period in force.
     tick: Duration,
+    /// Replaced by a reload and waiting for its ledger calls to finish.
+    closing: bool,
 }
 
 impl Default for Root {
@@ -47,6 +49,7 @@ impl Default for Root {
             levels: Levels::default(),
             slots_due_ms: 0,
             tick: Duration::ZERO,
+            closing: false,
         }
     }
 }
@@ -122,10 +125,22 @@ impl Root {
 impl Context for Root {
     /// The configuration goes: its tokens leave shared data, and its parts
     /// of the gauges go (the shared slots' keys stay: there is no delete).
+    ///
+    /// A configuration replaced by a reload goes when its last request ends;
+    /// the ledger calls those requests queued (settles, releases) go out
+    /// first. It stays, ticking only for them, until they are sent and
+    /// answered (or given up on), and then tells the host it is done.
     fn on_done(&mut self) -> bool {
         self.shared.broker.empty_slots();
         self.gauges.clear(&["modelgate.token.shared_slots_used"]);
-        true
+        if !self.shared.ledger.busy() {
+            return true;
+        }
+        self.closing = true;
+        if host::set_tick_period(FAST_TICK) {
+            self.tick = FAST_TICK;
+        }
+        false
     }
 
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
@@ -185,6 +200,18 @@ impl RootContext for Root {
     /// modelgate.
     fn on_tick(&mut self) {
         let now_ms = host::now_ms();
+        if self.closing {
+            self.shared.ledger.send(now_ms);
+            if !self.shared.ledger.busy() {
+                // Once: the host deletes this context, or refuses (and it
+                // stays, silent, with no timer).
+                let _ = host::set_tick_period(Duration::ZERO);
+                if !host::done() {
+                    host::log(LogLevel::Error, "modelgate: the host refused to let a finished configuration go");
+                }
+            }
+            return;
+        }
         self.bundles.tick(&self.shared.trust, now_ms);
         self.shared.broker.tick(&*self.shared, now_ms);
         self.shared.ledger.send(now_ms);
