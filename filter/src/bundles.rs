@@ -212,7 +212,7 @@ impl Endpoint {
 
     fn start_fetch(&mut self, nonce: u64, now_ms: u64) {
         let (lease, cas) = self.lease();
-        if !lease.takeable(now_ms) {
+        if !lease.takeable(now_ms, refresh::interval_ms(self.endpoint.refresh_seconds, None)) {
             return;
         }
         let taken = lease.taken_by(nonce, now_ms, self.endpoint.timeout_ms);

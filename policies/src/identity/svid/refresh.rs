@@ -22,6 +22,11 @@ pub struct Lease {
     pub due_ms: u64,
     /// Fetches in a row that failed.
     pub failures: u32,
+    /// When the bundle published now was last fetched (or found unchanged):
+    /// a configuration whose own `refresh_seconds` is shorter than the
+    /// schedule another configuration left fetches sooner (see
+    /// [`Lease::takeable`]).
+    pub fetched_ms: u64,
 }
 
 /// Time a holder has beyond its fetch's timeout before it is given up on.
@@ -37,22 +42,35 @@ impl Lease {
     pub fn parse(bytes: &[u8]) -> Lease {
         let text = std::str::from_utf8(bytes).unwrap_or("");
         let mut fields = text.split(',').map(|f| f.parse::<u64>().ok());
-        match (fields.next(), fields.next(), fields.next(), fields.next(), fields.next()) {
-            (Some(Some(holder)), Some(Some(until_ms)), Some(Some(due_ms)), Some(Some(failures)), None) => {
-                Lease { holder, until_ms, due_ms, failures: u32::try_from(failures).unwrap_or(u32::MAX) }
-            }
+        let mut next = || fields.next();
+        match (next(), next(), next(), next(), next(), next()) {
+            (
+                Some(Some(holder)),
+                Some(Some(until_ms)),
+                Some(Some(due_ms)),
+                Some(Some(failures)),
+                Some(Some(fetched_ms)),
+                None,
+            ) => Lease { holder, until_ms, due_ms, failures: u32::try_from(failures).unwrap_or(u32::MAX), fetched_ms },
             _ => Lease::default(),
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        format!("{},{},{},{}", self.holder, self.until_ms, self.due_ms, self.failures).into_bytes()
+        format!("{},{},{},{},{}", self.holder, self.until_ms, self.due_ms, self.failures, self.fetched_ms).into_bytes()
     }
 
-    /// Whether a VM may take the lease now: nobody holds it and a fetch is
-    /// due, or the holder has overrun its time.
-    pub fn takeable(&self, now_ms: u64) -> bool {
-        !self.hold().held(now_ms) && (self.holder != 0 || now_ms >= self.due_ms)
+    /// Whether a VM may take the lease now, for a configuration that
+    /// refreshes every `interval_ms`: nobody holds it and a fetch is due, or
+    /// the holder has overrun its time. Due is the schedule in the lease
+    /// (left by whichever configuration fetched last), or — unless fetches
+    /// are failing and backing off — this configuration's own interval
+    /// since the last fetch, whichever comes first: a policy that refreshes
+    /// often is not held to the hour another policy left.
+    pub fn takeable(&self, now_ms: u64, interval_ms: u64) -> bool {
+        let own_due = self.fetched_ms.saturating_add(interval_ms);
+        !self.hold().held(now_ms)
+            && (self.holder != 0 || now_ms >= self.due_ms || (self.failures == 0 && now_ms >= own_due))
     }
 
     pub fn taken_by(&self, holder: u64, now_ms: u64, timeout_ms: u64) -> Lease {
@@ -68,7 +86,13 @@ impl Lease {
     /// After a fetch that was accepted: due again after the interval, less
     /// up to a tenth of it (`random` spreads the gateways of a fleet).
     pub fn succeeded(now_ms: u64, interval_ms: u64, random: u64) -> Lease {
-        Lease { holder: 0, until_ms: 0, due_ms: now_ms + jittered(interval_ms, random), failures: 0 }
+        Lease {
+            holder: 0,
+            until_ms: 0,
+            due_ms: now_ms + jittered(interval_ms, random),
+            failures: 0,
+            fetched_ms: now_ms,
+        }
     }
 
     /// After a fetch that failed: due again soon, backing off, never later
@@ -76,7 +100,7 @@ impl Lease {
     pub fn failed(&self, now_ms: u64, interval_ms: u64, random: u64) -> Lease {
         let failures = self.failures.saturating_add(1);
         let backoff = 1_000u64.saturating_mul(1 << (failures - 1).min(15)).min(MAX_BACKOFF_MS);
-        Lease { holder: 0, until_ms: 0, due_ms: now_ms + jittered(backoff.min(interval_ms), random), failures }
+        Lease { holder: 0, until_ms: 0, due_ms: now_ms + jittered(backoff.min(interval_ms), random), failures, ..*self }
     }
 }
 

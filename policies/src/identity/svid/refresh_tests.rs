@@ -2,22 +2,40 @@ use super::*;
 
 #[test]
 fn a_lease_round_trips_and_garbage_reads_as_due() {
-    let l = Lease { holder: 7, until_ms: 10, due_ms: 20, failures: 3 };
+    let l = Lease { holder: 7, until_ms: 10, due_ms: 20, failures: 3, fetched_ms: 5 };
     assert_eq!(Lease::parse(&l.encode()), l);
-    for garbage in [&b""[..], b"1,2,3", b"1,2,3,4,5", b"a,b,c,d", b"\xff"] {
+    // A lease of four fields (written before `fetched_ms`) reads as due.
+    for garbage in [&b""[..], b"1,2,3", b"1,2,3,4", b"1,2,3,4,5,6", b"a,b,c,d,e", b"\xff"] {
         assert_eq!(Lease::parse(garbage), Lease::default());
-        assert!(Lease::parse(garbage).takeable(0));
+        assert!(Lease::parse(garbage).takeable(0, 1_000));
     }
 }
 
 #[test]
 fn one_holder_at_a_time_until_it_overruns() {
     let free = Lease::succeeded(1_000, 10_000, 0);
-    assert!(!free.takeable(5_000));
-    assert!(free.takeable(11_000));
+    assert!(!free.takeable(5_000, 10_000));
+    assert!(free.takeable(11_000, 10_000));
     let held = free.taken_by(42, 11_000, 5_000);
-    assert!(!held.takeable(12_000));
-    assert!(held.takeable(11_000 + 5_000 + GRACE_MS));
+    assert!(!held.takeable(12_000, 10_000));
+    assert!(held.takeable(11_000 + 5_000 + GRACE_MS, 10_000));
+}
+
+#[test]
+fn a_configuration_refreshes_on_its_own_interval_not_the_one_another_left() {
+    // An hour's schedule, left by a policy that refreshes hourly, fetched at 1 s.
+    let hourly = Lease::succeeded(1_000, 3_600_000, 0);
+    assert!(!hourly.takeable(6_000, 3_600_000));
+    // A policy that refreshes every 5 s fetches 5 s after that fetch.
+    assert!(!hourly.takeable(5_999, 5_000));
+    assert!(hourly.takeable(6_000, 5_000));
+    // But never while fetches fail and back off: the backoff holds for all.
+    let failing = hourly.failed(6_000, 5_000, 0);
+    assert_eq!((failing.fetched_ms, failing.due_ms), (1_000, 7_000));
+    assert!(!failing.takeable(6_500, 5_000));
+    assert!(failing.takeable(7_000, 5_000));
+    // A held lease is held whatever the interval.
+    assert!(!hourly.taken_by(42, 6_000, 500).takeable(6_100, 1));
 }
 
 #[test]
