@@ -22,6 +22,7 @@ from bundle_server import BundleServer
 from bundle_server import cluster as static_cluster
 from conftest import running_gateway
 from harness import ENVOY_YAML, policy_text
+from test_budgets_global import ledger_key, ledger_reachable, settled, stack, with_ledger  # noqa: F401 - a fixture
 from token_server import TokenServer
 
 BOT = "spiffe://example.org/ns/support/sa/bot"
@@ -76,9 +77,9 @@ def test_a_swap_changes_decisions_and_each_record_names_its_policy(gw):
     assert record["policy"] == {"revision": "B", "digest": hashlib.sha256(b.encode()).hexdigest()}
 
 
-def held_request(gw, model: str) -> tuple[socket.socket, bytes]:
+def held_request(gw, model: str, **more) -> tuple[socket.socket, bytes]:
     """A request whose headers are sent now and whose body is sent later."""
-    body = json.dumps({"model": model, "messages": HI}).encode()
+    body = json.dumps({"model": model, "messages": HI, **more}).encode()
     head = (f"POST /openai/v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {svid.mint(BOT)}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode()
     s = socket.create_connection(gw.url.removeprefix("http://").split(":"), timeout=10)
@@ -255,4 +256,86 @@ def test_without_the_backstop_the_skipped_filter_would_have_forwarded():
         r = requests.post(f"{g.url}/skipped/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": HI},
                           timeout=10)
         assert r.status_code == 200
+        assert len(g.requests_seen()) == 1
+
+
+# --- found by the attack review of the reload work ---------------------------
+
+
+def test_a_ledger_settle_of_a_request_admitted_before_a_swap_is_not_lost(stack):
+    """A request reserves on the ledger under policy A; B is pushed while it
+    is in flight; it ends. Its settle is queued on A's root context, which
+    Envoy tears down when A's last request ends: the root now stays until
+    its ledger calls are sent. (They were dropped, and the ledger charged
+    the whole reservation at `hold_ms`, ten minutes later.)"""
+    patch = {"revision": "A",
+             "budgets": [{"id": "reload-global", "workloads": [BOT], "models": ["gpt-4o-mini"], "per": "group",
+                          "window": "day", "tokens": 1_000_000, "scope": "global"}],
+             "ledger": {"cluster": "modelgate_ledger", "timeout_ms": 500, "key": {"env": "MODELGATE_LEDGER_KEY"}}}
+    with running_gateway(patch, mutate=with_ledger(stack.ledger.port), env={"MODELGATE_LEDGER_KEY": stack.key},
+                         ecds=True) as g:
+        ledger_reachable(g)
+        r = requests.post(f"{g.openai_base}/chat/completions", timeout=10,
+                          json={"model": "gpt-4o-mini", "messages": HI, "max_tokens": 100},
+                          headers={"authorization": f"Bearer {svid.mint(BOT)}"})
+        assert r.status_code == 200
+        key = ledger_key("reload-global", g.audit_for(r.headers["x-request-id"]))
+        before = int(settled(stack.redis, key)["used_tokens"])
+        streams = [held_request(g, "gpt-4o-mini", max_tokens=100) for _ in range(4)]
+        time.sleep(0.3)
+        assert g.push_policy(json.dumps({**json.loads(g.policy), "revision": "B"}))
+        charged = 0
+        for s, body in streams:
+            status, request_id = finish(s, body)
+            assert status == 200
+            record = g.audit_for(request_id)
+            assert record["policy"]["revision"] == "A"
+            [drawn] = record["budgets"]
+            charged += drawn["charged"]["tokens"]
+        counters = settled(stack.redis, key, used=before + charged, timeout=10)
+        assert int(counters["held_tokens"]) == 0
+
+
+def test_a_policy_refreshes_a_bundle_on_its_own_interval_not_the_one_another_left(bundles):
+    """Policy A refreshes a bundle endpoint hourly; the endpoint rotates to
+    a new key; policy C, with the same endpoint and `refresh_seconds: 2`,
+    must fetch within its own interval: the new key is accepted and the
+    rotated-out key refused, not an hour later. (The lease kept A's
+    schedule.) Until then C trusts the bundle A fetched, as if it had
+    fetched it itself; with the endpoint down, that last good bundle stays,
+    as it does for any policy."""
+    old, new = svid.new_ec_key("own-old"), svid.new_ec_key("own-new")
+    path = "/own-interval"
+    bundles.serve(path, {"keys": [{**old.export_public(as_dict=True), "use": "jwt-svid"}]})
+
+    def mutate(config, _ports):
+        config["static_resources"]["clusters"].append(static_cluster("bundles", bundles.port))
+
+    with running_gateway(mutate=mutate, ecds=True) as g:
+        doc = json.loads(g.policy)
+        doc["rules"].append({"id": "rotating", "effect": "allow", "workloads": ["spiffe://rotating.example/**"],
+                             "providers": ["openai"], "models": ["gpt-4o-mini"]})
+
+        def with_refresh(seconds: int, revision: str) -> str:
+            domains = doc["trust_domains"] + [{"name": "rotating.example", "bundle_endpoint": {
+                "cluster": "bundles", "path": path, "refresh_seconds": seconds, "timeout_ms": 500}}]
+            return json.dumps({**doc, "trust_domains": domains, "revision": revision})
+
+        old_token, new_token = svid.mint(ROTATING, key=old), svid.mint(ROTATING, key=new)
+        assert g.push_policy(with_refresh(3600, "A"))
+        deadline = time.monotonic() + 10
+        while chat(g, "gpt-4o-mini", old_token).status_code != 200:
+            assert time.monotonic() < deadline, "A never fetched the bundle"
+            time.sleep(0.1)
+        bundles.serve(path, {"keys": [{**new.export_public(as_dict=True), "use": "jwt-svid"}]})
+        assert g.push_policy(with_refresh(2, "C"))
+        g.reset()
+        deadline = time.monotonic() + 6  # C's interval, less up to a tenth, plus a tick
+        while chat(g, "gpt-4o-mini", new_token).status_code != 200:
+            assert time.monotonic() < deadline, "C kept A's hourly schedule: the new key is still refused"
+            time.sleep(0.1)
+        for _ in range(5):
+            r = chat(g, "gpt-4o-mini", old_token)
+            assert (r.status_code, r.headers.get("x-modelgate-reason")) == (401, "invalid_svid")
+        assert len(bundles.fetches_of(path)) >= 2
         assert len(g.requests_seen()) == 1
