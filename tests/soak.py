@@ -40,6 +40,8 @@ failing; a VM restarted; a store past its bound; RSS growing more than
 """
 
 import argparse
+import base64
+import bisect
 import hashlib
 import json
 import os
@@ -100,8 +102,9 @@ ROUTE_TIMEOUT = "4s"
 
 def policy(revision: str, flip: bool) -> dict:
     """The demo policy plus the soak's workloads. A and B (`flip`) disagree
-    on one model for the bot (gpt-4.1-mini) and on the service account the
-    token exchange asks for; everything else decides the same."""
+    on one model for the bot (gpt-4.1-mini), on the service account the
+    token exchange asks for, and on how often the rotating domain's bundle
+    is refreshed; everything else decides the same."""
     demo = json.loads(policy_text(yaml.safe_load((ROOT / "envoy" / "envoy.yaml").read_text())))
     account = "sa_B" if flip else "sa_A"
     providers = demo["providers"] + [
@@ -134,7 +137,8 @@ def policy(revision: str, flip: bool) -> dict:
                          "models": ["gpt-4.1-mini"]})
     trust_domains = demo["trust_domains"] + [
         {"name": "rotating.example",
-         "bundle_endpoint": {"cluster": "bundles", "path": "/rotating", "refresh_seconds": 1, "timeout_ms": 500}}]
+         "bundle_endpoint": {"cluster": "bundles", "path": "/rotating", "refresh_seconds": 3 if flip else 1,
+                             "timeout_ms": 500}}]
     identity = {**demo["identity"], "jwt_svid": {**demo["identity"]["jwt_svid"], "cache_size": SVID_CACHE,
                                                  "audiences": demo["identity"]["jwt_svid"]["audiences"]}}
     return {**demo, "revision": revision, "trust_domains": trust_domains, "identity": identity,
@@ -256,6 +260,25 @@ STORES = {
 # The upstream faults the stand-in is steered into (tests/upstream.py).
 STEERED = {"upstream_stall": {"x-test-delay": "6"}, "upstream_slow_stream": {"x-test-pace": "0.05"},
            "upstream_cut_stream": {"x-test-cut": "2"}}
+
+
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def svids_in(texts: list) -> list:
+    """The JWT-SVIDs in `texts`: any JWT whose audience is the gateway's
+    (an exchanged token has none)."""
+    found = []
+    for text in texts:
+        for token in JWT.findall(text or ""):
+            try:
+                claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+            except ValueError:
+                continue
+            aud = claims.get("aud") if isinstance(claims, dict) else None
+            if svid.AUDIENCE in (aud if isinstance(aud, list) else [aud]):
+                found.append(token)
+    return found
 
 
 def chat(model: str, stream: bool = False, **more) -> bytes:
@@ -563,7 +586,6 @@ class Soak:
                 self.note(r.headers.get("x-request-id"), "mcp_echo", r.status_code if f"soak {i}" in r.text else 0)
             r = raw.call("delete_repo", {"repo": "acme/x"})
             self.note(r.headers.get("x-request-id"), "mcp_refused", r.status_code)
-            requests.post(f"{server.direct_url}/__reset", timeout=5)
             self.stop.wait(0.2)
 
     def upstream_faults(self) -> None:
@@ -820,6 +842,9 @@ class Soak:
         mix = Counter(kind for _, kind, _ in sent)
         decided = self.decided = Counter()
         live = {rev: p for rev, p in self.pushed.items() if p["valid"]}
+        order = sorted(((p["at"], rev) for rev, p in live.items()))
+        stale = 0
+        lag = [0.0]  # the longest an old policy went on deciding requests that started after a swap
         fallback = [r for r in records if "chain" not in r]
         for r in fallback:
             self.problem(f"a request Envoy refused before modelgate decided: {json.dumps(r)[:300]}")
@@ -833,6 +858,11 @@ class Soak:
             pushed = live.get(policy_ref.get("revision"))
             if "chain" in r and (pushed is None or pushed["digest"] != policy_ref.get("digest")):
                 self.problem(f"a record names a policy that was never live: {policy_ref}")
+            elif "chain" in r and not self.live_when_started(policy_ref["revision"], r["time"], order, lag):
+                stale += 1
+                if stale < 5:
+                    self.problem(f"a request was decided by a policy that was not live when it started: "
+                                 f"{r['request_id']} {policy_ref['revision']} at {r['time']}")
         allowed_ids = set()
         matched = 0
         for request_id, kind, status in sent:
@@ -899,7 +929,16 @@ class Soak:
             "rejected_pushes": sum(1 for p in self.pushed.values() if not p["valid"]),
             "reload_latency_ms": {"median": round(sorted(self.reload_latency)[len(self.reload_latency) // 2] * 1000),
                                   "max": round(max(self.reload_latency) * 1000)} if self.reload_latency else None,
-            "fail_open_window": self.figures.get("fail_open", 0),
+            # Requests that reached a provider or the MCP server without an
+            # allow from the policy in force: the fail-open window, in
+            # requests. It must be 0.
+            "fail_open_requests": self.figures.get("fail_open", 0),
+            "decided_by_a_policy_not_live": stale,
+            # After a swap, the old policy still decides requests that
+            # started before Envoy applied the new one: the longest such
+            # overlap (never a request the old policy did not allow itself).
+            "old_policy_overlap_ms": round(lag[0] * 1000),
+            "mcp_server_requests": self.figures.get("mcp_server_requests"),
             "faults": [{k: f[k] for k in ("name", "recovered_s")} for f in self.faults],
             "rss": rss,
             "stores": self.figures.get("stores"),
@@ -908,6 +947,22 @@ class Soak:
             "problems": self.problems,
         }
         return result
+
+    @staticmethod
+    def live_when_started(revision: str, started: str, order: list, lag: list) -> bool:
+        """Whether `revision` was the live policy when a request started at
+        `started` (the record's time): the last one pushed before it, or the
+        one before that within a second of the push (a swap takes Envoy
+        20–160 ms to apply, and the record's time is to the millisecond).
+        `lag[0]` keeps the longest such overlap seen."""
+        at = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        k = bisect.bisect_right(order, (at, "\uffff")) - 1
+        if k >= 0 and order[k][1] == revision:
+            return True
+        if k >= 1 and order[k - 1][1] == revision and at - order[k][0] <= 1.0:
+            lag[0] = max(lag[0], at - order[k][0])
+            return True
+        return k < 0 and order and order[0][1] == revision  # before the first push was stamped
 
     def in_fault(self, kind: str, outcome: tuple, record: dict) -> bool:
         """Whether `outcome` is one a fault running when the request started
@@ -921,9 +976,11 @@ class Soak:
         return False
 
     def check_upstream(self, records: list, allowed_ids: set) -> None:
-        """What reached the providers: only allowed requests, each once, each
-        with the provider's credential and none of the caller's; an
-        exchanged token only under the policy it was fetched for."""
+        """What reached the providers and the MCP server: only allowed
+        requests, each once, each with the gateway's credential and no
+        caller's SVID in any header or the path, the model its record
+        decided; an exchanged token only under the policy it was fetched
+        for."""
         by_id = {r["request_id"]: r for r in records if r.get("request_id")}
         seen = Counter()
         expected_keys = {"openai": ("authorization", f"Bearer {self.keys['OPENAI_API_KEY']}"),
@@ -934,16 +991,21 @@ class Soak:
             for line in (self.work / f"upstream-{i}.jsonl").read_text().splitlines():
                 entry = json.loads(line)
                 request_id = entry["id"]
-                seen[request_id] += 1
                 r = by_id.get(request_id)
+                if "model" in entry:  # the body's line
+                    if r is not None and r.get("provider") in ("openai", "anthropic", "fed") \
+                            and entry["model"] != r.get("model"):
+                        self.problem(f"{request_id}: the provider read model {entry['model']!r}, "
+                                     f"the record decided {r.get('model')!r}")
+                    continue
+                seen[request_id] += 1
                 if r is None or r.get("decision") != "allow":
                     fail_open += 1
                     self.problem(f"a request reached the provider without an allow: {line[:300]}")
                     continue
                 creds = entry["credentials"]
-                values = [v for vs in creds.values() for v in vs]
-                if r.get("provider") != "fed" and any("eyJ" in v for v in values):
-                    self.problem(f"a caller's SVID reached the provider: {line[:200]}")
+                if svids_in([entry["path"], *(v for vs in creds.values() for v in vs)]):
+                    self.problem(f"a caller's SVID reached the provider: {line[:300]}")
                 if r.get("provider") == "fed":
                     [bearer] = creds.get("authorization", ["?"])
                     try:
@@ -959,10 +1021,27 @@ class Soak:
                     header, value = expected_keys[r["provider"]]
                     if creds.get(header) != [value]:
                         self.problem(f"{request_id}: {header} is not the provider key")
+                else:
+                    self.problem(f"{request_id}: provider {r.get('provider')!r} has no credential check here")
         for request_id in allowed_ids:
             if seen[request_id] != 1:
                 self.problem(f"an allowed request reached the provider {seen[request_id]} times: {request_id}")
+        mcp_seen = requests.get(f"http://127.0.0.1:{self.ports['mcp']}/__requests", timeout=30).json()
+        for entry in mcp_seen:
+            headers = {}
+            for name, value in entry["headers"]:
+                headers.setdefault(name.lower(), []).append(value)
+            [request_id] = headers.get("x-request-id", [None])
+            r = by_id.get(request_id)
+            if r is None or r.get("decision") != "allow" or r.get("provider") != "tools":
+                fail_open += 1
+                self.problem(f"a request reached the MCP server without an allow: {request_id} {entry['method']}")
+            if headers.get("authorization") != [f"Bearer {self.keys['MCP_TOKEN']}"]:
+                self.problem(f"{request_id}: the MCP server did not get the gateway's key")
+            if svids_in([entry["path"], *(v for vs in headers.values() for v in vs)]):
+                self.problem(f"a caller's SVID reached the MCP server: {request_id}")
         self.figures["fail_open"] = fail_open
+        self.figures["mcp_server_requests"] = len(mcp_seen)
 
     def check_budgets(self, records: list) -> None:
         """No budget spent past its cap: the charges the records hold, and the
@@ -979,6 +1058,35 @@ class Soak:
                 self.problem(f"budget {budget}: {charged} tokens charged, cap {cap}")
             if refused == 0:
                 self.problem(f"budget {budget} never ran dry: raise the load or lower its cap")
+        # The ledger's own counters: every settle arrived (nothing held once
+        # the requests are over) and they add up to what the records charged.
+        for budget in ("global", "fleet"):
+            charged = sum((b.get("charged") or {}).get("tokens") or 0 for r in records for b in r.get("budgets", [])
+                          if b["id"] == budget)
+            deadline = time.monotonic() + 20
+            while True:
+                used, held = self.ledger_counters(budget)
+                if held == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.figures["budgets"].setdefault(budget, {}).update(ledger_used=used, ledger_held=held,
+                                                                   records_charged=charged)
+            if held != 0:
+                self.problem(f"budget {budget}: the ledger still holds {held} tokens after every request ended")
+            if used != charged:
+                self.problem(f"budget {budget}: the ledger counted {used} tokens, the records charged {charged}")
+
+    def ledger_counters(self, budget: str) -> tuple[int, int]:
+        """The ledger's used and held tokens of `budget`, over its keys in Redis."""
+        cli = [self.redis.cli, "-p", str(self.redis.port), "--raw"]
+        keys = subprocess.run([*cli, "--scan", "--pattern", f"mg:{{{budget}/*}}:b"], capture_output=True,
+                              text=True, timeout=10).stdout.split()
+        used = held = 0
+        for key in keys:
+            counters = self.redis.hgetall(key)
+            used += int(counters.get("used_tokens", 0))
+            held += int(counters.get("held_tokens", 0))
+        return used, held
 
     def check_stats(self, end: dict) -> None:
         start = self.stats_at_start

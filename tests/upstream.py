@@ -12,8 +12,9 @@ prove what arrived: the provider key, and none of the caller's credentials.
 GET /__requests returns the recorded requests — each recorded as soon as
 its headers arrive, so a request whose body never came still shows —, POST
 /__reset clears them. With `--log FILE` (the soak, tests/soak.py) it keeps
-nothing in memory and appends one JSON line per request instead: its
-`x-request-id`, path and credential headers.
+nothing in memory and appends JSON lines instead: one when a request's
+headers arrive (its `x-request-id`, path and credential headers), and one
+when its body is read (the model it names).
 Standard library only, so it runs in a bare python image too.
 """
 
@@ -219,6 +220,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def record(self, body: bytes) -> None:
         if LEAN_LOG is not None:
+            # A second line once the body is here: the model it names.
+            try:
+                model = json.loads(body).get("model") if body else None
+            except (ValueError, AttributeError):
+                model = "<not a JSON object>"
+            with LOCK:
+                LEAN_LOG.write(json.dumps({"id": self.headers.get("x-request-id"), "model": model}) + "\n")
+                LEAN_LOG.flush()
             return
         with LOCK:
             self.entry["body"] = body.decode("utf-8", "replace")
