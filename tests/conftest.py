@@ -5,6 +5,7 @@ demo config; everything else — filters, routes, the policy — is the same.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,8 @@ from harness import (ROOT, WASM, ecds_resource, envoy_binary, policy_text, provi
 # Every gateway's policy and the records it wrote, for the check that
 # `modelgate explain` decides as the filter did (test_zz_explain_agrees.py).
 SCENARIOS: list = []
+# Records naming a policy digest the test did not give Envoy (must stay empty).
+UNKNOWN_POLICY: list = []
 
 # Every record a test looks at is checked against the published schema.
 AUDIT_SCHEMA = jsonschema.Draft202012Validator(json.loads((ROOT / "docs" / "audit.schema.json").read_text()))
@@ -50,6 +53,8 @@ class Gateway:
     # With `ecds=True`: the watched directory and the wasm filter pushed there.
     xds: Path | None = None
     wasm: dict = field(default_factory=dict)
+    # Every policy text the gateway ran, by its SHA-256 (records name it).
+    policies: dict = field(default_factory=dict)
 
     def upstream(self, name: str) -> "Gateway":
         """One of the extra stand-in providers, to read what it received."""
@@ -85,6 +90,7 @@ class Gateway:
         while time.monotonic() < deadline:
             if self.ecds_stat("update_success") > success:
                 self.policy = text
+                self.policies[hashlib.sha256(text.encode()).hexdigest()] = text
                 return True
             if self.ecds_stat("update_rejected") > rejected:
                 return False
@@ -169,7 +175,7 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
     gw = Gateway(url=f"http://127.0.0.1:{listen}", upstream_url=f"http://127.0.0.1:{upstream_port}",
                  admin_url=f"http://127.0.0.1:{admin}", access_log=access_log, envoy_log=envoy_log,
                  openai_key=keys["OPENAI_API_KEY"], anthropic_key=keys["ANTHROPIC_API_KEY"], keys=keys,
-                 policy=policy, xds=xds, wasm=wasm,
+                 policy=policy, xds=xds, wasm=wasm, policies={hashlib.sha256(policy.encode()).hexdigest(): policy},
                  extra={name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
     try:
         for url, proc in zip([gw.upstream_url, *gw.extra.values()], stand_ins):
@@ -178,7 +184,16 @@ def running_gateway(policy_patch: dict | None = None, mutate=None, upstreams: tu
         yield gw
     finally:
         try:
-            SCENARIOS.append((gw.policy, gw.audit_records()))
+            # Each record with the policy that decided it (several, when
+            # policies were pushed while it ran).
+            by_policy: dict = {}
+            for record in gw.audit_records():
+                digest = (record.get("policy") or {}).get("digest")
+                if digest in gw.policies:
+                    by_policy.setdefault(digest, []).append(record)
+                elif "chain" in record:
+                    UNKNOWN_POLICY.append(record)
+            SCENARIOS.extend((gw.policies[digest], records) for digest, records in by_policy.items())
         except (ValueError, OSError):
             pass  # a log cut mid-line by the teardown: not a scenario
         for p in (proxy, *stand_ins):

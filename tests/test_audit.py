@@ -337,7 +337,8 @@ def test_a_request_envoy_refuses_at_the_codec_has_one_record(gateway):
 def test_a_request_no_vm_recorded_has_the_fallback_record():
     """Where modelgate left no record (its VM failed, or it never ran),
     Envoy's second access log writes one: shown on a route that skips the
-    filter."""
+    filter, where the backstop after modelgate refuses the request
+    (test_hot_reload.py)."""
     def unfiltered_route(config, _ports):
         hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         hcm["route_config"]["virtual_hosts"][0]["routes"].insert(0, {
@@ -346,9 +347,10 @@ def test_a_request_no_vm_recorded_has_the_fallback_record():
                 "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}}})
     with running_gateway(mutate=unfiltered_route) as gw:
         r = requests.get(f"{gw.url}/unfiltered/x", timeout=5)
-        assert r.status_code == 204
+        assert r.status_code == 403
         [record] = records_for(gw)
         assert (record["decision"], record["reason"], record["request_id"]) == ("deny", "rejected_by_envoy", r.headers["x-request-id"])
+        assert record["detail"].startswith("rbac_access_denied")
         assert "chain" not in record
 
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
-from conftest import SCENARIOS
+from conftest import SCENARIOS, UNKNOWN_POLICY
 from harness import ROOT
 
 DECIDED = {"ok", "model_not_allowed", "condition_not_met"}
@@ -78,6 +78,8 @@ def question(record: dict) -> dict | None:
 
 
 def test_explain_decides_as_the_filter_did(tmp_path, gateway):
+    # Every record names the digest of a policy the tests gave Envoy.
+    assert UNKNOWN_POLICY == [], UNKNOWN_POLICY[:3]
     compared = mcp_compared = 0
     # The session's own gateway is still running: its records so far too.
     for i, (policy, records) in enumerate([*SCENARIOS, (gateway.policy, gateway.audit_records())]):
