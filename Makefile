@@ -74,7 +74,8 @@ fuzz-smoke: ## Each cargo-fuzz target for FUZZ_SECONDS (20 s; nightly); make fuz
 .PHONY: soak
 soak: setup wasm ## The soak (docs/reliability.md): 200,000 requests at c=64, faults, 20 policy swaps; SOAK_ARGS=--short is CI's
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(CARGO) build --release -p modelgate-cli -p modelgate-ledger
+	$(CARGO) build -p modelgate-cli
+	$(CARGO) build --release -p modelgate-ledger
 	cd tests && ../$(PY) soak.py $(SOAK_ARGS)
 
 .PHONY: bench

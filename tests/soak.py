@@ -95,6 +95,9 @@ COLD_POOL = 512
 CROWD_SLOTS = 8
 TOKEN_CACHE = 4
 ROUTE_TIMEOUT = "4s"
+# `modelgate audit verify`: the debug build the end-to-end tests use too
+# (`make soak` builds it).
+CLI = ROOT / "target" / "debug" / "modelgate"
 
 
 # --- the two policies -------------------------------------------------------
@@ -896,7 +899,7 @@ class Soak:
                 self.problem(f"a client that left mid-body: {json.dumps(r)[:300]}")
         self.check_upstream(records, allowed_ids)
         self.check_budgets(records)
-        verify = subprocess.run([str(ROOT / "target" / "release" / "modelgate"), "audit", "verify",
+        verify = subprocess.run([str(CLI), "audit", "verify",
                                  str(self.work / "audit.log")], capture_output=True, text=True)
         if verify.returncode != 0:
             self.problem(f"modelgate audit verify: {verify.stdout[-600:]} {verify.stderr[-600:]}")
