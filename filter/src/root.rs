@@ -35,8 +35,9 @@ pub struct Root {
     slots_due_ms: u64,
     /// The tick period in force.
     tick: Duration,
-    /// Replaced by a reload and waiting for its ledger calls to finish.
-    closing: bool,
+    /// Replaced by a reload and waiting for its ledger calls to finish;
+    /// the calls given up on before then (its gauges are already gone).
+    closing: Option<u64>,
 }
 
 impl Default for Root {
@@ -49,7 +50,7 @@ impl Default for Root {
             levels: Levels::default(),
             slots_due_ms: 0,
             tick: Duration::ZERO,
-            closing: false,
+            closing: None,
         }
     }
 }
@@ -136,7 +137,7 @@ impl Context for Root {
         if !self.shared.ledger.busy() {
             return true;
         }
-        self.closing = true;
+        self.closing = Some(self.shared.ledger.dropped.get());
         if host::set_tick_period(FAST_TICK) {
             self.tick = FAST_TICK;
         }
@@ -200,9 +201,16 @@ impl RootContext for Root {
     /// modelgate.
     fn on_tick(&mut self) {
         let now_ms = host::now_ms();
-        if self.closing {
+        if let Some(dropped_before) = self.closing {
             self.shared.ledger.send(now_ms);
             if !self.shared.ledger.busy() {
+                let dropped = self.shared.ledger.dropped.get().saturating_sub(dropped_before);
+                if dropped > 0 {
+                    host::log(
+                        LogLevel::Warn,
+                        &format!("modelgate: a replaced configuration gave up on {dropped} ledger call(s); the ledger charges their holds in full"),
+                    );
+                }
                 // Once: the host deletes this context, or refuses (and it
                 // stays, silent, with no timer).
                 let _ = host::set_tick_period(Duration::ZERO);

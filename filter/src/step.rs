@@ -215,20 +215,21 @@ fn not_configured(id: u32, exchange: &RefCell<Flow>) {
     }
 }
 
-/// Applies a rewrite to the request or the response. False when the host
-/// refused a change: the message must then not go on.
-/// The filter state `wasm.modelgate_released` (`yes`), set on every request
-/// modelgate lets go upstream. Envoy's RBAC filter after modelgate
-/// (envoy/envoy.yaml) admits only requests that carry it, so a request
-/// Envoy sends on without running modelgate — a worker whose plugin failed
-/// to configure is skipped whatever `fail_open` says — is refused, not
-/// forwarded. No caller can set filter state.
+/// The filter state `wasm.modelgate_released` (`yes`), set once on every
+/// request modelgate lets go upstream (the rewrite that releases it).
+/// Envoy's RBAC filter after modelgate (envoy/envoy.yaml) admits only
+/// requests that carry it, so a request Envoy sends on without running
+/// modelgate — a worker whose plugin failed to configure is skipped
+/// whatever `fail_open` says — is refused, not forwarded. No caller can
+/// set filter state.
 const RELEASED_PROPERTY: &[&str] = &["modelgate_released"];
 
+/// Applies a rewrite to the request or the response. False when the host
+/// refused a change: the message must then not go on.
 fn apply(rewrite: &Rewrite, direction: Direction) -> bool {
     let map = direction.headers();
     let mut ok = true;
-    if direction == Direction::Request {
+    if rewrite.release {
         ok &= host::set_property(RELEASED_PROPERTY, b"yes");
     }
     for name in &rewrite.remove_headers {

@@ -133,6 +133,10 @@ pub struct Rewrite {
     /// Changes to the whole held body (the token cap written in, a listing
     /// filtered); `content-length` is set to the new length.
     pub body_edits: Vec<Edit>,
+    /// The decision that lets the request go upstream (set once, by the
+    /// flow): the filter marks the request released for Envoy's backstop
+    /// after modelgate (docs/reliability.md#hot-reload).
+    pub release: bool,
 }
 
 impl std::fmt::Debug for Rewrite {
@@ -142,6 +146,7 @@ impl std::fmt::Debug for Rewrite {
             .field("set_headers", &self.set_headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("path", &self.path.as_ref().map(|_| "…"))
             .field("body_edits", &self.body_edits.len())
+            .field("release", &self.release)
             .finish()
     }
 }

@@ -241,10 +241,11 @@ impl Flow {
         }
     }
 
+    /// The one way a request goes upstream: the step releases it.
     fn went_on(&mut self, rewrite: Rewrite) -> Step {
         self.phase = Phase::Forwarded;
         self.recorder.forwarded();
-        Step::Continue(rewrite)
+        Step::Continue(Rewrite { release: true, ..rewrite })
     }
 
     /// The host would not apply a step. On the request: refuse it, whatever

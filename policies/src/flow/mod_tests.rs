@@ -704,6 +704,25 @@ fn a_rewrite_the_host_refused_is_a_503_in_every_mode() {
 }
 
 #[test]
+fn only_the_decision_to_forward_releases_the_request() {
+    let vm = Vm::new(json!({}));
+    let mut x = Flow::new(Some(&vm.policy), NOW_MS);
+    let Step::Continue(decided) = vm.send(&mut x, &chat(Some(&svid(BOT)), mini())) else { panic!("not forwarded") };
+    assert!(decided.release);
+    // What passes after it (trailers, the response) releases nothing again.
+    let env = vm.env(NOW_MS);
+    for step in [
+        x.drive(&env, Event::RequestTrailers { body: &b"".as_slice() }),
+        x.drive(&env, Event::ResponseHeaders { status: Some(200), content_type: None, session: None }),
+    ] {
+        assert!(matches!(step, Step::Continue(Rewrite { release: false, .. })), "{step:?}");
+    }
+    // A refusal releases nothing.
+    let mut y = Flow::new(Some(&vm.policy), NOW_MS);
+    assert!(matches!(vm.send(&mut y, &chat(None, mini())), Step::Reply(_)));
+}
+
+#[test]
 fn envoys_own_replies_pass_in_any_phase() {
     let vm = Vm::new(json!({}));
     let mut x = Flow::new(Some(&vm.policy), NOW_MS);
