@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import requests
 import yaml
 
 from harness import (ROOT, WASM, ecds_resource, envoy_binary, policy_text, provider_keys, envoy_config, free_port,
-                     plugin_configuration, push, through_ecds, wait_until, wasm_filter)
+                     plugin_configuration, push, push_and_wait, through_ecds, wait_until, wasm_filter)
 
 
 # Every gateway's policy and the records it wrote, for the check that
@@ -74,28 +73,15 @@ class Gateway:
     def private_base(self) -> str:
         return f"{self.url}/private/v1"
 
-    def ecds_stat(self, name: str) -> int:
-        """`extension_config_discovery.http_filter.modelgate.<name>`."""
-        text = requests.get(f"{self.admin_url}/stats", params={"filter": "extension_config_discovery"}, timeout=5).text
-        found = re.search(rf"http_filter\.modelgate\.{name}: (\d+)", text)
-        return int(found[1]) if found else 0
-
     def push_policy(self, text: str) -> bool:
         """Pushes a policy through ECDS (a gateway started with `ecds=True`)
         and waits until Envoy applied or rejected it: True if applied."""
         assert self.xds is not None, "start the gateway with ecds=True"
-        success, rejected = self.ecds_stat("update_success"), self.ecds_stat("update_rejected")
-        push(self.xds, ecds_resource(self.wasm, text, str(time.time_ns())))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.ecds_stat("update_success") > success:
-                self.policy = text
-                self.policies[hashlib.sha256(text.encode()).hexdigest()] = text
-                return True
-            if self.ecds_stat("update_rejected") > rejected:
-                return False
-            time.sleep(0.01)
-        raise AssertionError("Envoy neither applied nor rejected the pushed policy within 10 s")
+        if not push_and_wait(self.admin_url, self.xds, ecds_resource(self.wasm, text, str(time.time_ns()))):
+            return False
+        self.policy = text
+        self.policies[hashlib.sha256(text.encode()).hexdigest()] = text
+        return True
 
     def requests_seen(self) -> list:
         """Every request the stand-in provider received since the last reset."""

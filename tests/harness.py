@@ -3,6 +3,7 @@ ports, and envoy/envoy.yaml with test ports and paths."""
 
 import json
 import os
+import re
 import secrets
 import socket
 import sys
@@ -131,3 +132,49 @@ def push(xds: Path, document: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, xds / "modelgate.yaml")
+
+
+def ecds_stat(admin_url: str, name: str) -> int:
+    """`extension_config_discovery.http_filter.modelgate.<name>` (0 before
+    the first update)."""
+    text = requests.get(f"{admin_url}/stats", params={"filter": "extension_config_discovery"}, timeout=5).text
+    found = re.search(rf"http_filter\.modelgate\.{name}: (\d+)", text)
+    return int(found[1]) if found else 0
+
+
+def push_and_wait(admin_url: str, xds: Path, document: dict, timeout: float = 10.0) -> bool:
+    """Pushes `document` (see `ecds_resource`) and waits until Envoy applied
+    it (True) or rejected it (False)."""
+    success, rejected = ecds_stat(admin_url, "update_success"), ecds_stat(admin_url, "update_rejected")
+    push(xds, document)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ecds_stat(admin_url, "update_success") > success:
+            return True
+        if ecds_stat(admin_url, "update_rejected") > rejected:
+            return False
+        time.sleep(0.01)
+    raise AssertionError(f"Envoy neither applied nor rejected the pushed policy within {timeout} s")
+
+
+# --- requests written by hand, for bodies sent late or never ----------------
+
+
+def chat_head(token: str, body_length: int, path: str = "/openai/v1/chat/completions") -> bytes:
+    """An HTTP/1.1 request head for a JSON body of `body_length` bytes."""
+    return (f"POST {path} HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {token}\r\n"
+            f"content-type: application/json\r\ncontent-length: {body_length}\r\n\r\n").encode()
+
+
+def answer_head(sock: socket.socket) -> tuple[int, str | None]:
+    """Reads an answer until the end of its head: its status (0 when none
+    came) and its `x-request-id`."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    request_id = re.search(rb"(?im)^x-request-id: *(\S+)", answer)
+    return status, request_id[1].decode() if request_id else None

@@ -21,7 +21,7 @@ import svid
 from bundle_server import BundleServer
 from bundle_server import cluster as static_cluster
 from conftest import running_gateway
-from harness import ENVOY_YAML, policy_text
+from harness import ENVOY_YAML, answer_head, chat_head, ecds_stat, policy_text
 from test_budgets_global import ledger_key, ledger_reachable, settled, stack, with_ledger  # noqa: F401 - a fixture
 from token_server import TokenServer
 
@@ -80,25 +80,17 @@ def test_a_swap_changes_decisions_and_each_record_names_its_policy(gw):
 def held_request(gw, model: str, **more) -> tuple[socket.socket, bytes]:
     """A request whose headers are sent now and whose body is sent later."""
     body = json.dumps({"model": model, "messages": HI, **more}).encode()
-    head = (f"POST /openai/v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {svid.mint(BOT)}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode()
     s = socket.create_connection(gw.url.removeprefix("http://").split(":"), timeout=10)
-    s.sendall(head)
+    s.sendall(chat_head(svid.mint(BOT), len(body)))
     return s, body
 
 
 def finish(s: socket.socket, body: bytes) -> tuple[int, str]:
+    """Sends the held request's body: the answer's status and request id."""
     s.sendall(body)
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        answer += chunk
+    status, request_id = answer_head(s)
     s.close()
-    head = answer.split(b"\r\n\r\n")[0].decode()
-    request_id = next(line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("x-request-id:"))
-    return int(head.split(" ")[1]), request_id
+    return status, request_id
 
 
 @pytest.mark.parametrize("first,then,status", [("A", "B", 200), ("B", "A", 403)])
@@ -124,9 +116,9 @@ def test_a_policy_envoy_rejects_never_decides(gw):
     """A policy modelgate refuses (an unknown mode) is rejected by Envoy: the
     last good one keeps deciding, and no record names the bad one."""
     assert gw.push_policy(policy(gw, "B", deny_41=True))
-    rejected = gw.ecds_stat("update_rejected")
+    rejected = ecds_stat(gw.admin_url, "update_rejected")
     assert not gw.push_policy(policy(gw, "broken", mode="permissive"))
-    assert gw.ecds_stat("update_rejected") == rejected + 1
+    assert ecds_stat(gw.admin_url, "update_rejected") == rejected + 1
     r = chat(gw, "gpt-4.1-mini")
     assert r.status_code == 403
     assert gw.audit_for(r.headers["x-request-id"])["policy"]["revision"] == "B"
