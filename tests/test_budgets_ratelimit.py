@@ -28,7 +28,9 @@ RULES = [{"id": "ratelimit-tests", "effect": "allow", "workloads": ["spiffe://ex
 BUDGETS = [{"id": "rl-tokens", "workloads": [BUDGETED], "window": "day", "tokens": 1_000_000}]
 
 # docs/budgets.md's snippet, as written there (plus failure_mode_deny: false,
-# so the stand-in can never refuse a call).
+# so the stand-in can never refuse a call). Its `timeout` matters here: with
+# Envoy's 20 ms default a check the busy CI host answered late was dropped,
+# and the test saw only the charge.
 TENANT = [{"request_headers": {"header_name": "x-tenant", "descriptor_key": "tenant"}}]
 
 
@@ -37,6 +39,7 @@ def ratelimit_filter(rls_cluster: str) -> dict:
         "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
         "domain": DOMAIN,
         "failure_mode_deny": False,
+        "timeout": "0.5s",
         "rate_limit_service": {"transport_api_version": "V3", "grpc_service": {"envoy_grpc": {"cluster_name": rls_cluster}}},
         "rate_limits": [
             {"actions": TENANT},  # the check, before
