@@ -256,6 +256,7 @@ WORKERS = 2
 LINGER = 12.0  # the longest request: a 6 s stall, or a stream, within the 4 s route timeout; plus the sampling
 STORES = {
     "svid.cached": (SVID_CACHE, True, SVID_CACHE),
+    "svid.token_bytes": (SVID_CACHE * 1024, True, 0),  # the tokens it holds: 1 KiB per entry on average
     "token.cached": (TOKEN_CACHE, True, TOKEN_CACHE),
     "budget.crowd.workloads": (CROWD_SLOTS, False, CROWD_SLOTS),
     "budget.ledger_queued": (4096, True, 0),

@@ -98,6 +98,7 @@ impl Root {
             ("modelgate.token.flights", flights as u64),
             ("modelgate.token.shared_slots_used", slots),
             ("modelgate.svid.cached", self.shared.svids.entries() as u64),
+            ("modelgate.svid.token_bytes", self.shared.svids.token_bytes() as u64),
             ("modelgate.response.held_bytes", self.shared.memory.in_use() as u64),
             ("modelgate.budget.ledger_queued", self.shared.ledger.sizes().0),
             ("modelgate.budget.ledger_in_flight", self.shared.ledger.sizes().1),

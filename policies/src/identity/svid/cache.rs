@@ -1,10 +1,18 @@
 //! The verified-SVID cache: one per worker VM, so a workload that presents
 //! the same JWT-SVID on every call pays for its signature once.
 //!
-//! - Keyed by the SHA-256 of the whole compact token, signature included: a
-//!   token that differs in any byte is another key, and is validated anew.
+//! - Keyed by the whole compact token, signature included, hashed with
+//!   SipHash under this cache's own random key: a token that differs in any
+//!   byte is another key, and is validated anew. A hit compares the whole
+//!   token, so a hash collision can cost a miss, never a wrong identity;
+//!   the key is secret, so nobody can aim tokens at one bucket. (SHA-256
+//!   of the token, the key before, cost more than the rest of a hit in the
+//!   VM.)
 //! - Holds what policy needs ([`JwtSvid`]: SPIFFE ID, kid, exp, nbf, iat,
-//!   jti, claims) — never the token.
+//!   jti, claims) and the token it was verified from, the key. Only tokens
+//!   that verified are held; their bytes are bounded too
+//!   ([`MAX_CACHED_TOKEN_BYTES`] each, [`TOKEN_BYTES_PER_ENTRY`] on
+//!   average): a longer token is validated on every use.
 //! - On every hit the time checks run again against now: a cached token is
 //!   refused once it expires.
 //! - Each entry is tagged with the generation of the trust bundle it was
@@ -14,9 +22,11 @@
 //!   time (its structural checks are cheap, and caching refusals would let
 //!   garbage evict the tokens of real workloads).
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
@@ -27,8 +37,18 @@ use super::verify::SignatureVerifier;
 use super::x509::{self, X509Svid, X509SvidError};
 use crate::config::svid::JwtSvidConfig;
 
-/// A SHA-256 digest: what both caches are keyed by.
+/// A SHA-256 digest: what the X.509-SVID cache is keyed by (Envoy gives
+/// the peer certificate's).
 pub type Key = [u8; 32];
+
+/// The longest JWT-SVID the cache holds; a longer one (SPIRE's are under
+/// 2 KiB) is validated on every use.
+pub const MAX_CACHED_TOKEN_BYTES: usize = 4096;
+
+/// The token bytes the cache holds, on average per entry: all of them
+/// together stay under `capacity ×` this, the least recently used going
+/// first.
+pub const TOKEN_BYTES_PER_ENTRY: usize = 1024;
 
 pub fn digest(bytes: &[u8]) -> Key {
     Sha256::digest(bytes).into()
@@ -52,21 +72,44 @@ impl Hasher for DigestHasher {
 
 const NONE: usize = usize::MAX;
 
-struct Entry<V> {
-    key: Key,
+struct Entry<K, V> {
+    key: K,
     value: V,
     /// Neighbours in recency order (towards `head` is more recent).
     newer: usize,
     older: usize,
 }
 
-/// A least-recently-used map of digests to values, bounded, O(1).
-struct Lru<V> {
-    map: HashMap<Key, usize, BuildHasherDefault<DigestHasher>>,
-    slots: Vec<Entry<V>>,
+/// A least-recently-used map, bounded in entries and in the bytes its keys
+/// hold, O(1).
+struct Lru<K, V, S> {
+    map: HashMap<K, usize, S>,
+    slots: Vec<Entry<K, V>>,
     head: usize,
     tail: usize,
     capacity: usize,
+    /// The key bytes held, and their bound.
+    bytes: usize,
+    max_bytes: usize,
+    /// Slots an eviction for bytes emptied, for reuse.
+    free: Vec<usize>,
+}
+
+/// What a key holds, in bytes, against its cache's bound.
+trait Weight {
+    fn weight(&self) -> usize;
+}
+
+impl Weight for Key {
+    fn weight(&self) -> usize {
+        0 // inline: bounded by the entry count alone
+    }
+}
+
+impl Weight for Rc<str> {
+    fn weight(&self) -> usize {
+        self.len()
+    }
 }
 
 /// A JWT-SVID verified under a bundle generation.
@@ -75,17 +118,26 @@ struct Verified {
     generation: u64,
 }
 
-/// Bounded caches of validated SVIDs: JWT-SVIDs by token, X.509-SVIDs by
-/// certificate (both keyed by SHA-256).
+/// Bounded caches of validated SVIDs: JWT-SVIDs by token (a keyed
+/// SipHash, the token compared on a hit), X.509-SVIDs by the SHA-256 of
+/// the certificate.
 pub struct SvidCache {
-    lru: RefCell<Lru<Verified>>,
-    x509: RefCell<Lru<Rc<X509Svid>>>,
+    lru: RefCell<Lru<Rc<str>, Verified, RandomState>>,
+    x509: RefCell<Lru<Key, Rc<X509Svid>, BuildHasherDefault<DigestHasher>>>,
 }
 
 impl SvidCache {
     /// Caches of at most `capacity` entries each (0: no caching).
     pub fn new(capacity: usize) -> Self {
-        SvidCache { lru: RefCell::new(Lru::new(capacity)), x509: RefCell::new(Lru::new(capacity)) }
+        SvidCache {
+            lru: RefCell::new(Lru::new(capacity, capacity.saturating_mul(TOKEN_BYTES_PER_ENTRY))),
+            x509: RefCell::new(Lru::new(capacity, usize::MAX)),
+        }
+    }
+
+    /// The token bytes the JWT-SVID cache holds.
+    pub fn token_bytes(&self) -> usize {
+        self.lru.try_borrow().map_or(0, |l| l.bytes)
     }
 
     pub fn len(&self) -> usize {
@@ -153,14 +205,13 @@ impl SvidCache {
         if token.len() > jwt::MAX_TOKEN_BYTES {
             return Err(JwtSvidError::TooLong);
         }
-        let key = digest(token.as_bytes());
-        if let Some(svid) = self.get(&key, trust) {
+        if let Some(svid) = self.get(token, trust) {
             svid.check_times(config, now_secs)?;
             return Ok(svid);
         }
         let svid = Rc::new(jwt::validate(token, config, trust, verifier, now_secs)?);
         if let Some(generation) = generation(trust, &svid) {
-            self.insert(key, Rc::clone(&svid), generation);
+            self.insert(token, Rc::clone(&svid), generation);
         }
         Ok(svid)
     }
@@ -171,7 +222,7 @@ impl SvidCache {
     pub(crate) fn hold_jwt(&self, token: &str, svid: JwtSvid, trust: &TrustStore) {
         let svid = Rc::new(svid);
         if let Some(generation) = generation(trust, &svid) {
-            self.insert(digest(token.as_bytes()), svid, generation);
+            self.insert(token, svid, generation);
         }
     }
 
@@ -183,9 +234,9 @@ impl SvidCache {
         }
     }
 
-    fn get(&self, key: &Key, trust: &TrustStore) -> Option<Rc<JwtSvid>> {
+    fn get(&self, token: &str, trust: &TrustStore) -> Option<Rc<JwtSvid>> {
         let mut lru = self.lru.try_borrow_mut().ok()?;
-        let entry = lru.get(key)?;
+        let entry = lru.get(token)?;
         if generation(trust, &entry.svid) != Some(entry.generation) {
             // Verified under a bundle that has since changed: stale.
             return None;
@@ -193,9 +244,12 @@ impl SvidCache {
         Some(Rc::clone(&entry.svid))
     }
 
-    fn insert(&self, key: Key, svid: Rc<JwtSvid>, generation: u64) {
+    fn insert(&self, token: &str, svid: Rc<JwtSvid>, generation: u64) {
+        if token.len() > MAX_CACHED_TOKEN_BYTES {
+            return;
+        }
         if let Ok(mut lru) = self.lru.try_borrow_mut() {
-            lru.insert(key, Verified { svid, generation });
+            lru.insert(Rc::from(token), Verified { svid, generation });
         }
     }
 }
@@ -205,20 +259,24 @@ fn generation(trust: &TrustStore, svid: &JwtSvid) -> Option<u64> {
     trust.domain(svid.spiffe_id.trust_domain()).filter(|d| d.available).map(|d| d.generation)
 }
 
-impl<V> Lru<V> {
-    fn new(capacity: usize) -> Self {
-        Lru { map: HashMap::default(), slots: Vec::new(), head: NONE, tail: NONE, capacity }
+impl<K: Hash + Eq + Clone + Default + Weight, V, S: BuildHasher + Default> Lru<K, V, S> {
+    fn new(capacity: usize, max_bytes: usize) -> Self {
+        let (map, slots, free) = (HashMap::default(), Vec::new(), Vec::new());
+        Lru { map, slots, head: NONE, tail: NONE, capacity, bytes: 0, max_bytes, free }
     }
 
     /// The value under `key`, now the most recently used.
-    fn get(&mut self, key: &Key) -> Option<&V> {
+    fn get<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         let slot = *self.map.get(key)?;
         self.touch(slot);
         self.slots.get(slot).map(|e| &e.value)
     }
 
-    fn insert(&mut self, key: Key, value: V) {
-        if self.capacity == 0 {
+    fn insert(&mut self, key: K, value: V) {
+        if self.capacity == 0 || key.weight() > self.max_bytes {
             return;
         }
         if let Some(&slot) = self.map.get(&key) {
@@ -228,21 +286,46 @@ impl<V> Lru<V> {
             self.touch(slot);
             return;
         }
+        // Room for the key's bytes: the least recently used go first.
+        while self.bytes + key.weight() > self.max_bytes && self.evict_oldest() {}
         let slot = if self.slots.len() < self.capacity {
-            self.slots.push(Entry { key, value, newer: NONE, older: NONE });
+            self.slots.push(Entry { key: key.clone(), value, newer: NONE, older: NONE });
             self.slots.len() - 1
+        } else if let Some(slot) = self.free.pop() {
+            let Some(entry) = self.slots.get_mut(slot) else { return };
+            entry.key = key.clone();
+            entry.value = value;
+            slot
         } else {
             // Reuse the least recently used slot.
             let slot = self.tail;
             self.unlink(slot);
             let Some(entry) = self.slots.get_mut(slot) else { return };
-            let old = std::mem::replace(&mut entry.key, key);
+            let old = std::mem::replace(&mut entry.key, key.clone());
             entry.value = value;
+            self.bytes = self.bytes.saturating_sub(old.weight());
             self.map.remove(&old);
             slot
         };
+        self.bytes += key.weight();
         self.map.insert(key, slot);
         self.push_front(slot);
+    }
+
+    /// Takes the least recently used entry out, its key's bytes released
+    /// and its slot kept for reuse; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        let slot = self.tail;
+        if slot == NONE {
+            return false;
+        }
+        self.unlink(slot);
+        let Some(entry) = self.slots.get_mut(slot) else { return false };
+        let key = std::mem::take(&mut entry.key);
+        self.bytes = self.bytes.saturating_sub(key.weight());
+        self.map.remove(&key);
+        self.free.push(slot);
+        true
     }
 
     fn unlink(&mut self, slot: usize) {

@@ -135,3 +135,76 @@ fn a_zero_capacity_caches_nothing() {
     }
     assert_eq!((cache.len(), v.0.get()), (0, 2));
 }
+
+/// Every key in one bucket: only the comparison of whole keys tells them
+/// apart.
+#[derive(Default)]
+struct Colliding;
+
+impl Hasher for Colliding {
+    fn finish(&self) -> u64 {
+        7
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+#[test]
+fn a_hash_collision_costs_a_miss_never_another_entry() {
+    let mut lru: Lru<Rc<str>, &str, BuildHasherDefault<Colliding>> = Lru::new(4, usize::MAX);
+    lru.insert(Rc::from("token-of-a"), "spiffe://example.org/a");
+    lru.insert(Rc::from("token-of-b"), "spiffe://example.org/b");
+    assert_eq!(lru.get("token-of-a"), Some(&"spiffe://example.org/a"));
+    assert_eq!(lru.get("token-of-b"), Some(&"spiffe://example.org/b"));
+    assert_eq!(lru.get("token-of-c"), None, "same bucket, another token: a miss");
+    assert_eq!(lru.get("token-of-"), None);
+}
+
+/// A valid token carrying `pad` bytes of extra claim.
+fn long_token(jti: &str, pad: usize) -> String {
+    sign_es256(
+        &ec_key(1),
+        &json!({"alg":"ES256","kid":"k1","typ":"JWT"}),
+        &json!({"sub": BOT, "aud": [AUD], "iat": NOW - 10, "exp": NOW + 60, "jti": jti, "pad": "x".repeat(pad)}),
+    )
+}
+
+#[test]
+fn the_tokens_held_stay_under_their_byte_bound() {
+    let p = policy(json!({}));
+    let trust = TrustStore::new(&p.trust_domains);
+    let cache = SvidCache::new(8); // 8 entries, 8 KiB of tokens
+    let v = Counting::default();
+    let tokens: Vec<String> = (0..20).map(|i| long_token(&format!("t{i}"), 2000)).collect();
+    assert!(tokens[0].len() > 2 * TOKEN_BYTES_PER_ENTRY && tokens[0].len() <= MAX_CACHED_TOKEN_BYTES);
+    for t in &tokens {
+        assert_eq!(cache.validate(t, &p.jwt_svid, &trust, &v, NOW).unwrap().spiffe_id.as_str(), BOT);
+        assert!(cache.token_bytes() <= 8 * TOKEN_BYTES_PER_ENTRY, "{} bytes held", cache.token_bytes());
+    }
+    assert_eq!(cache.len(), 8 * TOKEN_BYTES_PER_ENTRY / tokens[0].len());
+    // The newest is held; the evicted are validated again.
+    let before = v.0.get();
+    cache.validate(&tokens[19], &p.jwt_svid, &trust, &v, NOW).unwrap();
+    assert_eq!(v.0.get(), before);
+    cache.validate(&tokens[0], &p.jwt_svid, &trust, &v, NOW).unwrap();
+    assert_eq!(v.0.get(), before + 1);
+    // Short tokens reuse the slots the long ones left, up to the count.
+    for i in 0..20 {
+        cache.validate(&token(BOT, NOW + 60, &format!("s{i}")), &p.jwt_svid, &trust, &v, NOW).unwrap();
+        assert!(cache.len() <= 8 && cache.token_bytes() <= 8 * TOKEN_BYTES_PER_ENTRY);
+    }
+    assert_eq!(cache.len(), 8);
+}
+
+#[test]
+fn a_token_too_long_to_hold_is_validated_every_time() {
+    let p = policy(json!({}));
+    let trust = TrustStore::new(&p.trust_domains);
+    let cache = SvidCache::new(4096);
+    let v = Counting::default();
+    let t = long_token("long", MAX_CACHED_TOKEN_BYTES);
+    assert!(t.len() > MAX_CACHED_TOKEN_BYTES);
+    for n in 1..=3 {
+        assert_eq!(cache.validate(&t, &p.jwt_svid, &trust, &v, NOW).unwrap().spiffe_id.as_str(), BOT);
+        assert_eq!((cache.len(), v.0.get()), (0, n));
+    }
+}
