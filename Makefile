@@ -7,10 +7,12 @@ PY        := $(VENV)/bin/python
 WASM_SRC  := target/wasm32-wasip1/release/modelgate.wasm
 WASM      := build/modelgate.wasm
 CARGO     ?= cargo
-# Benchmarks: BENCH_ARGS for tests/bench.py (wrk), BODY_BENCH_ITERATIONS for
-# the body benchmark; CI runs both once with tiny counts.
+# Benchmarks: BENCH_ARGS for tests/bench.py (wrk), FLOW_BENCH_REQUESTS for the
+# engine's warm path (tests/flow_bench.py, native and in V8), BODY_BENCH_ITERATIONS for
+# the body benchmark; CI runs each once with tiny counts.
 BENCH_ARGS ?=
 BODY_BENCH_ITERATIONS ?= 5
+FLOW_BENCH_REQUESTS ?= 20000
 # The soak: tests/soak.py's arguments (--short in CI).
 SOAK_ARGS ?=
 
@@ -81,6 +83,9 @@ soak: setup wasm ## The soak (docs/reliability.md): 200,000 requests at c=64, fa
 .PHONY: bench
 bench: setup wasm ledger ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)
 	$(CARGO) bench -p modelgate-policies --bench body -- $(BODY_BENCH_ITERATIONS)
+	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
+	cd tests && ../$(PY) flow_bench.py --requests $(FLOW_BENCH_REQUESTS)
+	$(CARGO) build --release --target wasm32-wasip1 -p modelgate-bench-empty
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cd tests && ../$(PY) bench.py $(BENCH_ARGS)
 

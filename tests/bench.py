@@ -3,7 +3,9 @@ on the `sub` claim (the C++ anchor, header-only), and modelgate doing all it
 does in production (the hold, the JWT-SVID, the body's model, the cap, the
 key swap, the audit record).
 
-Each setup is the same Envoy 1.40 with two listeners: the gateway, and a
+The empty setup is the floor any wasm filter pays: the same VM and SDK
+with a filter that does nothing (bench/empty). Each setup is the same
+Envoy 1.40 with two listeners: the gateway, and a
 stand-in provider that reads the whole body (Envoy's buffer filter) and
 answers from memory, so the provider is never the bottleneck and every
 setup moves every body byte. wrk drives chat completions of 1 KiB, 64 KiB
@@ -42,6 +44,7 @@ REPLY = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "model"
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
 SIZES = {"1 KiB": 1024, "64 KiB": 64 * 1024, "1 MiB": 1024 * 1024 - 4096}
+EMPTY_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "empty_filter.wasm"
 LEDGER_KEY = "bench-ledger-key-" + "k" * 32
 # Room for every request of any run: the budget is counted, never exhausted.
 BUDGET = {"id": "bench", "workloads": [BOT], "window": "day", "tokens": 10**15}
@@ -139,6 +142,14 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, l
     released = next(f for f in h["http_filters"] if f["name"] == "modelgate.released")
     if setup == "bare":
         h["http_filters"] = [router]
+        h.pop("access_log")
+    elif setup == "empty":
+        # The floor: the same VM and SDK with a filter that does nothing.
+        wasm = copy.deepcopy(wasm)
+        vm = wasm["typed_config"]["config"]["vm_config"]
+        vm["code"]["local"]["filename"] = str(EMPTY_WASM)
+        vm["vm_id"] = "empty"
+        h["http_filters"] = [wasm, router]
         h.pop("access_log")
     elif setup == "native":
         h["http_filters"] = [*native_filters(policy["trust_domains"][0]["jwt_bundle"]), router]
@@ -265,14 +276,14 @@ def main() -> int:
         (f"cold {alg}, 1 KiB", pools[alg], bodies["1 KiB"]) for alg in pools]
     results: dict = {}
     single = argparse.Namespace(**{**vars(args), "connections": 1, "duration": max(1, args.duration // 2)})
-    for setup in () if args.only else ("bare", "native", "modelgate", "nodigest", "minted"):
+    for setup in () if args.only else ("bare", "empty", "native", "modelgate", "nodigest", "minted"):
         envoy = Envoy(setup, work, concurrency=1)
         try:
             check = requests.post(envoy.url, data=body_of(1024), timeout=10,
                                   headers={"authorization": f"Bearer {warm.read_text().strip()}", "content-type": "application/json"})
             assert check.status_code == 200, (setup, check.status_code, check.text[:200])
             for case, tokens, body in cases:
-                if setup == "nodigest" and not case.startswith("warm"):
+                if setup in ("nodigest", "empty") and not case.startswith("warm"):
                     continue
                 if setup == "minted" and case != "warm, 1 KiB":
                     continue
@@ -297,13 +308,15 @@ def main() -> int:
 
 
 def report(results, cases, cell):
-    print("| case | bare Envoy | jwt_authn + rbac | modelgate | modelgate / bare | modelgate / native | modelgate, `audit.prompt: none` |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| case | bare Envoy | empty wasm filter | jwt_authn + rbac | modelgate | modelgate / bare | modelgate / empty | modelgate / native | modelgate, `audit.prompt: none` |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for case, _, _ in cases:
         b, n, m = (results[(s, case)] for s in ("bare", "native", "modelgate"))
-        d = results.get(("nodigest", case))
+        d, e = results.get(("nodigest", case)), results.get(("empty", case))
         no_digest = f"{cell(d)} ({d['rps'] / b['rps']:.2f})" if d else "—"
-        print(f"| {case} | {cell(b)} | {cell(n)} | {cell(m)} | {m['rps'] / b['rps']:.2f} | {m['rps'] / n['rps']:.2f} | {no_digest} |")
+        empty, over_empty = (f"{cell(e)} ({e['rps'] / b['rps']:.2f})", f"{m['rps'] / e['rps']:.2f}") if e else ("—", "—")
+        print(f"| {case} | {cell(b)} | {empty} | {cell(n)} | {cell(m)} | {m['rps'] / b['rps']:.2f} | {over_empty} | "
+              f"{m['rps'] / n['rps']:.2f} | {no_digest} |")
     one = {s: results[(s, "1 MiB, 1 connection")]["p50"] for s in ("bare", "modelgate", "nodigest")}
     added_p99 = results[("modelgate", "warm, 1 KiB")]["p99"] - results[("bare", "warm, 1 KiB")]["p99"]
     print(f"\n1 MiB body, one connection, p50: bare {one['bare']:.2f} ms, modelgate {one['modelgate']:.2f} ms "
