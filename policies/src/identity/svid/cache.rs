@@ -46,8 +46,8 @@ pub type Key = [u8; 32];
 pub const MAX_CACHED_TOKEN_BYTES: usize = 4096;
 
 /// The token bytes the cache holds, on average per entry: all of them
-/// together stay under `capacity ×` this, the least recently used going
-/// first.
+/// together stay under `capacity ×` this (and at least one token of
+/// [`MAX_CACHED_TOKEN_BYTES`]), the least recently used going first.
 pub const TOKEN_BYTES_PER_ENTRY: usize = 1024;
 
 pub fn digest(bytes: &[u8]) -> Key {
@@ -74,7 +74,8 @@ const NONE: usize = usize::MAX;
 
 struct Entry<K, V> {
     key: K,
-    value: V,
+    /// None once evicted for bytes: a freed slot holds nothing.
+    value: Option<V>,
     /// Neighbours in recency order (towards `head` is more recent).
     newer: usize,
     older: usize,
@@ -130,7 +131,11 @@ impl SvidCache {
     /// Caches of at most `capacity` entries each (0: no caching).
     pub fn new(capacity: usize) -> Self {
         SvidCache {
-            lru: RefCell::new(Lru::new(capacity, capacity.saturating_mul(TOKEN_BYTES_PER_ENTRY))),
+            // Room for one token of any size it holds, however small the cache.
+            lru: RefCell::new(Lru::new(
+                capacity,
+                capacity.saturating_mul(TOKEN_BYTES_PER_ENTRY).max(MAX_CACHED_TOKEN_BYTES),
+            )),
             x509: RefCell::new(Lru::new(capacity, usize::MAX)),
         }
     }
@@ -272,7 +277,7 @@ impl<K: Hash + Eq + Clone + Default + Weight, V, S: BuildHasher + Default> Lru<K
     {
         let slot = *self.map.get(key)?;
         self.touch(slot);
-        self.slots.get(slot).map(|e| &e.value)
+        self.slots.get(slot).and_then(|e| e.value.as_ref())
     }
 
     fn insert(&mut self, key: K, value: V) {
@@ -281,7 +286,7 @@ impl<K: Hash + Eq + Clone + Default + Weight, V, S: BuildHasher + Default> Lru<K
         }
         if let Some(&slot) = self.map.get(&key) {
             if let Some(entry) = self.slots.get_mut(slot) {
-                entry.value = value;
+                entry.value = Some(value);
             }
             self.touch(slot);
             return;
@@ -289,12 +294,12 @@ impl<K: Hash + Eq + Clone + Default + Weight, V, S: BuildHasher + Default> Lru<K
         // Room for the key's bytes: the least recently used go first.
         while self.bytes + key.weight() > self.max_bytes && self.evict_oldest() {}
         let slot = if self.slots.len() < self.capacity {
-            self.slots.push(Entry { key: key.clone(), value, newer: NONE, older: NONE });
+            self.slots.push(Entry { key: key.clone(), value: Some(value), newer: NONE, older: NONE });
             self.slots.len() - 1
         } else if let Some(slot) = self.free.pop() {
             let Some(entry) = self.slots.get_mut(slot) else { return };
             entry.key = key.clone();
-            entry.value = value;
+            entry.value = Some(value);
             slot
         } else {
             // Reuse the least recently used slot.
@@ -302,7 +307,7 @@ impl<K: Hash + Eq + Clone + Default + Weight, V, S: BuildHasher + Default> Lru<K
             self.unlink(slot);
             let Some(entry) = self.slots.get_mut(slot) else { return };
             let old = std::mem::replace(&mut entry.key, key.clone());
-            entry.value = value;
+            entry.value = Some(value);
             self.bytes = self.bytes.saturating_sub(old.weight());
             self.map.remove(&old);
             slot
@@ -322,6 +327,7 @@ impl<K: Hash + Eq + Clone + Default + Weight, V, S: BuildHasher + Default> Lru<K
         self.unlink(slot);
         let Some(entry) = self.slots.get_mut(slot) else { return false };
         let key = std::mem::take(&mut entry.key);
+        entry.value = None;
         self.bytes = self.bytes.saturating_sub(key.weight());
         self.map.remove(&key);
         self.free.push(slot);

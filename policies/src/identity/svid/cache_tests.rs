@@ -208,3 +208,194 @@ fn a_token_too_long_to_hold_is_validated_every_time() {
         assert_eq!((cache.len(), v.0.get()), (0, n));
     }
 }
+
+/// The LRU against a brute-force model (the attack review of issue 22):
+/// thousands of random gets and inserts over a small key set, every shape
+/// of bound, checking after each that a get returns the value last put
+/// under that key or nothing, the recency list and the free slots are
+/// whole, and the bytes held are the keys' sum and under the bound.
+mod against_a_model {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Reference: most recent first.
+    struct Model {
+        items: Vec<(String, u64)>,
+        cap: usize,
+        max: usize,
+    }
+    impl Model {
+        fn bytes(&self) -> usize {
+            self.items.iter().map(|(k, _)| k.len()).sum()
+        }
+        fn get(&mut self, k: &str) -> Option<u64> {
+            let i = self.items.iter().position(|(x, _)| x == k)?;
+            let e = self.items.remove(i);
+            let v = e.1;
+            self.items.insert(0, e);
+            Some(v)
+        }
+        fn insert(&mut self, k: &str, v: u64) {
+            if self.cap == 0 || k.len() > self.max {
+                return;
+            }
+            if let Some(i) = self.items.iter().position(|(x, _)| x == k) {
+                self.items.remove(i);
+                self.items.insert(0, (k.to_string(), v));
+                return;
+            }
+            while self.bytes() + k.len() > self.max && !self.items.is_empty() {
+                self.items.pop();
+            }
+            if self.items.len() == self.cap {
+                self.items.pop();
+            }
+            self.items.insert(0, (k.to_string(), v));
+        }
+    }
+
+    fn check_structure<S: BuildHasher + Default>(lru: &Lru<Rc<str>, (Rc<str>, u64), S>, model: &Model) {
+        // Walk head -> tail.
+        let mut order = Vec::new();
+        let mut prev = NONE;
+        let mut cur = lru.head;
+        let mut steps = 0;
+        while cur != NONE {
+            steps += 1;
+            assert!(steps <= lru.slots.len(), "cycle in list");
+            let e = &lru.slots[cur];
+            assert_eq!(e.newer, prev, "newer link broken at {cur}");
+            order.push(cur);
+            prev = cur;
+            cur = e.older;
+        }
+        assert_eq!(lru.tail, prev, "tail");
+        let keys: Vec<String> = order.iter().map(|&s| lru.slots[s].key.to_string()).collect();
+        let mkeys: Vec<String> = model.items.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, mkeys, "recency order");
+        for &s in &order {
+            assert_eq!(lru.map.get(&lru.slots[s].key), Some(&s));
+            assert!(!lru.free.contains(&s), "live slot {s} in free list");
+            // value belongs to key
+            assert_eq!(
+                &*lru.slots[s].value.as_ref().unwrap().0,
+                &*lru.slots[s].key,
+                "value of another key in slot {s}"
+            );
+        }
+        assert_eq!(lru.map.len(), order.len());
+        let mut free = lru.free.clone();
+        free.sort();
+        free.dedup();
+        assert_eq!(free.len(), lru.free.len(), "duplicate in free list");
+        for &f in &lru.free {
+            assert!(lru.slots[f].key.is_empty(), "freed slot still holds its token");
+            assert!(lru.slots[f].value.is_none(), "freed slot still holds its value");
+        }
+        assert_eq!(order.len() + lru.free.len(), lru.slots.len(), "slot leaked");
+        assert_eq!(lru.bytes, model.bytes(), "bytes drift");
+        assert!(lru.bytes <= lru.max_bytes);
+        assert!(lru.map.len() <= lru.capacity && lru.slots.len() <= lru.capacity);
+    }
+
+    fn run<S: BuildHasher + Default>(seed: u64, cap: usize, max: usize, ops: usize, maxlen: u64) {
+        let mut rng = Rng(seed | 1);
+        let mut lru: Lru<Rc<str>, (Rc<str>, u64), S> = Lru::new(cap, max);
+        let mut model = Model { items: Vec::new(), cap, max };
+        // a small key universe so that re-inserts / hits are frequent;
+        // keys share prefixes and lengths vary
+        let universe: Vec<String> = (0..(cap as u64 * 2 + 6))
+            .map(|i| {
+                let len = 1 + (i * 7919 + seed) % maxlen;
+                let mut s = format!("k{i}.");
+                while (s.len() as u64) < len {
+                    s.push('x');
+                }
+                s
+            })
+            .collect();
+        let mut counter = 0;
+        for _ in 0..ops {
+            let k = &universe[rng.below(universe.len() as u64) as usize];
+            if rng.below(3) == 0 {
+                let got = lru.get(k.as_str()).map(|v| (v.0.to_string(), v.1));
+                let want = model.get(k).map(|v| (k.clone(), v));
+                assert_eq!(got, want, "get({k}) seed {seed} cap {cap} max {max}");
+            } else {
+                counter += 1;
+                lru.insert(Rc::from(k.as_str()), (Rc::from(k.as_str()), counter));
+                model.insert(k, counter);
+            }
+            check_structure(&lru, &model);
+        }
+    }
+
+    #[test]
+    fn model_based_random_ops() {
+        for seed in 1..120u64 {
+            for &(cap, max) in &[
+                (0, 0),
+                (1, 1024),
+                (1, 3),
+                (1, 0),
+                (2, 10),
+                (3, 12),
+                (4, 40),
+                (5, 25),
+                (8, 64),
+                (16, 60),
+                (3, usize::MAX),
+            ] {
+                run::<RandomState>(seed * 31 + cap as u64, cap, max, 300, 30);
+                run::<BuildHasherDefault<Colliding>>(seed * 17 + cap as u64, cap, max, 120, 30);
+            }
+        }
+    }
+
+    #[test]
+    fn model_based_real_sizes() {
+        // the real rule: capacity × 1024, tokens up to 4096 (cache-level filter)
+        for seed in 1..60u64 {
+            for &cap in &[1usize, 2, 3, 4, 5, 8] {
+                run::<RandomState>(seed, cap, cap * TOKEN_BYTES_PER_ENTRY, 400, 4097);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_entry_evicted_for_bytes_releases_its_svid() {
+    let mut lru: Lru<Rc<str>, Rc<String>, RandomState> = Lru::new(4, 8);
+    let svid = Rc::new("spiffe://example.org/a".to_string());
+    lru.insert(Rc::from("aaaa"), Rc::clone(&svid));
+    lru.insert(Rc::from("bbbbbbbb"), Rc::new(String::new())); // 4 + 8 > 8: "aaaa" goes
+    assert_eq!(lru.get("aaaa"), None);
+    assert_eq!((lru.map.len(), lru.bytes), (1, 8));
+    assert_eq!(Rc::strong_count(&svid), 1, "the evicted SVID is still held by its freed slot");
+}
+
+#[test]
+fn a_small_cache_still_holds_a_token_of_any_size_it_takes() {
+    let p = policy(json!({}));
+    let trust = TrustStore::new(&p.trust_domains);
+    let cache = SvidCache::new(1);
+    let v = Counting::default();
+    let t = long_token("big", 2000); // about 3 KiB once encoded
+    assert!(t.len() > TOKEN_BYTES_PER_ENTRY && t.len() <= MAX_CACHED_TOKEN_BYTES);
+    for _ in 0..3 {
+        cache.validate(&t, &p.jwt_svid, &trust, &v, NOW).unwrap();
+    }
+    assert_eq!((cache.len(), v.0.get()), (1, 1));
+}
