@@ -277,8 +277,7 @@ fn integral_forms(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let Some(at) = bytes[i..].iter().position(|b| CLASS[usize::from(*b)] & DIGIT != 0) else { break };
-        let start = i + at;
+        let Some(start) = next_digit(bytes, i) else { break };
         i = start;
         while i < bytes.len() && CLASS[usize::from(bytes[i])] & NUMBER != 0 {
             i += 1;
@@ -290,6 +289,29 @@ fn integral_forms(text: &str) -> String {
         }
     }
     out
+}
+
+/// Where the next ASCII digit is, from `from` on. Eight bytes at a time
+/// (prose has few digits): for each byte of a word, the top bit of
+/// `y + 0x50` says `b ≥ '0'` and that of `y + 0x46` says `b > '9'`, `y`
+/// being the byte without its top bit (so no sum carries into the next
+/// byte); a byte with its top bit set is no digit.
+fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const TOP: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        let y = w & LOW7;
+        let digits = y.wrapping_add(0x5050_5050_5050_5050) & !y.wrapping_add(0x4646_4646_4646_4646) & !w & TOP;
+        if digits != 0 {
+            return Some(i + digits.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    bytes.get(i..)?.iter().position(u8::is_ascii_digit).map(|at| i + at)
 }
 
 /// `number` (a JSON number without its sign) as the integer's digits,

@@ -474,3 +474,30 @@ fn a_number_with_an_exponent_or_fraction_is_read_as_the_integer_it_stands_for() 
     assert_eq!(integral("1e99"), None, "past the bound");
     assert_eq!(integral("7"), None, "a plain integer is read as written");
 }
+
+#[test]
+fn the_word_at_a_time_digit_search_finds_what_a_byte_search_finds() {
+    // Every byte value at every offset of a word, and random texts.
+    for b in 0..=255u8 {
+        for at in 0..20 {
+            let mut text = vec![b'x'; 20];
+            text[at] = b;
+            for from in [0, 1, at, at + 1] {
+                let naive = text.get(from..).and_then(|t| t.iter().position(u8::is_ascii_digit)).map(|i| from + i);
+                assert_eq!(next_digit(&text, from), naive, "byte {b:#x} at {at} from {from}");
+            }
+        }
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..2000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 40) as usize;
+        let text: Vec<u8> = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8 ^ (i as u8).wrapping_mul(37)).collect();
+        for from in 0..=len {
+            let naive = text[from..].iter().position(u8::is_ascii_digit).map(|i| from + i);
+            assert_eq!(next_digit(&text, from), naive, "{text:?} from {from}");
+        }
+    }
+}
