@@ -21,10 +21,13 @@ use modelgate_policies::{
 
 const REPLY: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
 
+/// A chat completion of about `size` bytes shaped like agent traffic: a
+/// conversation whose text has line breaks (`\n` escapes, so the guard
+/// decodes every string), numbers and a few long words.
 fn body_of(size: usize) -> Vec<u8> {
     let head = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":""#;
     let tail = r#""}]}"#;
-    let filler = "Summarize the ticket history for customer 4411 and draft a reply. ";
+    let filler = "Summarize the ticket history for customer 4411 and draft a reply.\\n- step 2: check the refund (order 88-1203)\\n";
     let mut text = String::new();
     while head.len() + text.len() + tail.len() < size {
         text.push_str(filler);
