@@ -13,6 +13,7 @@ CARGO     ?= cargo
 BENCH_ARGS ?=
 BODY_BENCH_ITERATIONS ?= 5
 FLOW_BENCH_REQUESTS ?= 20000
+FLOW_BENCH_ARGS ?=
 # The soak: tests/soak.py's arguments (--short in CI).
 SOAK_ARGS ?=
 
@@ -84,7 +85,7 @@ soak: setup wasm ## The soak (docs/reliability.md): 200,000 requests at c=64, fa
 bench: setup wasm ledger ## Benchmarks: body decision time per MiB, throughput with and without modelgate (wrk)
 	$(CARGO) bench -p modelgate-policies --bench body -- $(BODY_BENCH_ITERATIONS)
 	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs; }
-	cd tests && ../$(PY) flow_bench.py --requests $(FLOW_BENCH_REQUESTS)
+	cd tests && ../$(PY) flow_bench.py --requests $(FLOW_BENCH_REQUESTS) $(FLOW_BENCH_ARGS)
 	$(CARGO) build --release --target wasm32-wasip1 -p modelgate-bench-empty
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	cd tests && ../$(PY) bench.py $(BENCH_ARGS)
