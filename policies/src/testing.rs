@@ -128,3 +128,25 @@ pub fn env(name: &str) -> Option<String> {
 pub fn policy(patch: Value) -> Policy {
     Policy::from_json(config(patch).to_string().as_bytes(), &env).unwrap()
 }
+
+/// A small deterministic generator (xorshift): the same cases every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `n` characters drawn from `alphabet`.
+    pub fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n).map(|_| char::from(alphabet[(self.next() % alphabet.len() as u64) as usize])).collect()
+    }
+}

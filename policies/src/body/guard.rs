@@ -369,10 +369,9 @@ fn spelled_as_decoded(body: &[u8]) -> bool {
 }
 
 /// Byte classes for the body's scans, by table (fewer branches per byte).
-const DIGIT: u8 = 1;
-const BASE64: u8 = 2;
-const NUMBER: u8 = 4;
-const BACKSLASH: u8 = 8;
+const BASE64: u8 = 1;
+const NUMBER: u8 = 2;
+const BACKSLASH: u8 = 4;
 const CLASS: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -380,7 +379,7 @@ const CLASS: [u8; 256] = {
         let c = b as u8;
         let mut class = 0;
         if c.is_ascii_digit() {
-            class |= DIGIT | NUMBER;
+            class |= NUMBER;
         }
         if c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_') {
             class |= BASE64;
