@@ -2,18 +2,20 @@
 //! text a request sends — every string of its JSON body, decoded, member
 //! names included (message contents, system prompts, tool arguments and
 //! schemas), and every text part of a form —
-//! that find secrets and personal data before they leave. Each detector is
-//! a regular expression of the `regex` crate (linear time in the text), with
-//! a check in code where a pattern alone would flag too much: a Luhn check
-//! for card numbers, the SSA's rules for SSNs, the key's kind for `sk-`
-//! keys. The audit record counts findings per detector, never the text.
+//! that find secrets and personal data before they leave. A built-in
+//! detector is a pattern written as code ([`detectors`], linear in the
+//! text), with a check where a pattern alone would flag too much: a Luhn
+//! check for card numbers, the SSA's rules for SSNs, the key's kind for
+//! `sk-` keys. A configured one is a regular expression of `regex-lite`
+//! (linear in the text too). The audit record counts findings per
+//! detector, never the text.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use regex::Regex;
 use serde::Serialize;
 
+use crate::body::detectors::{self, next_digit, Pattern};
 use crate::body::json;
 use crate::body::multipart;
 
@@ -21,10 +23,14 @@ use crate::body::multipart;
 #[derive(Debug)]
 pub struct Detector {
     pub name: String,
-    regex: Regex,
+    matcher: Matcher,
     check: Check,
-    /// A configured pattern, not a built-in.
-    custom: bool,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    BuiltIn(Pattern),
+    Custom(regex_lite::Regex),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,24 +42,21 @@ enum Check {
     AnthropicKey,
 }
 
-/// The built-in detectors: name, pattern, check. Every pattern starts and
-/// ends on a word boundary (or a fixed delimiter), so a token inside an
-/// unrelated word is never one.
-const BUILT_IN: &[(&str, &str, Check)] = &[
-    ("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----", Check::None),
-    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}\b", Check::None),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b", Check::None),
-    (
-        "slack_token",
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,250}\b|https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}",
-        Check::None,
-    ),
-    ("openai_key", r"\bsk-[A-Za-z0-9_-]{20,}", Check::OpenAiKey),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}", Check::AnthropicKey),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", Check::None),
-    ("card_number", r"\b\d(?:[ -]?\d){12,18}\b", Check::Luhn),
-    ("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b", Check::Ssn),
-    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b", Check::None),
+/// The built-in detectors: name, pattern ([`detectors`] gives each as a
+/// regular expression), check. Every pattern starts and ends on a word
+/// boundary (or a fixed delimiter), so a token inside an unrelated word is
+/// never one.
+const BUILT_IN: &[(&str, Pattern, Check)] = &[
+    ("private_key", Pattern::PrivateKey, Check::None),
+    ("aws_access_key", Pattern::AwsAccessKey, Check::None),
+    ("github_token", Pattern::GithubToken, Check::None),
+    ("slack_token", Pattern::SlackToken, Check::None),
+    ("openai_key", Pattern::OpenAiKey, Check::OpenAiKey),
+    ("anthropic_key", Pattern::AnthropicKey, Check::AnthropicKey),
+    ("jwt", Pattern::Jwt, Check::None),
+    ("card_number", Pattern::CardNumber, Check::Luhn),
+    ("us_ssn", Pattern::UsSsn, Check::Ssn),
+    ("email", Pattern::Email, Check::None),
 ];
 
 pub fn built_in_names() -> impl Iterator<Item = &'static str> {
@@ -63,32 +66,39 @@ pub fn built_in_names() -> impl Iterator<Item = &'static str> {
 impl Detector {
     pub fn built_in(name: &str) -> Option<Detector> {
         let (name, pattern, check) = BUILT_IN.iter().find(|(n, _, _)| *n == name)?;
-        // The patterns are constants, tested below; ASCII classes.
-        Regex::new(&format!("(?-u){pattern}")).ok().map(|regex| Detector {
-            name: name.to_string(),
-            regex,
-            check: *check,
-            custom: false,
-        })
+        Some(Detector { name: name.to_string(), matcher: Matcher::BuiltIn(*pattern), check: *check })
     }
 
-    /// A configured pattern. Compiled with a size limit: the `regex` crate
-    /// runs every pattern in time linear in the text. `\d`, `\w`, `\s` and
-    /// `\b` are ASCII classes.
+    /// A configured pattern, compiled with a size limit. `regex-lite` runs
+    /// every pattern in time linear in the text; `\d`, `\w`, `\s` and `\b`
+    /// are ASCII classes.
     pub fn custom(name: &str, pattern: &str) -> Result<Detector, String> {
-        let regex = regex::RegexBuilder::new(&format!("(?-u){pattern}"))
+        let regex = regex_lite::RegexBuilder::new(pattern)
             .size_limit(1 << 20)
             .build()
             .map_err(|e| format!("not a regular expression: {e}"))?;
         if regex.is_match("") {
             return Err("matches the empty text".into());
         }
-        Ok(Detector { name: name.to_string(), regex, check: Check::None, custom: true })
+        Ok(Detector { name: name.to_string(), matcher: Matcher::Custom(regex), check: Check::None })
     }
 
     /// How many times this detector finds something in `text`.
     pub fn count(&self, text: &str) -> usize {
-        self.regex.find_iter(text).filter(|m| self.accepts(m.as_str())).count()
+        match &self.matcher {
+            Matcher::BuiltIn(pattern) => {
+                detectors::matches(*pattern, text.as_bytes()).filter(|(s, e)| self.accepts(&text[*s..*e])).count()
+            }
+            Matcher::Custom(regex) => regex.find_iter(text).count(),
+        }
+    }
+
+    /// Whether the pattern matches anywhere in `text`, before any check.
+    fn matches_anything(&self, text: &str) -> bool {
+        match &self.matcher {
+            Matcher::BuiltIn(pattern) => detectors::matches(*pattern, text.as_bytes()).next().is_some(),
+            Matcher::Custom(regex) => regex.is_match(text),
+        }
     }
 
     fn accepts(&self, found: &str) -> bool {
@@ -150,9 +160,6 @@ pub enum Action {
 pub struct Guard {
     pub action: Action,
     pub detectors: Vec<Detector>,
-    /// Every detector's pattern in one automaton: one pass over a text
-    /// says which detectors can find anything in it.
-    any: regex::RegexSet,
     /// Whether any detector is a configured pattern.
     custom: bool,
 }
@@ -166,13 +173,9 @@ pub struct Findings {
 }
 
 impl Guard {
-    pub fn new(action: Action, detectors: Vec<Detector>) -> Result<Guard, String> {
-        let any = regex::RegexSetBuilder::new(detectors.iter().map(|d| d.regex.as_str()))
-            .size_limit(8 << 20)
-            .build()
-            .map_err(|e| format!("the detectors do not compile together: {e}"))?;
-        let custom = detectors.iter().any(|d| d.custom);
-        Ok(Guard { action, detectors, any, custom })
+    pub fn new(action: Action, detectors: Vec<Detector>) -> Guard {
+        let custom = detectors.iter().any(|d| matches!(d.matcher, Matcher::Custom(_)));
+        Guard { action, detectors, custom }
     }
 
     /// The findings in a JSON body's text: every string, decoded — member
@@ -195,7 +198,7 @@ impl Guard {
             // is the fast one (word at a time), not the lossy decoder's.
             let text = std::str::from_utf8(body).map_or_else(|_| String::from_utf8_lossy(body), Cow::Borrowed);
             // Nothing found as sent, nor in the integers its numbers stand for.
-            if !self.any.is_match(&text) && !self.any.is_match(&integral_forms(&text)) {
+            if !self.any_match(&text) && !self.any_match(&integral_forms(&text)) {
                 return found;
             }
         }
@@ -255,18 +258,17 @@ impl Guard {
     }
 
     fn scan_text(&self, text: &str, found: &mut BTreeMap<String, usize>) {
-        // Most text holds nothing: one pass that can stop at the first
-        // match is cheaper than the pass that names every detector.
-        if !self.any.is_match(text) {
-            return;
-        }
-        for i in self.any.matches(text).iter() {
-            let d = &self.detectors[i];
+        for d in &self.detectors {
             let n = d.count(text);
             if n > 0 {
                 *found.entry(d.name.clone()).or_default() += n;
             }
         }
+    }
+
+    /// Whether any detector's pattern matches anywhere in `text`.
+    fn any_match(&self, text: &str) -> bool {
+        self.detectors.iter().any(|d| d.matches_anything(text))
     }
 }
 
@@ -294,29 +296,6 @@ fn integral_forms(text: &str) -> String {
         }
     }
     out
-}
-
-/// Where the next ASCII digit is, from `from` on. Eight bytes at a time
-/// (prose has few digits): for each byte of a word, the top bit of
-/// `y + 0x50` says `b ≥ '0'` and that of `y + 0x46` says `b > '9'`, `y`
-/// being the byte without its top bit (so no sum carries into the next
-/// byte); a byte with its top bit set is no digit.
-fn next_digit(bytes: &[u8], from: usize) -> Option<usize> {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const TOP: u64 = 0x8080_8080_8080_8080;
-    let mut i = from;
-    while let Some(word) = bytes.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        let y = w & LOW7;
-        let digits = y.wrapping_add(0x5050_5050_5050_5050) & !y.wrapping_add(0x4646_4646_4646_4646) & !w & TOP;
-        if digits != 0 {
-            return Some(i + digits.trailing_zeros() as usize / 8);
-        }
-        i += 8;
-    }
-    bytes.get(i..)?.iter().position(u8::is_ascii_digit).map(|at| i + at)
 }
 
 /// `number` (a JSON number without its sign) as the integer's digits,
@@ -424,12 +403,16 @@ fn base64_text(text: &str) -> Option<String> {
 /// a string it could not decode is read as its raw text.)
 fn json_string(body: &[u8], start: usize) -> (String, usize) {
     let mut i = start;
-    while let Some(&b) = body.get(i) {
-        match b {
-            b'"' => break,
-            b'\\' => i += 2,
-            _ => i += 1,
+    while let Some(at) = body.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+        i += at;
+        if body[i] == b'"' {
+            break;
         }
+        i += 2;
+    }
+    if body.get(i) != Some(&b'"') {
+        // Unterminated: the string runs to the end, as byte by byte.
+        i = i.max(body.len());
     }
     let inner = body.get(start..i.min(body.len())).unwrap_or_default();
     let text = json::unescape(inner).map_or_else(|_| String::from_utf8_lossy(inner).into_owned(), |t| t.into_owned());

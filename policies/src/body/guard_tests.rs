@@ -305,7 +305,7 @@ fn custom_patterns() {
 
 #[test]
 fn json_text_and_member_names_are_scanned() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my key is AKIAIOSFODNN7EXAMPLE and \u0041KIAIOSFODNN7EXAMPLF"}],
                     "AKIAIOSFODNN7EXAMPLE":1,"metadata":{"note":"mail bob@example.com"}}"#;
     let found = guard.scan_json(body);
@@ -317,19 +317,19 @@ fn json_text_and_member_names_are_scanned() {
 
 #[test]
 fn escapes_cannot_hide_a_secret_from_the_one_pass_read() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let hook = br#"{"messages":[{"content":"post to https:\/\/hooks.slack.com\/services\/T0ABCDEFG\/B0ABCDEFG\/abcdefghijklmnopqrstuvwx"}]}"#;
     assert_eq!(guard.scan_json(hook).get("slack_token"), Some(&1));
     let spelled = br#"{"messages":[{"content":"\u0073k-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789"}]}"#;
     assert_eq!(guard.scan_json(spelled).get("anthropic_key"), Some(&1));
     assert!(guard.scan_json(br#"{"messages":[{"content":"line one\nline two, nothing here"}]}"#).is_empty());
-    let custom = Guard::new(Action::Block, vec![Detector::custom("quoted", r#"say "swordfish""#).unwrap()]).unwrap();
+    let custom = Guard::new(Action::Block, vec![Detector::custom("quoted", r#"say "swordfish""#).unwrap()]);
     assert_eq!(custom.scan_json(br#"{"content":"say \"swordfish\""}"#).get("quoted"), Some(&1));
 }
 
 #[test]
 fn scanning_is_linear() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let nasty = serde_json::json!({"messages": [{"content": "1 ".repeat(300_000) + &"a@".repeat(100_000) + &"eyJ".repeat(50_000)}]});
     let started = std::time::Instant::now();
     guard.scan_json(nasty.to_string().as_bytes());
@@ -341,7 +341,7 @@ fn scanning_is_linear() {
 /// is decoded before the detectors read, for every detector.
 #[test]
 fn a_secret_right_after_an_escape_is_found_in_what_the_provider_reads() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let key = format!("sk-proj-{}", "Ab3".repeat(16));
     for escape in ["\\n", "\\t", "\\r", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\u000a"] {
         let body = format!(r#"{{"messages":[{{"role":"user","content":"config:{escape}{key}"}}]}}"#);
@@ -365,7 +365,7 @@ fn a_secret_right_after_an_escape_is_found_in_what_the_provider_reads() {
 /// request: its `prompt` is scanned, its audio file is not.
 #[test]
 fn a_secret_in_a_forms_text_field_is_found() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let form = |prompt: &str| {
         format!(
             "--b\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n\
@@ -388,7 +388,7 @@ fn a_secret_in_a_forms_text_field_is_found() {
 /// reach the model.
 #[test]
 fn every_string_is_read_at_any_depth_and_names_too() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let deep = format!(r#"{{"content":"my key AKIAIOSFODNN7EXAMPLE","x":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
     assert_eq!(guard.scan_json(deep.as_bytes()).get("aws_access_key"), Some(&1));
     let name = r#"{"tools":[{"parameters":{"properties":{"AKIAIOSFODNN7EXAMPLE":{"type":"string"}}}}]}"#;
@@ -410,7 +410,7 @@ fn every_string_is_read_at_any_depth_and_names_too() {
 fn attachments_and_declared_binary_fields_are_read() {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let env = STANDARD.encode("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n");
     for body in [
         format!(r#"{{"contents":[{{"parts":[{{"inline_data":{{"mime_type":"text/plain","data":"{env}"}}}}]}}]}}"#),
@@ -433,7 +433,7 @@ fn attachments_and_declared_binary_fields_are_read() {
 fn a_number_outside_any_string_is_read_too() {
     // A card number sent as a JSON number reaches the provider (or a tool)
     // as much as one in a string does.
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     let as_number = br#"{"repo":"acme/api","number":4111111111111111}"#;
     let as_string = br#"{"repo":"acme/api","number":"4111111111111111"}"#;
     assert_eq!(guard.scan_json(as_number), guard.scan_json(as_string));
@@ -443,7 +443,7 @@ fn a_number_outside_any_string_is_read_too() {
 
 #[test]
 fn a_number_with_an_exponent_or_fraction_is_read_as_the_integer_it_stands_for() {
-    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect()).unwrap();
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
     for n in [
         "4111111111111111e0",
         "4.111111111111111e15",

@@ -603,13 +603,14 @@ fn name_bytes<'b>(bytes: &'b [u8], arena: &'b [u8], name: Name) -> &'b [u8] {
 
 /// The text of a string's inside (between its quotes), escapes resolved.
 pub fn unescape(inner: &[u8]) -> Result<Cow<'_, str>, JsonError> {
-    if !inner.contains(&b'\\') {
+    // `memchr`: the runs between escapes are found a vector at a time.
+    if memchr::memchr(b'\\', inner).is_none() {
         return std::str::from_utf8(inner).map(Cow::Borrowed).map_err(|_| JsonError::Encoding);
     }
     let mut out = String::with_capacity(inner.len());
     let mut i = 0;
     while i < inner.len() {
-        let run = inner[i..].iter().position(|b| *b == b'\\').map_or(inner.len(), |n| i + n);
+        let run = memchr::memchr(b'\\', &inner[i..]).map_or(inner.len(), |n| i + n);
         out.push_str(std::str::from_utf8(&inner[i..run]).map_err(|_| JsonError::Encoding)?);
         i = run;
         if i >= inner.len() {

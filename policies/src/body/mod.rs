@@ -6,6 +6,7 @@
 //! workload sent, with the token cap spliced in where one was needed
 //! ([`Edit`]).
 
+mod detectors;
 pub mod guard;
 pub mod json;
 pub mod multipart;

@@ -585,7 +585,7 @@ pub(super) fn prompt_guard(raw: Option<RawPromptGuard>) -> Result<Option<Guard>>
     if detectors.is_empty() {
         return Err(ConfigError::new("prompt_guard.detectors", "a guard needs at least one detector"));
     }
-    Guard::new(action, detectors).map(Some).map_err(|e| ConfigError::new("prompt_guard", e))
+    Ok(Some(Guard::new(action, detectors)))
 }
 
 /// Headers a provider sets on every request: not credentials (the
