@@ -16,9 +16,11 @@ resident memory. Two more setups price budgets (docs/budgets.md): the
 same modelgate with a token budget in Envoy's shared data (`scope:
 gateway`), and with one kept by the ledger service and a real redis-server
 (`scope: global`), warm 1 KiB, as ratios to modelgate without a budget.
-Machines are noisy: compare ratios from one run.
+The last pair prices MCP (docs/mcp.md): a 1 KiB `tools/call` to an MCP
+server, its `repo` argument held to a pattern, as a ratio to the warm
+1 KiB chat completion. Machines are noisy: compare ratios from one run.
 
-    python tests/bench.py [--duration 10] [--connections 16] [--json out.json]
+    python tests/bench.py [--duration 10] [--connections 16] [--only budgets|mcp] [--json out.json]
 """
 
 import argparse
@@ -43,11 +45,24 @@ BOT = "spiffe://example.org/ns/support/sa/bot"
 REPLY = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "model": "gpt-4o-mini",
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}})
+# What the stand-in MCP server answers every `tools/call`.
+TOOL_REPLY = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {
+    "content": [{"type": "text", "text": "1 issue: flaky login test"}], "isError": False}})
+JSON_ANSWER = {"header": {"key": "content-type", "value": "application/json"},
+               "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
 SIZES = {"1 KiB": 1024, "64 KiB": 64 * 1024, "1 MiB": 1024 * 1024 - 4096}
 EMPTY_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "empty_filter.wasm"
 LEDGER_KEY = "bench-ledger-key-" + "k" * 32
 # Room for every request of any run: the budget is counted, never exhausted.
 BUDGET = {"id": "bench", "workloads": [BOT], "window": "day", "tokens": 10**15}
+MCP_PROVIDER = {"name": "tools", "api": "mcp", "match": {"path_prefix": "/tools/"},
+                "credential": {"type": "api_key", "env": "MCP_TOKEN"}, "session_key": {"env": "MCP_SESSION_KEY"}}
+# docs/mcp.md's worked example, for the bot: search_issues only in acme's repositories.
+MCP_RULES = [{"id": "bench-tools", "effect": "allow", "workloads": [BOT], "providers": ["tools"],
+              "tools": ["search_issues", "get_issue"], "arguments": {"search_issues": {"repo": ["acme/*"]}}},
+             {"id": "never-delete", "effect": "deny", "workloads": ["spiffe://example.org/**"], "providers": ["tools"],
+              "tools": ["delete_*"]}]
+MODERN = "2026-07-28"
 
 
 def body_of(size: int) -> bytes:
@@ -55,6 +70,21 @@ def body_of(size: int) -> bytes:
     filler = "x" * max(0, size - 120)
     return json.dumps({"model": "gpt-4o-mini", "max_completion_tokens": 16,
                        "messages": [{"role": "user", "content": filler}]}).encode()
+
+
+def tool_call_of(size: int, repo: str = "acme/api") -> tuple[bytes, dict]:
+    """A stateless (2026-07-28) `tools/call` of `size` bytes, its `query`
+    padded, and the routing headers that go with it."""
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientInfo": {"name": "modelgate-bench", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}
+
+    def message(query):
+        return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "search_issues", "arguments": {"repo": repo, "query": query}, "_meta": meta}}).encode()
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": MODERN,
+               "mcp-method": "tools/call", "mcp-name": "search_issues", "mcp-param-repo": repo}
+    return message("x" * max(0, size - len(message("")))), headers
 
 
 def hcm(config):
@@ -68,7 +98,11 @@ def provider_listener(port: int) -> dict:
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 "stat_prefix": "provider", "codec_type": "AUTO",
                 "route_config": {"virtual_hosts": [{"name": "p", "domains": ["*"], "routes": [
-                    {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": REPLY}}}]}]},
+                    {"match": {"path": "/mcp"}, "direct_response": {"status": 200, "body": {"inline_string": TOOL_REPLY}},
+                     "response_headers_to_add": [JSON_ANSWER]},
+                    # JSON, as a provider answers: modelgate reads the usage from it.
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": REPLY}},
+                     "response_headers_to_add": [JSON_ANSWER]}]}]},
                 "http_filters": [
                     {"name": "envoy.filters.http.buffer", "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 16777216}},
@@ -104,6 +138,12 @@ def ledger_cluster(port: int) -> dict:
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
 
 
+def allow_env(config: dict, key: str) -> None:
+    """Lets the modelgate VM read `key` from Envoy's environment."""
+    wasm_config = next(f for f in hcm(config)["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    wasm_config["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"].append(key)
+
+
 def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, ledger_port: int = 0) -> dict:
     config = envoy_config(listen, admin, provider, work / f"audit-{setup}.log")
     if setup in ("budget", "global"):
@@ -113,9 +153,7 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, l
         if setup == "global":
             patch["ledger"] = {"cluster": "modelgate_ledger", "timeout_ms": 500, "key": {"env": "MODELGATE_LEDGER_KEY"}}
             config["static_resources"]["clusters"].append(ledger_cluster(ledger_port))
-            wasm_config = next(f for f in hcm(config)["http_filters"] if f["name"] == "envoy.filters.http.wasm")
-            wasm_config["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"].append(
-                "MODELGATE_LEDGER_KEY")
+            allow_env(config, "MODELGATE_LEDGER_KEY")
         value["value"] = json.dumps({**json.loads(value["value"]), **patch})
     if setup == "nodigest":
         # modelgate with audit.prompt: none (no SHA-256 of the body).
@@ -129,12 +167,20 @@ def config_for(setup: str, listen: int, admin: int, provider: int, work: Path, l
         openai["credential"] = {"type": "minted_jwt", "env": "MODELGATE_SIGNING_KEY", "issuer": "https://bench",
                                 "audience": "https://provider"}
         value["value"] = json.dumps(policy)
-        wasm_config = next(f for f in hcm(config)["http_filters"] if f["name"] == "envoy.filters.http.wasm")
-        wasm_config["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"].append(
-            "MODELGATE_SIGNING_KEY")
+        allow_env(config, "MODELGATE_SIGNING_KEY")
+    if setup == "mcp":
+        # modelgate with an MCP server behind /tools/ (the stand-in provider).
+        value = plugin_configuration(config)
+        policy = json.loads(value["value"])
+        value["value"] = json.dumps({**policy, "providers": policy["providers"] + [MCP_PROVIDER],
+                                     "rules": policy["rules"] + MCP_RULES})
+        allow_env(config, "MCP_TOKEN")
+        allow_env(config, "MCP_SESSION_KEY")
     h = hcm(config)
+    prefixes = ("/openai/", "/tools/") if setup == "mcp" else ("/openai/",)
     h["route_config"]["virtual_hosts"][0]["routes"] = [
-        {"match": {"prefix": "/openai/"}, "route": {"cluster": "llm_upstream", "prefix_rewrite": "/", "timeout": "60s"}}]
+        {"match": {"prefix": p}, "route": {"cluster": "llm_upstream", "prefix_rewrite": "/", "timeout": "60s"}}
+        for p in prefixes]
     config["static_resources"]["listeners"].append(provider_listener(provider))
     wasm = next(f for f in h["http_filters"] if f["name"] == "envoy.filters.http.wasm")
     policy = json.loads(plugin_configuration(config)["value"])
@@ -166,7 +212,7 @@ class Envoy:
         path.write_text(yaml.safe_dump(config_for(setup, self.listen, self.admin, provider, work, ledger_port)))
         self.log = work / f"envoy-{setup}-{concurrency}.log"
         env = {**os.environ, **provider_keys(), "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench",
-               "MODELGATE_LEDGER_KEY": LEDGER_KEY,
+               "MODELGATE_LEDGER_KEY": LEDGER_KEY, "MCP_TOKEN": "mcp-bench", "MCP_SESSION_KEY": secrets.token_hex(32),
                "MODELGATE_SIGNING_KEY": svid.new_ec_key("bench").export_to_pem(private_key=True, password=None).decode()}
         self.proc = subprocess.Popen([str(envoy_binary()), "-c", str(path), "-l", "warning", "--concurrency", str(concurrency),
                                       "--base-id", str(secrets.randbelow(1 << 20) + 3000)],
@@ -189,6 +235,7 @@ LUA = """
 local tokens = {}
 for line in io.lines("%(tokens)s") do tokens[#tokens + 1] = line end
 local body = io.open("%(body)s", "rb"):read("*a")
+local headers = {["content-type"] = "application/json"%(headers)s}
 local counter = 0
 local thread_id = 0
 local next_id = 0
@@ -201,15 +248,16 @@ function init(args)
 end
 function request()
   counter = counter + 1
-  local token = tokens[(counter %% #tokens) + 1]
-  return wrk.format("POST", nil, {["authorization"] = "Bearer " .. token, ["content-type"] = "application/json"}, body)
+  headers["authorization"] = "Bearer " .. tokens[(counter %% #tokens) + 1]
+  return wrk.format("POST", nil, headers, body)
 end
 """
 
 
-def wrk(url: str, tokens: Path, body: Path, args, work: Path) -> dict:
+def wrk(url: str, tokens: Path, body: Path, args, work: Path, headers: dict | None = None) -> dict:
     script = work / "bench.lua"
-    script.write_text(LUA % {"tokens": tokens, "body": body})
+    extra = "".join(f', ["{k}"] = {json.dumps(v)}' for k, v in (headers or {}).items())
+    script.write_text(LUA % {"tokens": tokens, "body": body, "headers": extra})
     out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
                           "-s", str(script), url], capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
@@ -257,7 +305,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=12000, help="tokens per cold pool (larger than the 4096-entry cache)")
     parser.add_argument("--rss-requests", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--only", choices=["budgets"], help="run one section alone (its setups side by side)")
+    parser.add_argument("--only", choices=["budgets", "mcp"], help="run one section alone (its setups side by side)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
 
@@ -298,7 +346,10 @@ def main() -> int:
     cell = lambda r: f"{r['rps']:,.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"  # noqa: E731
     if not args.only:
         report(results, cases, cell)
-    budgets(work, warm, bodies, args, results, cell)
+    if args.only in (None, "budgets"):
+        budgets(work, warm, bodies, args, results, cell)
+    if args.only in (None, "mcp"):
+        mcp(work, warm, bodies, args, results, cell)
     if args.only:
         return 0
     rss = rss_and_size(args, pools, bodies, work)
@@ -348,6 +399,36 @@ def budgets(work, warm, bodies, args, results, cell):
     for setup, label in (("budget", "a gateway-scope budget"), ("global", "a global budget (ledger + Redis)")):
         r = results[(setup, "budgets, warm 1 KiB")]
         print(f"Warm 1 KiB with {label}: {cell(r)} vs {cell(base)} without ({r['rps'] / base['rps']:.2f}).")
+
+
+def mcp(work, warm, bodies, args, results, cell):
+    """A 1 KiB `tools/call` to an MCP server, decided on its tool and its
+    `repo` argument; beside the warm 1 KiB chat completion of modelgate
+    without an MCP server."""
+    message, mcp_headers = tool_call_of(1024)
+    call = work / "tools-call.json"
+    call.write_bytes(message)
+    # setup -> path, body, headers, the member only the upstream's answer has
+    calls = {"modelgate": ("/openai/v1/chat/completions", bodies["1 KiB"], {}, "choices"),
+             "mcp": ("/tools/mcp", call, mcp_headers, "result")}
+    token = {"authorization": f"Bearer {warm.read_text().strip()}", "content-type": "application/json"}
+    for setup, (path, body, headers, member) in calls.items():
+        envoy = Envoy(setup, work, concurrency=1)
+        try:
+            url = f"http://127.0.0.1:{envoy.listen}{path}"
+            check = requests.post(url, data=body.read_bytes(), timeout=10, headers={**token, **headers})
+            assert check.status_code == 200 and member in check.json(), (setup, check.status_code, check.text[:200])
+            if setup == "mcp":
+                # The constraint is read: the same call outside acme/* is refused.
+                outside, outside_headers = tool_call_of(1024, "other/api")
+                r = requests.post(url, data=outside, timeout=10, headers={**token, **outside_headers})
+                assert (r.status_code, r.headers.get("x-modelgate-reason")) == (403, "argument_not_allowed"), r.text[:200]
+            results[(setup, "mcp, warm 1 KiB")] = wrk(url, warm, body, args, work, headers)
+        finally:
+            envoy.stop()
+    chat, tool = results[("modelgate", "mcp, warm 1 KiB")], results[("mcp", "mcp, warm 1 KiB")]
+    print(f"Warm 1 KiB MCP tools/call (an argument constraint): {cell(tool)} vs {cell(chat)} for the chat completion "
+          f"({tool['rps'] / chat['rps']:.2f}).")
 
 
 def rss_and_size(args, pools, bodies, work):
