@@ -393,9 +393,30 @@ fn base64_text(text: &str) -> Option<String> {
         return None;
     }
     let padded = |p: &str| format!("{p}{}", "=".repeat((4 - p.len() % 4) % 4));
-    let bytes = STANDARD.decode(padded(payload)).or_else(|_| URL_SAFE.decode(padded(payload))).ok()?;
-    String::from_utf8(bytes).ok().filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()))
+    let decode = |p: &str| STANDARD.decode(padded(p)).or_else(|_| URL_SAFE.decode(padded(p))).ok();
+    let textual = |t: &str| !t.chars().any(|c| c.is_control() && !c.is_whitespace());
+    // An image or audio payload is binary from its first bytes: its head,
+    // decoded the same way, settles it before the whole is decoded. (A
+    // head that decodes at all decodes as the whole would: a `+` or `/`
+    // rules out URL-safe, a `-` or `_` standard.)
+    if let Some(head) = payload.get(..BASE64_HEAD).filter(|_| payload.len() > BASE64_HEAD) {
+        let bytes = decode(head)?;
+        let valid = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            // A character cut at the head's end is no failure; any other is.
+            Err(e) if e.error_len().is_none() => std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()?,
+            Err(_) => return None,
+        };
+        if !textual(valid) {
+            return None;
+        }
+    }
+    String::from_utf8(decode(payload)?).ok().filter(|t| textual(t))
 }
+
+/// How much of a long base64 payload is decoded first (a whole number of
+/// four-character groups).
+const BASE64_HEAD: usize = 1024;
 
 /// The JSON string whose first byte (after its opening quote) is at
 /// `start`, decoded by the strict reader's own [`json::unescape`], and the

@@ -486,3 +486,45 @@ fn the_word_at_a_time_digit_search_finds_what_a_byte_search_finds() {
         }
     }
 }
+
+/// A long payload's head settles a binary one early; the answer is the one
+/// the whole decode gives, for text, binary, a character cut at the head's
+/// end, a control byte past the head, and either alphabet.
+#[test]
+fn a_base64_payloads_head_settles_it_as_the_whole_would() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine as _;
+    let whole = |text: &str| -> Option<String> {
+        let p = text.strip_prefix("data:").map_or(Some(text), |u| u.split_once(";base64,").map(|x| x.1))?;
+        let p = p.trim_end_matches('=');
+        let padded = format!("{p}{}", "=".repeat((4 - p.len() % 4) % 4));
+        let ok = p.len() >= MIN_BASE64
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
+        let bytes = STANDARD.decode(&padded).or_else(|_| URL_SAFE.decode(&padded)).ok().filter(|_| ok)?;
+        String::from_utf8(bytes).ok().filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()))
+    };
+    let mut rng = Rng(0xdead_beef_cafe_f00d);
+    let mut texts = 0;
+    for i in 0..400 {
+        let len = 700 + (rng.next() % 1200) as usize;
+        let mut plain: Vec<u8> = match i % 5 {
+            0 => (0..len).map(|_| rng.next() as u8).collect(),
+            1 => "é".repeat(len / 2).into_bytes(),
+            2 => "a€b".repeat(len / 5).into_bytes(),
+            _ => rng.pick(b"abc xyz\n.,", len).into_bytes(),
+        };
+        if i % 7 == 3 {
+            plain[len / 3 * 2] = 0x01;
+        }
+        for encoded in [
+            STANDARD.encode(&plain),
+            URL_SAFE.encode(&plain),
+            format!("data:text/plain;base64,{}", STANDARD.encode(&plain)),
+        ] {
+            let got = base64_text(&encoded);
+            assert_eq!(got, whole(&encoded), "case {i}");
+            texts += usize::from(got.is_some());
+        }
+    }
+    assert!(texts > 100, "{texts}");
+}
