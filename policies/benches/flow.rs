@@ -24,10 +24,14 @@ const REPLY: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","model"
 /// A chat completion of about `size` bytes shaped like agent traffic: a
 /// conversation whose text has line breaks (`\n` escapes, so the guard
 /// decodes every string), numbers and a few long words.
-fn body_of(size: usize) -> Vec<u8> {
+/// With `attachment`, the text is one long run of `x` instead (what
+/// `bench.py` sends): it reads like base64, so the guard decodes it as an
+/// attachment would be.
+fn body_of(size: usize, attachment: bool) -> Vec<u8> {
     let head = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":""#;
     let tail = r#""}]}"#;
-    let filler = "Summarize the ticket history for customer 4411 and draft a reply.\\n- step 2: check the refund (order 88-1203)\\n";
+    let conversation = "Summarize the ticket history for customer 4411 and draft a reply.\\n- step 2: check the refund (order 88-1203)\\n";
+    let filler = if attachment { "xxxxxxxxxxxxxxxx" } else { conversation };
     let mut text = String::new();
     while head.len() + text.len() + tail.len() < size {
         text.push_str(filler);
@@ -41,6 +45,7 @@ fn env_var(name: &str) -> String {
 }
 
 fn main() {
+    let attachment = std::env::args().any(|a| a == "attachment");
     let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<usize>().ok());
     let requests = args.next().unwrap_or(20_000);
     let size = args.next().unwrap_or(1024);
@@ -48,7 +53,7 @@ fn main() {
     let policy = Policy::from_json(env_var("MODELGATE_BENCH_POLICY").as_bytes(), &keys).unwrap();
     let token = env_var("MODELGATE_BENCH_TOKEN");
     let now_ms: u64 = env_var("MODELGATE_BENCH_NOW_MS").parse().unwrap();
-    let body = body_of(size);
+    let body = body_of(size, attachment);
     let headers: Vec<(String, String)> = vec![
         ("authorization".into(), format!("Bearer {token}")),
         ("content-type".into(), "application/json".into()),

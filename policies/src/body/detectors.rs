@@ -299,9 +299,16 @@ fn slack_webhook(t: &[u8], q: usize) -> Option<usize> {
 
 /// `\b{prefix}[A-Za-z0-9_-]{20,}`, greedy.
 fn key_after(t: &[u8], p: usize, prefix: &[u8]) -> Option<usize> {
+    // The boundary first: an `sk-` inside a word (`ask-ask-…`) must not
+    // read the run, or every one of them reads it again.
+    if !starts_word(t, p) {
+        return None;
+    }
+    // A run at a word start is read once: from 20 bytes on it is a match,
+    // and the search goes on past it.
     let body = p + prefix.len();
     let r = run(t, body, key_byte, usize::MAX);
-    (starts_word(t, p) && r >= 20).then_some(body + r)
+    (r >= 20).then_some(body + r)
 }
 
 fn jwt(t: &[u8], p: usize, memo: &mut Option<(usize, Option<usize>)>) -> Option<usize> {

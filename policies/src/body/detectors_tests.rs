@@ -255,3 +255,19 @@ fn candidates_inside_one_long_run_do_not_read_it_again() {
         }
     }
 }
+
+/// Found by the attack review: an `sk-` inside a word read the whole run
+/// after it before the boundary was checked, so `ask-ask-…` read it once
+/// per `sk-` (127 s for a 1 MiB body). The boundary comes first now.
+#[test]
+fn sk_inside_a_word_does_not_read_the_run_again() {
+    let nasty = ["ask-".repeat(250_000), "ask-ant-".repeat(125_000), "_sk-".repeat(250_000), "9sk-".repeat(250_000)];
+    for text in &nasty {
+        for p in [Pattern::OpenAiKey, Pattern::AnthropicKey] {
+            let started = std::time::Instant::now();
+            let got = matches(p, text.as_bytes()).count();
+            assert!(started.elapsed().as_secs() < 5, "{p:?}: {:?}", started.elapsed());
+            assert_eq!(got, oracle(p).find_iter(text).count(), "{p:?}");
+        }
+    }
+}

@@ -6,9 +6,9 @@
 //! detector is a pattern written as code ([`detectors`], linear in the
 //! text), with a check where a pattern alone would flag too much: a Luhn
 //! check for card numbers, the SSA's rules for SSNs, the key's kind for
-//! `sk-` keys. A configured one is a regular expression of `regex-lite`
-//! (linear in the text too). The audit record counts findings per
-//! detector, never the text.
+//! `sk-` keys. A configured one is a regular expression of the `regex`
+//! crate (a lazy DFA, linear in the text too). The audit record counts
+//! findings per detector, never the text.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ pub struct Detector {
 #[derive(Debug)]
 enum Matcher {
     BuiltIn(Pattern),
-    Custom(regex_lite::Regex),
+    Custom(regex::Regex),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,11 +69,12 @@ impl Detector {
         Some(Detector { name: name.to_string(), matcher: Matcher::BuiltIn(*pattern), check: *check })
     }
 
-    /// A configured pattern, compiled with a size limit. `regex-lite` runs
-    /// every pattern in time linear in the text; `\d`, `\w`, `\s` and `\b`
-    /// are ASCII classes.
+    /// A configured pattern, compiled with a size limit: the `regex` crate
+    /// runs every pattern in time linear in the text, through a lazy DFA
+    /// (a pattern's size barely changes its cost per byte). `\d`, `\w`,
+    /// `\s` and `\b` are ASCII classes.
     pub fn custom(name: &str, pattern: &str) -> Result<Detector, String> {
-        let regex = regex_lite::RegexBuilder::new(pattern)
+        let regex = regex::RegexBuilder::new(&format!("(?-u){pattern}"))
             .size_limit(1 << 20)
             .build()
             .map_err(|e| format!("not a regular expression: {e}"))?;
@@ -313,10 +314,12 @@ fn integral(number: &str) -> Option<String> {
     let digits = format!("{whole}{fraction}");
     let shift = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
     let digits = if shift >= 0 {
-        let zeros = usize::try_from(shift).ok().filter(|z| digits.len() + z <= MAX_EXPANDED_DIGITS)?;
+        // Compared without a sum: `len + zeros` wraps on wasm32 (a
+        // `0e4294967295` would ask for four billion zeros).
+        let zeros = usize::try_from(shift).ok().filter(|z| *z <= MAX_EXPANDED_DIGITS.saturating_sub(digits.len()))?;
         format!("{digits}{}", "0".repeat(zeros))
     } else {
-        let cut = usize::try_from(-shift).ok()?;
+        let cut = usize::try_from(shift.unsigned_abs()).ok()?;
         let (kept, dropped) = digits.split_at(digits.len().checked_sub(cut)?);
         if !dropped.bytes().all(|b| b == b'0') {
             return None;

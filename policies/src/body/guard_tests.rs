@@ -528,3 +528,83 @@ fn a_base64_payloads_head_settles_it_as_the_whole_would() {
     }
     assert!(texts > 100, "{texts}");
 }
+
+/// Found by the attack review: an exponent of `i64::MIN` negated with
+/// overflow (a panic wherever overflow is checked), and `0e4294967295`
+/// asked for four billion zeros on wasm32, where `len + zeros` wrapped
+/// (the VM aborted). Both are numbers the strict reader accepts.
+#[test]
+fn an_exponent_at_the_edges_of_its_type_expands_to_nothing() {
+    for n in [
+        "0e-9223372036854775808",
+        "0e4294967295",
+        "0.0e4294967296",
+        "1.0e4294967296",
+        "00e4294967295",
+        "1e18446744073709551615",
+    ] {
+        assert_eq!(integral(n), None, "{n}");
+    }
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
+    for body in [
+        &br#"{"n":0e-9223372036854775808}"#[..],
+        br#"{"messages":[{"role":"user","content":"see 0e4294967295"}]}"#,
+        br#"{"model":"m","n":0e4294967295}"#,
+    ] {
+        assert!(guard.scan_json(body).is_empty());
+    }
+}
+
+/// From the attack review: the fast path never skips a body
+/// whose decoded strings or numbers hold a finding — the same body with one
+/// harmless escape appended (forcing the slow path) gives the same findings.
+#[test]
+fn the_fast_path_agrees_with_the_slow_one() {
+    const PIECES: &[&str] = &[
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "123-45-6789",
+        "a@b.com",
+        "AKIAIOSFODNN7EXAMPLE",
+        "sk-aaaaaaaaaaaaaaaaaaaa",
+        "sk-ant-aaaaaaaaaaaaaaaaaaaa",
+        "xoxb-0123456789",
+        "eyJabcdefgh.eyJabcdefgh.abcdefgh",
+        "-----BEGIN PRIVATE KEY-----",
+        " ",
+        "x",
+        "é",
+        "1",
+        "-",
+        "_",
+        "@",
+        ".",
+        "e",
+        "4.111111111111111e15",
+    ];
+    const NUMBERS: &[&str] =
+        &["4111111111111111", "4.111111111111111e15", "41111111111111110e-1", "-4111111111111111", "1", "0e5"];
+    let guard = Guard::new(Action::Block, built_in_names().filter_map(Detector::built_in).collect());
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..50_000 {
+        let mut members = Vec::new();
+        for _ in 0..1 + rng.next() % 4 {
+            let s: String = (0..rng.next() % 4).map(|_| PIECES[(rng.next() % PIECES.len() as u64) as usize]).collect();
+            let n = NUMBERS[(rng.next() % NUMBERS.len() as u64) as usize];
+            members.push(if rng.next() % 2 == 0 { format!(r#""{s}":"{s}""#) } else { format!(r#""{s}":[{n},"{s}"]"#) });
+        }
+        let body = format!("{{{}}}", members.join(","));
+        let slow = format!(r#"{{{},"zz":"\n"}}"#, members.join(","));
+        assert_eq!(guard.scan_json(body.as_bytes()), guard.scan_json(slow.as_bytes()), "{body}");
+    }
+}
+
+/// From the attack review: a configured pattern is compiled to at most
+/// 1 MiB (a lazy DFA runs it, so its size barely changes the cost per
+/// byte); one past that is a configuration error, not a slow request.
+#[test]
+fn a_configured_pattern_too_large_to_compile_is_refused() {
+    assert!(Detector::custom("big", "[a-z]{20000}").is_err());
+    let d = Detector::custom("hex", "[A-Za-z0-9]{64}").unwrap();
+    assert_eq!(d.count(&"a".repeat(64 * 1024)), 1024);
+}
