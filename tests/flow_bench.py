@@ -50,13 +50,15 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--wasm-only", action="store_true")
+    parser.add_argument("--body", choices=["conversation", "attachment"], default="conversation",
+                        help="text with line breaks, or one long base64-like run (bench.py's body)")
     parser.add_argument("--cpu-prof", type=Path, help="write a V8 CPU profile of the wasm run here")
     args = parser.parse_args()
     policy = policy_text(yaml.safe_load(ENVOY_YAML.read_text()))
     now = int(time.time())
     env = {**os.environ, "MODELGATE_BENCH_POLICY": policy, "MODELGATE_BENCH_NOW_MS": str(now * 1000),
            "MODELGATE_BENCH_TOKEN": svid.mint("spiffe://example.org/ns/support/sa/bot", iat=now, ttl=7200)}
-    run = [str(args.requests), str(args.size)]
+    run = [str(args.requests), str(args.size), args.body]
     if not args.wasm_only:
         native = built(None)
         print("native:", subprocess.run([str(native), *run], env=env, check=True, capture_output=True, text=True).stdout.strip())

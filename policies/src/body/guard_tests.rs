@@ -591,7 +591,11 @@ fn the_fast_path_agrees_with_the_slow_one() {
         for _ in 0..1 + rng.next() % 4 {
             let s: String = (0..rng.next() % 4).map(|_| PIECES[(rng.next() % PIECES.len() as u64) as usize]).collect();
             let n = NUMBERS[(rng.next() % NUMBERS.len() as u64) as usize];
-            members.push(if rng.next() % 2 == 0 { format!(r#""{s}":"{s}""#) } else { format!(r#""{s}":[{n},"{s}"]"#) });
+            members.push(if rng.next().is_multiple_of(2) {
+                format!(r#""{s}":"{s}""#)
+            } else {
+                format!(r#""{s}":[{n},"{s}"]"#)
+            });
         }
         let body = format!("{{{}}}", members.join(","));
         let slow = format!(r#"{{{},"zz":"\n"}}"#, members.join(","));
