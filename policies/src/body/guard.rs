@@ -390,9 +390,8 @@ fn base64_text(text: &str) -> Option<String> {
         None => text,
     };
     let payload = payload.trim_end_matches('=');
-    if payload.len() < MIN_BASE64
-        || !payload.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
-    {
+    let alphabet = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
+    if payload.len() < MIN_BASE64 || !alphabet(payload.get(..BASE64_HEAD).unwrap_or(payload)) {
         return None;
     }
     let padded = |p: &str| format!("{p}{}", "=".repeat((4 - p.len() % 4) % 4));
@@ -413,6 +412,9 @@ fn base64_text(text: &str) -> Option<String> {
         if !textual(valid) {
             return None;
         }
+    }
+    if !alphabet(payload) {
+        return None;
     }
     String::from_utf8(decode(payload)?).ok().filter(|t| textual(t))
 }
