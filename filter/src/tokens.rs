@@ -155,6 +155,13 @@ impl Broker {
         }
         let timeout_ms = call.timeout_ms;
         let won = self.take_lease(key, now_ms, timeout_ms);
+        if won && self.take_published(vm, key, now_ms) {
+            // Another VM published its token and freed the lease between
+            // the first look and this lease (it publishes before it frees):
+            // that token serves, no second exchange.
+            self.release_lease(key);
+            return Join::Shared;
+        }
         flights.insert(
             key.to_string(),
             Flight { call: call.clone(), waiters: vec![waiter], fetching: None, since_ms: now_ms },
@@ -235,6 +242,11 @@ impl Broker {
                 self.release_lease(&key);
             }
             if !self.take_lease(&key, now_ms, call.timeout_ms) {
+                continue;
+            }
+            // Published between the look above and the lease: as in `join`.
+            if self.take_published(vm, &key, now_ms) {
+                self.done(vm, &key, None);
                 continue;
             }
             match host::dispatch(&call) {
