@@ -269,3 +269,39 @@ def test_the_azure_image_tool_named_by_its_header_alone_is_decided_and_goes_on(g
     assert r.status_code == 200, r.text
     [seen] = gateway.requests_seen()
     assert ("x-ms-oai-image-generation-deployment", "prod-gpt") in [tuple(h) for h in seen["headers"]]
+
+
+# --- issue 22's review: the detectors as code, and the numbers the guard expands ----------------
+
+
+def test_an_exponent_of_four_billion_neither_aborts_the_vm_nor_hides_a_secret(gateway):
+    """`0e4294967295` asked the guard for four billion zeros on wasm32
+    (`len + zeros` wrapped past the bound) and the VM aborted: written in a
+    message (the one-pass read expands the numbers of the whole body) or as
+    a JSON number beside a secret (the numbers between the strings). Now
+    the clean call is served, the secret is found, nothing else reaches
+    the provider, and the same VM serves the next call."""
+    gateway.reset()
+    clean = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "see 0e4294967295"}]}
+    r = requests.post(f"{gateway.url}{CHAT}", data=json.dumps(clean), headers=bearer(), timeout=10)
+    assert r.status_code == 200, r.text[:200]
+    assert len(gateway.requests_seen()) == 1
+    gateway.reset()
+    leaking = ('{"model":"gpt-4o-mini","temperature":0e4294967295,'
+               f'"messages":[{{"role":"user","content":"{AKIA}"}}]}}')
+    r = requests.post(f"{gateway.url}{CHAT}", data=leaking, headers=bearer(), timeout=10)
+    refused(gateway, r, 403, "prompt_blocked", "aws_access_key")
+    ok = requests.post(f"{gateway.url}{CHAT}", json={"model": "gpt-4o-mini", "messages": HI}, headers=bearer(), timeout=10)
+    assert ok.status_code == 200, ok.text[:200]
+
+
+def test_a_megabyte_of_sk_inside_words_cannot_stall_the_guard(gateway):
+    """An `sk-` inside a word read the whole key run after it before its
+    word boundary was checked: `ask-ask-…` read it once per `sk-` (127 s
+    for a megabyte, natively). The guard answers in time and still finds
+    the key at the end."""
+    gateway.reset()
+    text = "ask-" * 250_000 + " " + AKIA
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+    r = requests.post(f"{gateway.url}{CHAT}", data=json.dumps(body), headers=bearer(), timeout=10)
+    refused(gateway, r, 403, "prompt_blocked", "aws_access_key")
