@@ -63,8 +63,8 @@ impl Iterator for Matches<'_> {
         let at = self.at;
         let found = match self.pattern {
             Pattern::PrivateKey => literal_candidates(t, at, b"-----BEGIN ", |p| private_key(t, p)),
-            Pattern::AwsAccessKey => byte_candidates(t, at, b'A', |p| aws_access_key(t, p)),
-            Pattern::GithubToken => byte_candidates(t, at, b'g', |p| github_token(t, p)),
+            Pattern::AwsAccessKey => literal_candidates(t, at, b"A", |p| aws_access_key(t, p)),
+            Pattern::GithubToken => literal_candidates(t, at, b"g", |p| github_token(t, p)),
             Pattern::SlackToken => self.slack(at),
             Pattern::OpenAiKey => literal_candidates(t, at, b"sk-", |p| key_after(t, p, b"sk-")),
             Pattern::AnthropicKey => literal_candidates(t, at, b"sk-ant-", |p| key_after(t, p, b"sk-ant-")),
@@ -92,21 +92,23 @@ impl Matches<'_> {
         loop {
             let x = self.xox.at(t, x_at, b"xox");
             let h = self.hook.at(t, h_at, HOOK);
-            match (x, h) {
+            // The nearer of the two; `None` when neither is left.
+            let (p, hook) = match (x, h) {
+                (Some(x), Some(h)) if h < x => (h, true),
+                (Some(x), _) => (x, false),
+                (None, Some(h)) => (h, true),
                 (None, None) => return None,
-                (Some(x), h) if h.is_none_or(|h| x < h) => {
-                    if let Some(end) = slack_token(t, x) {
-                        return Some((x, end));
-                    }
-                    x_at = x + 1;
+            };
+            if hook {
+                if let Some(end) = slack_webhook(t, p + HOOK.len()) {
+                    return Some((p, end));
                 }
-                (_, Some(h)) => {
-                    if let Some(end) = slack_webhook(t, h + HOOK.len()) {
-                        return Some((h, end));
-                    }
-                    h_at = h + 1;
+                h_at = p + 1;
+            } else {
+                if let Some(end) = slack_token(t, p) {
+                    return Some((p, end));
                 }
-                (Some(_), None) => unreachable!("taken by the arm above"),
+                x_at = p + 1;
             }
         }
     }
@@ -136,8 +138,14 @@ impl Next {
     }
 }
 
+/// Where `literal` is next found, from `at` on (one byte: `memchr`).
 fn find(t: &[u8], at: usize, literal: &[u8]) -> Option<usize> {
-    memmem::find(t.get(at..)?, literal).map(|i| at + i)
+    let rest = t.get(at..)?;
+    match literal {
+        [byte] => memchr(*byte, rest),
+        _ => memmem::find(rest, literal),
+    }
+    .map(|i| at + i)
 }
 
 /// The first candidate (an occurrence of `literal`) at or after `at` whose
@@ -149,21 +157,6 @@ fn literal_candidates(
     mut end_of: impl FnMut(usize) -> Option<usize>,
 ) -> Option<(usize, usize)> {
     while let Some(p) = find(t, at, literal) {
-        if let Some(end) = end_of(p) {
-            return Some((p, end));
-        }
-        at = p + 1;
-    }
-    None
-}
-
-fn byte_candidates(
-    t: &[u8],
-    mut at: usize,
-    byte: u8,
-    end_of: impl Fn(usize) -> Option<usize>,
-) -> Option<(usize, usize)> {
-    while let Some(p) = t.get(at..).and_then(|rest| memchr(byte, rest)).map(|i| at + i) {
         if let Some(end) = end_of(p) {
             return Some((p, end));
         }
